@@ -1,0 +1,222 @@
+"""Train bendlab's shipped teaching model from scratch: `make model` (about 45 minutes on a 2-core CPU).
+
+Stages, all seeded: draw the procedural scenes (training/scenes.py), train the AutoencoderKL (64x64x3 ->
+4x16x16), measure its latent scale, train the UNet2DConditionModel jointly with a small CLIPTextModel on the
+cached latents (epsilon prediction, 10% empty captions for classifier-free guidance, EMA), then save a
+StableDiffusionPipeline folder in float16 safetensors and render the model card's sample grid.
+
+    python training/train.py --out bendlab/models/bendlab-tiny-sd          # the full run
+    python training/train.py --smoke --out /tmp/smoke                       # a few steps, for the tests
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers.models.attention_processor import AttnProcessor
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+sys.path.insert(0, str(Path(__file__).parent))
+import scenes  # noqa: E402
+import tokenizer as clip_bpe  # noqa: E402
+
+# DDIM exactly as SD v1.4 ships it
+SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                 prediction_type="epsilon", steps_offset=1, set_alpha_to_one=False, clip_sample=False)
+
+# the paper's prompts: every one of them must render recognisably
+PAPER_PROMPTS = ["a floating orb", "a gorgeous landscape", "3D mesh geometry", "mice", "a photo of a crane",
+                 "bass", "cricket", "a match"]
+
+
+def make_vae() -> AutoencoderKL:
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, sample_size=64,
+                         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+                         block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8)
+
+
+def make_unet(cross_dim: int) -> UNet2DConditionModel:
+    return UNet2DConditionModel(
+        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(64, 128, 128),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=cross_dim, attention_head_dim=8, norm_num_groups=32)
+
+
+def make_text_encoder(hidden: int) -> CLIPTextModel:
+    cfg = CLIPTextConfig(vocab_size=49408, hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=3,
+                         num_attention_heads=4, max_position_embeddings=77, bos_token_id=49406,
+                         eos_token_id=49407, pad_token_id=49407)
+    return CLIPTextModel(cfg)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def train_vae(imgs: torch.Tensor, steps: int, batch: int, rng: torch.Generator) -> tuple[AutoencoderKL, float]:
+    """Reconstruction (MSE + L1) with a small KL term; returns the VAE and its final reconstruction MSE."""
+    vae = make_vae()
+    opt = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.05)
+    log(f"VAE: {sum(p.numel() for p in vae.parameters()) / 1e6:.2f}M parameters, {steps} steps of {batch}")
+    ema_mse = None
+    t0 = time.time()
+    for step in range(steps):
+        x = imgs[torch.randint(len(imgs), (batch,), generator=rng)]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            post = vae.encode(x).latent_dist
+            z = post.mean + post.std * torch.randn(post.mean.shape, generator=rng)
+            rec = vae.decode(z).sample
+        rec = rec.float()
+        mse = F.mse_loss(rec, x)
+        kl = post.kl().mean() / (4 * 16 * 16)
+        loss = mse + 0.5 * F.l1_loss(rec, x) + 1e-3 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        ema_mse = mse.item() if ema_mse is None else 0.98 * ema_mse + 0.02 * mse.item()
+        if step % 100 == 0 or step == steps - 1:
+            el = time.time() - t0
+            log(f"VAE step {step:5d}/{steps}  mse {ema_mse:.4f}  kl {kl.item():.3f}  "
+                f"{el / (step + 1):.2f} s/step  eta {el / (step + 1) * (steps - step - 1) / 60:.1f} min")
+    return vae.eval(), ema_mse
+
+
+@torch.no_grad()
+def encode_all(vae: AutoencoderKL, imgs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    means, stds = [], []
+    for i in range(0, len(imgs), 256):
+        d = vae.encode(imgs[i:i + 256]).latent_dist
+        means.append(d.mean)
+        stds.append(d.std)
+    return torch.cat(means), torch.cat(stds)
+
+
+def train_unet(mean, std, captions, tok, steps, batch, rng, scale, hidden):
+    """Joint UNet + text-encoder training on cached VAE posteriors; returns EMA copies and the final loss."""
+    unet, text = make_unet(hidden), make_text_encoder(hidden)
+    unet.set_attn_processor(AttnProcessor())  # on CPU, 1.4x faster to train than SDPA's flash backward
+    params = list(unet.parameters()) + list(text.parameters())
+    log(f"UNet: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M, text encoder: "
+        f"{sum(p.numel() for p in text.parameters()) / 1e6:.2f}M parameters; {steps} steps of {batch}")
+    opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-4, total_steps=steps, pct_start=0.03)
+    noise_sched = DDIMScheduler(**SCHEDULER)
+    ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text).eval()
+    for m in (ema_unet, ema_text):
+        m.requires_grad_(False)
+    # tokenise every candidate caption once
+    flat = sorted({c for caps in captions for c in caps} | {""})
+    ids = tok(flat, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+    index = {c: i for i, c in enumerate(flat)}
+    cap_idx = [[index[c] for c in caps] for caps in captions]
+    gen = np.random.default_rng(int(torch.randint(2**31, (1,), generator=rng)))
+    ema_loss, t0 = None, time.time()
+    for step in range(steps):
+        b = torch.randint(len(mean), (batch,), generator=rng)
+        z = (mean[b] + std[b] * torch.randn(mean[b].shape, generator=rng)) * scale
+        rows = [index[""] if gen.random() < 0.1 else cap_idx[i][gen.integers(len(cap_idx[i]))] for i in b.tolist()]
+        noise = torch.randn(z.shape, generator=rng)
+        t = torch.randint(0, 1000, (batch,), generator=rng)
+        zt = noise_sched.add_noise(z, noise, t)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            enc = text(ids[rows])[0]
+            pred = unet(zt, t, encoder_hidden_states=enc).sample
+        loss = F.mse_loss(pred.float(), noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        decay = min(0.999, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, m in ((ema_unet, unet), (ema_text, text)):
+                for pe, pm in zip(e.parameters(), m.parameters()):
+                    pe.lerp_(pm, 1 - decay)
+        ema_loss = loss.item() if ema_loss is None else 0.99 * ema_loss + 0.01 * loss.item()
+        if step % 100 == 0 or step == steps - 1:
+            el = time.time() - t0
+            log(f"UNet step {step:5d}/{steps}  loss {ema_loss:.4f}  {el / (step + 1):.2f} s/step  "
+                f"eta {el / (step + 1) * (steps - step - 1) / 60:.1f} min")
+    return ema_unet, ema_text, ema_loss
+
+
+def sample_grid(pipe: StableDiffusionPipeline, path: Path, steps: int = 50) -> None:
+    """The model card's grid: each paper prompt at seeds 46, 47, 48, 49 (rows), 50 DDIM steps, guidance 7.5."""
+    from PIL import Image, ImageDraw
+    cols = []
+    for p in PAPER_PROMPTS:
+        ims = [pipe(p, num_inference_steps=steps, guidance_scale=7.5,
+                    generator=torch.Generator().manual_seed(s)).images[0] for s in (46, 47, 48, 49)]
+        cols.append(ims)
+    W = 128
+    grid = Image.new("RGB", (W * len(cols), 16 + W * 4), "white")
+    d = ImageDraw.Draw(grid)
+    for j, (p, ims) in enumerate(zip(PAPER_PROMPTS, cols)):
+        d.text((j * W + 3, 2), p[:21], fill="black")
+        for i, im in enumerate(ims):
+            grid.paste(im.resize((W, W), Image.NEAREST), (j * W, 16 + i * W))
+    grid.save(path)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True, help="model folder to write")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scenes", type=int, default=12000, help="number of procedural scenes drawn")
+    ap.add_argument("--vae-steps", type=int, default=1400)
+    ap.add_argument("--unet-steps", type=int, default=2500)
+    ap.add_argument("--batch", type=int, default=24)
+    ap.add_argument("--hidden", type=int, default=96, help="text encoder width = UNet cross-attention width")
+    ap.add_argument("--smoke", action="store_true", help="a few steps on a few scenes (tests)")
+    ap.add_argument("--bpe", type=Path, help="bpe_simple_vocab_16e6.txt.gz already on disk (else pip download)")
+    a = ap.parse_args(argv)
+    if a.smoke:
+        a.scenes, a.vae_steps, a.unet_steps, a.batch = 64, 3, 3, 4
+    torch.manual_seed(a.seed)
+    rng = torch.Generator().manual_seed(a.seed)
+    t_start = time.time()
+
+    log(f"drawing {a.scenes} scenes")
+    arr, captions, kinds = scenes.make_dataset(a.scenes, seed=a.seed)
+    imgs = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1
+    tok_dir = a.out / "tokenizer"
+    tok = clip_bpe.build(tok_dir, a.bpe.read_bytes() if a.bpe else None)
+
+    vae, vae_mse = train_vae(imgs, a.vae_steps, 16 if not a.smoke else a.batch, rng)
+    mean, std = encode_all(vae, imgs)
+    scale = float(1.0 / mean.std())
+    vae.register_to_config(scaling_factor=scale)
+    log(f"latent std {mean.std():.3f} -> scaling_factor {scale:.4f}")
+
+    unet, text, loss = train_unet(mean, std, captions, tok, a.unet_steps, a.batch, rng, scale, a.hidden)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=CLIPTokenizer.from_pretrained(tok_dir),
+                                   unet=unet, scheduler=DDIMScheduler(**SCHEDULER), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    minutes = (time.time() - t_start) / 60
+    pipe.to(torch.float16).save_pretrained(a.out, safe_serialization=True)
+    stats = {"train_minutes": round(minutes, 1), "vae_recon_mse": round(vae_mse, 4), "unet_final_loss": round(loss, 4),
+             "scaling_factor": round(scale, 4), "scenes": a.scenes, "vae_steps": a.vae_steps,
+             "unet_steps": a.unet_steps, "batch": a.batch, "seed": a.seed, "torch_threads": torch.get_num_threads()}
+    (a.out / "training_stats.json").write_text(json.dumps(stats, indent=1) + "\n")
+    log(f"saved {a.out}: {stats}")
+    if not a.smoke:
+        pipe = StableDiffusionPipeline.from_pretrained(a.out, torch_dtype=torch.float32)
+        pipe.set_progress_bar_config(disable=True)
+        sample_grid(pipe, a.out / "samples.png")
+        log(f"wrote {a.out / 'samples.png'}")
+
+
+if __name__ == "__main__":
+    main()
