@@ -212,7 +212,7 @@ def main(argv=None) -> None:
     (a.out / "training_stats.json").write_text(json.dumps(stats, indent=1) + "\n")
     log(f"saved {a.out}: {stats}")
     if not a.smoke:
-        pipe = StableDiffusionPipeline.from_pretrained(a.out, torch_dtype=torch.float32)
+        pipe = StableDiffusionPipeline.from_pretrained(a.out, dtype=torch.float32)
         pipe.set_progress_bar_config(disable=True)
         sample_grid(pipe, a.out / "samples.png")
         log(f"wrote {a.out / 'samples.png'}")

@@ -1,0 +1,138 @@
+"""A bend: operator + parameter + layer(s) + where (+ optional mean-normalisation, or a UNet module).
+
+Layers follow the paper's figures: layer L in 0..N (N = denoising steps, default 50) acts on the latent x_t
+just before the UNet evaluation of step L. Layer 0 is the initial noise (in image-to-image, the noised init
+latent), layer N is the final latent just before the VAE decodes it; layer 49 is "before the last step". In
+image-to-image N counts the steps actually run (about strength x steps).
+
+A module bend (``module="mid_block"``) instead applies the operator to the output of that UNet block during
+the UNet evaluations of the given steps (0..N-1): the original network bending of Broad et al.
+
+Notebook: notebooks/01_operators.ipynb
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+import torch
+
+from . import operators
+from .where import Where
+
+
+@dataclass
+class Bend:
+    """One application of an operator.
+
+    op:     operator name, see `bendlab.operators.OPERATORS`
+    param:  the operator's r (radians for rotations, channel 0..3 for reflect, kernel size for erode/dilate);
+            a number, or a sequence / (B,) tensor with one value per batch item
+    layer:  an int in 0..N, or (first, last) for every layer of that inclusive range
+    where:  "all", "row:i", "column:i", "channel:c", "fraction:p[:seed=s]", "region:x0,y0,x1,y1"
+    norm:   optional mean-normalisation after the operator: "channel", "row" or "column"
+    module: optional UNet block (e.g. "mid_block", "up_blocks.1") whose output is bent instead of the latent
+    """
+
+    op: str
+    param: object = 0.0
+    layer: int | tuple[int, int] = 0
+    where: Where | str = "all"
+    norm: str | None = None
+    module: str | None = None
+    _mask_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        operators.get(self.op)
+        if not isinstance(self.param, torch.Tensor) and isinstance(self.param, (list, tuple)):
+            self.param = torch.tensor(self.param, dtype=torch.float64)
+        try:
+            operators.check_param(self.op, self.param)
+        except (TypeError, RuntimeError):
+            raise ValueError(f"{self.op}: parameter {self.param!r} is not a number; accepted: a number or "
+                             "one number per batch item") from None
+        self.where = Where.parse(self.where)
+        if self.norm is not None and self.norm not in operators.NORM_DIMS:
+            raise ValueError(f"unknown normalisation {self.norm!r}; accepted: {', '.join(operators.NORM_DIMS)}")
+        lay = self.layer
+        if isinstance(lay, (list, tuple, range)):
+            lay = (min(lay), max(lay)) if len(lay) else None
+        ok = isinstance(lay, int) and not isinstance(lay, bool) or (
+            isinstance(lay, tuple) and len(lay) == 2 and all(isinstance(v, int) for v in lay))
+        if not ok or min(self.layers) < 0:
+            raise ValueError(f"layer {self.layer!r} is not an integer >= 0 or a (first, last) pair")
+        self.layer = lay
+        if self.module is not None and self.op in operators.CHANNEL_OPERATORS:
+            raise ValueError(f"{self.op} mixes the 4 latent channels and cannot bend a UNet module's output; "
+                             f"accepted for modules: {', '.join(sorted(set(operators.OPERATORS) - operators.CHANNEL_OPERATORS))}")
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        if isinstance(self.layer, tuple):
+            return tuple(range(self.layer[0], self.layer[1] + 1))
+        return (self.layer,)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Bend":
+        """Build from a recipe entry: keys op, param, layer, where, norm, module."""
+        names = {f.name for f in fields(cls) if f.init}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown recipe key(s) {sorted(unknown)}; accepted: {', '.join(sorted(names))}")
+        if "op" not in d:
+            raise ValueError(f"recipe entry {d!r} has no 'op'; accepted operators: {', '.join(operators.OPERATORS)}")
+        d = dict(d)
+        if isinstance(d.get("layer"), list):
+            d["layer"] = tuple(d["layer"])
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        p = self.param.tolist() if isinstance(self.param, torch.Tensor) else self.param
+        d = {"op": self.op, "param": p, "layer": list(self.layer) if isinstance(self.layer, tuple) else self.layer,
+             "where": str(self.where)}
+        if self.norm:
+            d["norm"] = self.norm
+        if self.module:
+            d["module"] = self.module
+        return d
+
+    def check(self, n_layers: int, latent_shape: tuple[int, ...]) -> None:
+        """Raise a one-line error if this bend does not fit a render of n_layers steps and that latent shape."""
+        top = n_layers - 1 if self.module else n_layers
+        if max(self.layers) > top:
+            what = "module bends act on the UNet evaluations of steps" if self.module else "layers run"
+            raise ValueError(f"layer {self.layer} is outside 0..{top} ({what} 0..{top} for {n_layers} steps)")
+        p = self.param
+        if isinstance(p, torch.Tensor) and p.ndim == 1 and p.shape[0] != latent_shape[0]:
+            raise ValueError(f"{self.op}: {p.shape[0]} parameter values for a batch of {latent_shape[0]}; "
+                             "accepted: a number or one value per batch item")
+        if not self.module:
+            self.where.check(latent_shape)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """x where not selected, op(x) (then mean-normalised if asked) where selected."""
+        p = self.param
+        if isinstance(p, torch.Tensor) and p.ndim == 1 and p.shape[0] != x.shape[0] and x.shape[0] % p.shape[0] == 0:
+            p = p.repeat(x.shape[0] // p.shape[0])  # classifier-free guidance doubles a module's batch
+        y = operators.OPERATORS[self.op](x, p)
+        if self.norm:
+            y = operators.mean_normalise(y, self.norm)
+        key = (tuple(x.shape[1:]), x.device)
+        if key not in self._mask_cache:
+            self._mask_cache[key] = self.where.mask(x.shape, x.device)
+        m = self._mask_cache[key]
+        return y if m is None else torch.where(m, y, x)
+
+
+def as_bends(bends) -> list[Bend]:
+    """Accept a Bend, a dict, or a sequence of them."""
+    if bends is None:
+        return []
+    if isinstance(bends, (Bend, dict)):
+        bends = [bends]
+    return [b if isinstance(b, Bend) else Bend.from_dict(b) for b in bends]
+
+
+def is_finite_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

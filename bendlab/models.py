@@ -1,0 +1,105 @@
+"""Load a Stable Diffusion v1.x pipeline: the shipped offline model by default, or any SD v1.x hub id or local
+diffusers folder, through the same code path. Weights are read as safetensors only; the scheduler is always
+DDIM configured from the model's own scheduler config (the paper's sampler).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+
+SHIPPED = Path(__file__).parent / "models" / "bendlab-tiny-sd"
+DEFAULT_MODEL = "bendlab-tiny-sd"
+_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve(model: str | os.PathLike | None) -> str:
+    """The folder or hub id to load; checks a local folder is an SD v1.x pipeline (one-line errors)."""
+    if model is None or str(model) == DEFAULT_MODEL:
+        model = SHIPPED
+    s = str(model)
+    p = Path(s).expanduser()
+    if not p.exists() and re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", s):
+        return s  # a hub id such as CompVis/stable-diffusion-v1-4: the user's choice, loaded by diffusers
+    if not p.exists():
+        raise FileNotFoundError(f"model {s!r} does not exist; accepted: a diffusers SD v1.x folder, a hub id "
+                                f"like 'CompVis/stable-diffusion-v1-4', or {DEFAULT_MODEL!r} (the shipped model)")
+    index = p / "model_index.json"
+    missing = [c for c in _COMPONENTS if not (p / c).is_dir()]
+    if not index.is_file() or missing:
+        raise ValueError(f"model folder {s!r} is not an SD v1.x diffusers pipeline (missing "
+                         f"{'model_index.json' if not index.is_file() else ', '.join(missing)}); accepted: a "
+                         "folder written by StableDiffusionPipeline.save_pretrained")
+    cls = json.loads(index.read_text()).get("_class_name", "")
+    if cls not in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"):
+        raise ValueError(f"model folder {s!r} holds a {cls or 'unknown'} pipeline; accepted: StableDiffusionPipeline")
+    return str(p)
+
+
+@functools.lru_cache(maxsize=2)
+def _load(path: str, device: str, dtype: torch.dtype):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from diffusers.utils import logging as dlog
+    level = dlog.get_verbosity()
+    dlog.set_verbosity_error()  # no progress bars or safety-checker notice while loading
+    dlog.disable_progress_bar()
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(path, dtype=dtype, use_safetensors=True,
+                                                       safety_checker=None, requires_safety_checker=False)
+    except OSError as e:  # hub id not in the local cache and no network, or a folder without safetensors
+        raise OSError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
+    finally:
+        dlog.set_verbosity(level)
+        dlog.enable_progress_bar()
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None,
+                  dtype: torch.dtype | None = None):
+    """A StableDiffusionPipeline with a DDIM scheduler, cached per (model, device, dtype).
+
+    model:  None or "bendlab-tiny-sd" (the shipped offline model), a local diffusers folder, or an SD v1.x
+            hub id (e.g. "CompVis/stable-diffusion-v1-4", downloaded by diffusers only if you ask for it)
+    device: "cuda" when available, else "cpu"
+    dtype:  float16 on CUDA, float32 on CPU
+    """
+    path = resolve(model)
+    device = device or default_device()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for but no CUDA GPU is available; accepted: 'cpu'")
+    dtype = dtype or (torch.float16 if device.startswith("cuda") else torch.float32)
+    return _load(path, device, dtype)
+
+
+def img2img_pipeline(pipe):
+    """The image-to-image pipeline sharing `pipe`'s components (no extra memory)."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+    cached = getattr(pipe, "_bendlab_img2img", None)
+    if cached is None:
+        from diffusers.utils import logging as dlog
+        level = dlog.get_verbosity()
+        dlog.set_verbosity_error()  # the safety-checker notice: bendlab renders with no safety checker
+        try:
+            cached = StableDiffusionImg2ImgPipeline(**pipe.components)
+        finally:
+            dlog.set_verbosity(level)
+        cached.set_progress_bar_config(disable=True)
+        pipe._bendlab_img2img = cached
+    return cached
+
+
+def model_name(pipe) -> str:
+    """A short name for captions and manifests."""
+    p = Path(str(pipe.config._name_or_path))
+    return DEFAULT_MODEL if p == SHIPPED else str(pipe.config._name_or_path)

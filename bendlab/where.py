@@ -1,0 +1,128 @@
+"""Where an operator applies: all of the latent, one row, column or channel, a seeded random fraction of its
+elements, or a rectangular region in relative image coordinates.
+
+A `Where` is written as a short string, the same in Python, the CLI and recipes:
+
+    "all"                      every element
+    "row:8"  "column:3"        one row / column index of the latent (16 x 16 for the shipped model, 64 x 64 SD)
+    "channel:2"                one latent channel, 0..3
+    "fraction:0.05"            a random 5% of the elements (the paper's "5% of the features"), drawn from its
+    "fraction:0.05:seed=7"     own generator (default seed 0), independent of the diffusion noise and identical
+                               for every frame of a video
+    "region:0.25,0.25,0.75,0.75"  x0,y0,x1,y1 in [0, 1], origin top-left (the latent maps to the image layout)
+
+`mask(shape)` gives a boolean tensor broadcastable to the latent; the bend's result is
+``torch.where(mask, op(x), x)``.
+
+Notebook: notebooks/01_operators.ipynb
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+KINDS = ("all", "row", "column", "channel", "fraction", "region")
+
+
+@dataclass(frozen=True)
+class Where:
+    kind: str = "all"
+    index: int | None = None  # row, column or channel
+    fraction: float | None = None
+    seed: int = 0
+    box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 in [0, 1]
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown where {self.kind!r}; accepted: {', '.join(KINDS)}")
+        if self.kind in ("row", "column", "channel"):
+            if not isinstance(self.index, int) or isinstance(self.index, bool) or self.index < 0:
+                raise ValueError(f"{self.kind} index {self.index!r} is not an integer >= 0")
+            if self.kind == "channel" and self.index > 3:
+                raise ValueError(f"channel {self.index} is out of range; accepted: 0..3")
+        if self.kind == "fraction":
+            f = self.fraction
+            if f is None or not math.isfinite(f) or not 0 < f <= 1:
+                raise ValueError(f"fraction {f!r} is outside (0, 1]; accepted: 0 < p <= 1, e.g. 0.05 for 5%")
+        if self.kind == "region":
+            b = self.box
+            if b is None or len(b) != 4 or not all(math.isfinite(v) for v in b):
+                raise ValueError(f"region {b!r} is not four numbers x0,y0,x1,y1")
+            x0, y0, x1, y1 = b
+            if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+                raise ValueError(f"region {b!r} is empty or outside the unit square; "
+                                 "accepted: 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+
+    @classmethod
+    def parse(cls, spec: "str | Where | None") -> "Where":
+        """Parse "all", "row:i", "column:i", "channel:c", "fraction:p[:seed=s]", "region:x0,y0,x1,y1"."""
+        if spec is None:
+            return cls()
+        if isinstance(spec, Where):
+            return spec
+        if not isinstance(spec, str):
+            raise ValueError(f"where {spec!r} is not a string like 'all', 'row:8' or 'fraction:0.05'")
+        kind, _, rest = spec.strip().partition(":")
+        kind = kind.strip().lower()
+        try:
+            if kind == "all" and not rest:
+                return cls()
+            if kind in ("row", "column", "channel"):
+                return cls(kind, index=int(rest))
+            if kind == "fraction":
+                p, _, seed = rest.partition(":")
+                return cls(kind, fraction=float(p), seed=int(seed.removeprefix("seed=")) if seed else 0)
+            if kind == "region":
+                return cls(kind, box=tuple(float(v) for v in rest.split(",")))
+        except ValueError as e:
+            if "accepted" in str(e) or "out of range" in str(e) or "not an integer" in str(e):
+                raise
+            raise ValueError(f"cannot read where {spec!r}: {e}; accepted forms: all, row:I, column:I, "
+                             "channel:C, fraction:P[:seed=S], region:X0,Y0,X1,Y1") from None
+        raise ValueError(f"unknown where {spec!r}; accepted forms: all, row:I, column:I, channel:C, "
+                         "fraction:P[:seed=S], region:X0,Y0,X1,Y1")
+
+    def __str__(self) -> str:
+        if self.kind == "all":
+            return "all"
+        if self.kind == "fraction":
+            return f"fraction:{self.fraction:g}" + (f":seed={self.seed}" if self.seed else "")
+        if self.kind == "region":
+            return "region:" + ",".join(f"{v:g}" for v in self.box)
+        return f"{self.kind}:{self.index}"
+
+    def check(self, shape: tuple[int, ...]) -> None:
+        """Raise a one-line error if this selection does not fit a latent of shape (B, C, H, W)."""
+        _, C, H, W = shape
+        size = {"row": H, "column": W, "channel": C}.get(self.kind)
+        if size is not None and self.index >= size:
+            raise ValueError(f"{self.kind} {self.index} is out of range for a {C}x{H}x{W} latent; "
+                             f"accepted: 0..{size - 1}")
+
+    def mask(self, shape: tuple[int, ...], device=None) -> torch.Tensor | None:
+        """Boolean mask broadcastable to `shape` (B, C, H, W); None means everything."""
+        self.check(shape)
+        _, C, H, W = shape
+        if self.kind == "all":
+            return None
+        m = torch.zeros(1, C, H, W, dtype=torch.bool)
+        if self.kind == "row":
+            m[..., self.index, :] = True
+        elif self.kind == "column":
+            m[..., :, self.index] = True
+        elif self.kind == "channel":
+            m[:, self.index] = True
+        elif self.kind == "fraction":
+            n = C * H * W
+            k = max(1, round(self.fraction * n))
+            g = torch.Generator().manual_seed(self.seed)
+            m.view(-1)[torch.randperm(n, generator=g)[:k]] = True
+        else:
+            x0, y0, x1, y1 = self.box
+            r0, r1 = int(math.floor(y0 * H)), max(int(math.floor(y0 * H)) + 1, int(math.ceil(y1 * H)))
+            c0, c1 = int(math.floor(x0 * W)), max(int(math.floor(x0 * W)) + 1, int(math.ceil(x1 * W)))
+            m[..., r0:r1, c0:c1] = True
+        return m.to(device) if device is not None else m
