@@ -136,6 +136,55 @@ def cmd_render(a) -> None:
     print(f"wrote {a.out} ({img.width}x{img.height}; {len(bends)} bend(s))")
 
 
+def video_spec_from_args(a):
+    """A VideoSpec from the command line and an optional recipe ([[mapping]] tables and settings)."""
+    from .video import Mapping, VideoSpec, parse_keyframe
+    recipe = {}
+    if a.recipe:
+        p = Path(a.recipe)
+        if not p.is_file():
+            raise CLIError(f"recipe {str(p)!r} does not exist")
+        recipe = tomllib.loads(p.read_text()) if p.suffix == ".toml" else __import__("yaml").safe_load(p.read_text())
+    mappings = [Mapping(**m) for m in recipe.pop("mapping", [])]
+    if a.op:
+        low, high = a.range
+        mappings.append(Mapping(a.feature, a.op, a.layer, low, high, a.where, a.norm, a.scaling, a.curve,
+                                a.attack, a.release, a.median))
+    if not mappings:
+        raise CLIError("no mapping: give --op (with --feature, --range, --layer) or [[mapping]] in --recipe")
+    prompts, keyframes = ([a.prompt] if a.prompt else []) + list(a.prompts or []), None
+    if a.keyframe:
+        pairs = [parse_keyframe(k) for k in a.keyframe]
+        keyframes, prompts = [t for t, _ in pairs], [p for _, p in pairs]
+    settings = dict(audio=a.audio, prompts=prompts or recipe.pop("prompts", None) or ["3D mesh geometry"],
+                    keyframes=keyframes or recipe.pop("keyframes", None), mappings=mappings, method=a.method,
+                    walk=a.walk, fps=a.fps, steps=a.steps, guidance=a.guidance, seed=a.seed, strength=a.strength,
+                    img2img_prompt=a.img2img_prompt, init_image=a.init_image, model=a.model or "bendlab-tiny-sd")
+    settings.update(recipe)
+    return VideoSpec(**settings)
+
+
+def cmd_video(a) -> None:
+    from .video import check_output, make_video, plan, video_info
+    check_output(a.out)
+    spec = video_spec_from_args(a)
+    feats, _ = plan(spec)  # reads and checks the audio before any model work
+    if spec.keyframes and spec.keyframes[-1] > feats.duration:
+        raise CLIError(f"keyframe at {spec.keyframes[-1]:g} s is beyond the audio ({feats.duration:.2f} s)")
+    if a.preview is not None and not a.preview > 0:
+        raise CLIError(f"preview {a.preview} is not a number of seconds > 0")
+    print(f"{a.audio}: {feats.duration:.2f} s -> {feats.n_frames} frames at {spec.fps:g} fps; "
+          f"frames in {Path(a.out).stem}.frames/")
+    _setup(a)
+    from .models import load_pipeline
+    pipe = load_pipeline(spec.model, a.device)
+    out = make_video(spec, a.out, pipe=pipe, batch=a.batch, overwrite=a.overwrite, preview=a.preview,
+                     upscale=a.upscale)
+    info = video_info(out)
+    print(f"wrote {out}: {info['frames']} frames, video {info['video_duration']:.2f} s, "
+          f"audio {feats.duration:.2f} s, streams: {'h264' if info['video'] else '-'} + {'aac' if info['audio'] else '-'}")
+
+
 def cmd_operators(a) -> None:
     for k, v in operators.FORMULAS.items():
         lo, hi = operators.PARAM_RANGES[k]
@@ -158,6 +207,52 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--strength", type=float, default=0.5, help="image-to-image strength, 0 < s < 1 (default 0.5)")
     r.add_argument("--out", type=output_path, required=True, help="output PNG (its folder must exist)")
     r.set_defaults(func=cmd_render)
+    v = sub.add_parser("video", help="render an audio-reactive video", description="Audio features of each "
+                       "frame's window of audio drive a bend's parameter; frames are written as they finish into "
+                       "<out>.frames/ (run again to resume) and muxed with the audio into an H.264 + AAC mp4.")
+    v.add_argument("audio", help="wav, flac, ogg or mp3 file")
+    v.add_argument("--prompt", default=None, help="text prompt (default \"3D mesh geometry\")")
+    v.add_argument("--prompts", nargs="+", default=None, help="two or more prompts interpolated in text-embedding "
+                   "space from the first frame to the last")
+    v.add_argument("--keyframe", action="append", default=None, metavar="'M:SS PROMPT'",
+                   help="a prompt at a time, repeatable (e.g. '0:00 a floating orb' '0:05 a gorgeous landscape'); "
+                   "prompts are interpolated between keyframes")
+    g = v.add_argument_group("mapping (one; use --recipe with [[mapping]] tables for several)")
+    g.add_argument("--op", choices=list(operators.OPERATORS), metavar="OP", default=None,
+                   help="operator driven by the audio: " + ", ".join(operators.OPERATORS))
+    g.add_argument("--layer", type=int, default=40, help="layer 0..STEPS (default 40, as the paper)")
+    from .audio import FEATURES
+    g.add_argument("--feature", choices=FEATURES, default="rms", metavar="F",
+                   help="audio feature: " + ", ".join(FEATURES) + " (default rms)")
+    g.add_argument("--range", nargs=2, type=float, default=(0.0, 6.2832), metavar=("LOW", "HIGH"),
+                   help="parameter range the feature is scaled into (default 0 6.2832 = 0..2 pi)")
+    g.add_argument("--where", default="all", help=WHERE_HELP)
+    g.add_argument("--norm", choices=list(operators.NORM_DIMS), default=None, help="mean-normalise after the operator")
+    g.add_argument("--scaling", choices=("minmax", "percentile"), default="minmax",
+                   help="normalise the feature over the track by min-max or 5th-95th percentile (default minmax)")
+    g.add_argument("--curve", type=float, default=1.0, help="exponent after normalising, > 0 (default 1)")
+    g.add_argument("--attack", type=float, default=0.0, help="envelope attack time, s (default 0)")
+    g.add_argument("--release", type=float, default=0.0, help="envelope release time, s (default 0)")
+    g.add_argument("--median", type=int, default=1, help="running median over this many frames, odd (default 1)")
+    g.add_argument("--recipe", default=None, help="TOML/YAML with [[mapping]] tables (keys of bendlab.video.Mapping) "
+                   "and any VideoSpec setting")
+    f = v.add_argument_group("frames")
+    f.add_argument("--method", choices=("txt2img", "img2img"), default="txt2img",
+                   help="txt2img: sin/cos noise walk (default); img2img: each frame from the previous one")
+    f.add_argument("--walk", choices=("sincos", "authors"), default="sincos",
+                   help="txt2img noise: A sin + B cos (paper), or authors: seed noise + 0.3 x the walk")
+    f.add_argument("--strength", type=float, default=0.5, help="img2img strength, 0 < s < 1 (default 0.5)")
+    f.add_argument("--img2img-prompt", default="", help="img2img prompt after the first frame (default empty, "
+                   "as the paper)")
+    f.add_argument("--init-image", default=None, help="img2img first frame (default: text-to-image)")
+    f.add_argument("--fps", type=float, default=20.0, help="frames per second, 0 < fps <= 240 (default 20)")
+    f.add_argument("--batch", type=int, default=8, help="txt2img frames per batch (default 8)")
+    f.add_argument("--upscale", type=int, default=4, help="nearest-neighbour upscale in the mp4 (default 4)")
+    f.add_argument("--preview", type=float, default=None, help="only the first SECONDS, to <out>-preview.mp4")
+    f.add_argument("--overwrite", action="store_true", help="discard frames made with other settings")
+    add_model_args(v)
+    v.add_argument("--out", type=output_path, required=True, help="output .mp4 (its folder must exist)")
+    v.set_defaults(func=cmd_video)
     o = sub.add_parser("operators", help="list the operators, their formulas and typical ranges")
     o.set_defaults(func=cmd_operators)
     return ap

@@ -1,0 +1,253 @@
+"""Every figure of the paper (and of its discussion) as data, how to render it, and the one `savefig`.
+
+`FIGURES` is the single spec: prompts, operators, parameters, layers, where, panel labels. The notebooks and
+the tests read it; nothing is written twice. Layers are given for the paper's 50 steps; `fit_layer` maps
+them proportionally when a notebook runs with fewer steps (its fast mode).
+
+`savefig(fig, name)` writes `figures/<name>.png` (the folder overridable by $BENDLAB_FIGURES) and records the
+figure's spec hash and render settings in `manifest.json` beside it, so a test can tell that every committed
+figure was produced by the current spec.
+
+Notebook: notebooks/02_figure1_pointwise.ipynb (and 03-06)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .bend import Bend
+
+PI = math.pi
+REPO_FIGURES = Path(__file__).resolve().parent.parent / "figures"
+PAPER_STEPS = 50
+
+
+@dataclass
+class Panel:
+    label: str
+    prompt: str
+    bends: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Sweep:
+    """A grid: rows = layers, columns = params (rendered with branching by engine.render_grid)."""
+
+    prompt: str
+    op: str
+    params: list[float]
+    layers: list[int]
+    where: str = "all"
+    norm: str | None = None
+    param_fmt: str = "{:g}"
+
+
+@dataclass
+class Figure:
+    name: str  # file stem: figures/<name>.png
+    title: str
+    notebook: str
+    panels: list[Panel] = field(default_factory=list)
+    sweeps: list[Sweep] = field(default_factory=list)
+    ncols: int = 5
+    settings: str = ""  # one line for figures/README.md
+
+    def spec_hash(self) -> str:
+        d = {k: v for k, v in asdict(self).items() if k not in ("notebook", "settings")}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _angles(n: int = 8) -> list[float]:
+    return [round(2 * PI * k / n, 6) for k in range(n)]
+
+
+def _b(op, param, layer, where="all", norm=None) -> dict:
+    d = {"op": op, "param": param, "layer": layer, "where": where}
+    if norm:
+        d["norm"] = norm
+    return d
+
+
+ORB, LAND = "a floating orb", "a gorgeous landscape"
+HOMOGRAPHS = {"a photo of a crane": 0.5 * PI, "bass": PI, "cricket": 0.5 * PI, "a match": PI}
+SWEEP_LAYERS = [0, 10, 20, 30, 40, 49, 50]
+SWEEP_PARAMS = {  # a few values per operator for the layer sweeps
+    "add": [-1.0, 1.0, 2.0], "multiply": [-1.0, 2.0, 10.0], "threshold": [-0.5, 0.1, 0.5],
+    "gate": [0.1, 0.5, 1.0], "invert": [1.0, 30.0, 1000.0], "rotate1": [0.5 * PI, PI, 1.5 * PI],
+    "rotate2": [0.5 * PI, PI, 1.5 * PI], "rotate3": [0.5 * PI, PI, 1.5 * PI], "rotate4": [0.5 * PI, PI, 1.5 * PI],
+    "reflect": [0, 1, 2, 3], "erode": [2, 4], "dilate": [2, 4],
+}
+
+FIGURES: dict[str, Figure] = {}
+
+
+def _add(fig: Figure) -> None:
+    FIGURES[fig.name] = fig
+
+
+_add(Figure(
+    "fig1-pointwise", "Figure 1: point-wise operators on \"a floating orb\"", "02_figure1_pointwise.ipynb",
+    panels=[
+        Panel("(a) no operator", ORB),
+        Panel("(b) add 1, layer 40", ORB, [_b("add", 1.0, 40)]),
+        Panel("(c) add 1, layer 0, 5%", ORB, [_b("add", 1.0, 0, "fraction:0.05")]),
+        Panel("(d) multiply 10, layer 49", ORB, [_b("multiply", 10.0, 49)]),
+        Panel("(e) threshold 0.1, layer 49", ORB, [_b("threshold", 0.1, 49)]),
+        Panel("(e') gate 0.1, layer 49", ORB, [_b("gate", 0.1, 49)]),
+        *[Panel(f"({c}) invert 1000, layer {L}", ORB, [_b("invert", 1000.0, L)])
+          for c, L in zip("fghij", (0, 3, 6, 9, 49))],
+    ], ncols=6,
+    settings="\"a floating orb\"; (b) add 1 @40; (c) add 1 @0 on 5%; (d) x10 @49; (e) threshold 0.1 @49 and "
+             "the authors' gate; (f)-(j) invert 1000 @0,3,6,9,49"))
+
+_add(Figure(
+    "fig2-rotation-sweep", "Figure 2: R1 at layer 20, angle swept over [0, 2 pi)", "03_figure2_rotation_sweep.ipynb",
+    sweeps=[Sweep(LAND, "rotate1", _angles(8), [20], param_fmt="{:.2f} rad")], ncols=8,
+    settings="\"a gorgeous landscape\"; rotate1 @20; 8 angles 0..7/4 pi"))
+
+_add(Figure(
+    "fig3-semantic-shift", "Figure 3: semantic shift, R1 at layer 0 (top: no operator)",
+    "04_figure3_semantic_shift.ipynb",
+    panels=[Panel(p, p) for p in HOMOGRAPHS]
+    + [Panel(f"R1 {a / PI:g} pi, layer 0", p, [_b("rotate1", round(a, 6), 0)]) for p, a in HOMOGRAPHS.items()],
+    ncols=4, settings="crane, bass, cricket, a match; rotate1 @0 (crane 0.5 pi as the paper)"))
+
+_add(Figure(
+    "fig3-angle-strips", "Figure 3, extended: R1 at layer 0, angle strip per homograph",
+    "04_figure3_semantic_shift.ipynb",
+    sweeps=[Sweep(p, "rotate1", _angles(8), [0], param_fmt="{:.2f} rad") for p in HOMOGRAPHS], ncols=8,
+    settings="each homograph; rotate1 @0; 8 angles"))
+
+_add(Figure(
+    "fig4-scene-change", "Figure 4: scene change (top: no operator)", "05_figure4_scene_change.ipynb",
+    panels=[Panel("(a) " + ORB, ORB), Panel("(b) " + LAND, LAND), Panel("(c) mice", "mice"),
+            Panel("invert 30, layer 0", ORB, [_b("invert", 30.0, 0)]),
+            Panel("add 2, layer 0, 5%", LAND, [_b("add", 2.0, 0, "fraction:0.05")]),
+            Panel("R1 pi, layer 0", "mice", [_b("rotate1", round(PI, 6), 0)])],
+    ncols=3, settings="(a) orb invert 30 @0; (b) landscape add 2 @0 on 5%; (c) mice rotate1 pi @0"))
+
+_add(Figure(
+    "disc-green-bar", "Discussion: a scalar added to the middle row only", "06_discussion_experiments.ipynb",
+    panels=[Panel("no operator", LAND)]
+    + [Panel(f"add {r:g} to row 8, layer {L}", LAND, [_b("add", r, L, "row:8")]) for L in (0, 25, 49) for r in (2.0,)]
+    + [Panel("add 2 to column 8, layer 49", LAND, [_b("add", 2.0, 49, "column:8")]),
+       Panel("add 2 to region, layer 49", LAND, [_b("add", 2.0, 49, "region:0.5,0,1,0.5")])],
+    ncols=6, settings="landscape; add 2 to the middle latent row (row 8 of 16) @0,25,49; column and region"))
+
+_add(Figure(
+    "disc-reflections", "Discussion: reflection across each latent channel", "06_discussion_experiments.ipynb",
+    sweeps=[Sweep(ORB, "reflect", [0, 1, 2, 3], [0, 25, 49], param_fmt="channel {:g}")], ncols=4,
+    settings="orb; reflect channel 0..3 @0,25,49"))
+
+_add(Figure(
+    "disc-morphology", "Discussion: erosion and dilation (kernel 4) with mean-normalisation",
+    "06_discussion_experiments.ipynb",
+    panels=[Panel(f"{op}{' + norm ' + n if n else ''}, layer {L}", LAND, [_b(op, 4, L, norm=n)])
+            for op in ("erode", "dilate") for n in (None, "channel", "row", "column") for L in (25, 50)],
+    ncols=8, settings="landscape; erode/dilate kernel 4, none/channel/row/column norm, @25 and @50 (before decode)"))
+
+for _op, _params in SWEEP_PARAMS.items():
+    _add(Figure(
+        f"sweep-{_op}", f"Layer sweep: {_op} (rows: layers, columns: r)", "06_discussion_experiments.ipynb",
+        sweeps=[Sweep(ORB, _op, _params, SWEEP_LAYERS)], ncols=len(_params),
+        settings=f"orb; {_op} r in {_params}; layers {SWEEP_LAYERS}"))
+
+
+# ------------------------------------------------------------------------------------------ rendering
+def fit_layer(layer: int, steps: int) -> int:
+    """A layer given for the paper's 50 steps, mapped to a render of `steps` steps (same relative depth)."""
+    return layer if steps == PAPER_STEPS else round(layer * steps / PAPER_STEPS)
+
+
+def _fit(bend: dict, steps: int) -> Bend:
+    return Bend.from_dict({**bend, "layer": fit_layer(bend["layer"], steps)})
+
+
+def render_figure(name: str, pipe, *, steps: int = 50, seed: int = 46, guidance: float = 7.5,
+                  progress: bool = True) -> list[tuple[str, object]]:
+    """Render every panel of FIGURES[name]; returns (label, PIL image) pairs in reading order."""
+    from tqdm.auto import tqdm
+
+    from .engine import render, render_grid
+    fig = FIGURES[name]
+    out = []
+    for p in tqdm(fig.panels, desc=name, disable=not progress or not fig.panels, unit="panel"):
+        out.append((p.label, render(p.prompt, [_fit(b, steps) for b in p.bends], pipe=pipe, steps=steps,
+                                    seed=seed, guidance=guidance)))
+    for s in fig.sweeps:
+        layers = [fit_layer(L, steps) for L in s.layers]
+        rows = render_grid(s.prompt, s.op, s.params, layers, s.where, s.norm, pipe=pipe, steps=steps, seed=seed,
+                           guidance=guidance, progress=progress)
+        for L, row in zip(s.layers, rows):
+            for prm, img in zip(s.params, row):
+                label = f"{s.prompt[:18]}: " if len(fig.sweeps) > 1 else ""
+                out.append((f"{label}{s.param_fmt.format(prm)}, layer {L}", img))
+    return out
+
+
+def plot_panels(panels, ncols: int = 5, title: str | None = None, size: float = 1.9):
+    """A matplotlib figure of labelled images (each panel `size` inches wide); returns the Figure."""
+    import matplotlib.pyplot as plt
+    n = len(panels)
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (label, img) in zip(axes.flat, panels):
+        ax.imshow(np.asarray(img), interpolation="nearest")
+        ax.set_title(label, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def figures_dir(folder: str | os.PathLike | None = None) -> Path:
+    """$BENDLAB_FIGURES if set, else the repository's committed figures/ folder."""
+    return Path(folder or os.environ.get("BENDLAB_FIGURES") or REPO_FIGURES)
+
+
+def savefig(fig, name: str, folder=None, settings: dict | None = None) -> Path:
+    """Write figure `name` to <figures>/<name>.png and record its spec hash and settings in manifest.json."""
+    d = figures_dir(folder)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{name}.png"
+    tmp = d / f"{name}.part.png"
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+    mpath = d / "manifest.json"
+    manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
+    entry = {"file": path.name}
+    if name in FIGURES:
+        entry["spec_hash"] = FIGURES[name].spec_hash()
+        entry["notebook"] = FIGURES[name].notebook
+    entry.update(settings or {})
+    manifest[name] = entry
+    mpath.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def make_figure(name: str, pipe, *, steps: int = 50, seed: int = 46, folder=None, model: str = "", **kw):
+    """Render FIGURES[name], plot it, save it through `savefig`; returns the matplotlib Figure."""
+    f = FIGURES[name]
+    panels = render_figure(name, pipe, steps=steps, seed=seed, **kw)
+    fig = plot_panels(panels, f.ncols, f.title + (f"  [{steps} steps]" if steps != PAPER_STEPS else ""))
+    savefig(fig, name, folder, {"steps": steps, "seed": seed, "model": model})
+    return fig
+
+
+def readme_table() -> str:
+    """The markdown table of figures/README.md, generated from the spec."""
+    lines = ["| figure | notebook | settings | file |", "|---|---|---|---|"]
+    for f in FIGURES.values():
+        lines.append(f"| {f.title} | `notebooks/{f.notebook}` | {f.settings} | [`{f.name}.png`]({f.name}.png) |")
+    return "\n".join(lines)
