@@ -13,7 +13,6 @@ Notebook: notebooks/01_operators.ipynb
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -97,12 +96,14 @@ class Bend:
             d["module"] = self.module
         return d
 
-    def check(self, n_layers: int, latent_shape: tuple[int, ...]) -> None:
-        """Raise a one-line error if this bend does not fit a render of n_layers steps and that latent shape."""
+    def check(self, n_layers: int, latent_shape: tuple[int, ...] | None = None) -> None:
+        """Raise a one-line error if this bend does not fit a render of n_layers steps (and that latent shape)."""
         top = n_layers - 1 if self.module else n_layers
         if max(self.layers) > top:
             what = "module bends act on the UNet evaluations of steps" if self.module else "layers run"
             raise ValueError(f"layer {self.layer} is outside 0..{top} ({what} 0..{top} for {n_layers} steps)")
+        if latent_shape is None:
+            return
         p = self.param
         if isinstance(p, torch.Tensor) and p.ndim == 1 and p.shape[0] != latent_shape[0]:
             raise ValueError(f"{self.op}: {p.shape[0]} parameter values for a batch of {latent_shape[0]}; "
@@ -132,7 +133,3 @@ def as_bends(bends) -> list[Bend]:
     if isinstance(bends, (Bend, dict)):
         bends = [bends]
     return [b if isinstance(b, Bend) else Bend.from_dict(b) for b in bends]
-
-
-def is_finite_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -125,8 +125,13 @@ def cmd_render(a) -> None:
     check_settings(strength=a.strength if a.init_image else None, **settings)
     if a.init_image and not Path(a.init_image).is_file():
         raise CLIError(f"init image {a.init_image!r} does not exist")
+    from .engine import img2img_layers
+    n_layers = img2img_layers(settings["steps"], a.strength) if a.init_image else settings["steps"]
+    for b in bends:
+        b.check(n_layers)
+    from .models import load_pipeline, resolve
+    resolve(recipe.get("model", a.model))
     _setup(a)
-    from .models import load_pipeline
     pipe = load_pipeline(recipe.get("model", a.model), a.device)
     img = render(prompt, bends, pipe=pipe, negative_prompt=a.negative, init_image=a.init_image,
                  strength=a.strength, **settings)
@@ -175,8 +180,9 @@ def cmd_video(a) -> None:
         raise CLIError(f"preview {a.preview} is not a number of seconds > 0")
     print(f"{a.audio}: {feats.duration:.2f} s -> {feats.n_frames} frames at {spec.fps:g} fps; "
           f"frames in {Path(a.out).stem}.frames/")
+    from .models import load_pipeline, resolve
+    resolve(spec.model)
     _setup(a)
-    from .models import load_pipeline
     pipe = load_pipeline(spec.model, a.device)
     out = make_video(spec, a.out, pipe=pipe, batch=a.batch, overwrite=a.overwrite, preview=a.preview,
                      upscale=a.upscale)

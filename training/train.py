@@ -181,6 +181,7 @@ def main(argv=None) -> None:
     ap.add_argument("--hidden", type=int, default=96, help="text encoder width = UNet cross-attention width")
     ap.add_argument("--smoke", action="store_true", help="a few steps on a few scenes (tests)")
     ap.add_argument("--bpe", type=Path, help="bpe_simple_vocab_16e6.txt.gz already on disk (else pip download)")
+    ap.add_argument("--tokenizer", type=Path, help="reuse this converted CLIPTokenizer folder (e.g. the shipped one)")
     a = ap.parse_args(argv)
     if a.smoke:
         a.scenes, a.vae_steps, a.unet_steps, a.batch = 64, 3, 3, 4
@@ -192,7 +193,11 @@ def main(argv=None) -> None:
     arr, captions, kinds = scenes.make_dataset(a.scenes, seed=a.seed)
     imgs = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1
     tok_dir = a.out / "tokenizer"
-    tok = clip_bpe.build(tok_dir, a.bpe.read_bytes() if a.bpe else None)
+    if a.tokenizer:
+        tok = CLIPTokenizer.from_pretrained(a.tokenizer)
+        tok.save_pretrained(tok_dir)
+    else:
+        tok = clip_bpe.build(tok_dir, a.bpe.read_bytes() if a.bpe else None)
 
     vae, vae_mse = train_vae(imgs, a.vae_steps, 16 if not a.smoke else a.batch, rng)
     mean, std = encode_all(vae, imgs)

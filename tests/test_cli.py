@@ -1,0 +1,79 @@
+"""The command line: render, recipes, one-line errors before any model work."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bendlab import Bend, render
+from bendlab.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    return code, capsys.readouterr()
+
+
+def test_render_matches_python_api(pipe, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("bendlab.models.load_pipeline", lambda *a, **k: pipe)
+    out = tmp_path / "orb.png"
+    code, io = run(capsys, "render", "a floating orb", "--op", "add", "--param", "1", "--layer", "3",
+                   "--steps", "4", "--out", str(out))
+    assert code == 0, io.err
+    expected = render("a floating orb", [Bend("add", 1.0, 3)], pipe=pipe, steps=4)
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+
+
+def test_recipe_toml_and_yaml(pipe, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("bendlab.models.load_pipeline", lambda *a, **k: pipe)
+    toml = tmp_path / "r.toml"
+    toml.write_text('prompt = "mice"\nsteps = 4\n[[bend]]\nop = "rotate1"\nparam = 3.1416\nlayer = 0\n'
+                    '[[bend]]\nop = "add"\nparam = 0.5\nlayer = 2\nwhere = "row:8"\n')
+    yaml = tmp_path / "r.yaml"
+    yaml.write_text('prompt: mice\nsteps: 4\nbend:\n  - {op: rotate1, param: 3.1416, layer: 0}\n'
+                    '  - {op: add, param: 0.5, layer: 2, where: "row:8"}\n')
+    outs = []
+    for r in (toml, yaml):
+        out = tmp_path / (r.suffix[1:] + ".png")
+        code, io = run(capsys, "render", "--recipe", str(r), "--out", str(out))
+        assert code == 0, io.err
+        outs.append(np.asarray(Image.open(out)))
+    assert np.array_equal(*outs)
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["render", "x", "--op", "invert", "--param", "0", "--out", "o.png"], "r = 0"),
+    (["render", "x", "--op", "add", "--param", "1", "--layer", "51", "--out", "o.png"], "outside 0..50"),
+    (["render", "x", "--op", "add", "--param", "1", "--where", "fraction:2", "--out", "o.png"], "(0, 1]"),
+    (["render", "x", "--op", "add", "--param", "nan", "--out", "o.png"], "NaN"),
+    (["render", "x", "--model", "/no/such/model", "--out", "o.png"], "does not exist"),
+    (["render", "x", "--recipe", "missing.toml", "--out", "o.png"], "does not exist"),
+    (["video", "missing.wav", "--op", "rotate1", "--out", "v.mp4"], "does not exist"),
+    (["video", "bendlab/data/piano.ogg", "--op", "rotate1", "--range", "1", "1", "--out", "v.mp4"], "empty"),
+    (["video", "bendlab/data/piano.ogg", "--op", "rotate1", "--fps", "0", "--out", "v.mp4"], "fps"),
+    (["video", "bendlab/data/piano.ogg", "--op", "rotate1", "--feature", "rms", "--keyframe", "0:00 a",
+      "--keyframe", "9:00 b", "--out", "v.mp4"], "beyond the audio"),
+])
+def test_bad_input_is_one_line_before_model_work(argv, msg, capsys, monkeypatch, tmp_path):
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the input was checked")
+    monkeypatch.setattr("bendlab.models.load_pipeline", no_model)
+    monkeypatch.chdir(tmp_path.parent if "bendlab/data" not in " ".join(argv) else ".")
+    code, io = run(capsys, *argv)
+    assert code == 2
+    lines = io.err.strip().splitlines()
+    assert len(lines) == 1 and msg in lines[0], io.err
+
+
+def test_missing_output_folder(capsys):
+    with pytest.raises(SystemExit):
+        main(["render", "x", "--out", "/no/such/folder/o.png"])
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_help_documents_ranges(capsys):
+    for argv in (["--help"], ["render", "--help"], ["video", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+    text = capsys.readouterr().out
+    for needle in ("0..STEPS", "fraction:P", "0 < s < 1", "radians", "rotate1", "spectral" if False else "rms"):
+        assert needle in text

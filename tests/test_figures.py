@@ -1,0 +1,78 @@
+"""The figure spec, savefig's manifest, and the committed figures/ folder."""
+
+import json
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+
+from bendlab import figures  # noqa: E402
+from bendlab.bend import Bend  # noqa: E402
+
+README = figures.REPO_FIGURES / "README.md"
+
+
+def test_spec_covers_the_paper():
+    f = figures.FIGURES
+    fig1 = {p.label: p for p in f["fig1-pointwise"].panels}
+    assert fig1["(b) add 1, layer 40"].bends == [{"op": "add", "param": 1.0, "layer": 40, "where": "all"}]
+    assert fig1["(c) add 1, layer 0, 5%"].bends[0]["where"] == "fraction:0.05"
+    assert [p.bends[0]["layer"] for p in f["fig1-pointwise"].panels if "invert" in p.label] == [0, 3, 6, 9, 49]
+    assert len(f["fig2-rotation-sweep"].sweeps[0].params) >= 8
+    assert {p.prompt for p in f["fig3-semantic-shift"].panels} == set(figures.HOMOGRAPHS)
+    assert any(b["layer"] == 50 for p in f["disc-morphology"].panels for b in p.bends)
+    for op in figures.SWEEP_PARAMS:
+        assert f[f"sweep-{op}"].sweeps[0].layers == [0, 10, 20, 30, 40, 49, 50]
+
+
+def test_every_bend_in_the_spec_is_valid():
+    for fig in figures.FIGURES.values():
+        for p in fig.panels:
+            for b in p.bends:
+                Bend.from_dict(b).check(50, (1, 4, 16, 16))
+        for s in fig.sweeps:
+            for L in s.layers:
+                for prm in s.params:
+                    Bend(s.op, prm, L, s.where, s.norm).check(50, (1, 4, 16, 16))
+
+
+def test_fit_layer():
+    assert figures.fit_layer(40, 50) == 40 and figures.fit_layer(40, 10) == 8 and figures.fit_layer(50, 10) == 10
+
+
+def test_savefig_writes_png_and_manifest(tmp_path):
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    p = figures.savefig(fig, "fig2-rotation-sweep", tmp_path, {"steps": 3})
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert p.is_file() and m["fig2-rotation-sweep"]["spec_hash"] == figures.FIGURES["fig2-rotation-sweep"].spec_hash()
+    assert m["fig2-rotation-sweep"]["steps"] == 3
+
+
+def test_readme_table_is_generated_from_the_spec():
+    assert figures.readme_table() in README.read_text(), "regenerate figures/README.md from figures.readme_table()"
+
+
+def test_every_listed_figure_exists_and_matches_the_current_spec():
+    listed = re.findall(r"\(([\w-]+\.png)\)", README.read_text())
+    assert len(listed) == len(figures.FIGURES)
+    manifest = json.loads((figures.REPO_FIGURES / "manifest.json").read_text())
+    for fname in listed:
+        name = fname[:-4]
+        assert (figures.REPO_FIGURES / fname).is_file(), fname
+        assert manifest[name]["spec_hash"] == figures.FIGURES[name].spec_hash(), f"{fname} is stale: make figures"
+        assert manifest[name]["steps"] == 50 and manifest[name]["seed"] == 46  # committed at full settings
+
+
+@pytest.mark.parametrize("name", ["fig1-pointwise", "fig2-rotation-sweep"])
+def test_render_figure_panels(pipe, name):
+    panels = figures.render_figure(name, pipe, steps=5, progress=False)
+    fig = figures.FIGURES[name]
+    assert len(panels) == len(fig.panels) + sum(len(s.params) * len(s.layers) for s in fig.sweeps)
+    import numpy as np
+    first, second = np.asarray(panels[0][1], float), np.asarray(panels[1][1], float)
+    assert np.abs(first - second).mean() > 0.5  # the operator changed the image

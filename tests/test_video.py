@@ -1,0 +1,134 @@
+"""Video: prompt interpolation, the noise walk, resume after an interruption, manifest checks, the mp4."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image
+
+from bendlab import audio
+from bendlab.video import (Mapping, VideoSpec, frame_path, frames_dir, make_video, noise_walk, parse_keyframe,
+                           prompt_weights, render_frames, video_info)
+
+STEPS = 4
+
+
+@pytest.fixture
+def clip(tmp_path):
+    """0.6 s: silence then a note, 12 frames at 20 fps."""
+    y = audio.synth_piano([(0.3, 60, 1.0, 0.2)], tail=0.1)[: int(0.6 * 22050)]
+    p = tmp_path / "clip.wav"
+    sf.write(p, y, 22050)
+    return p
+
+
+def spec_for(clip, **kw):
+    return VideoSpec(audio=str(clip), steps=STEPS, mappings=[Mapping("rms", "rotate1", 3, 0, 2 * math.pi)], **kw)
+
+
+def test_prompt_weights_two_prompts_and_keyframes(clip):
+    w = prompt_weights(spec_for(clip, prompts=["a", "b"]), 11)
+    np.testing.assert_allclose(w[0], [1, 0])
+    np.testing.assert_allclose(w[-1], [0, 1])
+    np.testing.assert_allclose(w[5], [0.5, 0.5])
+    k = prompt_weights(spec_for(clip, prompts=["a", "b", "c"], keyframes=[0.0, 0.2, 0.4]), 12)
+    np.testing.assert_allclose(k[2], [0.5, 0.5, 0])  # 0.1 s, halfway from a to b
+    np.testing.assert_allclose(k[10], [0, 0, 1])  # past the last keyframe
+    assert parse_keyframe("1:30 a gorgeous landscape") == (90.0, "a gorgeous landscape")
+
+
+def test_noise_walk_is_sin_cos_of_two_seeded_tensors(pipe, clip):
+    s = spec_for(clip)
+    x = noise_walk(pipe, s, 8)
+    g = torch.Generator().manual_seed(s.seed)
+    A, B = torch.randn(x[:1].shape, generator=g), torch.randn(x[:1].shape, generator=g)
+    torch.testing.assert_close(x[0:1], B)  # sin 0 = 0, cos 0 = 1
+    torch.testing.assert_close(x[2:3], A * math.sin(math.pi / 2) + B * math.cos(math.pi / 2), atol=1e-6, rtol=0)
+    authors = noise_walk(pipe, spec_for(clip, walk="authors"), 8)
+    assert not torch.allclose(authors, x)
+
+
+def test_resume_after_interruption_loses_no_frame(pipe, clip, tmp_path):
+    full = tmp_path / "full" / "v.mp4"
+    full.parent.mkdir()
+    render_frames(spec_for(clip), full, pipe=pipe, batch=4, progress=False)
+    part = tmp_path / "part" / "v.mp4"
+    part.parent.mkdir()
+
+    def interrupt(i):
+        if i == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render_frames(spec_for(clip), part, pipe=pipe, batch=4, progress=False, on_frame=interrupt)
+    done = sorted(p.name for p in frames_dir(part).glob("frame_*.png"))
+    assert 0 < len(done) < 12 and not list(frames_dir(part).glob("*.part.png"))
+    rendered = []
+    render_frames(spec_for(clip), part, pipe=pipe, batch=4, progress=False, on_frame=rendered.append)
+    assert rendered and min(rendered) == len(done)  # finished frames were skipped
+    for i in range(12):
+        a = np.asarray(Image.open(frame_path(frames_dir(full), i)))
+        b = np.asarray(Image.open(frame_path(frames_dir(part), i)))
+        assert np.abs(a.astype(int) - b).max() <= 1, i  # batch composition may round one level differently
+
+
+def test_changed_settings_refuse_to_mix_frames(pipe, clip, tmp_path):
+    out = tmp_path / "v.mp4"
+    render_frames(spec_for(clip), out, pipe=pipe, limit=2, progress=False)
+    with pytest.raises(ValueError, match="seed changed"):
+        render_frames(spec_for(clip, seed=1), out, pipe=pipe, limit=2, progress=False)
+    render_frames(spec_for(clip, seed=1), out, pipe=pipe, limit=2, progress=False, overwrite=True)
+    assert json.loads((frames_dir(out) / "manifest.json").read_text())["seed"] == 1
+
+
+def test_frames_follow_the_audio(pipe, clip, tmp_path):
+    out = tmp_path / "v.mp4"
+    folder = render_frames(spec_for(clip), out, pipe=pipe, progress=False)
+    ims = [np.asarray(Image.open(frame_path(folder, i))).astype(float) for i in range(12)]
+    # silence (frames 0-5) keeps the angle at 0: only the noise walk moves; the note's attack rotates channels
+    quiet = np.abs(ims[2] - ims[3]).mean()
+    hit = np.abs(ims[6] - ims[5]).mean()
+    assert hit > quiet
+
+
+def test_mp4_has_both_streams_and_the_audio_duration(pipe, clip, tmp_path):
+    out = tmp_path / "v.mp4"
+    make_video(spec_for(clip), out, pipe=pipe, progress=False)
+    info = video_info(out)
+    assert info["video"] and info["audio"]
+    assert abs(info["video_duration"] - 0.6) <= 1 / 20 + 1e-6
+    assert not list(tmp_path.glob("*.part.mp4"))
+
+
+def test_img2img_chain(pipe, clip, tmp_path):
+    s = VideoSpec(audio=str(clip), steps=STEPS, method="img2img", strength=0.5,
+                  mappings=[Mapping("rms", "add", 2, 0, 1)])  # 4 steps x 0.5: layers 0..2
+    folder = render_frames(s, tmp_path / "v.mp4", pipe=pipe, limit=3, progress=False)
+    assert all(frame_path(folder, i).is_file() for i in range(3))
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(method="dream"), "method"), (dict(fps=0), "fps"), (dict(strength=1.5, method="img2img"), "strength"),
+    (dict(prompts=["a", "b"], keyframes=[0.3, 0.1]), "increasing"),
+    (dict(mappings=[Mapping("rms", "rotate1", 40, 0, 1)]), "outside 0..4"),
+])
+def test_bad_video_settings(clip, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        VideoSpec(audio=str(clip), **{"steps": STEPS, **kw})
+
+
+@pytest.mark.parametrize("kw,msg", [(dict(feature="loudness"), "unknown feature"), (dict(low=1, high=1), "empty"),
+                                    (dict(low=float("nan")), "finite")])
+def test_bad_mappings(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        Mapping(**kw)
+
+
+def test_output_checks(clip, tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        render_frames(spec_for(clip), tmp_path / "nope" / "v.mp4", progress=False)
+    with pytest.raises(ValueError, match="mp4"):
+        render_frames(spec_for(clip), tmp_path / "v.avi", progress=False)
