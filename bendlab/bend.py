@@ -63,8 +63,9 @@ class Bend:
             raise ValueError(f"layer {self.layer!r} is not an integer >= 0 or a (first, last) pair")
         self.layer = lay
         if self.module is not None and self.op in operators.CHANNEL_OPERATORS:
+            allowed = ", ".join(sorted(set(operators.OPERATORS) - operators.CHANNEL_OPERATORS))
             raise ValueError(f"{self.op} mixes the 4 latent channels and cannot bend a UNet module's output; "
-                             f"accepted for modules: {', '.join(sorted(set(operators.OPERATORS) - operators.CHANNEL_OPERATORS))}")
+                             f"accepted for modules: {allowed}")
 
     @property
     def layers(self) -> tuple[int, ...]:

@@ -187,8 +187,9 @@ def cmd_video(a) -> None:
     out = make_video(spec, a.out, pipe=pipe, batch=a.batch, overwrite=a.overwrite, preview=a.preview,
                      upscale=a.upscale)
     info = video_info(out)
+    streams = f"{'h264' if info['video'] else 'no video'} + {'aac' if info['audio'] else 'no audio'}"
     print(f"wrote {out}: {info['frames']} frames, video {info['video_duration']:.2f} s, "
-          f"audio {feats.duration:.2f} s, streams: {'h264' if info['video'] else '-'} + {'aac' if info['audio'] else '-'}")
+          f"audio {feats.duration:.2f} s, streams: {streams}")
 
 
 def cmd_operators(a) -> None:

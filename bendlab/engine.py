@@ -287,7 +287,7 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
     else:
         for b in sweep:
             row = []
-            for j, p in enumerate(params):
+            for p in params:
                 one = Bend(op, p, b.layer, b.where, b.norm)
                 row.append(render_batch(pipe, base + [one], prompt_embeds=embeds, negative_embeds=neg,
                                         latents=x0.clone(), steps=steps, guidance=guidance,

@@ -251,3 +251,27 @@ def readme_table() -> str:
     for f in FIGURES.values():
         lines.append(f"| {f.title} | `notebooks/{f.notebook}` | {f.settings} | [`{f.name}.png`]({f.name}.png) |")
     return "\n".join(lines)
+
+
+README_HEAD = """# Figures
+
+Every figure of the paper, reproduced by the notebooks with the **shipped model** (`bendlab-tiny-sd`, 64x64
+images) at full settings: DDIM, 50 steps, seed 46, guidance 7.5. `make figures` re-renders them all;
+`manifest.json` records the spec hash and settings of each file, and a test checks every file below exists and
+matches the current spec (`bendlab/figures.py`). Set `MODEL = "CompVis/stable-diffusion-v1-4"` in a notebook's
+parameters cell to reproduce the paper with real Stable Diffusion on a GPU.
+
+Layers are the paper's (0 = initial noise, 50 = before decoding); "@40" means layer 40.
+
+"""
+
+
+def write_readme(folder=None) -> Path:
+    """Regenerate figures/README.md from the spec: `python -m bendlab.figures`."""
+    p = figures_dir(folder) / "README.md"
+    p.write_text(README_HEAD + readme_table() + "\n")
+    return p
+
+
+if __name__ == "__main__":
+    print(write_readme())

@@ -191,7 +191,7 @@ def check_param(name: str, r) -> None:
     if not torch.isfinite(vals).all():
         raise ValueError(f"{name}: parameter {r!r} is NaN or infinite; accepted: finite numbers")
     if name == "invert" and (vals == 0).any():
-        raise ValueError(f"invert: parameter r = 0 has no inverse (f(x) = 1/r - x); accepted: any r != 0")
+        raise ValueError("invert: parameter r = 0 has no inverse (f(x) = 1/r - x); accepted: any r != 0")
     if name == "reflect" and ((vals != vals.round()) | (vals < 0) | (vals > 3)).any():
         raise ValueError(f"reflect: channel {r!r} is not an integer in 0..3; accepted: 0, 1, 2 or 3")
     if name in ("erode", "dilate") and ((vals != vals.round()) | (vals < 1)).any():

@@ -29,7 +29,7 @@ from PIL import Image
 from . import audio, operators
 from .bend import Bend
 from .engine import check_settings, encode_prompts, img2img_layers, latent_shape, render_batch, render_img2img
-from .models import load_pipeline, model_name
+from .models import load_pipeline
 
 METHODS = ("txt2img", "img2img")
 WALKS = ("sincos", "authors")
@@ -157,13 +157,15 @@ def prompt_weights(spec: VideoSpec, n_frames: int) -> np.ndarray:
     return w
 
 
-def noise_walk(pipe, spec: VideoSpec, n_frames: int) -> torch.Tensor:
-    """(n_frames, 4, h, w) initial latents: A sin(2 pi i / k) + B cos(2 pi i / k), A and B from the seed."""
+def noise_walk(pipe, spec: VideoSpec, n_frames: int, frames=None) -> torch.Tensor:
+    """(len(frames), 4, h, w) initial latents of the given frames (default all): A sin(2 pi i / k) +
+    B cos(2 pi i / k) for frame i of k, A and B drawn from the seed (computed per batch: memory stays flat)."""
     g = torch.Generator().manual_seed(spec.seed)
     shape = latent_shape(pipe, 1)
     A, B = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
-    ang = 2 * math.pi * torch.arange(n_frames, dtype=torch.float32) / n_frames
-    walk = A * torch.sin(ang).view(-1, 1, 1, 1) + B * torch.cos(ang).view(-1, 1, 1, 1)
+    i = torch.as_tensor(range(n_frames) if frames is None else frames, dtype=torch.float64)
+    ang = (2 * math.pi * i / n_frames).view(-1, 1, 1, 1)
+    walk = A * torch.sin(ang).float() + B * torch.cos(ang).float()
     if spec.walk == "authors":
         walk = torch.randn(shape, generator=g) + 0.3 * walk
     return walk
@@ -253,13 +255,12 @@ def render_frames(spec: VideoSpec, out: str | Path, *, pipe=None, batch: int = 4
     if spec.method == "txt2img":
         weights = torch.tensor(prompt_weights(spec, feats.n_frames), dtype=torch.float32)
         pos, neg = encode_prompts(pipe, spec.prompts)
-        noise = noise_walk(pipe, spec, feats.n_frames)
         for k in range(0, len(todo), batch):
             idx = todo[k:k + batch]
             emb = torch.einsum("fp,pld->fld", weights[idx].to(pos.device, pos.dtype), pos)
+            noise = noise_walk(pipe, spec, feats.n_frames, idx).to(pipe.device, pipe.unet.dtype)
             imgs = render_batch(pipe, bends_for(idx), prompt_embeds=emb, negative_embeds=neg[:1].expand_as(emb),
-                                latents=noise[idx].to(pipe.device, pipe.unet.dtype), steps=spec.steps,
-                                guidance=spec.guidance)
+                                latents=noise, steps=spec.steps, guidance=spec.guidance)
             for i, img in zip(idx, imgs):
                 done(i, img)
     else:
@@ -290,7 +291,8 @@ def mux(folder: Path, audio_path: str | Path, out: str | Path, fps: float, n_fra
         raise ValueError(f"render folder {str(folder)!r} is missing frame {missing[0] if missing else 0}; "
                          "run the render again to finish it")
     out = Path(out)
-    clip = ImageSequenceClip([str(f) for f in frames], fps=fps)
+    # with_duration: moviepy sums 1/fps per frame and drops the last one to float rounding otherwise
+    clip = ImageSequenceClip([str(f) for f in frames], fps=fps).with_duration(len(frames) / fps)
     sound = AudioFileClip(str(audio_path))
     sound = sound.subclipped(0, min(sound.duration, clip.duration))
     tmp = out.with_name(out.stem + ".part.mp4")

@@ -93,7 +93,8 @@ def test_smoothing_attack_release():
     assert audio.smooth(x, 20, median=3)[10] == 0  # a lone spike is removed by the median
 
 
-@pytest.mark.parametrize("kwargs,msg", [(dict(low=1.0, high=1.0), "low = high"), (dict(low=float("nan"), high=1), "finite"),
+@pytest.mark.parametrize("kwargs,msg", [(dict(low=1.0, high=1.0), "low = high"),
+                                        (dict(low=float("nan"), high=1), "finite"),
                                         (dict(low=0, high=1, mode="zscore"), "minmax")])
 def test_bad_ranges(kwargs, msg):
     with pytest.raises(ValueError, match=msg):

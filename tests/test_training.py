@@ -28,7 +28,8 @@ def test_scenes_cover_every_paper_prompt():
 
 def test_tokenizer_from_the_shipped_files_matches_clip():
     from transformers import CLIPTokenizer
-    tok = CLIPTokenizer.from_pretrained(Path(__file__).resolve().parent.parent / "bendlab/models/bendlab-tiny-sd/tokenizer")
+    root = Path(__file__).resolve().parent.parent
+    tok = CLIPTokenizer.from_pretrained(root / "bendlab/models/bendlab-tiny-sd/tokenizer")
     assert tok("a floating orb").input_ids == [49406, 320, 12619, 36958, 49407]
     assert len(tok) == 49408 and tok.model_max_length == 77
 

@@ -47,6 +47,7 @@ def test_noise_walk_is_sin_cos_of_two_seeded_tensors(pipe, clip):
     A, B = torch.randn(x[:1].shape, generator=g), torch.randn(x[:1].shape, generator=g)
     torch.testing.assert_close(x[0:1], B)  # sin 0 = 0, cos 0 = 1
     torch.testing.assert_close(x[2:3], A * math.sin(math.pi / 2) + B * math.cos(math.pi / 2), atol=1e-6, rtol=0)
+    torch.testing.assert_close(noise_walk(pipe, s, 8, [2, 5]), x[[2, 5]])
     authors = noise_walk(pipe, spec_for(clip, walk="authors"), 8)
     assert not torch.allclose(authors, x)
 
@@ -99,7 +100,7 @@ def test_mp4_has_both_streams_and_the_audio_duration(pipe, clip, tmp_path):
     make_video(spec_for(clip), out, pipe=pipe, progress=False)
     info = video_info(out)
     assert info["video"] and info["audio"]
-    assert abs(info["video_duration"] - 0.6) <= 1 / 20 + 1e-6
+    assert info["frames"] == 12 and abs(info["video_duration"] - 0.6) <= 1 / 20 + 1e-6
     assert not list(tmp_path.glob("*.part.mp4"))
 
 

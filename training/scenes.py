@@ -401,7 +401,8 @@ def shape(rng):
                   fill=tuple(min(255, int(c * 1.3) + 20) for c in col))
         d.polygon([(cx + r - o, cy - r + o), (cx + r, cy - r), (cx + r, cy + r - o), (cx + r - o, cy + r)],
                   fill=tuple(int(c * 0.6) for c in col))
-    caps = [f"a {name} {kind}", f"a {kind}", f"a {name} {kind} in the {bgk}" if bgk != "night" else f"a {kind} at night"]
+    where = f"in the {bgk}" if bgk != "night" else "at night"
+    caps = [f"a {name} {kind}", f"a {kind}", f"a {name} {kind} {where}"]
     return img, caps
 
 
