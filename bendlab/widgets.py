@@ -114,9 +114,9 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
             plain = render_cached(pipe, prompt, (), seed, steps)
             bent = render_cached(pipe, prompt, (bend,), seed, steps)
             layers = sorted({fit_layer(L, steps) for L in strip_layers})
-            strip = render_grid(prompt, op, [param], layers, where, pipe=pipe, seed=seed, steps=steps)
-            status.value = (f"left: no operator; middle: {op}({param:g}) at layer {layer}, where {where}; "
-                            f"right: the same bend at layers {layers}")
+            strip = render_grid(prompt, op, [param], layers, where, pipe=pipe, seed=seed, steps=steps) if layers else []
+            status.value = (f"left: no operator; next: {op}({param:g}) at layer {layer}, where {where}"
+                            + (f"; then the same bend at layers {layers}" if layers else ""))
             return [plain, bent] + [row[0] for row in strip]
         except ValueError as e:  # bad input from a picker: say so, keep the last image
             status.value = f"<b style='color:#b00'>{e}</b>"
