@@ -14,7 +14,7 @@ Features (one value per frame):
     onset                        librosa onset strength (mean rectified log-mel difference) of the same frames
     low, mid, high               energy below 250 Hz, 250-2000 Hz and above 2000 Hz
 
-Notebook: notebooks/06_audio_reactive_video.ipynb
+Notebook: notebooks/07_audio_reactive_video.ipynb
 """
 
 from __future__ import annotations

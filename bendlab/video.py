@@ -9,7 +9,7 @@ as soon as it is finished -> `mux` joins the PNGs and the audio into an H.264 + 
 The render folder (`video.mp4` -> `video.frames/`) holds a manifest of the settings: running the same command
 again resumes and skips finished frames; changed settings refuse to mix frames unless `overwrite=True`.
 
-Notebook: notebooks/06_audio_reactive_video.ipynb
+Notebook: notebooks/07_audio_reactive_video.ipynb
 """
 
 from __future__ import annotations
@@ -190,6 +190,7 @@ def _save_atomic(img: Image.Image, path: Path) -> None:
 def open_render_folder(folder: Path, manifest: dict, overwrite: bool) -> None:
     """Create the folder with its manifest, or check an existing one matches (resume)."""
     mpath = folder / "manifest.json"
+    manifest = json.loads(json.dumps(manifest, default=str))  # compare as stored (tuples become lists)
     if folder.exists() and mpath.is_file():
         old = json.loads(mpath.read_text())
         if old != manifest:

@@ -77,3 +77,13 @@ def test_help_documents_ranges(capsys):
     text = capsys.readouterr().out
     for needle in ("0..STEPS", "fraction:P", "0 < s < 1", "radians", "rotate1", "spectral" if False else "rms"):
         assert needle in text
+
+
+def test_console_script_installed():
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    exe = shutil.which("bendlab") or str(Path(sys.executable).parent / "bendlab")
+    r = subprocess.run([exe, "operators"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "rotate1" in r.stdout and "1/r - x" in r.stdout
