@@ -28,8 +28,6 @@ from PIL import Image
 from .bend import Bend, as_bends
 from .models import img2img_pipeline, load_pipeline
 
-DEFAULTS = dict(seed=46, steps=50, guidance=7.5)  # the paper's: DDIM, 50 steps, seed 46, guidance 7.5
-
 
 # ------------------------------------------------------------------------------------------ validation
 def check_settings(steps=50, guidance=7.5, seed=46, strength=None) -> None:

@@ -97,9 +97,3 @@ def img2img_pipeline(pipe):
         cached.set_progress_bar_config(disable=True)
         pipe._bendlab_img2img = cached
     return cached
-
-
-def model_name(pipe) -> str:
-    """A short name for captions and manifests."""
-    p = Path(str(pipe.config._name_or_path))
-    return DEFAULT_MODEL if p == SHIPPED else str(pipe.config._name_or_path)
