@@ -20,6 +20,7 @@ Notebook: notebooks/07_audio_reactive_video.ipynb
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +77,9 @@ def load_audio(path: str | Path, sr: int = 22050) -> np.ndarray:
     if p.suffix.lower() not in AUDIO_SUFFIXES:
         raise ValueError(f"audio file {str(p)!r} has suffix {p.suffix!r}; accepted: {', '.join(AUDIO_SUFFIXES)}")
     try:
-        y, _ = librosa.load(p, sr=sr, mono=True)
+        with warnings.catch_warnings():  # librosa's fallback to audioread warns before we give our own error
+            warnings.simplefilter("ignore", (UserWarning, FutureWarning))
+            y, _ = librosa.load(p, sr=sr, mono=True)
     except Exception as e:  # soundfile / audioread raise many types for corrupt input
         raise ValueError(f"audio file {str(p)!r} could not be decoded ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else 'unreadable'})") from None

@@ -103,15 +103,16 @@ def encode_all(vae: AutoencoderKL, imgs: torch.Tensor) -> tuple[torch.Tensor, to
     return torch.cat(means), torch.cat(stds)
 
 
-def train_unet(mean, std, captions, tok, steps, batch, rng, scale, hidden):
-    """Joint UNet + text-encoder training on cached VAE posteriors; returns EMA copies and the final loss."""
-    unet, text = make_unet(hidden), make_text_encoder(hidden)
+def train_unet(mean, std, captions, tok, steps, batch, rng, scale, hidden, start=None, lr=5e-4):
+    """Joint UNet + text-encoder training on cached VAE posteriors; returns EMA copies and the final loss.
+    start: (unet, text_encoder) to continue from instead of fresh ones."""
+    unet, text = start if start else (make_unet(hidden), make_text_encoder(hidden))
     unet.set_attn_processor(AttnProcessor())  # on CPU, 1.4x faster to train than SDPA's flash backward
     params = list(unet.parameters()) + list(text.parameters())
     log(f"UNet: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M, text encoder: "
         f"{sum(p.numel() for p in text.parameters()) / 1e6:.2f}M parameters; {steps} steps of {batch}")
-    opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=1e-2)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-4, total_steps=steps, pct_start=0.03)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.03)
     noise_sched = DDIMScheduler(**SCHEDULER)
     ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text).eval()
     for m in (ema_unet, ema_text):
@@ -179,6 +180,8 @@ def main(argv=None) -> None:
     ap.add_argument("--unet-steps", type=int, default=2500)
     ap.add_argument("--batch", type=int, default=24)
     ap.add_argument("--hidden", type=int, default=96, help="text encoder width = UNet cross-attention width")
+    ap.add_argument("--lr", type=float, default=5e-4, help="peak learning rate of the UNet one-cycle schedule")
+    ap.add_argument("--resume", type=Path, help="continue the UNet and text encoder of this model folder")
     ap.add_argument("--smoke", action="store_true", help="a few steps on a few scenes (tests)")
     ap.add_argument("--bpe", type=Path, help="bpe_simple_vocab_16e6.txt.gz already on disk (else pip download)")
     ap.add_argument("--tokenizer", type=Path, help="reuse this converted CLIPTokenizer folder (e.g. the shipped one)")
@@ -199,18 +202,32 @@ def main(argv=None) -> None:
     else:
         tok = clip_bpe.build(tok_dir, a.bpe.read_bytes() if a.bpe else None)
 
-    vae, vae_mse = train_vae(imgs, a.vae_steps, 16 if not a.smoke else a.batch, rng)
-    mean, std = encode_all(vae, imgs)
-    scale = float(1.0 / mean.std())
-    vae.register_to_config(scaling_factor=scale)
-    log(f"latent std {mean.std():.3f} -> scaling_factor {scale:.4f}")
+    start, prev = None, {}
+    if a.resume:  # continue the UNet + text encoder of an earlier run; its VAE is kept as it is
+        old = StableDiffusionPipeline.from_pretrained(a.resume, dtype=torch.float32)
+        vae, start = old.vae, (old.unet.train(), old.text_encoder.train())
+        prev = json.loads((a.resume / "training_stats.json").read_text())
+        vae_mse, scale = prev["vae_recon_mse"], vae.config.scaling_factor
+        mean, std = encode_all(vae, imgs)
+        log(f"continuing {a.resume} (its VAE kept, scaling_factor {scale:.4f})")
+    else:
+        vae, vae_mse = train_vae(imgs, a.vae_steps, 16 if not a.smoke else a.batch, rng)
+        mean, std = encode_all(vae, imgs)
+        scale = float(1.0 / mean.std())
+        vae.register_to_config(scaling_factor=scale)
+        log(f"latent std {mean.std():.3f} -> scaling_factor {scale:.4f}")
 
-    unet, text, loss = train_unet(mean, std, captions, tok, a.unet_steps, a.batch, rng, scale, a.hidden)
+    unet, text, loss = train_unet(mean, std, captions, tok, a.unet_steps, a.batch, rng, scale, a.hidden, start,
+                                  lr=a.lr)
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=CLIPTokenizer.from_pretrained(tok_dir),
                                    unet=unet, scheduler=DDIMScheduler(**SCHEDULER), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
     minutes = (time.time() - t_start) / 60
     pipe.to(torch.float16).save_pretrained(a.out, safe_serialization=True)
+    if prev:  # a continued run reports the whole history
+        minutes += prev["train_minutes"]
+        a.unet_steps = [*(prev["unet_steps"] if isinstance(prev["unet_steps"], list) else [prev["unet_steps"]]),
+                        a.unet_steps]
     stats = {"train_minutes": round(minutes, 1), "vae_recon_mse": round(vae_mse, 4), "unet_final_loss": round(loss, 4),
              "scaling_factor": round(scale, 4), "scenes": a.scenes, "vae_steps": a.vae_steps,
              "unet_steps": a.unet_steps, "batch": a.batch, "seed": a.seed, "torch_threads": torch.get_num_threads()}
