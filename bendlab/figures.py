@@ -198,8 +198,8 @@ def plot_panels(panels, ncols: int = 5, title: str | None = None, size: float = 
     n = len(panels)
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
-                             squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.15) * nrows + (0.4 if title else 0)),
+                             squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, (label, img) in zip(axes.flat, panels):
@@ -207,7 +207,6 @@ def plot_panels(panels, ncols: int = 5, title: str | None = None, size: float = 
         ax.set_title(label, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
