@@ -26,7 +26,8 @@ def clip(tmp_path):
 
 
 def spec_for(clip, **kw):
-    return VideoSpec(audio=str(clip), steps=STEPS, mappings=[Mapping("rms", "rotate1", 3, 0, 2 * math.pi)], **kw)
+    # 0..pi, not 2 pi: a full turn is the identity, which would hide the loudest frame
+    return VideoSpec(audio=str(clip), steps=STEPS, mappings=[Mapping("rms", "rotate1", 3, 0, math.pi)], **kw)
 
 
 def test_prompt_weights_two_prompts_and_keyframes(clip):
@@ -86,13 +87,16 @@ def test_changed_settings_refuse_to_mix_frames(pipe, clip, tmp_path):
 
 
 def test_frames_follow_the_audio(pipe, clip, tmp_path):
-    out = tmp_path / "v.mp4"
-    folder = render_frames(spec_for(clip), out, pipe=pipe, progress=False)
-    ims = [np.asarray(Image.open(frame_path(folder, i))).astype(float) for i in range(12)]
-    # silence (frames 0-5) keeps the angle at 0: only the noise walk moves; the note's attack rotates channels
-    quiet = np.abs(ims[2] - ims[3]).mean()
-    hit = np.abs(ims[6] - ims[5]).mean()
-    assert hit > quiet
+    """Against the same video of a silent track (angle 0 everywhere): the silent frames of the clip are
+    identical, the frames from the note's onset on are not."""
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(int(0.6 * 22050), np.float32), 22050)
+    a = render_frames(spec_for(clip), tmp_path / "a.mp4", pipe=pipe, progress=False)
+    b = render_frames(spec_for(silent), tmp_path / "b.mp4", pipe=pipe, progress=False)
+    diff = [np.abs(np.asarray(Image.open(frame_path(a, i)), float) - np.asarray(Image.open(frame_path(b, i)))).mean()
+            for i in range(12)]
+    assert max(diff[:6]) == 0, diff  # 0.0-0.3 s: silence in both
+    assert min(diff[6:8]) > 1, diff  # the onset at 0.3 s turns the channels
 
 
 def test_mp4_has_both_streams_and_the_audio_duration(pipe, clip, tmp_path):
