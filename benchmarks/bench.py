@@ -89,18 +89,18 @@ def main(argv=None) -> None:
 
     if "explorer" in a.only:
         from bendlab.widgets import explorer
-        box = explorer(pipe, prompt="a gorgeous landscape", op="rotate1", param=0.5, layer=20)
+        box = explorer(pipe, prompt="a gorgeous landscape", op="rotate1", param=0.5, layer=20, strip=True)
         moves = []
         for k in range(a.repeat):
             t0 = time.perf_counter()
             box.controls["param"].value = 1.0 + 0.37 * k  # a new value: nothing cached
             moves.append(time.perf_counter() - t0)
         t_strip = statistics.median(moves)
-        box = explorer(pipe, prompt="a gorgeous landscape", op="rotate1", param=0.5, layer=20, strip_layers=())
+        box = explorer(pipe, prompt="a gorgeous landscape", op="rotate1", param=0.5, layer=20)
         moves = []
         for k in range(a.repeat):
             t0 = time.perf_counter()
-            box.controls["param"].value = 1.0 + 0.37 * k
+            box.controls["param"].value = 3.0 + 0.29 * k  # values not rendered above
             moves.append(time.perf_counter() - t0)
         print(f"explorer slider move: {statistics.median(moves):.3f} s without the layer strip, {t_strip:.3f} s "
               "with it (median)   goal <= 1 s")

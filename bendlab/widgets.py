@@ -91,9 +91,11 @@ def param_slider(op: str, value: float | None = None, description: str = "param 
 
 
 def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: float = 1.57, layer: int = 20,
-             where: str = "all", seed: int = 46, steps: int = 50, strip_layers=(0, 10, 20, 30, 40, 49, 50)):
+             where: str = "all", seed: int = 46, steps: int = 50, strip_layers=(0, 10, 20, 30, 40, 49, 50),
+             strip: bool = False):
     """Pickers for prompt, operator, parameter, layer, where and seed; shows the unbent image, the bent one,
-    and a strip of the same bend across layers. Returns the VBox (its `.image` holds the PNG shown)."""
+    and (with the "layer strip" box ticked) the same bend across `strip_layers`, which costs about four
+    renders. Returns the VBox (its `.image` holds the PNG shown)."""
     import ipywidgets as w
 
     from .engine import render_grid
@@ -105,19 +107,20 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
         layer=w.IntSlider(value=min(layer, steps), min=0, max=steps, description="layer", continuous_update=False),
         where=w.Text(value=where, description="where", continuous_update=False),
         seed=w.IntText(value=seed, description="seed"),
+        strip=w.Checkbox(value=strip, description="layer strip"),
     )
     status = w.HTML()
 
-    def view(prompt, op, param, layer, where, seed):
+    def view(prompt, op, param, layer, where, seed, strip):
         try:
             bend = Bend(op, param, layer, where)
             plain = render_cached(pipe, prompt, (), seed, steps)
             bent = render_cached(pipe, prompt, (bend,), seed, steps)
-            layers = sorted({fit_layer(L, steps) for L in strip_layers})
-            strip = render_grid(prompt, op, [param], layers, where, pipe=pipe, seed=seed, steps=steps) if layers else []
+            layers = sorted({fit_layer(L, steps) for L in strip_layers}) if strip else []
+            rows = render_grid(prompt, op, [param], layers, where, pipe=pipe, seed=seed, steps=steps) if layers else []
             status.value = (f"left: no operator; next: {op}({param:g}) at layer {layer}, where {where}"
                             + (f"; then the same bend at layers {layers}" if layers else ""))
-            return [plain, bent] + [row[0] for row in strip]
+            return [plain, bent] + [row[0] for row in rows]
         except ValueError as e:  # bad input from a picker: say so, keep the last image
             status.value = f"<b style='color:#b00'>{e}</b>"
             return [Image.new("RGB", (pipe.unet.config.sample_size * pipe.vae_scale_factor,) * 2, "white")]

@@ -22,8 +22,10 @@ def test_slider_changes_the_image(pipe):
 
 def test_explorer_reports_bad_input_without_raising(pipe):
     box = explorer(pipe, steps=STEPS, layer=2)
-    ok = image_array(box)
-    assert ok.shape[1] > ok.shape[0] * 4  # unbent, bent and the layer strip side by side
+    two = image_array(box)
+    assert 2 * two.shape[0] <= two.shape[1] < 3 * two.shape[0]  # unbent and bent side by side
+    box.controls["strip"].value = True
+    assert image_array(box).shape[1] > two.shape[0] * 4  # then the layer strip
     box.controls["where"].value = "row:99"
     assert "out of range" in box.status.value
     box.controls["where"].value = "all"
