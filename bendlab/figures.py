@@ -186,9 +186,12 @@ def render_figure(name: str, pipe, *, steps: int = 50, seed: int = 46, guidance:
         rows = render_grid(s.prompt, s.op, s.params, layers, s.where, s.norm, pipe=pipe, steps=steps, seed=seed,
                            guidance=guidance, progress=progress)
         for L, row in zip(s.layers, rows):
-            for prm, img in zip(s.params, row):
-                label = f"{s.prompt[:18]}: " if len(fig.sweeps) > 1 else ""
-                out.append((f"{label}{s.param_fmt.format(prm)}, layer {L}", img))
+            for j, (prm, img) in enumerate(zip(s.params, row)):
+                if len(fig.sweeps) > 1:  # one row per prompt: name it once, at the row's start
+                    label = (f"{s.prompt}\n" if j == 0 else "") + s.param_fmt.format(prm)
+                else:
+                    label = f"{s.param_fmt.format(prm)}, layer {L}"
+                out.append((label, img))
     return out
 
 
