@@ -49,7 +49,7 @@ def resolve(model: str | os.PathLike | None) -> str:
 def _load(path: str, device: str, dtype: torch.dtype):
     from diffusers import DDIMScheduler, StableDiffusionPipeline
     from diffusers.utils import logging as dlog
-    level = dlog.get_verbosity()
+    level, bars = dlog.get_verbosity(), dlog.is_progress_bar_enabled()
     dlog.set_verbosity_error()  # no progress bars or safety-checker notice while loading
     dlog.disable_progress_bar()
     try:
@@ -59,7 +59,8 @@ def _load(path: str, device: str, dtype: torch.dtype):
         raise OSError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
     finally:
         dlog.set_verbosity(level)
-        dlog.enable_progress_bar()
+        if bars:
+            dlog.enable_progress_bar()
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
