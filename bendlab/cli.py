@@ -188,8 +188,9 @@ def cmd_video(a) -> None:
                      upscale=a.upscale)
     info = video_info(out)
     streams = f"{'h264' if info['video'] else 'no video'} + {'aac' if info['audio'] else 'no audio'}"
+    audio_s = feats.duration if a.preview is None else min(a.preview, feats.duration)
     print(f"wrote {out}: {info['frames']} frames, video {info['video_duration']:.2f} s, "
-          f"audio {feats.duration:.2f} s, streams: {streams}")
+          f"audio {audio_s:.2f} s{' (preview)' if a.preview is not None else ''}, streams: {streams}")
 
 
 def cmd_operators(a) -> None:
