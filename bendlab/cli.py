@@ -26,28 +26,21 @@ class CLIError(ValueError):
 
 
 def read_recipe(path: str | Path) -> dict:
-    """A TOML (.toml) or YAML (.yaml/.yml, safe loader) recipe: render settings and a list [[bend]] of bends."""
+    """The settings table of a TOML (.toml) or YAML (.yaml/.yml, safe loader) recipe; one-line errors.
+
+    `bendlab render` reads [[bend]] entries from it, `bendlab video` [[mapping]] entries."""
+    import yaml
     p = Path(path)
     if not p.is_file():
         raise CLIError(f"recipe {str(p)!r} does not exist")
-    text = p.read_text()
+    if p.suffix not in (".toml", ".yaml", ".yml"):
+        raise CLIError(f"recipe {str(p)!r} has suffix {p.suffix!r}; accepted: .toml, .yaml, .yml")
     try:
-        if p.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif p.suffix in (".yaml", ".yml"):
-            import yaml
-            data = yaml.safe_load(text) or {}
-        else:
-            raise CLIError(f"recipe {str(p)!r} has suffix {p.suffix!r}; accepted: .toml, .yaml, .yml")
-    except (tomllib.TOMLDecodeError, ImportError) as e:
-        raise CLIError(f"recipe {str(p)!r} is not valid TOML: {e}") from None
-    except Exception as e:  # yaml.YAMLError and friends
-        if isinstance(e, CLIError):
-            raise
-        raise CLIError(f"recipe {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+        data = tomllib.loads(p.read_text()) if p.suffix == ".toml" else yaml.safe_load(p.read_text()) or {}
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise CLIError(f"recipe {str(p)!r} is not valid {p.suffix[1:].upper()}: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise CLIError(f"recipe {str(p)!r} must be a table of settings with a list of [[bend]] entries")
-    data["bend"] = as_bends(data.get("bend", []))
+        raise CLIError(f"recipe {str(p)!r} must be a table of settings with [[bend]] or [[mapping]] entries")
     return data
 
 
@@ -100,8 +93,8 @@ def add_bend_args(ap: argparse.ArgumentParser, param_help: str) -> None:
 
 
 def bends_from_args(a) -> tuple[list[Bend], dict]:
-    recipe = read_recipe(a.recipe) if a.recipe else {"bend": []}
-    bends = list(recipe["bend"])
+    recipe = read_recipe(a.recipe) if a.recipe else {}
+    bends = as_bends(recipe.pop("bend", []))
     if a.op:
         if a.param is None and a.op not in ("reflect",):
             raise CLIError(f"--op {a.op} needs --param (r: {operators.FORMULAS[a.op]})")
@@ -144,12 +137,7 @@ def cmd_render(a) -> None:
 def video_spec_from_args(a):
     """A VideoSpec from the command line and an optional recipe ([[mapping]] tables and settings)."""
     from .video import Mapping, VideoSpec, parse_keyframe
-    recipe = {}
-    if a.recipe:
-        p = Path(a.recipe)
-        if not p.is_file():
-            raise CLIError(f"recipe {str(p)!r} does not exist")
-        recipe = tomllib.loads(p.read_text()) if p.suffix == ".toml" else __import__("yaml").safe_load(p.read_text())
+    recipe = read_recipe(a.recipe) if a.recipe else {}
     mappings = [Mapping(**m) for m in recipe.pop("mapping", [])]
     if a.op:
         low, high = a.range

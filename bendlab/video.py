@@ -28,7 +28,8 @@ from PIL import Image
 
 from . import audio, operators
 from .bend import Bend
-from .engine import check_settings, encode_prompts, img2img_layers, latent_shape, render_batch, render_img2img
+from .engine import (check_settings, encode_prompts, img2img_layers, initial_noise, latent_shape, render_batch,
+                     render_img2img)
 from .models import load_pipeline
 
 METHODS = ("txt2img", "img2img")
@@ -268,7 +269,6 @@ def render_frames(spec: VideoSpec, out: str | Path, *, pipe=None, batch: int = 4
         for i in todo:
             bends = bends_for([i])
             if i == 0 and spec.init_image is None:
-                from .engine import initial_noise
                 emb, neg = encode_prompts(pipe, spec.prompts[:1])
                 img = render_batch(pipe, bends, prompt_embeds=emb, negative_embeds=neg,
                                    latents=initial_noise(pipe, spec.seed), steps=spec.steps, guidance=spec.guidance)[0]

@@ -87,3 +87,13 @@ def test_console_script_installed():
     exe = shutil.which("bendlab") or str(Path(sys.executable).parent / "bendlab")
     r = subprocess.run([exe, "operators"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "rotate1" in r.stdout and "1/r - x" in r.stdout
+
+
+def test_video_recipe_mappings(tmp_path):
+    from bendlab.cli import build_parser, video_spec_from_args
+    r = tmp_path / "v.toml"
+    r.write_text('prompts = ["a floating orb", "mice"]\n[[mapping]]\nfeature = "onset"\nop = "add"\nlayer = 10\n'
+                 'low = 0.0\nhigh = 2.0\n[[mapping]]\nfeature = "centroid"\nop = "rotate1"\nlayer = 40\n')
+    a = build_parser().parse_args(["video", "bendlab/data/piano.ogg", "--recipe", str(r), "--out", "v.mp4"])
+    spec = video_spec_from_args(a)
+    assert [m.feature for m in spec.mappings] == ["onset", "centroid"] and spec.prompts == ["a floating orb", "mice"]
