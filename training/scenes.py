@@ -179,25 +179,35 @@ def mesh(rng):
 
 
 def _mouse(d, x, y, s, col, facing):
-    d.line([(x - facing * 14 * s, y + 2 * s), (x - facing * 30 * s, y - 4 * s)], fill=(230, 150, 160), width=2)
-    d.ellipse([x - 14 * s, y - 8 * s, x + 14 * s, y + 8 * s], fill=col)
-    hx = x + facing * 13 * s
-    d.ellipse([hx - 7 * s, y - 9 * s, hx + 7 * s, y + 3 * s], fill=col)
-    d.ellipse([hx - facing * 4 * s - 5 * s, y - 16 * s, hx - facing * 4 * s + 5 * s, y - 7 * s], fill=(235, 170, 180))
-    d.ellipse([hx + facing * 6 * s - 1.5, y - 4 * s - 1.5, hx + facing * 6 * s + 1.5, y - 4 * s + 1.5], fill=(0, 0, 0))
+    """A side-view mouse, drawn big and outlined so it reads at 64x64: body, head, pink ear, eye, long tail."""
+    dark = tuple(int(c * 0.45) for c in col)
+    d.line([(x - facing * 13 * s, y + 4 * s), (x - facing * 26 * s, y + 6 * s), (x - facing * 36 * s, y - 4 * s)],
+           fill=(225, 140, 150), width=max(2, int(2 * s)), joint="curve")  # tail
+    d.ellipse([x - 15 * s, y - 9 * s, x + 15 * s, y + 9 * s], fill=col, outline=dark, width=2)  # body
+    hx = x + facing * 14 * s
+    d.polygon([(hx - 2 * facing * s, y - 8 * s), (hx + facing * 14 * s, y + 1 * s), (hx - 2 * facing * s, y + 5 * s)],
+              fill=col, outline=dark)  # pointed snout
+    d.ellipse([hx - facing * 3 * s - 7 * s, y - 19 * s, hx - facing * 3 * s + 5 * s, y - 6 * s], fill=(240, 160, 175),
+              outline=dark, width=2)  # big pink ear
+    ex = hx + facing * 5 * s
+    d.ellipse([ex - 2 * s, y - 4 * s, ex + 2 * s, y], fill=(0, 0, 0))  # eye
+    nx = hx + facing * 14 * s
+    d.ellipse([nx - 2 * s, y - 1 * s, nx + 2 * s, y + 3 * s], fill=(235, 120, 140))  # nose
 
 
 def mice(rng):
     floor = rng.choice(["wood", "grass", "kitchen"])
-    col = {"wood": (170, 120, 70), "grass": (80, 160, 60), "kitchen": (215, 210, 200)}[floor]
+    col = {"wood": (170, 120, 70), "grass": (80, 160, 60), "kitchen": (225, 222, 212)}[floor]
     img = _vgradient(_jitter(rng, tuple(int(c * 0.8) for c in col)), _jitter(rng, col))
     d = ImageDraw.Draw(img)
-    n = int(rng.integers(1, 5))
-    for _ in range(n):
-        fur = _jitter(rng, (130, 125, 125) if rng.random() < 0.6 else (150, 110, 80), 20)
-        s = rng.uniform(0.9, 1.5)
-        _mouse(d, rng.uniform(30, 98), rng.uniform(35, 105), s, fur, rng.choice([-1, 1]))
-    word = {1: "a mouse", 2: "two mice", 3: "three mice", 4: "four mice"}[n]
+    n = int(rng.choice([1, 1, 2, 2, 3]))
+    spots = [(64, 72)] if n == 1 else [(40, 50), (88, 86)] if n == 2 else [(36, 40), (92, 60), (52, 100)]
+    for cx, cy in spots:
+        grey = rng.random() < 0.6 or floor == "wood"
+        fur = _jitter(rng, (125, 120, 125) if grey else (150, 105, 70), 15)
+        s = rng.uniform(1.6, 2.2) if n == 1 else rng.uniform(1.0, 1.35)
+        _mouse(d, cx + rng.uniform(-10, 10), cy + rng.uniform(-8, 8), s, fur, rng.choice([-1, 1]))
+    word = {1: "a mouse", 2: "two mice", 3: "three mice"}[n]
     caps = ["mice", "mice", word, f"{word} on the {floor} floor" if floor != "grass" else f"{word} in the grass",
             "small grey mice", "a photo of mice" if n > 1 else "a photo of a mouse"]
     return img, caps
@@ -408,7 +418,7 @@ def shape(rng):
 
 # kind -> (draw function, sampling weight); the paper's prompts are weighted up
 KINDS = {
-    "orb": (orb, 3), "landscape": (landscape, 3), "mesh": (mesh, 3), "mice": (mice, 3),
+    "orb": (orb, 3), "landscape": (landscape, 3), "mesh": (mesh, 3), "mice": (mice, 4),
     "construction_crane": (construction_crane, 2), "crane_bird": (crane_bird, 2),
     "bass_fish": (bass_fish, 2), "bass_guitar": (bass_guitar, 2),
     "cricket_insect": (cricket_insect, 2), "cricket_sport": (cricket_sport, 2),
