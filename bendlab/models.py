@@ -98,3 +98,15 @@ def img2img_pipeline(pipe):
         cached.set_progress_bar_config(disable=True)
         pipe._bendlab_img2img = cached
     return cached
+
+
+def weights_fingerprint(pipe) -> str:
+    """A short id of a loaded pipeline's weights (UNet, VAE, text encoder): every tensor's name, shape and first
+    16 values. Render folders record it, so frames of a retrained or other model are never mixed on resume."""
+    import hashlib
+    h = hashlib.sha1()
+    for comp in (pipe.unet, pipe.vae, pipe.text_encoder):
+        for name, t in comp.state_dict().items():
+            h.update(f"{name}{tuple(t.shape)}".encode())
+            h.update(t.detach().flatten()[:16].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]

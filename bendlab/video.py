@@ -30,7 +30,7 @@ from . import audio, operators
 from .bend import Bend
 from .engine import (check_settings, encode_prompts, img2img_layers, initial_noise, latent_shape, render_batch,
                      render_img2img)
-from .models import load_pipeline
+from .models import load_pipeline, weights_fingerprint
 
 METHODS = ("txt2img", "img2img")
 WALKS = ("sincos", "authors")
@@ -194,6 +194,8 @@ def open_render_folder(folder: Path, manifest: dict, overwrite: bool) -> None:
     manifest = json.loads(json.dumps(manifest, default=str))  # compare as stored (tuples become lists)
     if folder.exists() and mpath.is_file():
         old = json.loads(mpath.read_text())
+        if "weights" in old:  # checked once the model is loaded (check_weights)
+            manifest["weights"] = old["weights"]
         if old != manifest:
             if not overwrite:
                 changed = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
@@ -203,6 +205,25 @@ def open_render_folder(folder: Path, manifest: dict, overwrite: bool) -> None:
             shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     mpath.write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+
+
+def check_weights(folder: Path, fingerprint: str, overwrite: bool) -> bool:
+    """Record the model weights' fingerprint in the folder's manifest, or check it matches the frames already
+    there; with overwrite, a mismatch deletes those frames. Returns True when frames were deleted."""
+    mpath = folder / "manifest.json"
+    manifest = json.loads(mpath.read_text())
+    old = manifest.get("weights")
+    wiped = False
+    if old is not None and old != fingerprint:
+        if not overwrite:
+            raise ValueError(f"render folder {str(folder)!r} holds frames made by other model weights ({old}, now "
+                             f"{fingerprint}); accepted: the same model to resume, or overwrite=True / --overwrite")
+        for f in folder.glob("frame_*.png"):
+            f.unlink()
+        wiped = True
+    manifest["weights"] = fingerprint
+    mpath.write_text(json.dumps(manifest, indent=1) + "\n")
+    return wiped
 
 
 def check_output(out: str | Path) -> Path:
@@ -242,6 +263,8 @@ def render_frames(spec: VideoSpec, out: str | Path, *, pipe=None, batch: int = 4
     open_render_folder(folder, spec.manifest(), overwrite)
     todo = [i for i in range(n) if not frame_path(folder, i).is_file()]
     pipe = pipe or load_pipeline(spec.model)
+    if check_weights(folder, weights_fingerprint(pipe), overwrite):
+        todo = list(range(n))
     bar = tqdm(total=n, initial=n - len(todo), unit="frame", disable=not progress, desc=out.name)
 
     def bends_for(idx) -> list[Bend]:

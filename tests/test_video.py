@@ -137,3 +137,19 @@ def test_output_checks(clip, tmp_path):
         render_frames(spec_for(clip), tmp_path / "nope" / "v.mp4", progress=False)
     with pytest.raises(ValueError, match="mp4"):
         render_frames(spec_for(clip), tmp_path / "v.avi", progress=False)
+
+
+def test_frames_of_other_model_weights_are_not_mixed(pipe, clip, tmp_path):
+    import copy
+    out = tmp_path / "v.mp4"
+    render_frames(spec_for(clip), out, pipe=pipe, limit=2, progress=False)
+    first = np.asarray(Image.open(frame_path(frames_dir(out), 0)))
+    other = copy.deepcopy(pipe)
+    with torch.no_grad():
+        other.unet.conv_out.bias += 0.5  # a "retrained" model
+    with pytest.raises(ValueError, match="other model weights"):
+        render_frames(spec_for(clip), out, pipe=other, limit=2, progress=False)
+    assert np.array_equal(np.asarray(Image.open(frame_path(frames_dir(out), 0))), first)  # nothing touched
+    render_frames(spec_for(clip), out, pipe=other, limit=2, progress=False, overwrite=True)
+    assert not np.array_equal(np.asarray(Image.open(frame_path(frames_dir(out), 0))), first)  # re-rendered
+    render_frames(spec_for(clip), out, pipe=other, limit=2, progress=False)  # same weights: resumes
