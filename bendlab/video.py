@@ -207,23 +207,20 @@ def open_render_folder(folder: Path, manifest: dict, overwrite: bool) -> None:
     mpath.write_text(json.dumps(manifest, indent=1, default=str) + "\n")
 
 
-def check_weights(folder: Path, fingerprint: str, overwrite: bool) -> bool:
+def check_weights(folder: Path, fingerprint: str, overwrite: bool) -> None:
     """Record the model weights' fingerprint in the folder's manifest, or check it matches the frames already
-    there; with overwrite, a mismatch deletes those frames. Returns True when frames were deleted."""
+    there; with overwrite, a mismatch deletes those frames."""
     mpath = folder / "manifest.json"
     manifest = json.loads(mpath.read_text())
     old = manifest.get("weights")
-    wiped = False
     if old is not None and old != fingerprint:
         if not overwrite:
             raise ValueError(f"render folder {str(folder)!r} holds frames made by other model weights ({old}, now "
                              f"{fingerprint}); accepted: the same model to resume, or overwrite=True / --overwrite")
         for f in folder.glob("frame_*.png"):
             f.unlink()
-        wiped = True
     manifest["weights"] = fingerprint
     mpath.write_text(json.dumps(manifest, indent=1) + "\n")
-    return wiped
 
 
 def check_output(out: str | Path) -> Path:
@@ -261,10 +258,9 @@ def render_frames(spec: VideoSpec, out: str | Path, *, pipe=None, batch: int = 4
         raise ValueError(f"keyframe at {spec.keyframes[-1]:g} s is beyond the audio ({feats.duration:.2f} s)")
     folder = frames_dir(out)
     open_render_folder(folder, spec.manifest(), overwrite)
-    todo = [i for i in range(n) if not frame_path(folder, i).is_file()]
     pipe = pipe or load_pipeline(spec.model)
-    if check_weights(folder, weights_fingerprint(pipe), overwrite):
-        todo = list(range(n))
+    check_weights(folder, weights_fingerprint(pipe), overwrite)
+    todo = [i for i in range(n) if not frame_path(folder, i).is_file()]
     bar = tqdm(total=n, initial=n - len(todo), unit="frame", disable=not progress, desc=out.name)
 
     def bends_for(idx) -> list[Bend]:
