@@ -18,7 +18,6 @@ import json
 import math
 import os
 import re
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -188,39 +187,24 @@ def _save_atomic(img: Image.Image, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def open_render_folder(folder: Path, manifest: dict, overwrite: bool) -> None:
-    """Create the folder with its manifest, or check an existing one matches (resume)."""
+def open_render_folder(folder: Path, record: dict, overwrite: bool) -> None:
+    """Create the folder and record `record` in its manifest, or check the entries the manifest already holds
+    match (resume). Entries are recorded as they become known (the settings first, the model weights once the
+    model is loaded), so an entry the manifest lacks is adopted. A mismatch raises, or with overwrite deletes
+    the frames rendered so far."""
     mpath = folder / "manifest.json"
-    manifest = json.loads(json.dumps(manifest, default=str))  # compare as stored (tuples become lists)
-    if folder.exists() and mpath.is_file():
-        old = json.loads(mpath.read_text())
-        if "weights" in old:  # checked once the model is loaded (check_weights)
-            manifest["weights"] = old["weights"]
-        if old != manifest:
-            if not overwrite:
-                changed = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
-                raise ValueError(f"render folder {str(folder)!r} holds frames made with other settings "
-                                 f"({', '.join(changed)} changed); accepted: the same settings to resume, or "
-                                 "overwrite=True / --overwrite to start again")
-            shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    mpath.write_text(json.dumps(manifest, indent=1, default=str) + "\n")
-
-
-def check_weights(folder: Path, fingerprint: str, overwrite: bool) -> None:
-    """Record the model weights' fingerprint in the folder's manifest, or check it matches the frames already
-    there; with overwrite, a mismatch deletes those frames."""
-    mpath = folder / "manifest.json"
-    manifest = json.loads(mpath.read_text())
-    old = manifest.get("weights")
-    if old is not None and old != fingerprint:
+    record = json.loads(json.dumps(record, default=str))  # compare as stored (tuples become lists)
+    old = json.loads(mpath.read_text()) if mpath.is_file() else {}
+    changed = sorted(k for k in record if k in old and old[k] != record[k])
+    if changed:
         if not overwrite:
-            raise ValueError(f"render folder {str(folder)!r} holds frames made by other model weights ({old}, now "
-                             f"{fingerprint}); accepted: the same model to resume, or overwrite=True / --overwrite")
+            raise ValueError(f"render folder {str(folder)!r} holds frames made with other settings "
+                             f"({', '.join(changed)} changed); accepted: the same settings and model to resume, "
+                             "or overwrite=True / --overwrite to start again")
         for f in folder.glob("frame_*.png"):
             f.unlink()
-    manifest["weights"] = fingerprint
-    mpath.write_text(json.dumps(manifest, indent=1) + "\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    mpath.write_text(json.dumps({**old, **record}, indent=1) + "\n")
 
 
 def check_output(out: str | Path) -> Path:
@@ -259,7 +243,7 @@ def render_frames(spec: VideoSpec, out: str | Path, *, pipe=None, batch: int = 4
     folder = frames_dir(out)
     open_render_folder(folder, spec.manifest(), overwrite)
     pipe = pipe or load_pipeline(spec.model)
-    check_weights(folder, weights_fingerprint(pipe), overwrite)
+    open_render_folder(folder, {"weights": weights_fingerprint(pipe)}, overwrite)
     todo = [i for i in range(n) if not frame_path(folder, i).is_file()]
     bar = tqdm(total=n, initial=n - len(todo), unit="frame", disable=not progress, desc=out.name)
 
