@@ -2,6 +2,7 @@
 
     python benchmarks/bench.py            # all, on the shipped model, 1 torch thread
     python benchmarks/bench.py --only render bend
+    python benchmarks/bench.py --device cuda --only render bend branch   # the float16 CUDA path
 
 render   one 50-step image with guidance 7.5 (seconds, median)          goal: <= 1 s on 1 CPU thread
 bend     bent / unbent render time (add at layer 40)                    goal: <= 1.03
@@ -37,13 +38,15 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="default: the shipped model")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu (float32) or cuda (float16)")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--only", nargs="*", default=["render", "bend", "branch", "batch", "explorer"])
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     from bendlab import Bend, load_pipeline, render, render_grid
-    pipe = load_pipeline(a.model, device="cpu")
-    print(f"model {a.model or 'bendlab-tiny-sd'}, cpu, {a.threads} thread(s), torch {torch.__version__}")
+    pipe = load_pipeline(a.model, device=a.device)
+    where = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"cpu, {a.threads} thread(s)"
+    print(f"model {a.model or 'bendlab-tiny-sd'}, {where}, {pipe.unet.dtype}, torch {torch.__version__}")
     render("warm up", pipe=pipe, steps=5)
 
     if "render" in a.only or "bend" in a.only:

@@ -73,7 +73,7 @@ def rotation_matrix(k: int, theta) -> torch.Tensor:
     i, j, s = _PLANES[k]
     t = torch.as_tensor(theta, dtype=torch.float32)
     batch = t.shape
-    R = torch.eye(4).expand(*batch, 4, 4).clone()
+    R = torch.eye(4, device=t.device).expand(*batch, 4, 4).clone()
     c, sn = torch.cos(t), torch.sin(t)
     R[..., i, i] = c
     R[..., j, j] = c
@@ -110,8 +110,8 @@ rotate1, rotate2, rotate3, rotate4 = (_rotate(k) for k in (1, 2, 3, 4))
 def reflection_matrix(c) -> torch.Tensor:
     """The 4x4 identity with entry [c, c] = -1 (c a channel in 0..3, or a (B,) tensor -> (B, 4, 4))."""
     c = torch.as_tensor(c).long()
-    R = torch.eye(4).expand(*c.shape, 4, 4).clone()
-    d = torch.ones(*c.shape, 4)
+    R = torch.eye(4, device=c.device).expand(*c.shape, 4, 4).clone()
+    d = torch.ones(*c.shape, 4, device=c.device)
     d.scatter_(-1, c.unsqueeze(-1), -1.0)
     return R * d.unsqueeze(-1)
 

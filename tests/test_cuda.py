@@ -33,3 +33,28 @@ def test_render_fp16_cuda_default_and_close_to_cpu():
     cpu = render("a floating orb", [Bend("rotate1", 1.0, 10)], pipe=load_pipeline(device="cpu"), steps=20,
                  output_type="np")
     assert np.abs(a - cpu).mean() < 0.05  # the same noise (CPU generator) gives the same picture
+
+
+@pytest.mark.parametrize("bend", [Bend("add", 1.0, 0, "fraction:0.05"), Bend("reflect", 2, 20, "row:3"),
+                                  Bend("erode", 3, 15, "channel:1", norm="channel"),
+                                  Bend("multiply", 2.0, 5, "region:0.1,0.1,0.6,0.6"),
+                                  Bend("multiply", 2.0, (0, 10), module="mid_block")],
+                         ids=["fraction", "row", "channel+norm", "region", "module"])
+def test_every_where_and_module_bend_runs_on_cuda(bend):
+    pipe = load_pipeline()
+    plain = render("a gorgeous landscape", pipe=pipe, steps=20, output_type="np")
+    bent = render("a gorgeous landscape", [bend], pipe=pipe, steps=20, output_type="np")
+    assert np.isfinite(bent).all() and np.abs(bent - plain).mean() > 1e-3
+
+
+def test_branching_and_img2img_on_cuda():
+    from bendlab import render_grid, render_img2img
+    pipe = load_pipeline()
+    kw = dict(pipe=pipe, steps=20, output_type="np")
+    fast = np.asarray(render_grid("a gorgeous landscape", "reflect", [0, 1, 2, 3], [10], **kw))
+    slow = np.asarray(render_grid("a gorgeous landscape", "reflect", [0, 1, 2, 3], [10], branch=False, **kw))
+    assert fast.shape == slow.shape and np.abs(fast - slow).max() < 2e-2  # float16: rounding, not 1e-5
+    init = render("a floating orb", pipe=pipe, steps=20)
+    out = render_img2img(pipe, [init, init], [Bend("rotate1", torch.tensor([0.0, 1.5]), 2)], prompt="a floating orb",
+                         strength=0.6, steps=20, output_type="np")
+    assert len(out) == 2 and np.abs(out[0] - out[1]).mean() > 1e-3
