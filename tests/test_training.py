@@ -42,7 +42,8 @@ def test_training_smoke(tmp_path):
     from bendlab import load_pipeline, render
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "m"
-    train.main(["--smoke", "--out", str(out), "--tokenizer", str(root / "bendlab/models/bendlab-tiny-sd/tokenizer")])
+    train.main(["--smoke", "--threads", "1", "--out", str(out),
+                "--tokenizer", str(root / "bendlab/models/bendlab-tiny-sd/tokenizer")])
     stats = json.loads((out / "training_stats.json").read_text())
     assert stats["unet_steps"] == 3 and np.isfinite(stats["unet_final_loss"])
     assert not list(out.rglob("*.bin")) and list(out.rglob("*.safetensors"))

@@ -154,25 +154,25 @@ def mesh(rng):
         for k in range(1, 8):  # latitudes
             lat = -math.pi / 2 + k * math.pi / 8
             y, rr = cy + r * math.sin(lat), r * math.cos(lat)
-            d.ellipse([cx - rr, y - rr * tilt, cx + rr, y + rr * tilt], outline=fg, width=1)
+            d.ellipse([cx - rr, y - rr * tilt, cx + rr, y + rr * tilt], outline=fg, width=2)
         for k in range(8):  # longitudes
             w = abs(r * math.cos(k * math.pi / 8))
-            d.ellipse([cx - w, cy - r, cx + w, cy + r], outline=fg, width=1)
+            d.ellipse([cx - w, cy - r, cx + w, cy + r], outline=fg, width=2)
     elif kind == "plane":
         for k in range(-8, 9):
-            d.line([(cx + k * 4, 40), (cx + k * 16, S)], fill=fg, width=1)
+            d.line([(cx + k * 4, 40), (cx + k * 16, S)], fill=fg, width=2)
         for j in range(10):
             y = 40 + (S - 40) * (j / 9) ** 1.6
-            d.line([(0, y), (S, y)], fill=fg, width=1)
+            d.line([(0, y), (S, y)], fill=fg, width=2)
         d.rectangle([0, 0, S, 39], fill=_jitter(rng, bg, 10))
     else:
         R, r = rng.uniform(30, 42), rng.uniform(10, 16)
         for k in range(16):
             a = 2 * math.pi * k / 16
             x, y = cx + R * math.cos(a), cy + 0.45 * R * math.sin(a)
-            d.ellipse([x - r * 0.5, y - r, x + r * 0.5, y + r], outline=fg, width=1)
+            d.ellipse([x - r * 0.5, y - r, x + r * 0.5, y + r], outline=fg, width=2)
         for rr in (R - r, R, R + r):
-            d.ellipse([cx - rr, cy - 0.45 * rr, cx + rr, cy + 0.45 * rr], outline=fg, width=1)
+            d.ellipse([cx - rr, cy - 0.45 * rr, cx + rr, cy + 0.45 * rr], outline=fg, width=2)
     caps = ["3D mesh geometry", "3D mesh geometry", "a wireframe mesh", f"3D mesh geometry of a {kind}",
             f"a wireframe {kind}", "black and white mesh geometry" if dark else "a mesh drawing"]
     return img, caps

@@ -1,4 +1,4 @@
-"""Train bendlab's shipped teaching model from scratch: `make model` (about 50 minutes on one CPU thread).
+"""Train bendlab's shipped teaching model from scratch: `make model` (about an hour on this 2-core CPU).
 
 Stages, all seeded: draw the procedural scenes (training/scenes.py), train the AutoencoderKL (64x64x3 ->
 4x16x16), measure its latent scale, train the UNet2DConditionModel jointly with a small CLIPTextModel on the
@@ -46,12 +46,18 @@ def make_vae() -> AutoencoderKL:
 def make_unet(cross_dim: int) -> UNet2DConditionModel:
     """3 levels (16x16, 8x8, 4x4), text cross-attention at 4x4 and in the mid block: the layout that keeps one
     50-step image with guidance under 1 s on one CPU thread (per-call cost is mostly per-module overhead at this
-    size; attention at 8x8 too cost 25% more time, see the model card)."""
+    size; attention at 8x8 too cost 25% more time, see the model card).
+
+    addition_embed_type="text" (a UNet2DConditionModel option SD v1.x leaves off; DeepFloyd IF uses it) adds an
+    attention-pooled summary of the prompt to the timestep embedding, so every ResNet block, the 16x16 ones
+    included, sees the prompt: the global cue the few cross-attention blocks alone gave too weakly. It costs ~2% of
+    a UNet call and needs no extra pipeline input (it is computed from encoder_hidden_states)."""
     return UNet2DConditionModel(
         sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64, 128),
         down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-        cross_attention_dim=cross_dim, attention_head_dim=2, norm_num_groups=32)
+        cross_attention_dim=cross_dim, attention_head_dim=2, norm_num_groups=32,
+        addition_embed_type="text", addition_embed_type_num_heads=4)
 
 
 def make_text_encoder(hidden: int) -> CLIPTextModel:
@@ -105,9 +111,13 @@ def encode_all(vae: AutoencoderKL, imgs: torch.Tensor) -> tuple[torch.Tensor, to
     return torch.cat(means), torch.cat(stds)
 
 
-def train_unet(mean, std, captions, tok, steps, batch, rng, scale, hidden, start=None, lr=5e-4):
+def train_unet(mean, std, captions, tok, steps, batch, rng, scale, hidden, start=None, lr=5e-4, offset=0.1):
     """Joint UNet + text-encoder training on cached VAE posteriors; returns EMA copies and the final loss.
-    start: (unet, text_encoder) to continue from instead of fresh ones."""
+    start: (unet, text_encoder) to continue from instead of fresh ones.
+    offset: std of the per-image, per-channel constant added to the training noise ("offset noise", Guttenberg
+    2023). SD v1.4's schedule leaves 0.068 of the image in x_T, and a 16x16 latent's channel means of pure noise
+    vary by only 1/16: without the offset the model learns to read the background colour from the noise's means,
+    so at sampling time the seed, not the prompt, picks it. Sampling is unchanged (plain Gaussian noise)."""
     unet, text = start if start else (make_unet(hidden), make_text_encoder(hidden))
     # the 49,408-row token table stays at its seeded random init: only ~200 of its rows are ever used, and a dense
     # AdamW + EMA update of all 4.7M entries cost a third of each step; the transformer layers learn on top of it
@@ -136,6 +146,8 @@ def train_unet(mean, std, captions, tok, steps, batch, rng, scale, hidden, start
         z = (mean[b] + std[b] * torch.randn(mean[b].shape, generator=rng)) * scale
         rows = [index[""] if gen.random() < 0.1 else cap_idx[i][gen.integers(len(cap_idx[i]))] for i in b.tolist()]
         noise = torch.randn(z.shape, generator=rng)
+        if offset:
+            noise = noise + offset * torch.randn(batch, z.shape[1], 1, 1, generator=rng)
         t = torch.randint(0, 1000, (batch,), generator=rng)
         zt = noise_sched.add_noise(z, noise, t)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -182,10 +194,13 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scenes", type=int, default=16000, help="number of procedural scenes drawn")
     ap.add_argument("--vae-steps", type=int, default=1400)
-    ap.add_argument("--unet-steps", type=int, default=5000)
+    ap.add_argument("--unet-steps", type=int, default=9000)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch threads (2 = both cores here; on a busy machine 1 is faster, see the model card)")
     ap.add_argument("--hidden", type=int, default=96, help="text encoder width = UNet cross-attention width")
     ap.add_argument("--lr", type=float, default=5e-4, help="peak learning rate of the UNet one-cycle schedule")
+    ap.add_argument("--offset-noise", type=float, default=0.1, help="std of the per-channel noise offset (0: off)")
     ap.add_argument("--resume", type=Path, help="continue the UNet and text encoder of this model folder")
     ap.add_argument("--smoke", action="store_true", help="a few steps on a few scenes (tests)")
     ap.add_argument("--bpe", type=Path, help="bpe_simple_vocab_16e6.txt.gz already on disk (else pip download)")
@@ -193,6 +208,7 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     if a.smoke:
         a.scenes, a.vae_steps, a.unet_steps, a.batch = 64, 3, 3, 4
+    torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = torch.Generator().manual_seed(a.seed)
     t_start = time.time()
@@ -223,7 +239,7 @@ def main(argv=None) -> None:
         log(f"latent std {mean.std():.3f} -> scaling_factor {scale:.4f}")
 
     unet, text, loss = train_unet(mean, std, captions, tok, a.unet_steps, a.batch, rng, scale, a.hidden, start,
-                                  lr=a.lr)
+                                  lr=a.lr, offset=a.offset_noise)
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=CLIPTokenizer.from_pretrained(tok_dir),
                                    unet=unet, scheduler=DDIMScheduler(**SCHEDULER), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
@@ -235,7 +251,8 @@ def main(argv=None) -> None:
                         a.unet_steps]
     stats = {"train_minutes": round(minutes, 1), "vae_recon_mse": round(vae_mse, 4), "unet_final_loss": round(loss, 4),
              "scaling_factor": round(scale, 4), "scenes": a.scenes, "vae_steps": a.vae_steps,
-             "unet_steps": a.unet_steps, "batch": a.batch, "seed": a.seed, "torch_threads": torch.get_num_threads()}
+             "unet_steps": a.unet_steps, "batch": a.batch, "offset_noise": a.offset_noise, "seed": a.seed,
+             "torch_threads": torch.get_num_threads()}
     (a.out / "training_stats.json").write_text(json.dumps(stats, indent=1) + "\n")
     log(f"saved {a.out}: {stats}")
     if not a.smoke:
