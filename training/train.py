@@ -50,8 +50,9 @@ def make_unet(cross_dim: int) -> UNet2DConditionModel:
 
     addition_embed_type="text" (a UNet2DConditionModel option SD v1.x leaves off; DeepFloyd IF uses it) adds an
     attention-pooled summary of the prompt to the timestep embedding, so every ResNet block, the 16x16 ones
-    included, sees the prompt: the global cue the few cross-attention blocks alone gave too weakly. It costs ~2% of
-    a UNet call and needs no extra pipeline input (it is computed from encoder_hidden_states)."""
+    included, sees the prompt. It costs ~2% of a UNet call and needs no extra pipeline input (it is computed from
+    encoder_hidden_states). On its own it did not untie the background from the seed; offset noise did (see
+    train_unet and the model card)."""
     return UNet2DConditionModel(
         sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64, 128),
         down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
