@@ -142,6 +142,7 @@ def landscape(rng):
 
 
 def mesh(rng):
+    lw = 2  # pixels at 128, i.e. 1 at the 64x64 training size: thinner lines do not survive the VAE
     dark = rng.random() < 0.75
     bg, fg = ((0, 0, 0), (235, 235, 235)) if dark else ((240, 240, 240), (20, 20, 20))
     img = Image.new("RGB", (S, S), _jitter(rng, bg, 10))
@@ -154,25 +155,25 @@ def mesh(rng):
         for k in range(1, 8):  # latitudes
             lat = -math.pi / 2 + k * math.pi / 8
             y, rr = cy + r * math.sin(lat), r * math.cos(lat)
-            d.ellipse([cx - rr, y - rr * tilt, cx + rr, y + rr * tilt], outline=fg, width=2)
+            d.ellipse([cx - rr, y - rr * tilt, cx + rr, y + rr * tilt], outline=fg, width=lw)
         for k in range(8):  # longitudes
             w = abs(r * math.cos(k * math.pi / 8))
-            d.ellipse([cx - w, cy - r, cx + w, cy + r], outline=fg, width=2)
+            d.ellipse([cx - w, cy - r, cx + w, cy + r], outline=fg, width=lw)
     elif kind == "plane":
         for k in range(-8, 9):
-            d.line([(cx + k * 4, 40), (cx + k * 16, S)], fill=fg, width=2)
+            d.line([(cx + k * 4, 40), (cx + k * 16, S)], fill=fg, width=lw)
         for j in range(10):
             y = 40 + (S - 40) * (j / 9) ** 1.6
-            d.line([(0, y), (S, y)], fill=fg, width=2)
+            d.line([(0, y), (S, y)], fill=fg, width=lw)
         d.rectangle([0, 0, S, 39], fill=_jitter(rng, bg, 10))
     else:
         R, r = rng.uniform(30, 42), rng.uniform(10, 16)
         for k in range(16):
             a = 2 * math.pi * k / 16
             x, y = cx + R * math.cos(a), cy + 0.45 * R * math.sin(a)
-            d.ellipse([x - r * 0.5, y - r, x + r * 0.5, y + r], outline=fg, width=2)
+            d.ellipse([x - r * 0.5, y - r, x + r * 0.5, y + r], outline=fg, width=lw)
         for rr in (R - r, R, R + r):
-            d.ellipse([cx - rr, cy - 0.45 * rr, cx + rr, cy + 0.45 * rr], outline=fg, width=2)
+            d.ellipse([cx - rr, cy - 0.45 * rr, cx + rr, cy + 0.45 * rr], outline=fg, width=lw)
     caps = ["3D mesh geometry", "3D mesh geometry", "a wireframe mesh", f"3D mesh geometry of a {kind}",
             f"a wireframe {kind}", "black and white mesh geometry" if dark else "a mesh drawing"]
     return img, caps

@@ -112,14 +112,13 @@ def encode_all(vae: AutoencoderKL, imgs: torch.Tensor) -> tuple[torch.Tensor, to
     return torch.cat(means), torch.cat(stds)
 
 
-def train_unet(mean, std, captions, tok, steps, batch, rng, scale, hidden, start=None, lr=5e-4, offset=0.1):
+def train_unet(mean, std, captions, tok, steps, batch, rng, scale, hidden, lr=5e-4, offset=0.1):
     """Joint UNet + text-encoder training on cached VAE posteriors; returns EMA copies and the final loss.
-    start: (unet, text_encoder) to continue from instead of fresh ones.
     offset: std of the per-image, per-channel constant added to the training noise ("offset noise", Guttenberg
     2023). SD v1.4's schedule leaves 0.068 of the image in x_T, and a 16x16 latent's channel means of pure noise
     vary by only 1/16: without the offset the model learns to read the background colour from the noise's means,
     so at sampling time the seed, not the prompt, picks it. Sampling is unchanged (plain Gaussian noise)."""
-    unet, text = start if start else (make_unet(hidden), make_text_encoder(hidden))
+    unet, text = make_unet(hidden), make_text_encoder(hidden)
     # the 49,408-row token table stays at its seeded random init: only ~200 of its rows are ever used, and a dense
     # AdamW + EMA update of all 4.7M entries cost a third of each step; the transformer layers learn on top of it
     text.get_input_embeddings().requires_grad_(False)
@@ -202,7 +201,6 @@ def main(argv=None) -> None:
     ap.add_argument("--hidden", type=int, default=96, help="text encoder width = UNet cross-attention width")
     ap.add_argument("--lr", type=float, default=5e-4, help="peak learning rate of the UNet one-cycle schedule")
     ap.add_argument("--offset-noise", type=float, default=0.1, help="std of the per-channel noise offset (0: off)")
-    ap.add_argument("--resume", type=Path, help="continue the UNet and text encoder of this model folder")
     ap.add_argument("--smoke", action="store_true", help="a few steps on a few scenes (tests)")
     ap.add_argument("--bpe", type=Path, help="bpe_simple_vocab_16e6.txt.gz already on disk (else pip download)")
     ap.add_argument("--tokenizer", type=Path, help="reuse this converted CLIPTokenizer folder (e.g. the shipped one)")
@@ -224,32 +222,19 @@ def main(argv=None) -> None:
     else:
         tok = clip_bpe.build(tok_dir, a.bpe.read_bytes() if a.bpe else None)
 
-    start, prev = None, {}
-    if a.resume:  # continue the UNet + text encoder of an earlier run; its VAE is kept as it is
-        old = StableDiffusionPipeline.from_pretrained(a.resume, dtype=torch.float32)
-        vae, start = old.vae, (old.unet.train(), old.text_encoder.train())
-        prev = json.loads((a.resume / "training_stats.json").read_text())
-        vae_mse, scale = prev["vae_recon_mse"], vae.config.scaling_factor
-        mean, std = encode_all(vae, imgs)
-        log(f"continuing {a.resume} (its VAE kept, scaling_factor {scale:.4f})")
-    else:
-        vae, vae_mse = train_vae(imgs, a.vae_steps, 16 if not a.smoke else a.batch, rng)
-        mean, std = encode_all(vae, imgs)
-        scale = float(1.0 / mean.std())
-        vae.register_to_config(scaling_factor=scale)
-        log(f"latent std {mean.std():.3f} -> scaling_factor {scale:.4f}")
+    vae, vae_mse = train_vae(imgs, a.vae_steps, 16 if not a.smoke else a.batch, rng)
+    mean, std = encode_all(vae, imgs)
+    scale = float(1.0 / mean.std())
+    vae.register_to_config(scaling_factor=scale)
+    log(f"latent std {mean.std():.3f} -> scaling_factor {scale:.4f}")
 
-    unet, text, loss = train_unet(mean, std, captions, tok, a.unet_steps, a.batch, rng, scale, a.hidden, start,
+    unet, text, loss = train_unet(mean, std, captions, tok, a.unet_steps, a.batch, rng, scale, a.hidden,
                                   lr=a.lr, offset=a.offset_noise)
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=CLIPTokenizer.from_pretrained(tok_dir),
                                    unet=unet, scheduler=DDIMScheduler(**SCHEDULER), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
     minutes = (time.time() - t_start) / 60
     pipe.to(torch.float16).save_pretrained(a.out, safe_serialization=True)
-    if prev:  # a continued run reports the whole history
-        minutes += prev["train_minutes"]
-        a.unet_steps = [*(prev["unet_steps"] if isinstance(prev["unet_steps"], list) else [prev["unet_steps"]]),
-                        a.unet_steps]
     stats = {"train_minutes": round(minutes, 1), "vae_recon_mse": round(vae_mse, 4), "unet_final_loss": round(loss, 4),
              "scaling_factor": round(scale, 4), "scenes": a.scenes, "vae_steps": a.vae_steps,
              "unet_steps": a.unet_steps, "batch": a.batch, "offset_noise": a.offset_noise, "seed": a.seed,
