@@ -54,14 +54,10 @@ class Bend:
         self.where = Where.parse(self.where)
         if self.norm is not None and self.norm not in operators.NORM_DIMS:
             raise ValueError(f"unknown normalisation {self.norm!r}; accepted: {', '.join(operators.NORM_DIMS)}")
-        lay = self.layer
-        if isinstance(lay, (list, tuple, range)):
-            lay = (min(lay), max(lay)) if len(lay) else None
-        ok = isinstance(lay, int) and not isinstance(lay, bool) or (
-            isinstance(lay, tuple) and len(lay) == 2 and all(isinstance(v, int) for v in lay))
-        if not ok or min(self.layers) < 0:
-            raise ValueError(f"layer {self.layer!r} is not an integer >= 0 or a (first, last) pair")
-        self.layer = lay
+        self.layer = _check_layer(self.layer)
+        if self.module is not None and (not isinstance(self.module, str) or not self.module.strip()):
+            raise ValueError(f"module {self.module!r} is not a UNet block name; accepted: e.g. mid_block, "
+                             "up_blocks.1, or None to bend the latent")
         if self.module is not None and self.op in operators.CHANNEL_OPERATORS:
             allowed = ", ".join(sorted(set(operators.OPERATORS) - operators.CHANNEL_OPERATORS))
             raise ValueError(f"{self.op} mixes the 4 latent channels and cannot bend a UNet module's output; "
@@ -82,9 +78,6 @@ class Bend:
             raise ValueError(f"unknown recipe key(s) {sorted(unknown)}; accepted: {', '.join(sorted(names))}")
         if "op" not in d:
             raise ValueError(f"recipe entry {d!r} has no 'op'; accepted operators: {', '.join(operators.OPERATORS)}")
-        d = dict(d)
-        if isinstance(d.get("layer"), list):
-            d["layer"] = tuple(d["layer"])
         return cls(**d)
 
     def to_dict(self) -> dict:
@@ -109,6 +102,11 @@ class Bend:
         if isinstance(p, torch.Tensor) and p.ndim == 1 and p.shape[0] != latent_shape[0]:
             raise ValueError(f"{self.op}: {p.shape[0]} parameter values for a batch of {latent_shape[0]}; "
                              "accepted: a number or one value per batch item")
+        if self.op in operators.KERNEL_OPERATORS:
+            side = max(latent_shape[-2:])
+            if torch.as_tensor(p).max() > side:
+                raise ValueError(f"{self.op}: kernel size {_text(p)} is larger than the {latent_shape[-2]}x"
+                                 f"{latent_shape[-1]} latent; accepted: 1..{side}")
         if not self.module:
             self.where.check(latent_shape)
 
@@ -127,10 +125,37 @@ class Bend:
         return y if m is None else torch.where(m, y, x)
 
 
+def _text(p) -> str:
+    return str(p.tolist() if isinstance(p, torch.Tensor) else p)
+
+
+def _check_layer(layer) -> int | tuple[int, int]:
+    """An int >= 0, or a (first, last) inclusive range given as a 2-sequence or a range object."""
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+    if is_int(layer) and layer >= 0:
+        return layer
+    if isinstance(layer, range) and len(layer) and layer.step == 1:
+        layer = (layer.start, layer[-1])
+    if isinstance(layer, (list, tuple)) and len(layer) == 2 and all(is_int(v) and v >= 0 for v in layer):
+        if layer[0] > layer[1]:
+            raise ValueError(f"layer range {list(layer)} is reversed; accepted: [first, last] with first <= last")
+        return tuple(layer)
+    raise ValueError(f"layer {layer!r} is not an integer >= 0 or a [first, last] range of them")
+
+
 def as_bends(bends) -> list[Bend]:
-    """Accept a Bend, a dict, or a sequence of them."""
+    """Accept a Bend, a dict (a recipe entry), or a sequence of them."""
     if bends is None:
         return []
     if isinstance(bends, (Bend, dict)):
         bends = [bends]
-    return [b if isinstance(b, Bend) else Bend.from_dict(b) for b in bends]
+    if not isinstance(bends, (list, tuple)):
+        raise ValueError(f"bends {bends!r:.60} are not a Bend, a dict or a list of them")
+    out = []
+    for b in bends:
+        if not isinstance(b, (Bend, dict)):
+            raise ValueError(f"bend {b!r:.60} is not a Bend or a dict with keys op, param, layer, ...; accepted: "
+                             "e.g. Bend('add', 1.0, layer=40) or {'op': 'add', 'param': 1.0, 'layer': 40}")
+        out.append(b if isinstance(b, Bend) else Bend.from_dict(b))
+    return out

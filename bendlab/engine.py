@@ -23,10 +23,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from diffusers.callbacks import PipelineCallback
 from PIL import Image
 
 from .bend import Bend, as_bends
-from .models import img2img_pipeline, load_pipeline
+from . import models
+from .models import img2img_pipeline
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -42,6 +44,24 @@ def check_settings(steps=50, guidance=7.5, seed=46, strength=None) -> None:
     if strength is not None and (not isinstance(strength, (int, float)) or not 0 < strength < 1):
         raise ValueError(f"strength {strength!r} is outside (0, 1); accepted: 0 < strength < 1 "
                          "(0 keeps the init image, 1 ignores it)")
+    if strength is not None and img2img_layers(steps, strength) < 1:
+        raise ValueError(f"strength {strength} with {steps} steps runs no denoising step; accepted: "
+                         f"strength >= {1 / steps:.3g}")
+
+
+def check_pipe(pipe) -> None:
+    """A one-line error unless `pipe` is None or a loaded diffusers pipeline."""
+    from diffusers import DiffusionPipeline
+    if pipe is not None and not isinstance(pipe, DiffusionPipeline):
+        raise ValueError(f"pipe {pipe!r:.60} is not a diffusers pipeline; accepted: None or "
+                         "bendlab.load_pipeline(...)")
+
+
+def model_shapes(pipe=None, model=None):
+    """What bends are checked against before work: the loaded `pipe`, else the skeleton of `model` read from
+    its configs (None for a hub id, checked once loaded)."""
+    check_pipe(pipe)
+    return pipe if pipe is not None else models.skeleton(model)
 
 
 def img2img_layers(steps: int, strength: float) -> int:
@@ -52,10 +72,12 @@ def img2img_layers(steps: int, strength: float) -> int:
 def latent_shape(pipe, batch: int = 1, height: int | None = None, width: int | None = None) -> tuple:
     """(B, 4, h, w) of the latent for an image of height x width pixels (default: the model's native size)."""
     f = pipe.vae_scale_factor
+    for name, v in (("height", height), ("width", width)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not f <= v <= 8192 or v % f):
+            raise ValueError(f"{name} {v!r} is not a positive multiple of {f} pixels up to 8192; accepted: "
+                             f"{f}, {2 * f}, ... (default {pipe.unet.config.sample_size * f})")
     height = height or pipe.unet.config.sample_size * f
     width = width or pipe.unet.config.sample_size * f
-    if height % f or width % f:
-        raise ValueError(f"image size {width}x{height} is not a multiple of {f}; accepted: multiples of {f}")
     return (batch, pipe.unet.config.in_channels, height // f, width // f)
 
 
@@ -75,70 +97,115 @@ def encode_prompts(pipe, prompts: Sequence[str], negative_prompt: str | None = N
 
 
 # ------------------------------------------------------------------------------------------ installing bends
-@contextlib.contextmanager
-def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] = (), stop: int | None = None):
-    """Install `bends` on `pipe` for one pipeline call; yields the callback to pass as callback_on_step_end.
+class NonFiniteLatentError(ValueError):
+    """The latent left the floating-point range (NaN or inf): the image would be black or noise."""
+
+
+class BendCallback(PipelineCallback):
+    """Applies latent bends through diffusers' `callback_on_step_end` (tensor_inputs = ["latents"]).
+
+    The pipeline calls it after step i with the latent x_{i+1}, i.e. just before the UNet evaluation of step
+    layer = start + i + 1 (layer N: just before decoding). `at(layer, x)` also serves layer `start` (the
+    initial latent, see `bending`). After the UNet and after every bend the latent is checked to be finite: a
+    NaN or inf stops the render with a one-line error naming the layer and what caused it.
 
     start:   first layer of this call (> 0 when branching from a latent computed earlier; txt2img only)
-    capture: layers whose (bent) latent is stored in `callback.captured[layer]`
+    capture: layers whose (bent) latent is stored in `captured[layer]`
     stop:    interrupt the call after this layer (the remaining steps are skipped)
     """
-    bends = as_bends(bends)
-    latent_bends = [b for b in bends if b.module is None]
-    module_bends = [b for b in bends if b.module is not None]
-    state = {"step": start}  # the step whose UNet evaluation comes next
-    captured: dict[int, torch.Tensor] = {}
 
-    def at(layer: int, x: torch.Tensor) -> torch.Tensor:
-        for b in latent_bends:
+    tensor_inputs = ["latents"]
+
+    def __init__(self, bends: Sequence[Bend] = (), start: int = 0, capture: Sequence[int] = (),
+                 stop: int | None = None):
+        super().__init__()
+        self.bends = [b for b in as_bends(bends) if b.module is None]
+        self.start, self.capture, self.stop = start, set(capture), stop
+        self.step = start  # the step whose UNet evaluation comes next (module bends read it)
+        self.captured: dict[int, torch.Tensor] = {}
+
+    def at(self, layer: int, x: torch.Tensor, guidance: float | None = None) -> torch.Tensor:
+        if layer > self.start and not torch.isfinite(x).all():
+            raise NonFiniteLatentError(
+                f"the latent became NaN or infinite in denoising step {layer - 1} (before layer {layer}); "
+                f"accepted: bends and guidance{f' (here {guidance:g})' if guidance is not None else ''} that keep "
+                "it finite")
+        for b in self.bends:
             if layer in b.layers:
                 x = b.apply(x)
-        if layer in capture:
-            captured[layer] = x.clone()
+                if not torch.isfinite(x).all():
+                    raise NonFiniteLatentError(f"layer {layer}: {b.op}({_param_text(b.param)}) made the latent NaN "
+                                               "or infinite; accepted: a parameter that keeps it finite")
+        if layer in self.capture:
+            self.captured[layer] = x.clone()
         return x
 
-    def prepare_latents(*args, **kwargs):
-        return at(start, original_prepare(*args, **kwargs))
+    def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+        layer = self.start + step_index + 1
+        callback_kwargs["latents"] = self.at(layer, callback_kwargs["latents"], getattr(pipeline, "guidance_scale",
+                                                                                         None))
+        self.step = layer
+        if self.stop is not None and layer >= self.stop:
+            pipeline._interrupt = True
+        return callback_kwargs
 
-    def callback(p, i, t, kwargs):
-        layer = start + i + 1
-        kwargs["latents"] = at(layer, kwargs["latents"])
-        state["step"] = layer
-        if stop is not None and layer >= stop:
-            p._interrupt = True
-        return kwargs
+
+def _param_text(p) -> str:
+    if isinstance(p, torch.Tensor) and p.ndim:
+        return f"{p.min().item():g}..{p.max().item():g}"
+    return f"{float(p):g}"
+
+
+@contextlib.contextmanager
+def _patched(obj, name: str, value):
+    """Set an instance attribute for the duration of a block and restore what was there before (an outer
+    patch of the same attribute survives a nested one)."""
+    had, old = name in vars(obj), vars(obj).get(name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        if had:
+            setattr(obj, name, old)
+        else:
+            delattr(obj, name)
+
+
+@contextlib.contextmanager
+def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] = (), stop: int | None = None):
+    """Install `bends` on `pipe` for one pipeline call; yields the `BendCallback` to pass as
+    callback_on_step_end. Layer `start` is bent by wrapping `prepare_latents`; module bends are forward hooks;
+    with start > 0 the scheduler's timesteps are truncated to the steps from `start` on. Everything is undone
+    when the block ends, and nesting is safe (each level restores what it found)."""
+    bends = as_bends(bends)
+    cb = BendCallback(bends, start, capture, stop)
+    original_prepare = pipe.prepare_latents
+    original_set_timesteps = pipe.scheduler.set_timesteps
+
+    def prepare_latents(*args, **kwargs):
+        return cb.at(start, original_prepare(*args, **kwargs))
+
+    def set_timesteps(*args, **kwargs):
+        original_set_timesteps(*args, **kwargs)
+        pipe.scheduler.timesteps = pipe.scheduler.timesteps[start:]
 
     def hook_for(b: Bend):
         def hook(module, inputs, output):
-            if state["step"] not in b.layers:
+            if cb.step not in b.layers:
                 return None
             if isinstance(output, tuple):
                 return (b.apply(output[0]),) + tuple(output[1:])
             return b.apply(output)
         return hook
 
-    callback.captured = captured
-    original_prepare = pipe.prepare_latents
-    original_set_timesteps = pipe.scheduler.set_timesteps
-
-    def set_timesteps(*args, **kwargs):
-        original_set_timesteps(*args, **kwargs)
-        pipe.scheduler.timesteps = pipe.scheduler.timesteps[start:]
-
-    handles = []
-    try:
-        pipe.prepare_latents = prepare_latents
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_patched(pipe, "prepare_latents", prepare_latents))
         if start:
-            pipe.scheduler.set_timesteps = set_timesteps
-        for b in module_bends:
-            handles.append(pipe.unet.get_submodule(b.module).register_forward_hook(hook_for(b)))
-        yield callback
-    finally:
-        del pipe.prepare_latents  # the instance attribute shadowed the class method
-        if start:
-            del pipe.scheduler.set_timesteps
-        for h in handles:
-            h.remove()
+            stack.enter_context(_patched(pipe.scheduler, "set_timesteps", set_timesteps))
+        for b in bends:
+            if b.module is not None:
+                stack.callback(pipe.unet.get_submodule(b.module).register_forward_hook(hook_for(b)).remove)
+        yield cb
 
 
 def check_bends(pipe, bends: Sequence[Bend], n_layers: int, shape: tuple) -> None:
@@ -188,9 +255,6 @@ def render_img2img(pipe, image, bends=(), *, prompt: str | Sequence[str] = "", s
     check_settings(steps, guidance, seed, strength)
     bends = as_bends(bends)
     n = img2img_layers(steps, strength)
-    if n < 1:
-        raise ValueError(f"strength {strength} with {steps} steps runs no denoising step; accepted: "
-                         f"strength >= {1 / steps:.3g}")
     images = image if isinstance(image, (list, tuple)) else [image]
     images = [_load_image(im, pipe) for im in images]
     check_bends(pipe, bends, n, latent_shape(pipe, len(images)))
@@ -205,7 +269,9 @@ def render_img2img(pipe, image, bends=(), *, prompt: str | Sequence[str] = "", s
     return _to_images(out, output_type)
 
 
-def _load_image(im, pipe) -> Image.Image:
+def _load_image(im, pipe=None) -> Image.Image:
+    """A path or PIL image as an RGB PIL image (decoded now: a bad file fails before any model work), resized
+    to the model's native size when `pipe` is given."""
     if isinstance(im, (str, Path)):
         p = Path(im)
         if not p.is_file():
@@ -217,23 +283,36 @@ def _load_image(im, pipe) -> Image.Image:
             raise ValueError(f"init image {str(p)!r} is not a readable image ({e})") from None
     if not isinstance(im, Image.Image):
         raise ValueError(f"init image {type(im).__name__} is not a PIL image or a path")
+    if pipe is None:
+        return im.convert("RGB")
     side = pipe.unet.config.sample_size * pipe.vae_scale_factor
     return im.convert("RGB").resize((side, side), Image.LANCZOS) if im.size != (side, side) else im.convert("RGB")
 
 
-def render(prompt: str = "", bends=(), *, model=None, pipe=None, seed: int = 46, steps: int = 50,
-           guidance: float = 7.5, negative_prompt: str | None = None, init_image=None, strength: float = 0.5,
-           height: int | None = None, width: int | None = None, output_type: str = "pil"):
+def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | None = None, seed: int = 46,
+           steps: int = 50, guidance: float = 7.5, negative_prompt: str | None = None, init_image=None,
+           strength: float = 0.5, height: int | None = None, width: int | None = None, output_type: str = "pil"):
     """Render one prompt with a list of bends; returns a PIL image.
 
     The paper's defaults: DDIM, 50 steps, seed 46, guidance 7.5. With `init_image` it is image-to-image with
-    that `strength` (layers then count the steps actually run). `model` is the shipped model by default.
+    that `strength` (layers then count the steps actually run). `model` is the shipped model by default and is
+    loaded (on `device`) only after every input has been checked.
+
+    Notebook: notebooks/01_operators.ipynb
     """
     if not isinstance(prompt, str):
         raise ValueError(f"prompt {prompt!r} is not a string")
+    if negative_prompt is not None and not isinstance(negative_prompt, str):
+        raise ValueError(f"negative prompt {negative_prompt!r} is not a string")
     check_settings(steps, guidance, seed, strength if init_image is not None else None)
     bends = as_bends(bends)
-    pipe = pipe or load_pipeline(model)
+    shapes = model_shapes(pipe, model)
+    n_layers = img2img_layers(steps, strength) if init_image is not None else steps
+    if init_image is not None:
+        init_image = _load_image(init_image)
+    if shapes is not None:
+        check_bends(shapes, bends, n_layers, latent_shape(shapes, 1, height, width))
+    pipe = pipe or models.load_pipeline(model, device)
     if init_image is not None:
         return render_img2img(pipe, init_image, bends, prompt=prompt, strength=strength, seed=seed, steps=steps,
                               guidance=guidance, output_type=output_type)[0]
@@ -257,10 +336,18 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
     independent renders within float rounding (tested to 1e-5). Returns rows of images.
     """
     check_settings(steps, guidance, seed)
-    pipe = pipe or load_pipeline(model)
-    base = as_bends(base)
     params, layers = list(params), list(layers)
+    if not params or not layers:
+        raise ValueError(f"render_grid needs at least one parameter and one layer (got params={params}, "
+                         f"layers={layers}); accepted: non-empty lists")
+    if any(not isinstance(L, int) or isinstance(L, bool) for L in layers):
+        raise ValueError(f"layers {layers} are not all integers; accepted: layers 0..{steps}")
+    base = as_bends(base)
     sweep = [Bend(op, torch.tensor(params, dtype=torch.float64), L, where, norm) for L in layers]
+    shapes = model_shapes(pipe, model)
+    if shapes is not None:
+        check_bends(shapes, base + sweep, steps, latent_shape(shapes, len(params)))
+    pipe = pipe or models.load_pipeline(model)
     shape = latent_shape(pipe, len(params))
     check_bends(pipe, base + sweep, steps, shape)
     embeds, neg = encode_prompts(pipe, [prompt])

@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,6 +27,9 @@ def resolve(model: str | os.PathLike | None) -> str:
     """The folder or hub id to load; checks a local folder is an SD v1.x pipeline (one-line errors)."""
     if model is None or str(model) == DEFAULT_MODEL:
         model = SHIPPED
+    if not isinstance(model, (str, os.PathLike)) or not str(model).strip():
+        raise ValueError(f"model {model!r} is not a folder or hub id; accepted: a diffusers SD v1.x folder, a hub "
+                         f"id like 'CompVis/stable-diffusion-v1-4', or {DEFAULT_MODEL!r} (the shipped model)")
     s = str(model)
     p = Path(s).expanduser()
     if not p.exists() and re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", s):
@@ -39,7 +43,15 @@ def resolve(model: str | os.PathLike | None) -> str:
         raise ValueError(f"model folder {s!r} is not an SD v1.x diffusers pipeline (missing "
                          f"{'model_index.json' if not index.is_file() else ', '.join(missing)}); accepted: a "
                          "folder written by StableDiffusionPipeline.save_pretrained")
-    cls = json.loads(index.read_text()).get("_class_name", "")
+    try:
+        meta = json.loads(index.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"model index {str(index)!r} is not valid JSON ({e}); accepted: the model_index.json "
+                         "written by StableDiffusionPipeline.save_pretrained") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"model index {str(index)!r} holds a {type(meta).__name__}, not an object; accepted: the "
+                         "model_index.json written by StableDiffusionPipeline.save_pretrained")
+    cls = meta.get("_class_name", "")
     if cls not in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"):
         raise ValueError(f"model folder {s!r} holds a {cls or 'unknown'} pipeline; accepted: StableDiffusionPipeline")
     return str(p)
@@ -66,6 +78,72 @@ def _load(path: str, device: str, dtype: torch.dtype):
     return pipe.to(device)
 
 
+def check_device(device: str | None) -> str:
+    """The torch device to use: None -> cuda when available, else cpu; one-line errors for anything else."""
+    if device is None:
+        return default_device()
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
+        raise ValueError(f"device {device!r} is not a device; accepted: cpu, cuda, cuda:N, mps")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for but no CUDA GPU is available; accepted: 'cpu'")
+        n = torch.cuda.device_count()
+        if ":" in device and int(device.split(":")[1]) >= n:
+            raise ValueError(f"device {device!r} does not exist; accepted: cuda:0..cuda:{n - 1}")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' asked for but no Apple GPU is available; accepted: 'cpu'")
+    return device
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_threads(threads) -> int | None:
+    """None (torch's choice) or a number of CPU threads in 1..the CPUs this process may use."""
+    n = available_cpus()
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= n):
+        raise ValueError(f"threads {threads!r} is outside 1..{n}; accepted: 1 to the {n} CPUs this process may use")
+    return threads
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A model's shapes without its weights: the UNet built on the meta device from its config (so module names
+    and the latent size are known) and the VAE's scale factor. Quacks like a pipeline for `latent_shape` and
+    `check_bends`, so bad bends are refused before the weights load."""
+
+    unet: torch.nn.Module
+    vae_scale_factor: int
+
+
+@functools.lru_cache(maxsize=8)
+def _skeleton(path: str) -> Skeleton:
+    from diffusers import UNet2DConditionModel
+    p = Path(path)
+    try:
+        unet_cfg = json.loads((p / "unet" / "config.json").read_text())
+        vae_cfg = json.loads((p / "vae" / "config.json").read_text())
+        with torch.device("meta"):
+            unet = UNet2DConditionModel.from_config(unet_cfg)
+        scale = 2 ** (len(vae_cfg["block_out_channels"]) - 1)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"model folder {path!r} has an unreadable unet or vae config ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); accepted: a folder written by "
+                         "StableDiffusionPipeline.save_pretrained") from None
+    return Skeleton(unet, scale)
+
+
+def skeleton(model: str | os.PathLike | None = None) -> Skeleton | None:
+    """The shapes of a local model (or the shipped one) read from its configs in milliseconds; None for a hub id
+    (its configs are known only once diffusers fetches it)."""
+    path = resolve(model)
+    return _skeleton(path) if Path(path).is_dir() else None
+
+
 def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None,
                   dtype: torch.dtype | None = None):
     """A StableDiffusionPipeline with a DDIM scheduler, cached per (model, device, dtype).
@@ -76,9 +154,7 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str | None = N
     dtype:  float16 on CUDA, float32 on CPU
     """
     path = resolve(model)
-    device = device or default_device()
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for but no CUDA GPU is available; accepted: 'cpu'")
+    device = check_device(device)
     dtype = dtype or (torch.float16 if device.startswith("cuda") else torch.float32)
     return _load(path, device, dtype)
 

@@ -190,13 +190,23 @@ def check_param(name: str, r) -> None:
         raise ValueError(f"{name}: parameter is empty; accepted: a number or one number per batch item")
     if not torch.isfinite(vals).all():
         raise ValueError(f"{name}: parameter {r!r} is NaN or infinite; accepted: finite numbers")
+    if (vals.abs() > F32_MAX).any():
+        raise ValueError(f"{name}: parameter {r!r} is beyond the float32 range of the latent; accepted: "
+                         f"|r| <= {F32_MAX:.3g}")
     if name == "invert" and (vals == 0).any():
         raise ValueError("invert: parameter r = 0 has no inverse (f(x) = 1/r - x); accepted: any r != 0")
+    if name == "invert" and (vals.abs() < 1 / F32_MAX).any():
+        raise ValueError(f"invert: parameter {r!r} makes 1/r overflow float32; accepted: |r| >= {1 / F32_MAX:.3g}")
     if name == "reflect" and ((vals != vals.round()) | (vals < 0) | (vals > 3)).any():
         raise ValueError(f"reflect: channel {r!r} is not an integer in 0..3; accepted: 0, 1, 2 or 3")
     if name in ("erode", "dilate") and ((vals != vals.round()) | (vals < 1)).any():
         raise ValueError(f"{name}: kernel size {r!r} is not an integer >= 1; accepted: 1, 2, 3, ...")
 
+
+F32_MAX = float(torch.finfo(torch.float32).max)
+# operators whose parameter is an integer (a channel, a kernel size); audio-driven values are rounded for them
+INTEGER_OPERATORS = ("reflect", "erode", "dilate")
+KERNEL_OPERATORS = ("erode", "dilate")
 
 NORM_DIMS = {"channel": 1, "row": -1, "column": -2}
 

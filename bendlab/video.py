@@ -6,15 +6,17 @@ batches (method "txt2img": a sin/cos walk through initial noise, prompts interpo
 or one by one (method "img2img": each frame from the previous one) -> each PNG is written to the render folder
 as soon as it is finished -> `mux` joins the PNGs and the audio into an H.264 + AAC mp4.
 
-The render folder (`video.mp4` -> `video.frames/`) holds a manifest of the settings: running the same command
-again resumes and skips finished frames; changed settings refuse to mix frames unless `overwrite=True`.
+The render folder (`video.mp4` -> `video.frames/`, see `bendlab.frames`) holds the frames, a manifest of every
+setting that changes pixels and a hash of each finished frame: running the same command again resumes with the
+verified frames; changed settings refuse to mix frames unless `overwrite=True`. txt2img frames are rendered in
+batches aligned to multiples of `batch` (frame i always in batch i // batch), so a resumed render computes every
+frame exactly as an uninterrupted one would, and the mp4 is byte-identical (tested).
 
 Notebook: notebooks/07_audio_reactive_video.ipynb
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -23,16 +25,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from . import audio, operators
+from . import audio, models, operators
 from .bend import Bend
-from .engine import (check_settings, encode_prompts, img2img_layers, initial_noise, latent_shape, render_batch,
-                     render_img2img)
-from .models import load_pipeline, weights_fingerprint
+from .engine import (_load_image, check_bends, check_settings, encode_prompts, img2img_layers, initial_noise,
+                     latent_shape, model_shapes, render_batch, render_img2img)
+from .frames import RenderFolder, check_output, file_sha256, frames_dir, temp_name
 
 METHODS = ("txt2img", "img2img")
 WALKS = ("sincos", "authors")
+SCALINGS = ("minmax", "percentile")
+DEFAULT_PROMPT = "3D mesh geometry"
+DEFAULT_UPSCALE = 4  # the shipped model's 64x64 frames shown 256x256
+MAX_UPSCALE = 16
 
 
 @dataclass
@@ -60,33 +65,48 @@ class Mapping:
     def __post_init__(self):
         audio.check_feature(self.feature)
         operators.get(self.op)
-        for name in ("low", "high"):
+        for name in ("low", "high", "curve", "attack", "release"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"range {name} {v!r} is not a finite number")
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise ValueError(f"{name} {v!r} is not a finite number")
         if self.low == self.high:
             raise ValueError(f"range {self.low:g}..{self.high:g} is empty; accepted: low != high")
         for v in (self.low, self.high):
-            operators.check_param(self.op, v if self.op not in ("reflect", "erode", "dilate") else round(v))
+            operators.check_param(self.op, round(v) if self.op in operators.INTEGER_OPERATORS else v)
+        if self.op == "invert" and min(self.low, self.high) <= 0 <= max(self.low, self.high):
+            raise ValueError(f"invert: range {self.low:g}..{self.high:g} passes through r = 0 (f(x) = 1/r - x); "
+                             "accepted: a range on one side of 0")
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"unknown scaling {self.scaling!r}; accepted: {', '.join(SCALINGS)}")
+        if self.curve <= 0:
+            raise ValueError(f"curve {self.curve!r} is not > 0; accepted: an exponent > 0 (1 = linear)")
+        if self.attack < 0 or self.release < 0:
+            raise ValueError(f"attack {self.attack!r} / release {self.release!r} s: accepted: times >= 0 seconds")
+        if not isinstance(self.median, int) or isinstance(self.median, bool) or self.median < 1 or self.median % 2 == 0:
+            raise ValueError(f"median {self.median!r} is not an odd number of frames >= 1; accepted: 1, 3, 5, ...")
         Bend(self.op, self.low, self.layer, self.where, self.norm)  # validates layer, where, norm
 
     def params(self, feats: audio.Features) -> np.ndarray:
         """The parameter value for every frame."""
         x = audio.smooth(feats[self.feature], feats.fps, self.attack, self.release, self.median)
         p = audio.scale(x, self.low, self.high, self.scaling, curve=self.curve)
-        if self.op in ("reflect", "erode", "dilate"):
-            p = np.round(p)
-        if self.op == "invert" and (p == 0).any():
-            raise ValueError("invert: the scaled range passes through r = 0; accepted: a range that excludes 0")
-        return p
+        return np.round(p) if self.op in operators.INTEGER_OPERATORS else p
+
+    def bend(self, param) -> Bend:
+        """This mapping's bend with the given parameter (a number, or one value per frame of a batch)."""
+        return Bend(self.op, param, self.layer, self.where, self.norm)
 
 
 @dataclass
 class VideoSpec:
-    """Everything that determines the frames (saved as the render folder's manifest)."""
+    """Everything that determines the frames (its `identity()` is the render folder's manifest).
+
+    batch: txt2img frames rendered together (frames are computed in batches aligned to multiples of it, so it
+    changes pixels at the float-rounding level and is part of the identity; 8 is ~2.4x faster than 1 on a CPU).
+    """
 
     audio: str
-    prompts: list[str] = field(default_factory=lambda: ["3D mesh geometry"])
+    prompts: list[str] = field(default_factory=lambda: [DEFAULT_PROMPT])
     keyframes: list[float] | None = None  # seconds, one per prompt; None: prompts spread from first to last frame
     mappings: list[Mapping] = field(default_factory=lambda: [Mapping()])
     method: str = "txt2img"
@@ -98,10 +118,19 @@ class VideoSpec:
     strength: float = 0.5  # img2img
     img2img_prompt: str = ""  # img2img frames after the first: the paper uses an empty prompt
     init_image: str | None = None  # img2img: first frame; else the first frame is text-to-image
-    model: str = "bendlab-tiny-sd"
+    model: str = models.DEFAULT_MODEL
     sr: int = 22050
+    batch: int = 8
 
     def __post_init__(self):
+        if not isinstance(self.audio, (str, os.PathLike)):
+            raise ValueError(f"audio {self.audio!r} is not a path to a {', '.join(audio.AUDIO_SUFFIXES)} file")
+        self.audio = str(self.audio)
+        if not isinstance(self.mappings, (list, tuple)) or not self.mappings:
+            raise ValueError(f"mappings {self.mappings!r:.60}: accepted: a list of one or more Mapping or dicts")
+        for m in self.mappings:
+            if not isinstance(m, (Mapping, dict)):
+                raise ValueError(f"mapping {m!r:.60} is not a Mapping or a dict of its fields")
         self.mappings = [m if isinstance(m, Mapping) else Mapping(**m) for m in self.mappings]
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; accepted: {', '.join(METHODS)}")
@@ -109,25 +138,43 @@ class VideoSpec:
             raise ValueError(f"unknown noise walk {self.walk!r}; accepted: {', '.join(WALKS)}")
         audio.check_fps(self.fps)
         check_settings(self.steps, self.guidance, self.seed, self.strength if self.method == "img2img" else None)
-        if not self.prompts or not all(isinstance(p, str) for p in self.prompts):
-            raise ValueError(f"prompts {self.prompts!r}: accepted: one or more strings")
+        if isinstance(self.prompts, str) or not isinstance(self.prompts, (list, tuple)) or not self.prompts or \
+                not all(isinstance(p, str) for p in self.prompts):
+            raise ValueError(f"prompts {self.prompts!r:.60}: accepted: a list of one or more strings")
+        if not isinstance(self.img2img_prompt, str):
+            raise ValueError(f"img2img_prompt {self.img2img_prompt!r} is not a string")
         if self.keyframes is not None:
             k = list(self.keyframes)
+            if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in k):
+                raise ValueError(f"keyframe times {k} are not all numbers of seconds")
             if len(k) != len(self.prompts):
                 raise ValueError(f"{len(k)} keyframe times for {len(self.prompts)} prompts; accepted: one per prompt")
             if any(b <= a for a, b in zip(k, k[1:])) or k[0] < 0:
                 raise ValueError(f"keyframe times {k} are not increasing from >= 0 s")
-        n = img2img_layers(self.steps, self.strength) if self.method == "img2img" else self.steps
+        n = self.n_layers
         for m in self.mappings:
             if m.layer > n:
                 raise ValueError(f"layer {m.layer} is outside 0..{n} (the {self.method} frames run {n} steps)")
-        if self.init_image is not None and not Path(self.init_image).is_file():
-            raise FileNotFoundError(f"init image {self.init_image!r} does not exist")
+        if not isinstance(self.sr, int) or isinstance(self.sr, bool) or not 8000 <= self.sr <= 192000:
+            raise ValueError(f"sample rate {self.sr!r} is outside 8000..192000 Hz; accepted: e.g. 22050 or 44100")
+        if not isinstance(self.batch, int) or isinstance(self.batch, bool) or not 1 <= self.batch <= 1024:
+            raise ValueError(f"batch {self.batch!r} is not an integer in 1..1024; accepted: frames rendered together")
+        if self.init_image is not None:
+            _load_image(self.init_image)  # exists and decodes, before any model work
 
-    def manifest(self) -> dict:
+    @property
+    def n_layers(self) -> int:
+        """Layers of one frame: steps (txt2img) or the steps image-to-image actually runs."""
+        return img2img_layers(self.steps, self.strength) if self.method == "img2img" else self.steps
+
+    def identity(self) -> dict:
+        """What the frames depend on, as recorded in the render folder: the settings, with the audio and init
+        image by content hash rather than by path (a renamed song resumes; a same-size other song does not)."""
         d = asdict(self)
-        d["audio"] = str(Path(self.audio).resolve())
-        d["audio_bytes"] = Path(self.audio).stat().st_size
+        d["audio"] = {"sha256": file_sha256(self.audio)}
+        d["init_image"] = self.init_image and {"sha256": file_sha256(self.init_image)}
+        if self.method == "img2img":
+            del d["batch"]  # frames are rendered one by one
         return d
 
 
@@ -171,97 +218,64 @@ def noise_walk(pipe, spec: VideoSpec, n_frames: int, frames=None) -> torch.Tenso
     return walk
 
 
-# ------------------------------------------------------------------------------------------ render folder
-def frames_dir(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(out.stem + ".frames")
-
-
-def frame_path(folder: Path, i: int) -> Path:
-    return folder / f"frame_{i:05d}.png"
-
-
-def _save_atomic(img: Image.Image, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".part.png")
-    img.save(tmp)
-    os.replace(tmp, path)
-
-
-def open_render_folder(folder: Path, record: dict, overwrite: bool) -> None:
-    """Create the folder and record `record` in its manifest, or check the entries the manifest already holds
-    match (resume). Entries are recorded as they become known (the settings first, the model weights once the
-    model is loaded), so an entry the manifest lacks is adopted. A mismatch raises, or with overwrite deletes
-    the frames rendered so far."""
-    mpath = folder / "manifest.json"
-    record = json.loads(json.dumps(record, default=str))  # compare as stored (tuples become lists)
-    old = json.loads(mpath.read_text()) if mpath.is_file() else {}
-    changed = sorted(k for k in record if k in old and old[k] != record[k])
-    if changed:
-        if not overwrite:
-            raise ValueError(f"render folder {str(folder)!r} holds frames made with other settings "
-                             f"({', '.join(changed)} changed); accepted: the same settings and model to resume, "
-                             "or overwrite=True / --overwrite to start again")
-        for f in folder.glob("frame_*.png"):
-            f.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
-    mpath.write_text(json.dumps({**old, **record}, indent=1) + "\n")
-
-
-def check_output(out: str | Path) -> Path:
-    out = Path(out)
-    if out.suffix.lower() != ".mp4":
-        raise ValueError(f"output {str(out)!r} is not an .mp4 file")
-    if not out.parent.is_dir():
-        raise ValueError(f"output folder {str(out.parent)!r} does not exist; create it first")
-    if not os.access(out.parent, os.W_OK):
-        raise ValueError(f"output folder {str(out.parent)!r} is not writable")
-    return out
-
-
 # ------------------------------------------------------------------------------------------ rendering
 def plan(spec: VideoSpec) -> tuple[audio.Features, np.ndarray]:
     """Features and the (n_mappings, n_frames) parameter curves; cheap, no model work."""
     feats = audio.audio_features(spec.audio, spec.fps, spec.sr)
+    if spec.keyframes is not None and spec.keyframes[-1] > feats.duration:
+        raise ValueError(f"keyframe at {spec.keyframes[-1]:g} s is beyond the audio ({feats.duration:.2f} s)")
     return feats, np.stack([m.params(feats) for m in spec.mappings])
 
 
-def render_frames(spec: VideoSpec, out: str | Path, *, pipe=None, batch: int = 4, overwrite: bool = False,
-                  limit: int | None = None, progress: bool = True, on_frame=None) -> Path:
-    """Render every frame not yet on disk into the render folder beside `out`; returns the folder.
+def check_curves(spec: VideoSpec, curves: np.ndarray, shapes) -> None:
+    """The mappings' bends at both ends of their curves against a model's shapes (row/column/channel indices,
+    kernel sizes): `shapes` is a loaded pipeline or a `models.Skeleton` read from the model's configs."""
+    shape = latent_shape(shapes, 1)
+    for j, m in enumerate(spec.mappings):
+        check_bends(shapes, [m.bend(float(curves[j].min())), m.bend(float(curves[j].max()))], spec.n_layers, shape)
 
-    batch: frames per txt2img batch (per-frame parameters in one batch); limit: render only the first
-    `limit` frames (a preview); on_frame(i): called after frame i is written (tests use it to interrupt).
-    """
-    from tqdm.auto import tqdm
-    out = check_output(out)
-    if not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch {batch!r} is not an integer >= 1")
+
+def check_spec(spec: VideoSpec, *, pipe=None) -> tuple[audio.Features, np.ndarray]:
+    """Every check that needs no weights: the audio and the curves (`plan`), and the bends against the model's
+    shapes read from its configs (a hub id's are checked once it is loaded). Returns `plan(spec)`."""
     feats, curves = plan(spec)
-    n = feats.n_frames if limit is None else min(limit, feats.n_frames)
-    if spec.keyframes is not None and spec.keyframes[-1] > feats.duration:
-        raise ValueError(f"keyframe at {spec.keyframes[-1]:g} s is beyond the audio ({feats.duration:.2f} s)")
-    folder = frames_dir(out)
-    open_render_folder(folder, spec.manifest(), overwrite)
-    pipe = pipe or load_pipeline(spec.model)
-    open_render_folder(folder, {"weights": weights_fingerprint(pipe)}, overwrite)
-    todo = [i for i in range(n) if not frame_path(folder, i).is_file()]
-    bar = tqdm(total=n, initial=n - len(todo), unit="frame", disable=not progress, desc=out.name)
+    shapes = model_shapes(pipe, spec.model)
+    if shapes is not None:
+        check_curves(spec, curves, shapes)
+    return feats, curves
+
+
+def _device_entry(pipe) -> str:
+    """The device, dtype and (on a CPU) torch threads: each changes pixels at the rounding level."""
+    d = f"{pipe.device.type} {str(pipe.unet.dtype).removeprefix('torch.')}"
+    return d + (f", {torch.get_num_threads()} threads" if pipe.device.type == "cpu" else "")
+
+
+def _render_into(folder: RenderFolder, spec: VideoSpec, feats, curves, pipe, n: int, progress: bool, on_frame):
+    """Render every frame in 0..n-1 the folder lacks (txt2img: the whole aligned batch of each)."""
+    from tqdm.auto import tqdm
+    todo = folder.missing(n)
+    bar = tqdm(total=n, initial=n - len(todo), unit="frame", disable=not progress,
+               desc=folder.path.name.removesuffix(".frames"))
 
     def bends_for(idx) -> list[Bend]:
-        return [Bend(m.op, torch.tensor(curves[j, idx], dtype=torch.float64), m.layer, m.where, m.norm)
-                for j, m in enumerate(spec.mappings)]
+        return [m.bend(torch.tensor(curves[j, idx], dtype=torch.float64)) for j, m in enumerate(spec.mappings)]
 
     def done(i, img):
-        _save_atomic(img, frame_path(folder, i))
-        bar.update()
+        if folder.is_done(i):
+            return
+        folder.write(i, img)
+        if i < n:
+            bar.update()
         if on_frame is not None:
             on_frame(i)
 
     if spec.method == "txt2img":
+        B = spec.batch
         weights = torch.tensor(prompt_weights(spec, feats.n_frames), dtype=torch.float32)
         pos, neg = encode_prompts(pipe, spec.prompts)
-        for k in range(0, len(todo), batch):
-            idx = todo[k:k + batch]
+        for k in sorted({i // B for i in todo}):
+            idx = list(range(k * B, min(k * B + B, feats.n_frames)))
             emb = torch.einsum("fp,pld->fld", weights[idx].to(pos.device, pos.dtype), pos)
             noise = noise_walk(pipe, spec, feats.n_frames, idx).to(pipe.device, pipe.unet.dtype)
             imgs = render_batch(pipe, bends_for(idx), prompt_embeds=emb, negative_embeds=neg[:1].expand_as(emb),
@@ -276,66 +290,107 @@ def render_frames(spec: VideoSpec, out: str | Path, *, pipe=None, batch: int = 4
                 img = render_batch(pipe, bends, prompt_embeds=emb, negative_embeds=neg,
                                    latents=initial_noise(pipe, spec.seed), steps=spec.steps, guidance=spec.guidance)[0]
             else:
-                prev = Image.open(frame_path(folder, i - 1)) if i > 0 else Image.open(spec.init_image)
+                prev = folder.frame_path(i - 1) if i > 0 else spec.init_image
                 img = render_img2img(pipe, prev, bends, prompt=spec.img2img_prompt, strength=spec.strength,
                                      seed=spec.seed + i, steps=spec.steps, guidance=spec.guidance)[0]
             done(i, img)
     bar.close()
-    return folder
 
 
-def mux(folder: Path, audio_path: str | Path, out: str | Path, fps: float, n_frames: int | None = None) -> Path:
-    """Join frame_00000.png ... and the audio into an H.264 + AAC mp4 (written to a temporary name first)."""
+def _run(spec: VideoSpec, out, *, pipe, device, overwrite, limit, progress, on_frame, finish=None):
+    """Check everything, lock the render folder, check or record the manifest, load the model, render the frames
+    still missing, then `finish(folder, n)` (the mux) while the folder is still locked."""
+    if not isinstance(spec, VideoSpec):
+        raise ValueError(f"spec {spec!r:.60} is not a VideoSpec")
+    out = check_output(out)
+    device = models.check_device(device) if pipe is None else device
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"limit {limit!r} is not a number of frames >= 1")
+    feats, curves = check_spec(spec, pipe=pipe)
+    n = feats.n_frames if limit is None else min(limit, feats.n_frames)
+    if progress:
+        from tqdm.auto import tqdm
+        tqdm.write(f"{spec.audio}: {feats.duration:.2f} s -> {feats.n_frames} frames at {spec.fps:g} fps"
+                   f"{f' (rendering the first {n})' if n < feats.n_frames else ''}; frames in {frames_dir(out)}/")
+    with RenderFolder(frames_dir(out)) as folder:
+        folder.open(spec.identity(), overwrite)
+        if pipe is None:
+            pipe = models.load_pipeline(spec.model, device)
+            check_curves(spec, curves, pipe)  # known before for a folder; a hub id's shapes only now
+        folder.open({"weights": models.weights_fingerprint(pipe), "device": _device_entry(pipe)}, overwrite)
+        _render_into(folder, spec, feats, curves, pipe, n, progress, on_frame)
+        return finish(folder, n) if finish else folder.path
+
+
+def render_frames(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | None = None,
+                  overwrite: bool = False, limit: int | None = None, progress: bool = True, on_frame=None) -> Path:
+    """Render every frame not yet verified in the render folder beside `out`; returns the folder.
+
+    pipe: a loaded pipeline, or None to load spec.model on `device` once every input has been checked;
+    limit: render at least the first `limit` frames (a preview; txt2img completes their last batch);
+    on_frame(i): called after frame i is written (tests use it to interrupt).
+    """
+    return _run(spec, out, pipe=pipe, device=device, overwrite=overwrite, limit=limit, progress=progress,
+                on_frame=on_frame)
+
+
+def check_upscale(upscale) -> int:
+    if not isinstance(upscale, int) or isinstance(upscale, bool) or not 1 <= upscale <= MAX_UPSCALE:
+        raise ValueError(f"upscale {upscale!r} is not an integer in 1..{MAX_UPSCALE}; accepted: 1 (the model's size) "
+                         f"to {MAX_UPSCALE}")
+    return upscale
+
+
+def mux(frames: list[Path], audio_path: str | Path, out: str | Path, fps: float, upscale: int = 1) -> Path:
+    """Join the frames (in order) and the audio into an H.264 + AAC mp4, each frame shown 1/fps s, upscaled
+    `upscale` times by ffmpeg's nearest-neighbour scale filter while encoding. Written to a per-process
+    temporary name and renamed: no partial mp4 ever stands under `out`."""
     from moviepy import AudioFileClip, ImageSequenceClip
-    frames = sorted(folder.glob("frame_[0-9]*[0-9].png"))
-    if n_frames is not None:
-        frames = frames[:n_frames]
-    missing = [i for i, f in enumerate(frames) if f.name != frame_path(folder, i).name]
-    if not frames or missing:
-        raise ValueError(f"render folder {str(folder)!r} is missing frame {missing[0] if missing else 0}; "
-                         "run the render again to finish it")
+    if not frames:
+        raise ValueError("no frames to mux")
     out = Path(out)
     # with_duration: moviepy sums 1/fps per frame and drops the last one to float rounding otherwise
     clip = ImageSequenceClip([str(f) for f in frames], fps=fps).with_duration(len(frames) / fps)
     sound = AudioFileClip(str(audio_path))
     sound = sound.subclipped(0, min(sound.duration, clip.duration))
-    tmp = out.with_name(out.stem + ".part.mp4")
+    tmp = temp_name(out)
+    params = ["-vf", f"scale=iw*{upscale}:ih*{upscale}:flags=neighbor"] if upscale > 1 else None
     try:
         clip.with_audio(sound).write_videofile(str(tmp), fps=fps, codec="libx264", audio_codec="aac",
                                                audio_fps=44100, logger=None, pixel_format="yuv420p",
-                                               temp_audiofile_path=str(out.parent))
+                                               ffmpeg_params=params, temp_audiofile_path=str(out.parent))
+        os.replace(tmp, out)
     finally:
         sound.close()
         clip.close()
-    os.replace(tmp, out)
+        tmp.unlink(missing_ok=True)
     return out
 
 
-def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, batch: int = 4, overwrite: bool = False,
-               preview: float | None = None, upscale: int = 4, progress: bool = True) -> Path:
-    """Render (or resume) every frame and mux the mp4. preview: only the first `preview` seconds, written to
-    `<out stem>-preview.mp4` (its frames are reused by the full render). upscale: nearest-neighbour factor
-    for the small shipped model's 64x64 frames in the mp4 (1 keeps the model's size)."""
+def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | None = None, overwrite: bool = False,
+               preview: float | None = None, upscale: int = DEFAULT_UPSCALE, progress: bool = True,
+               on_frame=None) -> Path:
+    """Render (or resume) every frame and mux the mp4; returns its path.
+
+    preview: only the first `preview` seconds, written to `<out stem>-preview.mp4` (its frames are reused by the
+    full render). upscale: nearest-neighbour factor 1..16 applied while encoding (the shipped model's 64x64
+    frames are small; 1 keeps the model's size). Every input is checked before the model loads.
+
+    Notebook: notebooks/07_audio_reactive_video.ipynb
+    """
+    check_upscale(upscale)
+    if preview is not None and (not isinstance(preview, (int, float)) or isinstance(preview, bool)
+                                or not math.isfinite(preview) or preview <= 0):
+        raise ValueError(f"preview {preview!r} is not a number of seconds > 0")
     out = check_output(out)
     limit = None if preview is None else max(1, int(round(preview * spec.fps)))
-    folder = render_frames(spec, out, pipe=pipe, batch=batch, overwrite=overwrite, limit=limit, progress=progress)
-    n = len(list(folder.glob("frame_[0-9]*[0-9].png"))) if limit is None else limit
     target = out if preview is None else out.with_name(out.stem + "-preview.mp4")
-    if upscale > 1:
-        folder = _upscaled(folder, upscale, n)
-    return mux(folder, spec.audio, target, spec.fps, n)
 
+    def finish(folder: RenderFolder, n: int) -> Path:
+        return mux(folder.frames(n), spec.audio, target, spec.fps, upscale)
 
-def _upscaled(folder: Path, k: int, n: int) -> Path:
-    """Nearest-neighbour copies of the frames, k times larger, in <folder>/x<k>/ (reused when present)."""
-    up = folder / f"x{k}"
-    up.mkdir(exist_ok=True)
-    for i in range(n):
-        dst = frame_path(up, i)
-        if not dst.is_file():
-            im = Image.open(frame_path(folder, i))
-            _save_atomic(im.resize((im.width * k, im.height * k), Image.NEAREST), dst)
-    return up
+    return _run(spec, out, pipe=pipe, device=device, overwrite=overwrite, limit=limit, progress=progress,
+                on_frame=on_frame, finish=finish)
 
 
 def video_info(path: str | Path) -> dict:

@@ -27,6 +27,10 @@ import torch
 KINDS = ("all", "row", "column", "channel", "fraction", "region")
 
 
+class WhereError(ValueError):
+    """A selection that is malformed or out of range (one line naming the value and what is accepted)."""
+
+
 @dataclass(frozen=True)
 class Where:
     kind: str = "all"
@@ -37,23 +41,25 @@ class Where:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"unknown where {self.kind!r}; accepted: {', '.join(KINDS)}")
+            raise WhereError(f"unknown where {self.kind!r}; accepted: {', '.join(KINDS)}")
         if self.kind in ("row", "column", "channel"):
             if not isinstance(self.index, int) or isinstance(self.index, bool) or self.index < 0:
-                raise ValueError(f"{self.kind} index {self.index!r} is not an integer >= 0")
+                raise WhereError(f"{self.kind} index {self.index!r} is not an integer >= 0")
             if self.kind == "channel" and self.index > 3:
-                raise ValueError(f"channel {self.index} is out of range; accepted: 0..3")
+                raise WhereError(f"channel {self.index} is out of range; accepted: 0..3")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63:
+            raise WhereError(f"where seed {self.seed!r} is not an integer in 0..2**63-1")
         if self.kind == "fraction":
             f = self.fraction
             if f is None or not math.isfinite(f) or not 0 < f <= 1:
-                raise ValueError(f"fraction {f!r} is outside (0, 1]; accepted: 0 < p <= 1, e.g. 0.05 for 5%")
+                raise WhereError(f"fraction {f!r} is outside (0, 1]; accepted: 0 < p <= 1, e.g. 0.05 for 5%")
         if self.kind == "region":
             b = self.box
             if b is None or len(b) != 4 or not all(math.isfinite(v) for v in b):
-                raise ValueError(f"region {b!r} is not four numbers x0,y0,x1,y1")
+                raise WhereError(f"region {b!r} is not four numbers x0,y0,x1,y1")
             x0, y0, x1, y1 = b
             if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-                raise ValueError(f"region {b!r} is empty or outside the unit square; "
+                raise WhereError(f"region {b!r} is empty or outside the unit square; "
                                  "accepted: 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
 
     @classmethod
@@ -78,7 +84,7 @@ class Where:
             if kind == "region":
                 return cls(kind, box=tuple(float(v) for v in rest.split(",")))
         except ValueError as e:
-            if "accepted" in str(e) or "out of range" in str(e) or "not an integer" in str(e):
+            if isinstance(e, WhereError):
                 raise
             raise ValueError(f"cannot read where {spec!r}: {e}; accepted forms: all, row:I, column:I, "
                              "channel:C, fraction:P[:seed=S], region:X0,Y0,X1,Y1") from None

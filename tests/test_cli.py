@@ -64,12 +64,6 @@ def test_bad_input_is_one_line_before_model_work(argv, msg, capsys, monkeypatch,
     assert len(lines) == 1 and msg in lines[0], io.err
 
 
-def test_missing_output_folder(capsys):
-    with pytest.raises(SystemExit):
-        main(["render", "x", "--out", "/no/such/folder/o.png"])
-    assert "does not exist" in capsys.readouterr().err
-
-
 def test_help_documents_ranges(capsys):
     for argv in (["--help"], ["render", "--help"], ["video", "--help"]):
         with pytest.raises(SystemExit):

@@ -1,0 +1,151 @@
+"""Recipes: the settings of a render or a video in a TOML (.toml) or YAML (.yaml/.yml) file, read by one reader
+with a schema (known keys, their types; ranges are checked by the objects they build).
+
+A render recipe holds render settings and a list of bends; a video recipe holds `VideoSpec` settings and a list
+of mappings:
+
+    # render                                  # video
+    prompt = "a gorgeous landscape"            prompts = ["a floating orb", "mice"]
+    steps = 50                                 fps = 24
+    [[bend]]                                   [[mapping]]
+    op = "add"                                 feature = "rms"
+    param = 2.0                                op = "rotate1"
+    layer = [20, 30]                           layer = 40
+
+Precedence, the same everywhere: **a flag given on the command line > the recipe > the library default**
+(`bendlab.cli` passes only the flags you gave; a setting missing from both keeps the default of `render` or
+`VideoSpec`). YAML is read with the safe loader, and aliases (`*name`) are refused: a recipe has no use for
+them, and nested aliases expand exponentially ("billion laughs").
+
+Notebook: notebooks/07_audio_reactive_video.ipynb
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+from .bend import Bend
+
+SUFFIXES = (".toml", ".yaml", ".yml")
+MAX_BYTES = 1 << 20  # a recipe is a few hundred bytes; a bigger file is not one
+
+# value kinds: a checker and the words used in errors
+KINDS = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), "a number"),
+    "list[str]": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
+    "list[float]": (lambda v: isinstance(v, list) and all(KINDS["float"][0](x) for x in v), "a list of numbers"),
+}
+
+# render settings: keyword arguments of engine.render (tests check each is one)
+RENDER_SETTINGS = {"prompt": "str", "negative_prompt": "str", "model": "str", "seed": "int", "steps": "int",
+                   "guidance": "float", "init_image": "str", "strength": "float", "height": "int", "width": "int"}
+
+
+def video_settings() -> dict[str, str]:
+    """VideoSpec's fields (less audio and mappings) and their kinds, read from the dataclass: one source."""
+    from .video import VideoSpec
+    return {f.name: f.type.replace(" | None", "") for f in fields(VideoSpec) if f.name not in ("audio", "mappings")}
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used: unreadable, unknown key, wrong type (one line naming the file)."""
+
+
+def _no_alias_loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise RecipeError(f"YAML alias *{self.peek_event().anchor} is not accepted in a recipe; write the "
+                                  "value out")
+            return super().compose_node(parent, index)
+    return Loader
+
+
+def load(path: str | Path) -> dict:
+    """The top-level table of a TOML or YAML file, with one-line errors for anything that is not one."""
+    import yaml
+    p = Path(path)
+    if not p.is_file():
+        raise RecipeError(f"recipe {str(p)!r} does not exist")
+    if p.suffix.lower() not in SUFFIXES:
+        raise RecipeError(f"recipe {str(p)!r} has suffix {p.suffix!r}; accepted: {', '.join(SUFFIXES)}")
+    if p.stat().st_size > MAX_BYTES:
+        raise RecipeError(f"recipe {str(p)!r} is {p.stat().st_size} bytes; accepted: up to {MAX_BYTES} bytes")
+    try:
+        text = p.read_text()
+        data = tomllib.loads(text) if p.suffix.lower() == ".toml" else yaml.load(text, Loader=_no_alias_loader())
+    except RecipeError as e:
+        raise RecipeError(f"recipe {str(p)!r}: {e}") from None
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as e:
+        raise RecipeError(f"recipe {str(p)!r} is not valid {p.suffix[1:].upper()}: {str(e).splitlines()[0]}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe {str(p)!r} holds a {type(data).__name__}; accepted: a table of settings")
+    return data
+
+
+def _entries(p: Path, data: dict, key: str, build) -> list:
+    raw = data.pop(key, [])
+    if not isinstance(raw, list):
+        raise RecipeError(f"recipe {str(p)!r}: {key} = {raw!r:.40} is not a list of tables; accepted: [[{key}]] "
+                          "tables (TOML) or a list of mappings (YAML)")
+    out = []
+    for k, entry in enumerate(raw, 1):
+        if not isinstance(entry, dict):
+            raise RecipeError(f"recipe {str(p)!r}: {key} entry {k} is {entry!r:.40}, not a table of its keys")
+        try:
+            out.append(build(entry))
+        except TypeError as e:  # a dataclass given a key it does not have
+            raise RecipeError(f"recipe {str(p)!r}: {key} entry {k}: {e}") from None
+        except ValueError as e:
+            raise RecipeError(f"recipe {str(p)!r}: {key} entry {k}: {e}") from None
+    return out
+
+
+def _settings(p: Path, data: dict, schema: dict[str, str], entry_key: str, other_key: str) -> dict:
+    for k, v in data.items():
+        if k not in schema:
+            hint = f" ([[{other_key}]] belongs to the other kind of recipe)" if k == other_key else ""
+            raise RecipeError(f"recipe {str(p)!r}: unknown key {k!r}{hint}; accepted: [[{entry_key}]] and "
+                              f"{', '.join(sorted(schema))}")
+        ok, words = KINDS[schema[k]]
+        if not ok(v):
+            raise RecipeError(f"recipe {str(p)!r}: {k} = {v!r:.40} is not {words}")
+    return data
+
+
+def read_render(path: str | Path) -> dict:
+    """A render recipe as keyword arguments of `engine.render` plus "bends" (a list of Bend)."""
+    p = Path(path)
+    data = load(p)
+    bends = _entries(p, data, "bend", Bend.from_dict)
+    return {**_settings(p, data, RENDER_SETTINGS, "bend", "mapping"), "bends": bends}
+
+
+def read_video(path: str | Path) -> dict:
+    """A video recipe as keyword arguments of `video.VideoSpec`, with "mappings" a list of Mapping."""
+    from .video import Mapping
+
+    def mapping(d):
+        names = {f.name for f in fields(Mapping)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise RecipeError(f"unknown key(s) {unknown}; accepted: {', '.join(sorted(names))}")
+        return Mapping(**d)
+    p = Path(path)
+    data = load(p)
+    mappings = _entries(p, data, "mapping", mapping)
+    return {**_settings(p, data, video_settings(), "mapping", "bend"), "mappings": mappings}
+
+
+def merge(recipe: dict, flags: dict) -> dict:
+    """The precedence rule, once: flags given (not None) > the recipe > (absent: the library default)."""
+    return {**recipe, **{k: v for k, v in flags.items() if v is not None}}
