@@ -307,6 +307,8 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
     check_settings(steps, guidance, seed, strength if init_image is not None else None)
     bends = as_bends(bends)
     shapes = model_shapes(pipe, model)
+    if pipe is None:
+        models.check_device(device)
     n_layers = img2img_layers(steps, strength) if init_image is not None else steps
     if init_image is not None:
         init_image = _load_image(init_image)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .bend import Bend
+from .frames import temp_name, write_text_atomic
 
 PI = math.pi
 REPO_FIGURES = Path(__file__).resolve().parent.parent / "figures"
@@ -223,7 +224,7 @@ def savefig(fig, name: str, folder=None, settings: dict | None = None) -> Path:
     d = figures_dir(folder)
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{name}.png"
-    tmp = d / f"{name}.part.png"
+    tmp = temp_name(path)
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     os.replace(tmp, path)
     mpath = d / "manifest.json"
@@ -234,7 +235,7 @@ def savefig(fig, name: str, folder=None, settings: dict | None = None) -> Path:
         entry["notebook"] = FIGURES[name].notebook
     entry.update(settings or {})
     manifest[name] = entry
-    mpath.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(mpath, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return path
 
 

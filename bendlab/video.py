@@ -144,6 +144,8 @@ class VideoSpec:
         if not isinstance(self.img2img_prompt, str):
             raise ValueError(f"img2img_prompt {self.img2img_prompt!r} is not a string")
         if self.keyframes is not None:
+            if not isinstance(self.keyframes, (list, tuple)):
+                raise ValueError(f"keyframes {self.keyframes!r:.40} are not a list of times in seconds")
             k = list(self.keyframes)
             if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in k):
                 raise ValueError(f"keyframe times {k} are not all numbers of seconds")

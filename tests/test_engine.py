@@ -115,3 +115,15 @@ def test_bad_model_paths(tmp_path):
     with pytest.raises(ValueError, match="not an SD v1.x"):
         resolve(tmp_path / "empty")
     assert resolve("CompVis/stable-diffusion-v1-4") == "CompVis/stable-diffusion-v1-4"  # resolved, not fetched
+
+
+def test_nested_bending_keeps_the_outer_patch(pipe):
+    """The installer restores what it found: an inner `bending` leaves the outer one's patches in place."""
+    from diffusers.callbacks import PipelineCallback
+    with bending(pipe, [Bend("add", 1.0, 0)], start=2) as outer:
+        outer_prepare, outer_steps = pipe.prepare_latents, pipe.scheduler.set_timesteps
+        with bending(pipe, [Bend("add", 2.0, 0)], start=3):
+            assert pipe.prepare_latents is not outer_prepare
+        assert pipe.prepare_latents is outer_prepare and pipe.scheduler.set_timesteps is outer_steps
+    assert "prepare_latents" not in vars(pipe) and "set_timesteps" not in vars(pipe.scheduler)
+    assert isinstance(outer, PipelineCallback) and outer.tensor_inputs == ["latents"]
