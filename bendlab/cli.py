@@ -35,6 +35,10 @@ class Parser(argparse.ArgumentParser):
         self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*(e[-+]?\d+)?|\.\d+(e[-+]?\d+)?|inf(inity)?|nan)$",
                                                    re.I)
 
+    def error(self, message):
+        """One line, as for every other bad input (argparse alone prints the whole usage first)."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 def parse_layer(s: str) -> int | tuple[int, int]:
     try:
