@@ -28,12 +28,12 @@ import torch
 
 from . import audio, models, operators
 from .bend import Bend
-from .engine import (_load_image, check_bends, check_settings, encode_prompts, img2img_layers, initial_noise,
+from .engine import (_load_image, bending, check_bends, check_settings, encode_prompts, img2img_layers, initial_noise,
                      latent_shape, model_shapes, render_batch, render_img2img)
 from .frames import RenderFolder, check_output, file_sha256, frames_dir, temp_name
 
 METHODS = ("txt2img", "img2img")
-WALKS = ("sincos", "authors")
+WALKS = ("sincos", "authors", "none")
 SCALINGS = ("minmax", "percentile")
 DEFAULT_PROMPT = "3D mesh geometry"
 DEFAULT_UPSCALE = 4  # the shipped model's 64x64 frames shown 256x256
@@ -110,7 +110,7 @@ class VideoSpec:
     keyframes: list[float] | None = None  # seconds, one per prompt; None: prompts spread from first to last frame
     mappings: list[Mapping] = field(default_factory=lambda: [Mapping()])
     method: str = "txt2img"
-    walk: str = "sincos"  # txt2img initial noise: A sin + B cos, or "authors": seed noise + 0.3 (A sin + B cos)
+    walk: str = "sincos"  # txt2img noise: A sin + B cos; "authors": seed noise + 0.3 (A sin + B cos); "none": fixed
     fps: float = 20.0
     steps: int = 50
     guidance: float = 7.5
@@ -208,11 +208,14 @@ def prompt_weights(spec: VideoSpec, n_frames: int) -> np.ndarray:
 
 def noise_walk(pipe, spec: VideoSpec, n_frames: int, frames=None) -> torch.Tensor:
     """(len(frames), 4, h, w) initial latents of the given frames (default all): A sin(2 pi i / k) +
-    B cos(2 pi i / k) for frame i of k, A and B drawn from the seed (computed per batch: memory stays flat)."""
+    B cos(2 pi i / k) for frame i of k, A and B drawn from the seed (computed per batch: memory stays flat).
+    Walk "none": every frame starts from the seed's noise, the same as `render(..., seed=spec.seed)`."""
     g = torch.Generator().manual_seed(spec.seed)
     shape = latent_shape(pipe, 1)
-    A, B = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
     i = torch.as_tensor(range(n_frames) if frames is None else frames, dtype=torch.float64)
+    if spec.walk == "none":
+        return torch.randn(shape, generator=g).expand(len(i), -1, -1, -1).clone()
+    A, B = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
     ang = (2 * math.pi * i / n_frames).view(-1, 1, 1, 1)
     walk = A * torch.sin(ang).float() + B * torch.cos(ang).float()
     if spec.walk == "authors":
@@ -253,15 +256,93 @@ def _device_entry(pipe) -> str:
     return d + (f", {torch.get_num_threads()} threads" if pipe.device.type == "cpu" else "")
 
 
+def frame_bends(spec: VideoSpec, curves: np.ndarray, idx) -> list[Bend]:
+    """The mappings' bends for the frames `idx`, with one parameter value per frame."""
+    return [m.bend(torch.tensor(curves[j, idx], dtype=torch.float64)) for j, m in enumerate(spec.mappings)]
+
+
+class FrameRenderer:
+    """Renders any set of a txt2img video's frames on one pipeline: what `render_frames` runs in this process
+    and what each Ray worker holds (`bendlab.cluster`). A frame depends only on its index (its noise, prompt
+    weights and parameters) and on its aligned batch, never on which process renders it.
+
+    Shared prefix (walk "none", `share=True`): frames that start from the same noise with the same prompt share
+    every denoising step before the earliest layer any mapping bends. That latent is computed once per prompt
+    (kept for the renderer's life) and frames run from there as one batch, as `render_grid` does for sweeps;
+    frames between two keyframes (interpolated prompts) and bends at layer 0 run in full. Shared frames equal
+    the full computation within float rounding (tested to 1e-5).
+    """
+
+    def __init__(self, spec: VideoSpec, curves: np.ndarray, n_frames: int, pipe, share: bool = True):
+        self.spec, self.curves, self.n_frames, self.pipe = spec, curves, n_frames, pipe
+        self.weights = torch.tensor(prompt_weights(spec, n_frames), dtype=torch.float32)
+        self.pos, self.neg = encode_prompts(pipe, spec.prompts)
+        self.start = self.shared_layer(spec) if share else 0
+        self._prefix: dict[int, torch.Tensor] = {}
+
+    @staticmethod
+    def shared_layer(spec: VideoSpec) -> int:
+        """The layer up to which frames can share their steps: the earliest bent layer with walk "none", else 0."""
+        return min(m.layer for m in spec.mappings) if spec.method == "txt2img" and spec.walk == "none" else 0
+
+    def bends(self, idx) -> list[Bend]:
+        return frame_bends(self.spec, self.curves, idx)
+
+    def _full(self, idx, output_type):
+        emb = torch.einsum("fp,pld->fld", self.weights[idx].to(self.pos.device, self.pos.dtype), self.pos)
+        noise = noise_walk(self.pipe, self.spec, self.n_frames, idx).to(self.pipe.device, self.pipe.unet.dtype)
+        return render_batch(self.pipe, self.bends(idx), prompt_embeds=emb, negative_embeds=self.neg[:1].expand_as(emb),
+                            latents=noise, steps=self.spec.steps, guidance=self.spec.guidance, output_type=output_type)
+
+    def prefix(self, p: int) -> torch.Tensor:
+        """The latent of prompt p at layer `start` (before any bend), computed once."""
+        if p not in self._prefix:
+            pipe, L = self.pipe, self.start
+            noise = noise_walk(pipe, self.spec, self.n_frames, [0]).to(pipe.device, pipe.unet.dtype)
+            with bending(pipe, [], capture=[L], stop=L) as cb:
+                pipe(prompt_embeds=self.pos[p:p + 1], negative_prompt_embeds=self.neg[:1], latents=noise,
+                     num_inference_steps=self.spec.steps, guidance_scale=self.spec.guidance, output_type="latent",
+                     callback_on_step_end=cb)
+            self._prefix[p] = cb.captured[L]
+        return self._prefix[p]
+
+    def _shared(self, idx, p: int, output_type):
+        B = len(idx)
+        return render_batch(self.pipe, self.bends(idx), prompt_embeds=self.pos[p:p + 1].expand(B, -1, -1),
+                            negative_embeds=self.neg[:1].expand(B, -1, -1),
+                            latents=self.prefix(p).expand(B, -1, -1, -1).clone(), steps=self.spec.steps,
+                            guidance=self.spec.guidance, start=self.start, output_type=output_type)
+
+    @torch.no_grad()
+    def render(self, idx, output_type: str = "pil") -> list:
+        """The frames `idx` (a list of indices), in order."""
+        idx = list(idx)
+        if not self.start:
+            return list(self._full(idx, output_type))
+        groups: dict[int | None, list[int]] = {}  # prompt index (None: interpolated) -> positions in idx
+        for k, i in enumerate(idx):
+            w = self.weights[i]
+            groups.setdefault(int(w.argmax()) if w.max() == 1 else None, []).append(k)
+        out: list = [None] * len(idx)
+        for p, ks in groups.items():
+            sub = [idx[k] for k in ks]
+            imgs = self._full(sub, output_type) if p is None else self._shared(sub, p, output_type)
+            for k, img in zip(ks, imgs):
+                out[k] = img
+        return out
+
+
+def aligned_batches(todo: list[int], batch: int, n_frames: int) -> list[list[int]]:
+    """The aligned batches (frames k*batch .. k*batch+batch-1) that hold any frame of `todo`."""
+    return [list(range(k * batch, min(k * batch + batch, n_frames))) for k in sorted({i // batch for i in todo})]
+
+
 def _render_into(folder: RenderFolder, spec: VideoSpec, feats, curves, pipe, n: int, progress: bool, on_frame):
     """Render every frame in 0..n-1 the folder lacks (txt2img: the whole aligned batch of each)."""
     from tqdm.auto import tqdm
     todo = folder.missing(n)
     bar = tqdm(total=n, initial=n - len(todo), unit="frame", disable=not progress,
                desc=folder.path.name.removesuffix(".frames"))
-
-    def bends_for(idx) -> list[Bend]:
-        return [m.bend(torch.tensor(curves[j, idx], dtype=torch.float64)) for j, m in enumerate(spec.mappings)]
 
     def done(i, img):
         if folder.is_done(i):
@@ -273,20 +354,13 @@ def _render_into(folder: RenderFolder, spec: VideoSpec, feats, curves, pipe, n: 
             on_frame(i)
 
     if spec.method == "txt2img":
-        B = spec.batch
-        weights = torch.tensor(prompt_weights(spec, feats.n_frames), dtype=torch.float32)
-        pos, neg = encode_prompts(pipe, spec.prompts)
-        for k in sorted({i // B for i in todo}):
-            idx = list(range(k * B, min(k * B + B, feats.n_frames)))
-            emb = torch.einsum("fp,pld->fld", weights[idx].to(pos.device, pos.dtype), pos)
-            noise = noise_walk(pipe, spec, feats.n_frames, idx).to(pipe.device, pipe.unet.dtype)
-            imgs = render_batch(pipe, bends_for(idx), prompt_embeds=emb, negative_embeds=neg[:1].expand_as(emb),
-                                latents=noise, steps=spec.steps, guidance=spec.guidance)
-            for i, img in zip(idx, imgs):
+        renderer = FrameRenderer(spec, curves, feats.n_frames, pipe)
+        for idx in aligned_batches(todo, spec.batch, feats.n_frames):
+            for i, img in zip(idx, renderer.render(idx)):
                 done(i, img)
     else:
         for i in todo:
-            bends = bends_for([i])
+            bends = frame_bends(spec, curves, [i])
             if i == 0 and spec.init_image is None:
                 emb, neg = encode_prompts(pipe, spec.prompts[:1])
                 img = render_batch(pipe, bends, prompt_embeds=emb, negative_embeds=neg,
