@@ -156,3 +156,57 @@ def test_frames_of_other_model_weights_are_not_mixed(pipe, clip, tmp_path):
     render_frames(spec_for(clip), out, pipe=other, limit=2, progress=False, overwrite=True)
     assert not np.array_equal(np.asarray(Image.open(frame_path(frames_dir(out), 0))), first)  # re-rendered
     render_frames(spec_for(clip), out, pipe=other, limit=2, progress=False)  # same weights: resumes
+
+
+def _unet_items(pipe):
+    """A counter of the batch items the UNet evaluates (installed as a forward pre-hook)."""
+    seen = []
+    handle = pipe.unet.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
+    return seen, handle
+
+
+@pytest.mark.parametrize("keyframes", [False, True])
+def test_shared_prefix_equals_the_full_render(pipe, clip, keyframes):
+    """walk "none": frames share the steps before the bend's layer; the frames equal the full computation within
+    1e-5 and the UNet evaluates far fewer items. With keyframes, only constant-prompt frames share."""
+    from bendlab.video import FrameRenderer, plan
+    kw = dict(prompts=["a floating orb", "mice"], keyframes=[0.0, 0.3]) if keyframes else {}
+    spec = VideoSpec(audio=str(clip), steps=8, walk="none", mappings=[Mapping("rms", "rotate1", 6, 0, math.pi)],
+                     **kw)
+    feats, curves = plan(spec)
+    idx = list(range(12))
+    counts = {}
+    for share in (True, False):
+        seen, handle = _unet_items(pipe)
+        out = FrameRenderer(spec, curves, feats.n_frames, pipe, share=share).render(idx, output_type="np")
+        handle.remove()
+        counts[share] = (np.stack(out), sum(seen))
+    diff = np.abs(counts[True][0] - counts[False][0]).max()
+    assert diff <= 1e-5, diff
+    full = 2 * 12 * 8  # guidance doubles the batch
+    if keyframes:  # frames 1..5 interpolated: full; frame 0 (prompt a) and 6..11 (b): one 6-step prefix each
+        assert counts[True][1] == 2 * 5 * 8 + (2 * 6 + 2 * 2 * 1) + (2 * 6 + 2 * 2 * 6), counts[True][1]
+    else:  # 6 shared steps at batch 1, then 2 steps at batch 12
+        assert counts[True][1] == 2 * 6 + 2 * 12 * 2, counts[True][1]
+    assert counts[False][1] == full
+
+
+def test_layer_0_bend_shares_nothing(clip):
+    from bendlab.video import FrameRenderer
+    spec = VideoSpec(audio=str(clip), walk="none", mappings=[Mapping("rms", "add", 0, 0, 1), Mapping("rms")])
+    assert FrameRenderer.shared_layer(spec) == 0
+    assert FrameRenderer.shared_layer(VideoSpec(audio=str(clip), walk="none")) == 40
+
+
+def test_shared_prefix_render_resumes_byte_identically(pipe, clip, tmp_path):
+    spec = VideoSpec(audio=str(clip), steps=STEPS, walk="none", batch=4,
+                     mappings=[Mapping("rms", "rotate1", 2, 0, math.pi)])
+    a = render_frames(spec, tmp_path / "a.mp4", pipe=pipe, progress=False)
+
+    def interrupt(i):
+        if i == 5:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        render_frames(spec, tmp_path / "b.mp4", pipe=pipe, progress=False, on_frame=interrupt)
+    b = render_frames(spec, tmp_path / "b.mp4", pipe=pipe, progress=False)
+    assert all(frame_path(a, i).read_bytes() == frame_path(b, i).read_bytes() for i in range(12))
