@@ -13,6 +13,7 @@ import sys
 
 from . import models, operators
 from .bend import Bend
+from .cluster import ClusterError
 from .frames import IMAGE_SUFFIXES
 from .recipe import merge, read_render, read_video
 
@@ -139,9 +140,12 @@ def video_spec_from_args(a):
 def cmd_video(a) -> None:
     from .video import make_video, video_info
     spec = video_spec_from_args(a)
-    _setup(a)
-    kw = given(a, ("preview", "upscale"))
-    out = make_video(spec, a.out, device=a.device, overwrite=a.overwrite, **kw)
+    ray = a.workers is not None or a.ray_address is not None
+    if not ray:
+        _setup(a)
+    kw = given(a, ("preview", "upscale", "workers", "ray_address"))
+    out = make_video(spec, a.out, device=a.device, overwrite=a.overwrite, worker_threads=a.threads if ray else None,
+                     **kw)
     info = video_info(out)
     streams = f"{'h264' if info['video'] else 'no video'} + {'aac' if info['audio'] else 'no audio'}"
     print(f"wrote {out}: {info['frames']} frames, video {info['video_duration']:.2f} s, "
@@ -217,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default {DEFAULT_UPSCALE})")
     f.add_argument("--preview", type=float, help="only the first SECONDS, to <out>-preview.mp4")
     f.add_argument("--overwrite", action="store_true", help="discard frames made with other settings")
+    c = v.add_argument_group("rendering on Ray (see README: Rendering on a cluster)")
+    c.add_argument("--workers", type=int, help="render on N local Ray workers (the CPUs split among them; one GPU "
+                   "each where there are GPUs)")
+    c.add_argument("--ray-address", help="join a running Ray cluster: auto, or HOST:PORT of the head started with "
+                   "`ray start --head`; one worker per GPU (or CPU) unless --workers says otherwise")
     add_model_args(v)
     v.add_argument("--out", required=True, help="output .mp4 (its folder must exist)")
     v.set_defaults(func=cmd_video)
@@ -230,7 +239,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     try:
         a.func(a)
-    except (ValueError, OSError, MemoryError) as e:
+    except (ValueError, OSError, MemoryError, ClusterError) as e:
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"bendlab {a.command}: error: {message}", file=sys.stderr)
         return 2

@@ -210,10 +210,16 @@ class RenderFolder:
         """Indices in 0..n-1 with no verified frame."""
         return [i for i in range(n) if i not in self._done]
 
-    def write(self, i: int, img: Image.Image) -> Path:
-        """Put frame i in place (atomically) and log its hash."""
+    def write(self, i: int, img: Image.Image | bytes) -> Path:
+        """Put frame i (an image, or PNG bytes from a worker) in place atomically and log its hash."""
         self._check_locked()
-        p = save_atomic(img, self.frame_path(i))
+        if isinstance(img, bytes):
+            p = self.frame_path(i)
+            tmp = temp_name(p)
+            tmp.write_bytes(img)
+            os.replace(tmp, p)
+        else:
+            p = save_atomic(img, self.frame_path(i))
         h = file_sha256(p)
         with open(self.path / LOG, "a") as f:
             f.write(f"{i} {h}\n")

@@ -250,7 +250,7 @@ def check_spec(spec: VideoSpec, *, pipe=None) -> tuple[audio.Features, np.ndarra
     return feats, curves
 
 
-def _device_entry(pipe) -> str:
+def device_entry(pipe) -> str:
     """The device, dtype and (on a CPU) torch threads: each changes pixels at the rounding level."""
     d = f"{pipe.device.type} {str(pipe.unet.dtype).removeprefix('torch.')}"
     return d + (f", {torch.get_num_threads()} threads" if pipe.device.type == "cpu" else "")
@@ -337,49 +337,61 @@ def aligned_batches(todo: list[int], batch: int, n_frames: int) -> list[list[int
     return [list(range(k * batch, min(k * batch + batch, n_frames))) for k in sorted({i // batch for i in todo})]
 
 
-def _render_into(folder: RenderFolder, spec: VideoSpec, feats, curves, pipe, n: int, progress: bool, on_frame):
-    """Render every frame in 0..n-1 the folder lacks (txt2img: the whole aligned batch of each)."""
+def _img2img_chain(folder: RenderFolder, spec: VideoSpec, curves, pipe, todo: list[int]):
+    """Yield (i, image) for the img2img frames `todo`, each from the previous frame on disk (lazily: frame i-1
+    is written before frame i is computed)."""
+    for i in todo:
+        bends = frame_bends(spec, curves, [i])
+        if i == 0 and spec.init_image is None:
+            emb, neg = encode_prompts(pipe, spec.prompts[:1])
+            yield i, render_batch(pipe, bends, prompt_embeds=emb, negative_embeds=neg,
+                                  latents=initial_noise(pipe, spec.seed), steps=spec.steps, guidance=spec.guidance)[0]
+        else:
+            prev = folder.frame_path(i - 1) if i > 0 else spec.init_image
+            yield i, render_img2img(pipe, prev, bends, prompt=spec.img2img_prompt, strength=spec.strength,
+                                    seed=spec.seed + i, steps=spec.steps, guidance=spec.guidance)[0]
+
+
+def _render_into(folder: RenderFolder, spec: VideoSpec, feats, curves, n: int, progress: bool, on_frame, *,
+                 pipe=None, pool=None):
+    """Render every frame in 0..n-1 the folder lacks (txt2img: the whole aligned batch of each), in this process
+    on `pipe` or on the Ray workers of `pool`."""
     from tqdm.auto import tqdm
     todo = folder.missing(n)
     bar = tqdm(total=n, initial=n - len(todo), unit="frame", disable=not progress,
                desc=folder.path.name.removesuffix(".frames"))
-
-    def done(i, img):
+    if spec.method == "img2img":
+        frames = _img2img_chain(folder, spec, curves, pipe, todo)
+    elif pool is not None:
+        frames = pool.render(aligned_batches(todo, spec.batch, feats.n_frames))
+    else:
+        renderer = FrameRenderer(spec, curves, feats.n_frames, pipe)
+        frames = ((i, img) for idx in aligned_batches(todo, spec.batch, feats.n_frames)
+                  for i, img in zip(idx, renderer.render(idx)))
+    for i, img in frames:
         if folder.is_done(i):
-            return
+            continue
         folder.write(i, img)
         if i < n:
             bar.update()
         if on_frame is not None:
             on_frame(i)
-
-    if spec.method == "txt2img":
-        renderer = FrameRenderer(spec, curves, feats.n_frames, pipe)
-        for idx in aligned_batches(todo, spec.batch, feats.n_frames):
-            for i, img in zip(idx, renderer.render(idx)):
-                done(i, img)
-    else:
-        for i in todo:
-            bends = frame_bends(spec, curves, [i])
-            if i == 0 and spec.init_image is None:
-                emb, neg = encode_prompts(pipe, spec.prompts[:1])
-                img = render_batch(pipe, bends, prompt_embeds=emb, negative_embeds=neg,
-                                   latents=initial_noise(pipe, spec.seed), steps=spec.steps, guidance=spec.guidance)[0]
-            else:
-                prev = folder.frame_path(i - 1) if i > 0 else spec.init_image
-                img = render_img2img(pipe, prev, bends, prompt=spec.img2img_prompt, strength=spec.strength,
-                                     seed=spec.seed + i, steps=spec.steps, guidance=spec.guidance)[0]
-            done(i, img)
     bar.close()
 
 
-def _run(spec: VideoSpec, out, *, pipe, device, overwrite, limit, progress, on_frame, finish=None):
-    """Check everything, lock the render folder, check or record the manifest, load the model, render the frames
-    still missing, then `finish(folder, n)` (the mux) while the folder is still locked."""
+def _run(spec: VideoSpec, out, *, pipe, device, overwrite, limit, progress, on_frame, workers=None,
+         ray_address=None, worker_threads=None, finish=None):
+    """Check everything, lock the render folder, check or record the manifest, load the model (here, or once in
+    each Ray worker), render the frames still missing, then `finish(folder, n)` (the mux) while the folder is
+    still locked."""
+    from . import cluster
     if not isinstance(spec, VideoSpec):
         raise ValueError(f"spec {spec!r:.60} is not a VideoSpec")
     out = check_output(out)
-    device = models.check_device(device) if pipe is None else device
+    ray = workers is not None or ray_address is not None
+    cluster.check_workers(workers, ray_address, spec.method)
+    device = models.check_device(device) if pipe is None and not ray else device
+    models.check_threads(worker_threads)
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise ValueError(f"limit {limit!r} is not a number of frames >= 1")
     feats, curves = check_spec(spec, pipe=pipe)
@@ -390,24 +402,38 @@ def _run(spec: VideoSpec, out, *, pipe, device, overwrite, limit, progress, on_f
                    f"{f' (rendering the first {n})' if n < feats.n_frames else ''}; frames in {frames_dir(out)}/")
     with RenderFolder(frames_dir(out)) as folder:
         folder.open(spec.identity(), overwrite)
-        if pipe is None:
-            pipe = models.load_pipeline(spec.model, device)
-            check_curves(spec, curves, pipe)  # known before for a folder; a hub id's shapes only now
-        folder.open({"weights": models.weights_fingerprint(pipe), "device": _device_entry(pipe)}, overwrite)
-        _render_into(folder, spec, feats, curves, pipe, n, progress, on_frame)
+        if ray:
+            pool = cluster.Pool(spec, curves, feats.n_frames, workers=workers, address=ray_address,
+                                threads=worker_threads)
+            try:
+                folder.open(pool.identity, overwrite)
+                _render_into(folder, spec, feats, curves, n, progress, on_frame, pool=pool)
+            finally:
+                pool.close()
+        else:
+            if pipe is None:
+                pipe = models.load_pipeline(spec.model, device)
+                check_curves(spec, curves, pipe)  # known before for a folder; a hub id's shapes only now
+            folder.open({"weights": models.weights_fingerprint(pipe), "device": device_entry(pipe)}, overwrite)
+            _render_into(folder, spec, feats, curves, n, progress, on_frame, pipe=pipe)
         return finish(folder, n) if finish else folder.path
 
 
 def render_frames(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | None = None,
-                  overwrite: bool = False, limit: int | None = None, progress: bool = True, on_frame=None) -> Path:
+                  overwrite: bool = False, limit: int | None = None, progress: bool = True, on_frame=None,
+                  workers: int | None = None, ray_address: str | None = None,
+                  worker_threads: int | None = None) -> Path:
     """Render every frame not yet verified in the render folder beside `out`; returns the folder.
 
     pipe: a loaded pipeline, or None to load spec.model on `device` once every input has been checked;
     limit: render at least the first `limit` frames (a preview; txt2img completes their last batch);
-    on_frame(i): called after frame i is written (tests use it to interrupt).
+    on_frame(i): called after frame i is written (tests use it to interrupt);
+    workers / ray_address: render on N local Ray workers, or on the Ray cluster at that address ("auto": the
+    running one), each with `worker_threads` torch threads (default: the CPUs split among local workers); see
+    `bendlab.cluster`.
     """
     return _run(spec, out, pipe=pipe, device=device, overwrite=overwrite, limit=limit, progress=progress,
-                on_frame=on_frame)
+                on_frame=on_frame, workers=workers, ray_address=ray_address, worker_threads=worker_threads)
 
 
 def check_upscale(upscale) -> int:
@@ -445,12 +471,14 @@ def mux(frames: list[Path], audio_path: str | Path, out: str | Path, fps: float,
 
 def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | None = None, overwrite: bool = False,
                preview: float | None = None, upscale: int = DEFAULT_UPSCALE, progress: bool = True,
-               on_frame=None) -> Path:
+               on_frame=None, workers: int | None = None, ray_address: str | None = None,
+               worker_threads: int | None = None) -> Path:
     """Render (or resume) every frame and mux the mp4; returns its path.
 
     preview: only the first `preview` seconds, written to `<out stem>-preview.mp4` (its frames are reused by the
     full render). upscale: nearest-neighbour factor 1..16 applied while encoding (the shipped model's 64x64
-    frames are small; 1 keeps the model's size). Every input is checked before the model loads.
+    frames are small; 1 keeps the model's size). workers, ray_address, worker_threads: as `render_frames`.
+    Every input is checked before the model loads.
 
     Notebook: notebooks/07_audio_reactive_video.ipynb
     """
@@ -466,7 +494,8 @@ def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | Non
         return mux(folder.frames(n), spec.audio, target, spec.fps, upscale)
 
     return _run(spec, out, pipe=pipe, device=device, overwrite=overwrite, limit=limit, progress=progress,
-                on_frame=on_frame, finish=finish)
+                on_frame=on_frame, workers=workers, ray_address=ray_address, worker_threads=worker_threads,
+                finish=finish)
 
 
 def video_info(path: str | Path) -> dict:

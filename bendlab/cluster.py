@@ -1,0 +1,180 @@
+"""Rendering a video's frames on Ray workers, on this machine or across a cluster.
+
+The driver (the process that runs `bendlab video ... --workers N` or `--ray-address ADDR`) computes the audio
+features and parameter curves, then starts one Ray actor per worker. Each actor loads the pipeline once and
+holds a `video.FrameRenderer`; the driver hands out aligned batches of frame indices as actors finish (dynamic:
+fast and slow GPUs both stay busy), receives each batch's frames as PNG bytes and writes them through the
+render folder, which stays the single truth (manifest, hash log, lock) on the driver's disk: no shared
+filesystem is needed, and resume dispatches only the missing frames.
+
+What crosses the network: to each worker once, the VideoSpec (prompts and settings: a few kB) and the
+(mappings x frames) parameter curves (8 bytes a value); per batch, its frame indices; back, the PNG frames.
+Each worker loads the model itself by `spec.model` (the shipped model comes with bendlab; another folder must
+exist at the same path on every node, or be a hub id in each node's cache).
+
+A frame depends only on its index and its aligned batch, so the frames are byte-identical whatever the number
+of workers (tested), as long as every worker has the same device and thread count (recorded in the manifest).
+A worker that dies (killed, out of memory, node lost) loses no frame: its batch is queued again and a new
+worker is started, up to `max_failures` times; then the render stops with a one-line error.
+
+Notebook: notebooks/07_audio_reactive_video.ipynb
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections import deque
+
+import numpy as np
+
+MAX_FAILURES = 3  # worker deaths tolerated in one render before it stops
+
+
+class ClusterError(RuntimeError):
+    """Ray could not be started or joined, or workers kept dying (one line)."""
+
+
+def _ray():
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report to a remote server
+    import ray
+    return ray
+
+
+def check_workers(workers, address, method: str) -> None:
+    """One-line errors before any work: workers an integer >= 1, and the img2img chain on one worker only."""
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"workers {workers!r} is not an integer >= 1")
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise ValueError(f"ray address {address!r} is not an address; accepted: auto, or HOST:PORT of a Ray head")
+    if method == "img2img" and ((workers or 1) > 1 or address is not None):
+        raise ValueError("method img2img renders each frame from the previous one, a chain no worker can start "
+                         "before the last finished; accepted: --workers 1 (or no Ray) with img2img")
+
+
+def connect(workers: int | None, address: str | None) -> int:
+    """Start a local Ray runtime (address None) or join a running one ("auto" or HOST:PORT); returns the number
+    of workers to start (workers, else one per GPU of the cluster, else one per CPU)."""
+    if address is None:
+        # a local runtime is one node: Ray then listens on the loopback address only, not on the network
+        # (set before ray is first imported; the variable's name is Ray's, for single-node Windows/macOS)
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray = _ray()
+    if not ray.is_initialized():
+        try:
+            if address is None:
+                from .models import available_cpus
+                ray.init(num_cpus=max(workers or 1, available_cpus()), include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
+            else:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ClusterError(f"could not {'start' if address is None else 'join'} Ray"
+                               f"{'' if address is None else f' at {address!r}'}: {' '.join(str(e).split())[:300]}; "
+                               "accepted: a running cluster (`ray start --head`) for --ray-address") from None
+    res = ray.cluster_resources()
+    return workers or int(res.get("GPU", 0)) or int(res.get("CPU", 1))
+
+
+def _png(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class Worker:
+    """One Ray actor: loads the pipeline once, renders batches of frames into PNG bytes."""
+
+    def __init__(self, spec, curves: np.ndarray, n_frames: int, threads: int | None, device: str | None):
+        import torch
+
+        from . import models
+        from .video import FrameRenderer, device_entry
+        if threads:
+            torch.set_num_threads(threads)
+        self.pipe = models.load_pipeline(spec.model, device)
+        self.renderer = FrameRenderer(spec, curves, n_frames, self.pipe)
+        self.identity = {"weights": models.weights_fingerprint(self.pipe), "device": device_entry(self.pipe)}
+
+    def describe(self) -> dict:
+        """What the render folder records of this worker: weights fingerprint, device, threads."""
+        return self.identity
+
+    def render(self, idx: list[int]) -> list[tuple[int, bytes]]:
+        return [(i, _png(img)) for i, img in zip(idx, self.renderer.render(idx))]
+
+
+class Pool:
+    """The actors of one render and the dynamic dispatch of batches to them.
+
+        pool = Pool(spec, curves, n_frames, workers=2)
+        pool.identity                      # checked against the render folder's manifest
+        for i, png in pool.render(batches): folder.write(i, png)
+    """
+
+    def __init__(self, spec, curves, n_frames: int, *, workers: int | None = None, address: str | None = None,
+                 threads: int | None = None, max_failures: int = MAX_FAILURES, name: str = "bendlab-worker"):
+        ray = _ray()
+        n = connect(workers, address)
+        gpus = ray.cluster_resources().get("GPU", 0) > 0
+        if threads is None and not gpus:
+            from .models import available_cpus
+            threads = max(1, available_cpus() // n) if address is None else None
+        self.actor_class = ray.remote(num_cpus=threads or 1, num_gpus=1 if gpus else 0)(Worker)
+        self.args = (ray.put(spec), ray.put(curves), n_frames, threads, "cuda" if gpus else "cpu")
+        self.name, self.max_failures, self.failures, self.started = name, max_failures, 0, 0
+        self.actors = [self._start() for _ in range(n)]
+        ids = ray.get([a.describe.remote() for a in self.actors])
+        if any(i != ids[0] for i in ids):
+            raise ClusterError(f"workers differ in weights or device ({ids}); accepted: the same model, device and "
+                               "threads on every worker (frames would differ)")
+        self.identity = ids[0]
+
+    def _start(self):
+        self.started += 1
+        return self.actor_class.options(name=f"{self.name}-{self.started - 1}").remote(*self.args)
+
+    def render(self, batches: list[list[int]]):
+        """Yield (frame index, PNG bytes) as batches finish; a dead worker's batch is queued again."""
+        ray = _ray()
+        queue, idle, pending = deque(batches), list(self.actors), {}
+        while queue or pending:
+            while queue and idle:
+                actor, idx = idle.pop(), queue.popleft()
+                pending[actor.render.remote(idx)] = (actor, idx)
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            actor, idx = pending.pop(ref)
+            try:
+                frames = ray.get(ref)
+            except ray.exceptions.RayTaskError as e:  # our own error inside the worker: no retry
+                raise e.as_instanceof_cause() from None
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                    ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError) as e:
+                self.failures += 1
+                if self.failures > self.max_failures:
+                    raise ClusterError(f"workers died {self.failures} times (last: {type(e).__name__} on frames "
+                                       f"{idx[0]}..{idx[-1]}); finished frames are kept: run again to resume") from None
+                queue.appendleft(idx)  # nothing of it was written: render it again
+                self.actors.remove(actor)
+                replacement = self._start()
+                self.actors.append(replacement)
+                if ray.get(replacement.describe.remote()) != self.identity:
+                    raise ClusterError("a replacement worker has other weights or another device; accepted: the "
+                                       "same model, device and threads on every node") from None
+                idle.append(replacement)
+                continue
+            idle.append(actor)
+            yield from frames
+
+    def close(self) -> None:
+        ray = _ray()
+        for a in self.actors:
+            ray.kill(a)
+        self.actors = []
+
+
+def shutdown() -> None:
+    """Stop the local Ray runtime this process started (no effect on a cluster joined by address)."""
+    ray = _ray()
+    if ray.is_initialized():
+        ray.shutdown()

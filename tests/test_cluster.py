@@ -1,0 +1,83 @@
+"""Rendering on Ray: a local runtime with 2 workers (1 torch thread each) started by these tests and shut down
+after. Frames must be byte-identical to the in-process render whatever the workers, survive a killed worker,
+and resume after an interruption."""
+
+import math
+
+import pytest
+import soundfile as sf
+
+from bendlab import audio
+from bendlab.video import Mapping, VideoSpec, render_frames
+
+pytest.importorskip("ray", reason="ray is installed by `make install`")
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def ray_runtime():
+    from bendlab import cluster
+    yield cluster
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    p = tmp_path_factory.mktemp("clip") / "clip.wav"
+    sf.write(p, audio.synth_piano([(0.3, 60, 1.0, 0.2)], tail=0.1)[: int(0.6 * 22050)], 22050)
+    return p
+
+
+@pytest.fixture(scope="module")
+def reference(pipe, clip, tmp_path_factory):
+    """The in-process render (1 torch thread, as the workers)."""
+    out = tmp_path_factory.mktemp("ref") / "v.mp4"
+    return render_frames(spec_for(clip), out, pipe=pipe, progress=False)
+
+
+def spec_for(clip, **kw):
+    return VideoSpec(**{"audio": str(clip), "steps": STEPS, "batch": 2,
+                        "mappings": [Mapping("rms", "rotate1", 3, 0, math.pi)], **kw})
+
+
+def same_frames(a, b, n=12):
+    return all((a / f"frame_{i:05d}.png").read_bytes() == (b / f"frame_{i:05d}.png").read_bytes() for i in range(n))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_render_the_same_frames_as_one_process(ray_runtime, reference, clip, tmp_path, workers):
+    folder = render_frames(spec_for(clip), tmp_path / "v.mp4", workers=workers, worker_threads=1, progress=False)
+    assert same_frames(folder, reference)
+
+
+def test_a_killed_worker_loses_no_frame(ray_runtime, reference, clip, tmp_path):
+    import ray
+    killed = []
+
+    def kill_once(i):
+        if not killed:
+            killed.append(i)
+            ray.kill(ray.get_actor("bendlab-worker-0"))  # as if its node were lost
+    folder = render_frames(spec_for(clip), tmp_path / "v.mp4", workers=2, worker_threads=1, progress=False,
+                           on_frame=kill_once)
+    assert killed and same_frames(folder, reference)
+
+
+def test_an_interrupted_ray_render_resumes(ray_runtime, reference, clip, tmp_path):
+    def interrupt(i):
+        if i >= 3:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        render_frames(spec_for(clip), tmp_path / "v.mp4", workers=2, worker_threads=1, progress=False,
+                      on_frame=interrupt)
+    rendered = []
+    folder = render_frames(spec_for(clip), tmp_path / "v.mp4", workers=2, worker_threads=1, progress=False,
+                           on_frame=rendered.append)
+    assert 0 < len(rendered) <= 12 - 4 and 0 not in rendered  # only the missing frames were dispatched
+    assert same_frames(folder, reference)
+
+
+def test_img2img_chain_is_refused_on_several_workers(clip, tmp_path):
+    with pytest.raises(ValueError, match="img2img renders each frame from the previous one"):
+        render_frames(spec_for(clip, method="img2img", mappings=[Mapping("rms", "add", 1, 0, 1)]),
+                      tmp_path / "v.mp4", workers=2)
