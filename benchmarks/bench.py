@@ -9,6 +9,9 @@ bend     bent / unbent render time (add at layer 40)                    goal: <=
 branch   8 parameter values at layer 40: branched / independent time  goal: <= 0.35 (limit 0.30), max |diff| <= 1e-5
 batch    video frames: batched throughput / sequential throughput      goal: >= 2
 explorer one slider move in notebooks/01 (bent image + layer strip, cache miss), median s   goal: <= 1 s
+prefix   40 fixed-noise frames, R1 at layer 40: shared / unshared render time  goal: <= 0.30 (UNet-call limit 0.22)
+workers  40 sincos frames on 2 Ray workers / 1 worker (1 thread each): throughput ratio, goal >= 1.7, frames equal
+memory   peak RSS of the render process, 2000-frame render (2 steps) / 200-frame render   goal: <= 1.2
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu (float32) or cuda (float16)")
     ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--only", nargs="*", default=["render", "bend", "branch", "batch", "explorer"])
+    ap.add_argument("--only", nargs="*", default=["render", "bend", "branch", "batch", "explorer", "prefix", "workers",
+                                                  "memory"])
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     from bendlab import Bend, load_pipeline, render, render_grid
@@ -105,6 +109,69 @@ def main(argv=None) -> None:
             moves.append(time.perf_counter() - t0)
         print(f"explorer slider move: {statistics.median(moves):.3f} s without the layer strip, {t_strip:.3f} s "
               "with it (median)   goal <= 1 s")
+
+    if {"prefix", "workers", "memory"} & set(a.only):
+        video_benchmarks(a, pipe)
+
+
+def _clip(folder: Path, seconds: float) -> Path:
+    import soundfile as sf
+
+    from bendlab import audio
+    wav = folder / f"clip{seconds:g}.wav"
+    y = audio.synth_piano(tail=seconds)[: int(seconds * 22050)]
+    sf.write(wav, np.pad(y, (0, max(0, int(seconds * 22050) - len(y)))), 22050)
+    return wav
+
+
+def video_benchmarks(a, pipe) -> None:
+    from bendlab.video import FrameRenderer, Mapping, VideoSpec, aligned_batches, plan
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        wav = _clip(tmp, 2.0)  # 40 frames at 20 fps
+        if "prefix" in a.only:
+            spec = VideoSpec(audio=str(wav), walk="none", mappings=[Mapping("rms", "rotate1", 40)])
+            feats, curves = plan(spec)
+            batches = aligned_batches(list(range(40)), spec.batch, 40)
+            times = {}
+            def video(share):  # one renderer per video, as render_frames: its prefix is computed in the timing
+                r = FrameRenderer(spec, curves, 40, pipe, share)
+                return [r.render(b, "np") for b in batches]
+            for share in (True, False):
+                times[share] = timed(lambda s=share: video(s), 1)[0]
+            print(f"prefix   40 frames, R1 @ layer 40: shared {times[True]:.2f} s / unshared {times[False]:.2f} s = "
+                  f"{times[True] / times[False]:.3f}   goal <= 0.30 (UNet-call limit 0.22)")
+        if "workers" in a.only:
+            from bendlab import cluster
+            # batches of 4: 10 batches share out evenly over 2 workers (5 batches of 8 cannot: limit 5/3 = 1.67)
+            spec = VideoSpec(audio=str(wav), mappings=[Mapping("rms", "rotate1", 40)], batch=4)
+            feats, curves = plan(spec)
+            batches = aligned_batches(list(range(40)), spec.batch, 40)
+            got, rate = {}, {}
+            for n in (1, 2):
+                pool = cluster.Pool(spec, curves, 40, workers=n, threads=1)  # started (models loaded) before timing
+                t0 = time.perf_counter()
+                got[n] = dict(pool.render(batches))
+                rate[n] = 40 / (time.perf_counter() - t0)
+                pool.close()
+            cluster.shutdown()
+            print(f"workers  40 frames, batch 4: 1 worker {rate[1]:.2f}, 2 workers {rate[2]:.2f} frames/s: ratio "
+                  f"{rate[2] / rate[1]:.2f}   goal >= 1.7; frames byte-identical: {got[1] == got[2]}")
+        if "memory" in a.only:
+            import subprocess
+            code = ("import resource, sys, torch\ntorch.set_num_threads(1)\n"
+                    "from bendlab.video import Mapping, VideoSpec, render_frames\n"
+                    "spec = VideoSpec(audio=sys.argv[1], steps=2, mappings=[Mapping('rms', 'rotate1', 1)])\n"
+                    "render_frames(spec, sys.argv[2], progress=False)\n"
+                    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+            peak = {}
+            for frames in (200, 2000):
+                wav = _clip(tmp, frames / 20)
+                r = subprocess.run([sys.executable, "-c", code, str(wav), str(tmp / f"m{frames}.mp4")],
+                                   capture_output=True, text=True, check=True)
+                peak[frames] = int(r.stdout.split()[-1]) / 1024
+            print(f"memory   peak RSS: 2000 frames {peak[2000]:.0f} MB / 200 frames {peak[200]:.0f} MB = "
+                  f"{peak[2000] / peak[200]:.3f}   goal <= 1.2")
 
 
 if __name__ == "__main__":

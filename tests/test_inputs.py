@@ -98,6 +98,9 @@ CASES = [
     (V + ["--method", "img2img", "--layer", "10", "--init-image", "notimage.png"], "is not a readable image"),
     (V + ["--method", "img2img", "--layer", "40"], "layer 40 is outside 0..25"),
     (V + ["--fps", "0"], "fps 0.0 is outside (0, 240]"),
+    (V + ["--workers", "0"], "workers 0 is not an integer >= 1"),
+    (V + ["--ray-address", " "], "ray address ' ' is not an address"),
+    (V + ["--method", "img2img", "--layer", "10", "--workers", "2"], "img2img renders each frame from the previous"),
 ]
 
 
