@@ -41,8 +41,11 @@ def _ray():
     return ray
 
 
-def check_workers(workers, address, method: str) -> None:
-    """One-line errors before any work: workers an integer >= 1, and the img2img chain on one worker only."""
+def check_workers(workers, address, method: str, device: str | None = None) -> None:
+    """One-line errors before any work: workers an integer >= 1, a device the workers can take, and the
+    img2img chain on one worker only."""
+    if device is not None and device not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} for Ray workers; accepted: cpu or cuda (each worker gets one GPU)")
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"workers {workers!r} is not an integer >= 1")
     if address is not None and (not isinstance(address, str) or not address.strip()):
@@ -113,18 +116,25 @@ class Pool:
     """
 
     def __init__(self, spec, curves, n_frames: int, *, workers: int | None = None, address: str | None = None,
-                 threads: int | None = None, max_failures: int = MAX_FAILURES, name: str = "bendlab-worker"):
+                 threads: int | None = None, device: str | None = None, max_failures: int = MAX_FAILURES,
+                 name: str = "bendlab-worker"):
         ray = _ray()
         n = connect(workers, address)
-        gpus = ray.cluster_resources().get("GPU", 0) > 0
-        if threads is None and not gpus:
+        device = device or ("cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu")
+        if threads is None and device == "cpu" and address is None:
             from .models import available_cpus
-            threads = max(1, available_cpus() // n) if address is None else None
-        self.actor_class = ray.remote(num_cpus=threads or 1, num_gpus=1 if gpus else 0)(Worker)
-        self.args = (ray.put(spec), ray.put(curves), n_frames, threads, "cuda" if gpus else "cpu")
+            threads = max(1, available_cpus() // n)
+        self.actor_class = ray.remote(num_cpus=threads or 1, num_gpus=1 if device == "cuda" else 0)(Worker)
+        self.args = (ray.put(spec), ray.put(curves), n_frames, threads, device)
         self.name, self.max_failures, self.failures, self.started = name, max_failures, 0, 0
         self.actors = [self._start() for _ in range(n)]
-        ids = ray.get([a.describe.remote() for a in self.actors])
+        try:
+            ids = ray.get([a.describe.remote() for a in self.actors])
+        except ray.exceptions.RayError as e:
+            self.close()
+            last = [line for line in str(e).splitlines() if line.strip()][-1].strip()
+            raise ClusterError(f"a Ray worker could not start ({last[:300]}); accepted: bendlab installed and the "
+                               f"model {spec.model!r} loadable on every node") from None
         if any(i != ids[0] for i in ids):
             raise ClusterError(f"workers differ in weights or device ({ids}); accepted: the same model, device and "
                                "threads on every worker (frames would differ)")

@@ -389,7 +389,7 @@ def _run(spec: VideoSpec, out, *, pipe, device, overwrite, limit, progress, on_f
         raise ValueError(f"spec {spec!r:.60} is not a VideoSpec")
     out = check_output(out)
     ray = workers is not None or ray_address is not None
-    cluster.check_workers(workers, ray_address, spec.method)
+    cluster.check_workers(workers, ray_address, spec.method, device if ray else None)
     device = models.check_device(device) if pipe is None and not ray else device
     models.check_threads(worker_threads)
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
@@ -404,7 +404,7 @@ def _run(spec: VideoSpec, out, *, pipe, device, overwrite, limit, progress, on_f
         folder.open(spec.identity(), overwrite)
         if ray:
             pool = cluster.Pool(spec, curves, feats.n_frames, workers=workers, address=ray_address,
-                                threads=worker_threads)
+                                threads=worker_threads, device=device)
             try:
                 folder.open(pool.identity, overwrite)
                 _render_into(folder, spec, feats, curves, n, progress, on_frame, pool=pool)
