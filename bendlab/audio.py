@@ -5,14 +5,29 @@ of audio (50 ms at 20 fps, the paper's setting), so a hit in the music and its v
 frame. The last window is zero-padded; the number of frames is ceil(duration x fps), so the video lasts as long
 as the audio to within one frame.
 
-Features (one value per frame):
-    rms                          root mean square of the samples in the window (linear amplitude)
-    centroid, spread             magnitude-weighted spectral mean and standard deviation (Hz); librosa's
-                                 spectral_centroid and spectral_bandwidth(p=2)
-    skewness, kurtosis           3rd and 4th standardised spectral moments (dimensionless; librosa has none)
-    flux                         L2 norm of the half-wave rectified change in magnitude spectrum (0 on frame 0)
-    onset                        librosa onset strength (mean rectified log-mel difference) of the same frames
-    low, mid, high               energy below 250 Hz, 250-2000 Hz and above 2000 Hz
+The paper's features are computed as the authors' code computes them: the track at 44.1 kHz, each frame's own
+1/fps samples with a rectangular window (no taper), zero-padded to the next power of two, magnitude spectrum
+|S_t(f)| over the bins f (Hz). With w_t(f) = |S_t(f)| / sum_f |S_t(f)|:
+
+    rms          sqrt(mean(x^2)) of the frame's samples (linear amplitude)
+    centroid     c_t = sum_f f w_t(f) (Hz)
+    spread       s_t = sqrt(sum_f (f - c_t)^2 w_t(f)) (Hz)
+    skewness     sum_f (f - c_t)^3 w_t(f) / s_t^3
+    kurtosis     sum_f (f - c_t)^4 w_t(f) / s_t^4 (not excess: a Gaussian spectrum gives 3)
+    flux         sum_f |S_t(f) - S_t-1(f)| (L1, both directions; 0 on frame 0)
+
+Other features of the same frames:
+    flux_rectified  L2 norm of the half-wave rectified change (bendlab's earlier flux: rises only, onset-like)
+    onset           librosa onset strength (mean rectified log-mel difference)
+    low, mid, high  energy below 250 Hz, 250-2000 Hz and above 2000 Hz
+    beat, beat_phase, bar_phase, lfo:K     from librosa's beat tracker, see `bendlab.rhythm`
+    pca:K           K-th principal component of the track's frame-wise log-mel spectrogram (fitted on this
+                    track; sign chosen so it rises with rms): "whatever changes most in this music"
+    midi_velocity, midi_pitch, midi_onset, midi_cc:N   from a MIDI file, see `bendlab.midi`
+
+Sources: `NAME@harmonic` and `NAME@percussive` read the harmonic or percussive part of the track (librosa's
+HPSS); `NAME@path/to/stem.wav` reads a stem separated elsewhere, which must last as long as the track (within
+one frame). E.g. `rms@percussive` follows the drums, `centroid@stems/vocals.wav` the voice.
 
 Notebook: notebooks/07_audio_reactive_video.ipynb
 """
@@ -26,34 +41,75 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURES = ("rms", "centroid", "spread", "skewness", "kurtosis", "flux", "onset", "low", "mid", "high")
+DEFAULT_SR = 44100  # the authors' rate
+SPECTRAL = ("rms", "centroid", "spread", "skewness", "kurtosis", "flux", "flux_rectified", "onset", "low", "mid",
+            "high")
+RHYTHM = ("beat", "beat_phase", "bar_phase")
+MIDI = ("midi_velocity", "midi_pitch", "midi_onset")
+# every plain feature name; parametric ones: lfo:K, pca:K, midi_cc:N
+FEATURES = SPECTRAL + RHYTHM + MIDI
+PARAMETRIC = ("lfo:K", "pca:K", "midi_cc:N")
 UNITS = {"rms": "amplitude", "centroid": "Hz", "spread": "Hz", "skewness": "", "kurtosis": "", "flux": "",
-         "onset": "", "low": "energy", "mid": "energy", "high": "energy"}
+         "flux_rectified": "", "onset": "", "low": "energy", "mid": "energy", "high": "energy", "beat": "",
+         "beat_phase": "0..1", "bar_phase": "0..1", "midi_velocity": "0..1", "midi_pitch": "MIDI note",
+         "midi_onset": "0..1", "lfo": "0..1", "pca": "", "midi_cc": "0..1"}
 BANDS = {"low": (0.0, 250.0), "mid": (250.0, 2000.0), "high": (2000.0, math.inf)}
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+SOURCES = ("mix", "harmonic", "percussive")
+N_MELS = 64
 
 
-@dataclass
-class Features:
-    """Per-frame features: `values[name]` has one entry per video frame; `times` are frame start times (s)."""
+@dataclass(frozen=True)
+class FeatureRef:
+    """A parsed feature name: NAME[:ARG][@SOURCE]."""
 
-    fps: float
-    sr: int
-    duration: float  # seconds of audio
-    values: dict[str, np.ndarray] = field(default_factory=dict)
+    name: str
+    arg: float | None = None
+    source: str = "mix"  # mix, harmonic, percussive, or a stem file's path
 
-    @property
-    def n_frames(self) -> int:
-        return len(next(iter(self.values.values())))
+    def __str__(self) -> str:
+        arg = "" if self.arg is None else f":{self.arg:g}"
+        return self.name + arg + ("" if self.source == "mix" else f"@{self.source}")
 
-    @property
-    def times(self) -> np.ndarray:
-        return np.arange(self.n_frames) / self.fps
 
-    def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self.values:
-            raise ValueError(f"unknown feature {name!r}; accepted: {', '.join(self.values)}")
-        return self.values[name]
+def parse_feature(text: str) -> FeatureRef:
+    """Read 'rms', 'lfo:0.25', 'pca:1', 'midi_cc:74', 'rms@percussive', 'centroid@stems/vocals.wav' (one-line
+    errors naming what is accepted). A stem's existence is checked when the features are computed."""
+    if not isinstance(text, str):
+        raise ValueError(f"feature {text!r} is not a name; accepted: {', '.join(FEATURES + PARAMETRIC)}")
+    body, _, source = text.partition("@")
+    name, _, arg = body.partition(":")
+    accepted = f"accepted: {', '.join(FEATURES + PARAMETRIC)}, each optionally @harmonic, @percussive or @STEM.wav"
+    if name not in FEATURES + ("lfo", "pca", "midi_cc") or (arg and name not in ("lfo", "pca", "midi_cc")):
+        raise ValueError(f"unknown feature {text!r}; {accepted}")
+    value = None
+    if name in ("lfo", "pca", "midi_cc"):
+        try:
+            value = float(arg)
+        except ValueError:
+            raise ValueError(f"feature {text!r} needs a number after '{name}:'; {accepted}") from None
+        if name == "lfo" and not 0 < value <= 64:
+            raise ValueError(f"lfo:{arg} is outside (0, 64] cycles per beat; accepted: e.g. lfo:1 (once a beat), "
+                             "lfo:0.25 (once a bar of 4)")
+        if name == "pca" and (value != int(value) or not 1 <= value <= N_MELS):
+            raise ValueError(f"pca:{arg} is not a component 1..{N_MELS}")
+        if name == "midi_cc" and (value != int(value) or not 0 <= value <= 127):
+            raise ValueError(f"midi_cc:{arg} is not a controller number 0..127")
+    if "@" in text:
+        if not source:
+            raise ValueError(f"feature {text!r} names no source after '@'; accepted: @harmonic, @percussive or "
+                             "@path/to/stem.wav")
+        if name.startswith("midi"):
+            raise ValueError(f"feature {text!r}: MIDI features come from the MIDI file, not an audio source")
+        if source not in SOURCES and Path(source).suffix.lower() not in AUDIO_SUFFIXES:
+            raise ValueError(f"source {source!r} of {text!r} is not harmonic, percussive or an audio file "
+                             f"({', '.join(AUDIO_SUFFIXES)})")
+    return FeatureRef(name, value, source or "mix")
+
+
+def check_feature(name: str) -> str:
+    parse_feature(name)
+    return name
 
 
 def check_fps(fps) -> float:
@@ -62,13 +118,7 @@ def check_fps(fps) -> float:
     return float(fps)
 
 
-def check_feature(name: str) -> str:
-    if name not in FEATURES:
-        raise ValueError(f"unknown feature {name!r}; accepted: {', '.join(FEATURES)}")
-    return name
-
-
-def load_audio(path: str | Path, sr: int = 22050) -> np.ndarray:
+def load_audio(path: str | Path, sr: int = DEFAULT_SR) -> np.ndarray:
     """Mono float32 samples at `sr` Hz from a wav, flac, ogg or mp3 file (one-line errors if unusable)."""
     import librosa
     p = Path(path)
@@ -119,35 +169,147 @@ def spectral_moments(mag: np.ndarray, freqs: np.ndarray) -> tuple[np.ndarray, ..
     return c, s, skew, kurt
 
 
-def compute_features(y: np.ndarray, sr: int, fps: float = 20.0) -> Features:
-    """Every feature of FEATURES for each video frame of the signal y (mono, sr Hz)."""
+def spectral_features(y: np.ndarray, sr: int, fps: float) -> dict[str, np.ndarray]:
+    """The SPECTRAL features of every frame of y (definitions in the module docstring), and "_logmel", the
+    (N_MELS, frames) log-mel spectrogram of the same frames."""
     import librosa
-    win = frame_windows(y, sr, fps)
+    win = frame_windows(y, sr, fps).astype(np.float64)
     L = win.shape[1]
-    n_fft = 1 << max(8, (L - 1).bit_length())
-    mag = np.abs(np.fft.rfft(win * np.hanning(L)[None, :], n=n_fft, axis=1)).T  # (bins, frames)
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
-    v = {"rms": np.sqrt((win.astype(np.float64) ** 2).mean(axis=1))}
-    v["centroid"] = librosa.feature.spectral_centroid(S=mag, freq=freqs)[0]
-    v["spread"] = librosa.feature.spectral_bandwidth(S=mag, freq=freqs, centroid=v["centroid"][None], p=2)[0]
-    _, _, v["skewness"], v["kurtosis"] = spectral_moments(mag, freqs)
+    n_fft = 1 << max(8, (L - 1).bit_length())  # the next power of two (at least 256)
+    mag = np.abs(np.fft.rfft(win, n=n_fft, axis=1)).T  # (bins, frames); rectangular window, as the authors
+    freqs = np.fft.rfftfreq(n_fft, 1 / sr)
+    v = {"rms": np.sqrt((win ** 2).mean(axis=1))}
+    v["centroid"], v["spread"], v["skewness"], v["kurtosis"] = spectral_moments(mag, freqs)
     diff = np.diff(mag, axis=1, prepend=mag[:, :1])
-    v["flux"] = np.sqrt((np.maximum(diff, 0) ** 2).sum(axis=0))
-    mel = librosa.feature.melspectrogram(S=mag ** 2, sr=sr, n_fft=n_fft, n_mels=64)
-    v["onset"] = librosa.onset.onset_strength(S=librosa.power_to_db(mel, ref=1.0, amin=1e-10), sr=sr, lag=1,
-                                              center=False)[: win.shape[0]]
+    v["flux"] = np.abs(diff).sum(axis=0)
+    v["flux_rectified"] = np.sqrt((np.maximum(diff, 0) ** 2).sum(axis=0))
+    mel = librosa.feature.melspectrogram(S=mag ** 2, sr=sr, n_fft=n_fft, n_mels=N_MELS)
+    logmel = librosa.power_to_db(mel, ref=1.0, amin=1e-10)
+    v["onset"] = librosa.onset.onset_strength(S=logmel, sr=sr, lag=1, center=False)[: win.shape[0]]
     power = mag ** 2
     for name, (lo, hi) in BANDS.items():
         v[name] = power[(freqs >= lo) & (freqs < hi)].sum(axis=0) / n_fft
-    # silent frames: librosa's centroid/bandwidth return 0 there too; make sure nothing is NaN
     v = {k: np.nan_to_num(np.asarray(a, dtype=np.float64)[: win.shape[0]]) for k, a in v.items()}
-    return Features(fps=fps, sr=sr, duration=len(y) / sr, values=v)
+    v["_logmel"] = logmel
+    return v
 
 
-def audio_features(path: str | Path, fps: float = 20.0, sr: int = 22050) -> Features:
-    """Load an audio file and compute its per-frame features (see the module docstring)."""
+def principal_component(logmel: np.ndarray, k: int, rms: np.ndarray) -> np.ndarray:
+    """Scores of the k-th principal component (1-based) of the frames' log-mel vectors, the sign chosen so they
+    correlate positively with rms (a component has no sign of its own). Deterministic: an SVD, no sampling."""
+    X = logmel.T - logmel.T.mean(axis=0)  # (frames, mels), centred
+    if k > min(X.shape):
+        raise ValueError(f"pca:{k} asks for component {k} of a {X.shape[0]}-frame track; accepted: 1..{min(X.shape)}")
+    U, S, _ = np.linalg.svd(X, full_matrices=False)
+    score = U[:, k - 1] * S[k - 1]
+    if score.std() > 0 and rms.std() > 0 and np.corrcoef(score, rms)[0, 1] < 0:
+        score = -score
+    return score
+
+
+@dataclass
+class Features:
+    """The per-frame features of one track, computed when first asked for and kept: `feats["rms"]`,
+    `feats["lfo:0.25"]`, `feats["rms@percussive"]` each give one value per video frame.
+
+    y: the track (mono, sr Hz); midi: a `bendlab.midi.Midi` for the midi_* features.
+    """
+
+    y: np.ndarray = field(repr=False)
+    sr: int
+    fps: float
+    midi: object | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def duration(self) -> float:
+        return len(self.y) / self.sr
+
+    @property
+    def n_frames(self) -> int:
+        return math.ceil(len(self.y) * self.fps / self.sr - 1e-9)
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.arange(self.n_frames) / self.fps
+
+    def _cached(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def signal(self, source: str) -> np.ndarray:
+        """The mix, its harmonic or percussive part (librosa HPSS), or a stem file of the same duration."""
+        if source == "mix":
+            return self.y
+        if source in ("harmonic", "percussive"):
+            import librosa
+            h, p = self._cached("hpss", lambda: librosa.effects.hpss(self.y))
+            return h if source == "harmonic" else p
+        return self._cached(("stem", source), lambda: self._stem(source))
+
+    def _stem(self, path: str) -> np.ndarray:
+        stem = load_audio(path, self.sr)
+        if abs(len(stem) - len(self.y)) > self.sr / self.fps:
+            raise ValueError(f"stem {path!r} lasts {len(stem) / self.sr:.3f} s, the track {self.duration:.3f} s; "
+                             f"accepted: a stem of the track's duration within one frame ({1 / self.fps:.3f} s)")
+        return np.pad(stem, (0, max(0, len(self.y) - len(stem))))[: len(self.y)]
+
+    def spectral(self, source: str = "mix") -> dict[str, np.ndarray]:
+        return self._cached(("spectral", source), lambda: spectral_features(self.signal(source), self.sr, self.fps))
+
+    def beats(self, source: str = "mix"):
+        from . import rhythm
+        return self._cached(("beats", source), lambda: rhythm.track(self.signal(source), self.sr))
+
+    @property
+    def tempo(self) -> float:
+        """Estimated tempo of the mix, beats per minute (0 when no beat was found)."""
+        return self.beats().tempo
+
+    def __getitem__(self, text: str) -> np.ndarray:
+        ref = parse_feature(text)
+        return self._cached(ref, lambda: self._compute(ref))
+
+    def _compute(self, ref: FeatureRef) -> np.ndarray:
+        from . import midi, rhythm
+        n = self.n_frames
+        if ref.name in SPECTRAL:
+            return self.spectral(ref.source)[ref.name]
+        if ref.name == "pca":
+            return principal_component(self.spectral(ref.source)["_logmel"], int(ref.arg),
+                                       self.spectral(ref.source)["rms"])
+        if ref.name in RHYTHM or ref.name == "lfo":
+            return rhythm.frame_feature(self.beats(ref.source), ref.name, ref.arg, n, self.fps)
+        if self.midi is None:
+            raise ValueError(f"feature {ref} needs a MIDI file; accepted: --midi FILE (VideoSpec.midi)")
+        return midi.frame_feature(self.midi, ref.name, ref.arg, n, self.fps)
+
+    def table(self, names=None) -> dict[str, np.ndarray]:
+        """Several features by name (default: every plain feature this track has, with lfo:1, lfo:0.25 and
+        pca:1..3), for a CSV or a plot."""
+        if names is None:
+            names = [f for f in FEATURES if self.midi is not None or f not in MIDI] + ["lfo:1", "lfo:0.25", "pca:1",
+                                                                                        "pca:2", "pca:3"]
+        return {name: self[name] for name in names}
+
+
+def compute_features(y: np.ndarray, sr: int, fps: float = 20.0, midi=None) -> Features:
+    """The features of the signal y (mono, sr Hz) for a video at fps (computed when asked for)."""
+    fps = check_fps(fps)
+    frame_windows(y[: math.ceil(sr / fps) + 1], sr, fps)  # one-line error for audio shorter than a frame
+    return Features(np.asarray(y, dtype=np.float32), sr, fps, midi)
+
+
+def audio_features(path: str | Path, fps: float = 20.0, sr: int = DEFAULT_SR, midi: str | Path | None = None
+                   ) -> Features:
+    """Load an audio file (and a MIDI file) for per-frame features (see the module docstring).
+
+    Notebook: notebooks/07_audio_reactive_video.ipynb
+    """
+    from . import midi as midi_module
     check_fps(fps)
-    return compute_features(load_audio(path, sr), sr, fps)
+    return compute_features(load_audio(path, sr), sr, fps, None if midi is None else midi_module.read(midi))
 
 
 # ------------------------------------------------------------------------------------------ shaping
@@ -177,8 +339,14 @@ def smooth(x: np.ndarray, fps: float, attack: float = 0.0, release: float = 0.0,
 
 
 def scale(x: np.ndarray, low: float, high: float, mode: str = "minmax", percentiles=(5.0, 95.0),
-          curve: float = 1.0) -> np.ndarray:
-    """Map x into [low, high]: min-max or percentile normalisation over the track, then `** curve`.
+          curve: float = 1.0, gate: float = 0.0, threshold: float = 1.0, ratio: float = 1.0) -> np.ndarray:
+    """Map x into [low, high]: normalise over the track to u in 0..1 (min-max, or between two percentiles,
+    clipping what lies outside), then shape the dynamics and map:
+
+        gate       u < gate -> 0 (silences what is below a level)
+        threshold, ratio   a compressor: above `threshold` u rises 1/ratio as fast, then is scaled back so the
+                   loudest frame still reaches 1 (make-up gain): loud passages squeezed, quiet ones lifted
+        curve      u ** curve (> 1 favours peaks, < 1 lifts quiet passages)
 
     A constant or silent track maps to `low` (never NaN). "RMS scaled to 0..2*pi" is
     ``scale(feats["rms"], 0, 2 * np.pi)``.
@@ -199,17 +367,25 @@ def scale(x: np.ndarray, low: float, high: float, mode: str = "minmax", percenti
         raise ValueError(f"unknown scaling {mode!r}; accepted: minmax, percentile")
     span = hi - lo
     u = np.clip((x - lo) / span, 0, 1) if span > 1e-12 * max(1.0, abs(hi)) else np.zeros_like(x)
+    u = np.where(u < gate, 0.0, u)
+    if ratio != 1 and threshold < 1:
+        u = np.where(u > threshold, threshold + (u - threshold) / ratio, u) / (threshold + (1 - threshold) / ratio)
     return low + (high - low) * u ** curve
 
 
 # ------------------------------------------------------------------------------------------ example audio
+# the shipped clip's notes (onset s, MIDI pitch, velocity 0..1, length s): a slow two-bar phrase, quiet gaps
+# included, so RMS rises and falls with each note; `midi.write_notes(PIANO_NOTES, "piano.mid")` gives its MIDI
+PIANO_NOTES = [(0.0, 60, 0.9, 1.2), (0.0, 64, 0.6, 1.2), (1.0, 67, 0.8, 0.8), (1.8, 72, 1.0, 1.5),
+               (3.2, 71, 0.5, 0.6), (3.8, 67, 0.7, 0.6), (4.4, 64, 0.9, 1.0), (4.4, 55, 0.6, 1.5),
+               (6.0, 60, 1.0, 1.8), (6.0, 48, 0.8, 2.0)]
+
+
 def synth_piano(notes=None, sr: int = 22050, tail: float = 1.0) -> np.ndarray:
     """A piano-like phrase by additive synthesis: each note (onset s, MIDI pitch, velocity 0..1, length s) is
     8 inharmonic partials with a 5 ms attack and an exponential decay. Used for the shipped example clip."""
-    if notes is None:  # a slow two-bar phrase, quiet gaps included, so RMS rises and falls with each note
-        notes = [(0.0, 60, 0.9, 1.2), (0.0, 64, 0.6, 1.2), (1.0, 67, 0.8, 0.8), (1.8, 72, 1.0, 1.5),
-                 (3.2, 71, 0.5, 0.6), (3.8, 67, 0.7, 0.6), (4.4, 64, 0.9, 1.0), (4.4, 55, 0.6, 1.5),
-                 (6.0, 60, 1.0, 1.8), (6.0, 48, 0.8, 2.0)]
+    if notes is None:
+        notes = PIANO_NOTES
     dur = max(t + length for t, _, _, length in notes) + tail
     y = np.zeros(int(dur * sr))
     for t0, pitch, vel, length in notes:
@@ -236,7 +412,8 @@ def plot_features(feats: Features, names=("rms",), param: np.ndarray | None = No
     for name in names:
         x = feats[name]
         span = x.max() - x.min()
-        ax.plot(t, (x - x.min()) / span if span > 0 else x * 0, label=f"{name} ({UNITS[name] or 'norm.'})", lw=1)
+        unit = UNITS.get(parse_feature(name).name, "")
+        ax.plot(t, (x - x.min()) / span if span > 0 else x * 0, label=f"{name} ({unit or 'norm.'})", lw=1)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("feature (normalised)")
     ax.set_xlim(0, t[-1] + 1 / feats.fps)

@@ -44,8 +44,10 @@ MAX_UPSCALE = 16
 class Mapping:
     """One audio feature driving one bend's parameter, e.g. RMS -> rotate1 angle at layer 40 in 0..2*pi.
 
-    feature: one of audio.FEATURES; low, high: the parameter range it is scaled into (low < high or reversed);
-    scaling: "minmax" or "percentile" over the track; curve: exponent after normalising;
+    feature: a feature name (audio.FEATURES, lfo:K, pca:K, midi_cc:N), optionally @harmonic, @percussive or
+    @STEM.wav; low, high: the parameter range it is scaled into (low < high or reversed);
+    scaling: "minmax", or "percentile" (normalised between the `clip` percentiles, outliers clipped);
+    gate, threshold, ratio: dynamics on the normalised 0..1 value (see `audio.scale`); curve: exponent;
     attack, release: envelope follower time constants in seconds; median: odd running-median window (frames).
     """
 
@@ -61,11 +63,15 @@ class Mapping:
     attack: float = 0.0
     release: float = 0.0
     median: int = 1
+    gate: float = 0.0
+    threshold: float = 1.0
+    ratio: float = 1.0
+    clip: list[float] = field(default_factory=lambda: [5.0, 95.0])
 
     def __post_init__(self):
         audio.check_feature(self.feature)
         operators.get(self.op)
-        for name in ("low", "high", "curve", "attack", "release"):
+        for name in ("low", "high", "curve", "attack", "release", "gate", "threshold", "ratio"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                 raise ValueError(f"{name} {v!r} is not a finite number")
@@ -84,12 +90,21 @@ class Mapping:
             raise ValueError(f"attack {self.attack!r} / release {self.release!r} s: accepted: times >= 0 seconds")
         if not isinstance(self.median, int) or isinstance(self.median, bool) or self.median < 1 or self.median % 2 == 0:
             raise ValueError(f"median {self.median!r} is not an odd number of frames >= 1; accepted: 1, 3, 5, ...")
+        if not 0 <= self.gate < 1 or not 0 < self.threshold <= 1 or self.ratio < 1:
+            raise ValueError(f"gate {self.gate:g}, threshold {self.threshold:g}, ratio {self.ratio:g}: accepted: "
+                             "0 <= gate < 1, 0 < threshold <= 1 (levels of the normalised feature), ratio >= 1")
+        c = self.clip
+        if not isinstance(c, (list, tuple)) or len(c) != 2 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in c) or not 0 <= c[0] < c[1] <= 100:
+            raise ValueError(f"clip {c!r} is not two percentiles; accepted: [low, high] with 0 <= low < high <= 100")
+        self.clip = [float(c[0]), float(c[1])]
         Bend(self.op, self.low, self.layer, self.where, self.norm)  # validates layer, where, norm
 
     def params(self, feats: audio.Features) -> np.ndarray:
         """The parameter value for every frame."""
         x = audio.smooth(feats[self.feature], feats.fps, self.attack, self.release, self.median)
-        p = audio.scale(x, self.low, self.high, self.scaling, curve=self.curve)
+        p = audio.scale(x, self.low, self.high, self.scaling, self.clip, self.curve, self.gate, self.threshold,
+                        self.ratio)
         return np.round(p) if self.op in operators.INTEGER_OPERATORS else p
 
     def bend(self, param) -> Bend:
@@ -119,8 +134,9 @@ class VideoSpec:
     img2img_prompt: str = ""  # img2img frames after the first: the paper uses an empty prompt
     init_image: str | None = None  # img2img: first frame; else the first frame is text-to-image
     model: str = models.DEFAULT_MODEL
-    sr: int = 22050
+    sr: int = audio.DEFAULT_SR
     batch: int = 8
+    midi: str | None = None  # a .mid file for the midi_* features
 
     def __post_init__(self):
         if not isinstance(self.audio, (str, os.PathLike)):
@@ -163,6 +179,21 @@ class VideoSpec:
             raise ValueError(f"batch {self.batch!r} is not an integer in 1..1024; accepted: frames rendered together")
         if self.init_image is not None:
             _load_image(self.init_image)  # exists and decodes, before any model work
+        if self.midi is not None:
+            from . import midi
+            midi.read(self.midi)  # exists and parses
+        for m in self.mappings:
+            ref = audio.parse_feature(m.feature)
+            if ref.name.startswith("midi") and self.midi is None:
+                raise ValueError(f"feature {m.feature!r} needs a MIDI file; accepted: midi=... (--midi FILE)")
+            if ref.source not in audio.SOURCES and not Path(ref.source).is_file():
+                raise FileNotFoundError(f"stem {ref.source!r} of feature {m.feature!r} does not exist")
+
+    @property
+    def stems(self) -> list[str]:
+        """The stem files the mappings read."""
+        return sorted({r.source for r in (audio.parse_feature(m.feature) for m in self.mappings)
+                       if r.source not in audio.SOURCES})
 
     @property
     def n_layers(self) -> int:
@@ -175,6 +206,8 @@ class VideoSpec:
         d = asdict(self)
         d["audio"] = {"sha256": file_sha256(self.audio)}
         d["init_image"] = self.init_image and {"sha256": file_sha256(self.init_image)}
+        d["midi"] = self.midi and {"sha256": file_sha256(self.midi)}
+        d["stems"] = {s: file_sha256(s) for s in self.stems}
         if self.method == "img2img":
             del d["batch"]  # frames are rendered one by one
         return d
@@ -226,7 +259,7 @@ def noise_walk(pipe, spec: VideoSpec, n_frames: int, frames=None) -> torch.Tenso
 # ------------------------------------------------------------------------------------------ rendering
 def plan(spec: VideoSpec) -> tuple[audio.Features, np.ndarray]:
     """Features and the (n_mappings, n_frames) parameter curves; cheap, no model work."""
-    feats = audio.audio_features(spec.audio, spec.fps, spec.sr)
+    feats = audio.audio_features(spec.audio, spec.fps, spec.sr, spec.midi)
     if spec.keyframes is not None and spec.keyframes[-1] > feats.duration:
         raise ValueError(f"keyframe at {spec.keyframes[-1]:g} s is beyond the audio ({feats.duration:.2f} s)")
     return feats, np.stack([m.params(feats) for m in spec.mappings])
@@ -342,12 +375,14 @@ def _img2img_chain(folder: RenderFolder, spec: VideoSpec, curves, pipe, todo: li
     is written before frame i is computed)."""
     for i in todo:
         bends = frame_bends(spec, curves, [i])
-        if i == 0 and spec.init_image is None:
+        if i == 0 and spec.init_image is not None:  # the paper: the first frame is the init image itself
+            yield i, _load_image(spec.init_image, pipe)
+        elif i == 0:
             emb, neg = encode_prompts(pipe, spec.prompts[:1])
             yield i, render_batch(pipe, bends, prompt_embeds=emb, negative_embeds=neg,
                                   latents=initial_noise(pipe, spec.seed), steps=spec.steps, guidance=spec.guidance)[0]
         else:
-            prev = folder.frame_path(i - 1) if i > 0 else spec.init_image
+            prev = folder.frame_path(i - 1)
             yield i, render_img2img(pipe, prev, bends, prompt=spec.img2img_prompt, strength=spec.strength,
                                     seed=spec.seed + i, steps=spec.steps, guidance=spec.guidance)[0]
 

@@ -24,9 +24,9 @@ def frame_path(folder, i):
 @pytest.fixture
 def clip(tmp_path):
     """0.6 s: silence then a note, 12 frames at 20 fps."""
-    y = audio.synth_piano([(0.3, 60, 1.0, 0.2)], tail=0.1)[: int(0.6 * 22050)]
+    y = audio.synth_piano([(0.3, 60, 1.0, 0.2)], sr=audio.DEFAULT_SR, tail=0.1)[: int(0.6 * audio.DEFAULT_SR)]
     p = tmp_path / "clip.wav"
-    sf.write(p, y, 22050)
+    sf.write(p, y, audio.DEFAULT_SR)
     return p
 
 
@@ -93,7 +93,7 @@ def test_frames_follow_the_audio(pipe, clip, tmp_path):
     """Against the same video of a silent track (angle 0 everywhere): the silent frames of the clip are
     identical, the frames from the note's onset on are not."""
     silent = tmp_path / "silent.wav"
-    sf.write(silent, np.zeros(int(0.6 * 22050), np.float32), 22050)
+    sf.write(silent, np.zeros(int(0.6 * audio.DEFAULT_SR), np.float32), audio.DEFAULT_SR)
     a = render_frames(spec_for(clip), tmp_path / "a.mp4", pipe=pipe, progress=False)
     b = render_frames(spec_for(silent), tmp_path / "b.mp4", pipe=pipe, progress=False)
     diff = [np.abs(np.asarray(Image.open(frame_path(a, i)), float) - np.asarray(Image.open(frame_path(b, i)))).mean()
