@@ -396,7 +396,8 @@ def synth_piano(notes=None, sr: int = 22050, tail: float = 1.0) -> np.ndarray:
         tone = sum((0.6 ** k) * np.sin(2 * np.pi * f0 * (k + 1) * math.sqrt(1 + 1e-4 * (k + 1) ** 2) * t)
                    for k in range(8) if f0 * (k + 1) < sr / 2)
         i0 = int(t0 * sr)
-        y[i0:i0 + n] += vel * env * tone
+        seg = y[i0:i0 + n]
+        seg += (vel * env * tone)[: len(seg)]
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
@@ -424,3 +425,51 @@ def plot_features(feats: Features, names=("rms",), param: np.ndarray | None = No
         ax2.legend(loc="upper right")
     ax.legend(loc="upper left")
     return ax
+
+
+def write_csv(feats: Features, path: str | Path, names=None) -> Path:
+    """One row per video frame (its start time in s, then one column per feature), written atomically.
+
+    Notebook: notebooks/07_audio_reactive_video.ipynb
+    """
+    import csv
+    import io
+
+    from .frames import write_text_atomic
+    table = feats.table(names)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["frame", "time_s", *table])
+    for i in range(feats.n_frames):
+        w.writerow([i, f"{i / feats.fps:.6f}", *(f"{table[k][i]:.6g}" for k in table)])
+    write_text_atomic(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def plot_curves(feats: Features, mappings=(), names=None):
+    """What will drive the picture, before any rendering: every feature of `names` (default `Features.table`)
+    as a heat map (each row min-max normalised over the track), then one panel per mapping with its feature and
+    the operator parameter it produces, against time (s). Returns the matplotlib Figure.
+
+    Notebook: notebooks/07_audio_reactive_video.ipynb
+    """
+    import matplotlib.pyplot as plt
+    table = feats.table(names)
+    fig, axes = plt.subplots(1 + len(mappings), 1, figsize=(10, 0.18 * len(table) + 1.2 + 2.2 * len(mappings)),
+                             height_ratios=[0.18 * len(table) + 0.6] + [2.2] * len(mappings), squeeze=False,
+                             layout="constrained")
+    rows = []
+    for x in table.values():
+        span = x.max() - x.min()
+        rows.append((x - x.min()) / span if span > 0 else x * 0)
+    ax = axes[0, 0]
+    ax.imshow(np.array(rows), aspect="auto", interpolation="nearest", cmap="magma",
+              extent=(0, feats.n_frames / feats.fps, len(rows) - 0.5, -0.5))
+    ax.set_yticks(range(len(rows)), list(table), fontsize=7)
+    tempo = f"tempo {feats.tempo:.1f} BPM" if feats.tempo else "no beat found"
+    ax.set_title(f"features per frame ({feats.fps:g} fps, each row normalised; {tempo})", fontsize=9)
+    for k, m in enumerate(mappings):
+        plot_features(feats, [m.feature], m.params(feats), param_label=f"{m.op} r (layer {m.layer})",
+                      ax=axes[k + 1, 0])
+    axes[-1, 0].set_xlabel("time (s)")
+    return fig

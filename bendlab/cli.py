@@ -111,9 +111,10 @@ def cmd_render(a) -> None:
     print(f"wrote {out} ({img.width}x{img.height}; {len(bends)} bend(s))")
 
 
-MAPPING_FLAGS = ("feature", "op", "layer", "where", "norm", "scaling", "curve", "attack", "release", "median")
+MAPPING_FLAGS = ("feature", "op", "layer", "where", "norm", "scaling", "clip", "gate", "threshold", "ratio", "curve",
+                 "attack", "release", "median")
 SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", "img2img_prompt", "init_image",
-              "model", "batch")
+              "model", "batch", "midi")
 
 
 def video_spec_from_args(a):
@@ -152,16 +153,67 @@ def cmd_video(a) -> None:
           f"file {info['duration']:.2f} s{' (preview)' if a.preview is not None else ''}, streams: {streams}")
 
 
+def cmd_features(a) -> None:
+    from .audio import audio_features, plot_curves, write_csv
+    from .frames import check_output, temp_name
+    from .video import Mapping, VideoSpec
+    out = check_output(a.out, (".csv",))
+    plot = check_output(a.plot, (".png", ".pdf", ".svg")) if a.plot else None
+    mappings = read_video(a.recipe)["mappings"] if a.recipe else []
+    if a.op:
+        mappings.append(Mapping(**given(a, MAPPING_FLAGS), **({"low": a.range[0], "high": a.range[1]} if a.range
+                                                              else {})))
+    fields = VideoSpec.__dataclass_fields__
+    feats = audio_features(a.audio, a.fps or fields["fps"].default, a.sr or fields["sr"].default, a.midi)
+    table_names = list(dict.fromkeys(list(feats.table()) + [m.feature for m in mappings]))
+    write_csv(feats, out, table_names)
+    print(f"tempo: {feats.tempo:.1f} BPM")
+    print(f"wrote {out}: {feats.n_frames} frames x {len(table_names)} features at {feats.fps:g} fps")
+    if plot:
+        fig = plot_curves(feats, mappings)
+        tmp = temp_name(plot)
+        fig.savefig(tmp, dpi=110)
+        tmp.replace(plot)
+        print(f"wrote {plot}")
+
+
 def cmd_operators(a) -> None:
     for k, v in operators.FORMULAS.items():
         lo, hi = operators.PARAM_RANGES[k]
         print(f"{k:10s} {v:45s} typical r: {lo:g} .. {hi:g}")
 
 
+def add_mapping_args(g) -> None:
+    """The flags of one audio -> parameter mapping (bendlab.video.Mapping), for `video` and `features`."""
+    from .audio import FEATURES, PARAMETRIC
+    from .video import SCALINGS, Mapping
+    m = Mapping()
+    g.add_argument("--op", choices=list(operators.OPERATORS), metavar="OP",
+                   help="operator driven by the audio: " + ", ".join(operators.OPERATORS))
+    g.add_argument("--layer", type=int, help=f"layer 0..STEPS (default {m.layer}, as the paper)")
+    g.add_argument("--feature", metavar="F", help="audio feature: " + ", ".join(FEATURES + PARAMETRIC) +
+                   f", each optionally @harmonic, @percussive or @STEM.wav (default {m.feature})")
+    g.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help=f"parameter range the feature is scaled into (default {m.low:g} {m.high:.6g} = 0..2 pi)")
+    g.add_argument("--where", help=WHERE_HELP)
+    g.add_argument("--norm", choices=list(operators.NORM_DIMS), help="mean-normalise after the operator")
+    g.add_argument("--scaling", choices=SCALINGS, help="normalise the feature over the track by min-max or "
+                   f"between the --clip percentiles (default {m.scaling})")
+    g.add_argument("--clip", nargs=2, type=float, metavar=("P_LOW", "P_HIGH"),
+                   help=f"percentiles for --scaling percentile (default {m.clip[0]:g} {m.clip[1]:g})")
+    g.add_argument("--gate", type=float, help=f"normalised level 0..1 below which the feature is 0 "
+                   f"(default {m.gate:g})")
+    g.add_argument("--threshold", type=float, help="compressor threshold, normalised level 0..1 (default 1: off)")
+    g.add_argument("--ratio", type=float, help=f"compressor ratio >= 1 above the threshold (default {m.ratio:g})")
+    g.add_argument("--curve", type=float, help=f"exponent after normalising, > 0 (default {m.curve:g})")
+    g.add_argument("--attack", type=float, help=f"envelope attack time, s >= 0 (default {m.attack:g})")
+    g.add_argument("--release", type=float, help=f"envelope release time, s >= 0 (default {m.release:g})")
+    g.add_argument("--median", type=int, help=f"running median over this many frames, odd >= 1 (default {m.median})")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from .audio import FEATURES
-    from .video import DEFAULT_PROMPT, DEFAULT_UPSCALE, MAX_UPSCALE, METHODS, SCALINGS, WALKS, Mapping, VideoSpec
-    m, v_ = Mapping(), VideoSpec.__dataclass_fields__
+    from .video import DEFAULT_PROMPT, DEFAULT_UPSCALE, MAX_UPSCALE, METHODS, WALKS, VideoSpec
+    v_ = VideoSpec.__dataclass_fields__
     ap = Parser(prog="bendlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     r = sub.add_parser("render", help="render one bent image", description="Render a prompt with bends applied "
@@ -189,21 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a prompt at a time, repeatable (e.g. '0:00 a floating orb' '0:05 a gorgeous landscape'); "
                    "prompts are interpolated between keyframes")
     g = v.add_argument_group("mapping (one; use --recipe with [[mapping]] tables for several)")
-    g.add_argument("--op", choices=list(operators.OPERATORS), metavar="OP",
-                   help="operator driven by the audio: " + ", ".join(operators.OPERATORS))
-    g.add_argument("--layer", type=int, help=f"layer 0..STEPS (default {m.layer}, as the paper)")
-    g.add_argument("--feature", choices=FEATURES, metavar="F",
-                   help="audio feature: " + ", ".join(FEATURES) + f" (default {m.feature})")
-    g.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                   help=f"parameter range the feature is scaled into (default {m.low:g} {m.high:.6g} = 0..2 pi)")
-    g.add_argument("--where", help=WHERE_HELP)
-    g.add_argument("--norm", choices=list(operators.NORM_DIMS), help="mean-normalise after the operator")
-    g.add_argument("--scaling", choices=SCALINGS, help="normalise the feature over the track by min-max or "
-                   f"5th-95th percentile (default {m.scaling})")
-    g.add_argument("--curve", type=float, help=f"exponent after normalising, > 0 (default {m.curve:g})")
-    g.add_argument("--attack", type=float, help=f"envelope attack time, s >= 0 (default {m.attack:g})")
-    g.add_argument("--release", type=float, help=f"envelope release time, s >= 0 (default {m.release:g})")
-    g.add_argument("--median", type=int, help=f"running median over this many frames, odd >= 1 (default {m.median})")
+    add_mapping_args(g)
     g.add_argument("--recipe", help="TOML/YAML with [[mapping]] tables (keys of bendlab.video.Mapping) and any "
                    "VideoSpec setting (flags given here override the recipe)")
     f = v.add_argument_group("frames")
@@ -213,7 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
                    f"0.3 x the walk (default {v_['walk'].default})")
     f.add_argument("--strength", type=float, help=f"img2img strength, 0 < s < 1 (default {v_['strength'].default})")
     f.add_argument("--img2img-prompt", help="img2img prompt after the first frame (default empty, as the paper)")
-    f.add_argument("--init-image", help="img2img first frame (default: text-to-image)")
+    f.add_argument("--init-image", help="img2img: the first frame, each next one made from the previous "
+                   "(default: the first frame is text-to-image)")
+    f.add_argument("--midi", help="a .mid file for the midi_* features (midi_velocity, midi_pitch, midi_onset, "
+                   "midi_cc:N)")
     f.add_argument("--fps", type=float, help=f"frames per second, 0 < fps <= 240 (default {v_['fps'].default:g})")
     f.add_argument("--batch", type=int, help=f"txt2img frames per batch, 1..1024 (default {v_['batch'].default}); "
                    "part of the render folder's settings")
@@ -229,6 +270,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(v)
     v.add_argument("--out", required=True, help="output .mp4 (its folder must exist)")
     v.set_defaults(func=cmd_video)
+    ft = sub.add_parser("features", help="per-frame audio features to a CSV (and a plot), before rendering",
+                        description="One row per video frame, one column per feature (every feature the video "
+                        "command accepts); prints the estimated tempo. With --plot, a figure of the curves and of "
+                        "each mapping's parameter (from --recipe or the mapping flags).")
+    ft.add_argument("audio", help="wav, flac, ogg or mp3 file")
+    ft.add_argument("--fps", type=float, help=f"frames per second (default {v_['fps'].default:g})")
+    ft.add_argument("--sr", type=int, help=f"sample rate to analyse at, Hz (default {v_['sr'].default})")
+    ft.add_argument("--midi", help="a .mid file: adds midi_velocity, midi_pitch, midi_onset")
+    ft.add_argument("--plot", help="also draw the curves into this .png/.pdf/.svg")
+    ft.add_argument("--out", required=True, help="output .csv")
+    ft.add_argument("--recipe", help="a video recipe: its [[mapping]] curves are plotted")
+    add_mapping_args(ft.add_argument_group("mapping (its parameter curve is plotted)"))
+    ft.set_defaults(func=cmd_features)
     o = sub.add_parser("operators", help="list the operators, their formulas and typical ranges")
     o.set_defaults(func=cmd_operators)
     return ap
