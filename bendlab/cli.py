@@ -1,7 +1,9 @@
-"""The `bendlab` command line: render bent images (and, see `bendlab video --help`, audio-reactive video).
+"""The `bendlab` command line: render bent images, audio-reactive video, and the audio features behind it.
 
     bendlab render "a floating orb" --op add --param 1 --layer 40 --out orb.png
     bendlab render "a floating orb" --recipe bends.toml --out orb.png
+    bendlab video song.wav --op rotate1 --feature lfo:0.25 --layer 40 --out song.mp4
+    bendlab features song.wav --out features.csv --plot features.png
     bendlab operators
 """
 
