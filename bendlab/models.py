@@ -5,6 +5,7 @@ DDIM configured from the model's own scheduler config (the paper's sampler).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -57,22 +58,35 @@ def resolve(model: str | os.PathLike | None) -> str:
     return str(p)
 
 
+@contextlib.contextmanager
+def quiet_loading():
+    """Silence the notices diffusers and transformers print while a model loads (progress bars, the
+    safety-checker note, "requires torchvision" for an image processor bendlab never uses): notebooks then show
+    only what matters. Each library's settings are restored afterwards."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+    saved = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in (dlog, tlog)]
+    for lib, _, _ in saved:
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, level, bars in saved:
+            lib.set_verbosity(level)
+            if bars:
+                lib.enable_progress_bar()
+
+
 @functools.lru_cache(maxsize=2)
 def _load(path: str, device: str, dtype: torch.dtype):
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
-    from diffusers.utils import logging as dlog
-    level, bars = dlog.get_verbosity(), dlog.is_progress_bar_enabled()
-    dlog.set_verbosity_error()  # no progress bars or safety-checker notice while loading
-    dlog.disable_progress_bar()
-    try:
-        pipe = StableDiffusionPipeline.from_pretrained(path, dtype=dtype, use_safetensors=True,
-                                                       safety_checker=None, requires_safety_checker=False)
-    except OSError as e:  # hub id not in the local cache and no network, or a folder without safetensors
-        raise OSError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
-    finally:
-        dlog.set_verbosity(level)
-        if bars:
-            dlog.enable_progress_bar()
+    with quiet_loading():
+        from diffusers import DDIMScheduler, StableDiffusionPipeline
+        try:
+            pipe = StableDiffusionPipeline.from_pretrained(path, dtype=dtype, use_safetensors=True,
+                                                           safety_checker=None, requires_safety_checker=False)
+        except OSError as e:  # hub id not in the local cache and no network, or a folder without safetensors
+            raise OSError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
@@ -164,13 +178,8 @@ def img2img_pipeline(pipe):
     from diffusers import StableDiffusionImg2ImgPipeline
     cached = getattr(pipe, "_bendlab_img2img", None)
     if cached is None:
-        from diffusers.utils import logging as dlog
-        level = dlog.get_verbosity()
-        dlog.set_verbosity_error()  # the safety-checker notice: bendlab renders with no safety checker
-        try:
+        with quiet_loading():  # the safety-checker notice: bendlab renders with no safety checker
             cached = StableDiffusionImg2ImgPipeline(**pipe.components)
-        finally:
-            dlog.set_verbosity(level)
         cached.set_progress_bar_config(disable=True)
         pipe._bendlab_img2img = cached
     return cached

@@ -66,3 +66,19 @@ def test_paper_bends_visibly_change_the_image_in_different_ways(pipe, paper_imag
     assert np.abs(sparse - plain).mean() > 0.02
     assert np.abs(late - sparse).mean() > 0.02
     assert np.abs(rot - paper_images["a gorgeous landscape"]).mean() > 0.05
+
+
+def test_shipped_model_loads_the_standard_diffusers_way():
+    """`StableDiffusionPipeline.from_pretrained(folder)` with no dtype, as diffusers users write it, renders on
+    the CPU (the text encoder once loaded as float16 beside a float32 UNet: "mat1 and mat2 must have the same
+    dtype")."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    from bendlab.models import SHIPPED, quiet_loading
+    with quiet_loading():
+        pipe = StableDiffusionPipeline.from_pretrained(str(SHIPPED))
+    assert pipe.text_encoder.dtype == pipe.unet.dtype == torch.float32
+    pipe.set_progress_bar_config(disable=True)
+    img = pipe("a floating orb", num_inference_steps=3, generator=torch.Generator().manual_seed(0)).images[0]
+    assert img.size == (64, 64)

@@ -235,6 +235,10 @@ def main(argv=None) -> None:
                                    feature_extractor=None, requires_safety_checker=False)
     minutes = (time.time() - t_start) / 60
     pipe.to(torch.float16).save_pretrained(a.out, safe_serialization=True)
+    # float16 on disk (half the size), but no dtype in the config: transformers would otherwise load the text
+    # encoder as float16 beside a float32 UNet in a plain `StableDiffusionPipeline.from_pretrained(folder)`
+    te_config = a.out / "text_encoder" / "config.json"
+    te_config.write_text(json.dumps({**json.loads(te_config.read_text()), "dtype": "float32"}, indent=2) + "\n")
     stats = {"train_minutes": round(minutes, 1), "vae_recon_mse": round(vae_mse, 4), "unet_final_loss": round(loss, 4),
              "scaling_factor": round(scale, 4), "scenes": a.scenes, "vae_steps": a.vae_steps,
              "unet_steps": a.unet_steps, "batch": a.batch, "offset_noise": a.offset_noise, "seed": a.seed,
