@@ -174,6 +174,14 @@ PARAM_RANGES = {
 }
 
 
+def slider_range(name: str) -> tuple[float, float, float]:
+    """(low, high, step) of a slider for operator `name`: its typical range, whole steps for integer parameters
+    (channels, kernel sizes), 1/200 of the range otherwise."""
+    get(name)
+    lo, hi = PARAM_RANGES[name]
+    return float(lo), float(hi), 1.0 if name in INTEGER_OPERATORS else (hi - lo) / 200
+
+
 def get(name: str) -> Callable:
     """The operator called `name`, or a one-line error listing the valid names."""
     try:

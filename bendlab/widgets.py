@@ -4,6 +4,10 @@ on release (`continuous_update=False`) into one `widgets.Image` updated in place
 `slider_view` serves every figure notebook's closing slider cell; `explorer` is the full explorer of
 notebooks/01_operators.ipynb. Renders are cached on their (hashable) arguments, so moving a slider back is free.
 
+The explorer answers a move from a cache of the unbent render's latent before every layer (one render fills
+it): a bend at layer L then runs only the steps after L (branching, as `render_grid` does), so at layer 40 of
+50 a new parameter value costs about a fifth of a render, and the layer strip goes through the same cache.
+
 Notebook: notebooks/01_operators.ipynb
 """
 
@@ -23,17 +27,23 @@ from .bend import Bend
 DISPLAY_SCALE = 4  # the shipped model's 64x64 images shown 256x256 (nearest neighbour)
 
 
-def to_png(images, scale: int = DISPLAY_SCALE, gap: int = 4) -> bytes:
-    """PNG bytes of one image or several side by side, upscaled `scale` times (nearest neighbour)."""
+def to_png(images, scale: int = DISPLAY_SCALE, gap: int = 4, labels=None) -> bytes:
+    """PNG bytes of one image or several side by side, upscaled `scale` times (nearest neighbour), each with
+    its label (if given) written under it."""
+    from PIL import ImageDraw
     if isinstance(images, Image.Image):
         images = [images]
     ims = [im.resize((im.width * scale, im.height * scale), Image.NEAREST) if scale != 1 else im for im in images]
+    band = 14 if labels else 0
     W = sum(im.width for im in ims) + gap * (len(ims) - 1)
-    H = max(im.height for im in ims)
+    H = max(im.height for im in ims) + band
     canvas = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(canvas)
     x = 0
-    for im in ims:
+    for k, im in enumerate(ims):
         canvas.paste(im, (x, 0))
+        if labels:
+            draw.text((x + 2, H - band + 1), str(labels[k]), fill="black")
         x += im.width + gap
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
@@ -51,7 +61,10 @@ _PIPES: dict[int, object] = {}
 
 
 def render_cached(pipe, prompt: str, bends=(), seed: int = 46, steps: int = 50, guidance: float = 7.5):
-    """engine.render memoised on its arguments (bends are Bend objects or recipe dicts)."""
+    """engine.render memoised on its arguments (bends are Bend objects or recipe dicts).
+
+    Notebook: notebooks/02_figure1_pointwise.ipynb
+    """
     _PIPES[id(pipe)] = pipe
     key = json.dumps([b.to_dict() if isinstance(b, Bend) else b for b in bends], sort_keys=True)
     return _cached_render(id(pipe), prompt, key, seed, steps, guidance)
@@ -60,8 +73,9 @@ def render_cached(pipe, prompt: str, bends=(), seed: int = 46, steps: int = 50, 
 def slider_view(view: Callable, height: int = 280, **controls):
     """A VBox of the given widgets (name -> widget) above one Image updated in place with view(**values).
 
-    `view` returns a PIL image or a list of them (shown side by side). The first render happens at once, so
-    a headless run (papermill) exercises the render path. Returns the VBox; `.image` is the Image widget.
+    `view` returns a PIL image, a list of them (shown side by side), an (images, labels) pair, or None to keep
+    the picture shown (after a bad input, say). The first render happens at once, so a headless run (papermill)
+    exercises the render path. Returns the VBox; `.image` is the Image widget.
     """
     import ipywidgets as w
     for c in controls.values():
@@ -70,7 +84,11 @@ def slider_view(view: Callable, height: int = 280, **controls):
     image = w.Image(format="png", layout=w.Layout(height=f"{height}px", object_fit="contain"))
 
     def update(**values):
-        image.value = to_png(view(**values))
+        shown = view(**values)
+        if shown is None:
+            return
+        images, labels = shown if isinstance(shown, tuple) else (shown, None)
+        image.value = to_png(images, labels=labels)
 
     out = w.interactive_output(update, controls)
     box = w.VBox([w.HBox(list(controls.values())[i:i + 3]) for i in range(0, len(controls), 3)] + [image, out])
@@ -80,53 +98,120 @@ def slider_view(view: Callable, height: int = 280, **controls):
 
 
 def param_slider(op: str, value: float | None = None, description: str = "param r"):
-    """A slider whose range suits the operator (radians for rotations, integers for kernels/channels)."""
+    """A slider over the operator's own range and step (`operators.slider_range`): radians for rotations,
+    whole numbers for kernels and channels."""
     import ipywidgets as w
-    lo, hi = operators.PARAM_RANGES[op]
-    if op in ("reflect", "erode", "dilate"):
-        return w.IntSlider(value=int(value if value is not None else lo), min=int(lo), max=int(hi),
-                           description=description, continuous_update=False)
-    return w.FloatSlider(value=float(value if value is not None else lo), min=lo, max=hi, step=(hi - lo) / 100,
-                         description=description, continuous_update=False, readout_format=".3g")
+    lo, hi, step = operators.slider_range(op)
+    return w.FloatSlider(value=float(value if value is not None else lo), min=lo, max=hi, step=step,
+                         description=description, continuous_update=False, readout_format=".4g")
+
+
+def _rerange(slider, op: str) -> None:
+    """Give the slider the operator's range and step, keeping its value where it fits."""
+    lo, hi, step = operators.slider_range(op)
+    value = min(max(round(slider.value / step) * step, lo), hi)
+    _set_range(slider, lo, hi)
+    slider.step, slider.value = step, value
+
+
+def _set_range(slider, lo: float, hi: float) -> None:
+    if lo > slider.max:  # keep min <= max at every step
+        slider.max, slider.min = hi, lo
+    else:
+        slider.min, slider.max = lo, hi
+
+
+@functools.lru_cache(maxsize=8)
+def _trace(pipe_key: int, prompt: str, seed: int, steps: int, guidance: float):
+    """The unbent render and its latent before every layer 0..steps: (embeddings, latents, image)."""
+    from .engine import bending, encode_prompts, initial_noise
+    pipe = _PIPES[pipe_key]
+    emb, neg = encode_prompts(pipe, [prompt])
+    with bending(pipe, [], capture=range(steps + 1)) as cb:
+        out = pipe(prompt_embeds=emb, negative_prompt_embeds=neg, latents=initial_noise(pipe, seed),
+                   num_inference_steps=steps, guidance_scale=guidance, callback_on_step_end=cb)
+    return (emb, neg), cb.captured, out.images[0]
+
+
+@functools.lru_cache(maxsize=512)
+def _branched(pipe_key: int, prompt: str, seed: int, steps: int, guidance: float, bend_json: str):
+    """The image of one latent bend at one layer, run from the cached latent before that layer."""
+    from .engine import render_batch
+    (emb, neg), latents, _ = _trace(pipe_key, prompt, seed, steps, guidance)
+    bend = Bend.from_dict(json.loads(bend_json))
+    return render_batch(_PIPES[pipe_key], [bend], prompt_embeds=emb, negative_embeds=neg,
+                        latents=latents[bend.layer].clone(), steps=steps, guidance=guidance, start=bend.layer)[0]
+
+
+def render_branched(pipe, prompt: str, bend: Bend | None = None, seed: int = 46, steps: int = 50,
+                    guidance: float = 7.5):
+    """The image of `prompt` with one bend (None: unbent), memoised, and branched from the cached latent before
+    the bend's layer: only the steps after it run. A module bend or a layer range renders in full. Equal to
+    `engine.render` within float rounding (tested to 1e-5)."""
+    _PIPES[id(pipe)] = pipe
+    if bend is None:
+        return _trace(id(pipe), prompt, seed, steps, guidance)[2]
+    from .engine import check_bends, latent_shape
+    check_bends(pipe, [bend], steps, latent_shape(pipe, 1))
+    if bend.module is not None or isinstance(bend.layer, tuple):
+        return render_cached(pipe, prompt, [bend], seed, steps, guidance)
+    return _branched(id(pipe), prompt, seed, steps, guidance, json.dumps(bend.to_dict(), sort_keys=True))
 
 
 def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: float = 1.57, layer: int = 20,
              where: str = "all", seed: int = 46, steps: int = 50, strip_layers=(0, 10, 20, 30, 40, 49, 50),
-             strip: bool = False):
-    """Pickers for prompt, operator, parameter, layer, where and seed; shows the unbent image, the bent one,
-    and (with the "layer strip" box ticked) the same bend across `strip_layers`, which costs about four
-    renders. Returns the VBox (its `.image` holds the PNG shown)."""
+             strip: bool = False, guidance: float = 7.5):
+    """Pickers for prompt, operator, parameter (a slider over the operator's own range, re-ranged when the
+    operator changes, its exact value editable beside it), layer, where and seed; shows the unbent image, the
+    bent one, and (with "layer strip" ticked) the same bend at each of `strip_layers`, every panel labelled.
+    A bad input keeps the last picture and says why in one line. Returns the VBox (`.image`, `.controls`,
+    `.status`).
+
+    Notebook: notebooks/01_operators.ipynb
+    """
     import ipywidgets as w
 
-    from .engine import render_grid
     from .figures import fit_layer
+    slider = param_slider(op, param)
+    exact = w.FloatText(value=slider.value, description="exact r", layout=w.Layout(width="180px"))
+
+    def typed(change):  # a typed value outside the slider's range widens it rather than being clamped
+        v = change["new"]
+        if not (slider.min <= v <= slider.max):
+            _set_range(slider, min(v, slider.min), max(v, slider.max))
+        slider.value = v
+    exact.observe(typed, names="value")
+    slider.observe(lambda change: setattr(exact, "value", change["new"]), names="value")
     controls = dict(
         prompt=w.Text(value=prompt, description="prompt", continuous_update=False),
         op=w.Dropdown(options=list(operators.OPERATORS), value=op, description="operator"),
-        param=w.FloatText(value=param, description="param r"),
+        param=slider,
         layer=w.IntSlider(value=min(layer, steps), min=0, max=steps, description="layer", continuous_update=False),
         where=w.Text(value=where, description="where", continuous_update=False),
         seed=w.IntText(value=seed, description="seed"),
         strip=w.Checkbox(value=strip, description="layer strip"),
     )
+    controls["op"].observe(lambda change: _rerange(slider, change["new"]), names="value")  # before the render
     status = w.HTML()
 
     def view(prompt, op, param, layer, where, seed, strip):
         try:
             bend = Bend(op, param, layer, where)
-            plain = render_cached(pipe, prompt, (), seed, steps)
-            bent = render_cached(pipe, prompt, (bend,), seed, steps)
-            layers = sorted({fit_layer(L, steps) for L in strip_layers}) if strip else []
-            rows = render_grid(prompt, op, [param], layers, where, pipe=pipe, seed=seed, steps=steps) if layers else []
-            status.value = (f"left: no operator; next: {op}({param:g}) at layer {layer}, where {where}"
-                            + (f"; then the same bend at layers {layers}" if layers else ""))
-            return [plain, bent] + [row[0] for row in rows]
-        except ValueError as e:  # bad input from a picker: say so, keep the last image
+            images = [render_branched(pipe, prompt, None, seed, steps, guidance),
+                      render_branched(pipe, prompt, bend, seed, steps, guidance)]
+            labels = ["no bend", f"{op}({param:.4g}) @ layer {layer}"]
+            for L in sorted({fit_layer(L, steps) for L in strip_layers}) if strip else []:
+                images.append(render_branched(pipe, prompt, Bend(op, param, L, where), seed, steps, guidance))
+                labels.append(f"layer {L}")
+        except ValueError as e:  # bad input from a picker: say so, keep the last picture
             status.value = f"<b style='color:#b00'>{e}</b>"
-            return [Image.new("RGB", (pipe.unet.config.sample_size * pipe.vae_scale_factor,) * 2, "white")]
+            return None
+        status.value = f"{op}({param:.4g}) at layer {layer}, where {where}" + (
+            "; the strip: the same bend at each layer" if strip else "")
+        return images, labels
 
     box = slider_view(view, **controls)
-    box.children = box.children + (status,)
+    box.children = (box.children[0], w.HBox([exact]),) + box.children[1:] + (status,)
     box.status = status
     return box
 

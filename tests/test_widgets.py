@@ -1,9 +1,11 @@
-"""Slider views render once at creation (papermill exercises that) and update the image in place."""
+"""Slider views render once at creation (papermill exercises that) and update the image in place; the explorer
+branches from cached latents, re-ranges its slider with the operator, and keeps the last picture on bad input."""
 
+import numpy as np
 import ipywidgets as w
 
-from bendlab import Bend
-from bendlab.widgets import explorer, image_array, render_cached, slider_view
+from bendlab import Bend, render
+from bendlab.widgets import explorer, image_array, render_branched, render_cached, slider_view
 
 STEPS = 4
 
@@ -20,15 +22,37 @@ def test_slider_changes_the_image(pipe):
     assert before.shape == after.shape and abs(before.astype(int) - after).mean() > 1
 
 
-def test_explorer_reports_bad_input_without_raising(pipe):
+def test_branched_render_equals_the_full_render(pipe):
+    for bend in (None, Bend("rotate1", 1.0, 0), Bend("add", 0.7, 2, "row:3"), Bend("multiply", 1.5, STEPS)):
+        full = np.asarray(render("mice", [bend] if bend else [], pipe=pipe, steps=STEPS), int)
+        fast = np.asarray(render_branched(pipe, "mice", bend, 46, STEPS), int)
+        assert np.abs(full - fast).max() <= 1, bend  # float rounding of the batch, at most one level
+
+
+def test_explorer_slider_follows_the_operator(pipe):
+    box = explorer(pipe, steps=STEPS, layer=2, op="rotate1", param=1.0)
+    param = box.controls["param"]
+    assert isinstance(param, w.FloatSlider) and param.max > 6.28 and param.continuous_update is False
+    box.controls["op"].value = "erode"
+    assert (param.min, param.max, param.step) == (1, 8, 1) and param.value == 1
+    box.controls["op"].value = "add"
+    assert param.min == -3 and param.max == 3
+
+
+def test_explorer_keeps_the_picture_and_says_why_on_bad_input(pipe):
     box = explorer(pipe, steps=STEPS, layer=2)
     two = image_array(box)
-    assert 2 * two.shape[0] <= two.shape[1] < 3 * two.shape[0]  # unbent and bent side by side
+    assert 2 * two.shape[1] // 3 < two.shape[1]  # unbent and bent side by side
     box.controls["strip"].value = True
-    assert image_array(box).shape[1] > two.shape[0] * 4  # then the layer strip
+    strip = image_array(box)
+    assert strip.shape[1] > two.shape[1] * 2  # then the layer strip, each panel labelled
     box.controls["where"].value = "row:99"
     assert "out of range" in box.status.value
+    assert np.array_equal(image_array(box), strip)  # the last picture stays
     box.controls["where"].value = "all"
     box.controls["op"].value = "invert"
-    box.controls["param"].value = 0.0
-    assert "r = 0" in box.status.value
+    exact = box.children[1].children[0]
+    exact.value = 0.0  # typed beside the slider: outside its range, so the range widens
+    assert box.controls["param"].value == 0.0 and "r = 0" in box.status.value
+    exact.value = 2.0
+    assert "invert(2)" in box.status.value and not np.array_equal(image_array(box), strip)
