@@ -1,0 +1,188 @@
+"""The notebooks as a user meets them: JupyterLab from .venv on 127.0.0.1, opened in headless Chromium (Debian's
+chromium and chromedriver, driven by selenium), every cell run, then the explorer's parameter slider, operator
+and layer changed (notebook 01) and the closing slider moved (notebook 03). Asserts the widgets rendered, no
+error output or browser-console error, and new pixels after each change; prints slider-to-image latencies
+measured from in-page events. Skips, saying why, where Chromium is not installed (`.ci/run` installs it)."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no chromium/chromedriver installed (Debian: "
+                                "apt-get install chromium chromium-driver; .ci/run does this)")
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 420  # s for a notebook to run all its cells in fast mode
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 serving copies of the notebooks (the repository's stay untouched)."""
+    pytest.importorskip("selenium")
+    root = tmp_path_factory.mktemp("lab")
+    for nb in ("01_operators.ipynb", "03_figure2_rotation_sweep.ipynb"):
+        shutil.copy(ROOT / "notebooks" / nb, root / nb)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = os.urandom(16).hex()
+    settings = root / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)  # every cell in the page (no windowing), so every output can be read
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    env = {**os.environ, "BENDLAB_FAST": "1", "BENDLAB_FIGURES": str(root / "figures"),
+           "BENDLAB_OUT": str(root / "out"), "OMP_NUM_THREADS": "1", "JUPYTERLAB_SETTINGS_DIR": str(root / "settings")}
+    server = subprocess.Popen([str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser",
+                               "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
+                               f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
+                               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--allow-root"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise RuntimeError("JupyterLab did not start") from None
+                time.sleep(0.5)
+        yield url, token
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and the kernels it started, by process group
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1500,1100",
+                "--disable-gpu", "--no-first-run"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    pid = driver.service.process.pid
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        try:
+            os.kill(pid, signal.SIGKILL)  # chromedriver, should quit() have left it
+        except ProcessLookupError:
+            pass
+
+
+WATCH_IMAGES = """
+window.__imageChanges = [];
+new MutationObserver(ms => { for (const m of ms) window.__imageChanges.push(performance.now()); })
+  .observe(document.body, {subtree: true, attributes: true, attributeFilter: ['src']});
+"""
+
+
+def run_all(driver, url, token, notebook):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    driver.get(f"{url}/lab/tree/{notebook}?token={token}")
+    wait = WebDriverWait(driver, TIMEOUT)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"))
+    wait.until(lambda d: "Idle" in d.find_element(By.CSS_SELECTOR, ".jp-Toolbar-kernelStatus, "
+                                                  "[data-status]").get_attribute("outerHTML") or True)
+    time.sleep(2)  # the kernel connects
+    menu = next(e for e in driver.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel") if e.text == "Run")
+    menu.click()
+    item = WebDriverWait(driver, 10).until(lambda d: next(
+        (e for e in d.find_elements(By.CSS_SELECTOR, ".lm-Menu-itemLabel") if e.text == "Run All Cells"), None))
+    item.click()
+
+    since = [None]
+
+    def idle_for_3_s(d):  # the kernel, asked through the server's REST API, and every prompt numbered
+        with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5) as r:
+            states = [k["execution_state"] for k in json.load(r)]
+        prompts = [p.text for p in d.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputPrompt") if p.text.strip()]
+        done = states and all(s == "idle" for s in states) and prompts and all(
+            any(c.isdigit() for c in p) and "*" not in p for p in prompts)
+        since[0] = (since[0] or time.time()) if done else None
+        return done and time.time() - since[0] >= 3
+    WebDriverWait(driver, TIMEOUT, poll_frequency=1).until(idle_for_3_s)
+
+
+def check_outputs(driver):
+    from selenium.webdriver.common.by import By
+    text = driver.find_element(By.CSS_SELECTOR, ".jp-Notebook").text
+    assert "Error displaying widget" not in text and "HBox(" not in text and "VBox(" not in text, text[-2000:]
+    errors = driver.find_elements(By.CSS_SELECTOR, "[data-mime-type='application/vnd.jupyter.stderr'], "
+                                                   ".jp-OutputArea-output[data-mime-type*='error']")
+    assert not errors, [e.text[:300] for e in errors]
+    assert driver.find_elements(By.CSS_SELECTOR, ".widget-slider"), "no slider widget rendered"
+    console = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not console, console
+
+
+def picture(driver):
+    """The widget image's pixels, as PNG bytes of a screenshot of it."""
+    from selenium.webdriver.common.by import By
+    return driver.find_elements(By.CSS_SELECTOR, ".widget-image")[-1].screenshot_as_png
+
+
+def change(driver, label, value, kind="readout"):
+    """Set a widget by its description: a slider's editable readout, a text box, or a dropdown; returns the
+    latency (ms) from the change to the new picture, from in-page events."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+    widget = next(w for w in driver.find_elements(By.CSS_SELECTOR, ".widget-inline-hbox")
+                  if w.find_elements(By.CSS_SELECTOR, ".widget-label")
+                  and w.find_element(By.CSS_SELECTOR, ".widget-label").text.strip() == label)
+    before = picture(driver)
+    driver.execute_script(WATCH_IMAGES)
+    t0 = driver.execute_script("return performance.now();")
+    if kind == "select":
+        Select(widget.find_element(By.TAG_NAME, "select")).select_by_visible_text(value)
+    elif kind == "text":
+        box = widget.find_element(By.TAG_NAME, "input")
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(str(value), Keys.ENTER)
+    else:
+        readout = widget.find_element(By.CSS_SELECTOR, ".widget-readout")
+        readout.click()
+        readout.send_keys(Keys.CONTROL, "a")
+        readout.send_keys(str(value), Keys.ENTER)
+    WebDriverWait(driver, 60).until(lambda d: d.execute_script("return window.__imageChanges.length") > 0
+                                    and picture(d) != before)
+    return driver.execute_script("return window.__imageChanges[window.__imageChanges.length - 1];") - t0
+
+
+def test_explorer_in_a_real_browser(lab, browser):
+    url, token = lab
+    run_all(browser, url, token, "01_operators.ipynb")
+    check_outputs(browser)
+    latency = {"param": change(browser, "param r", 2.5), "operator": change(browser, "operator", "add", "select"),
+               "layer": change(browser, "layer", 3)}
+    check_outputs(browser)
+    print("\nexplorer slider-to-image latency (ms, in-page):", json.dumps({k: round(v) for k, v in latency.items()}))
+
+
+def test_figure_notebook_slider_in_a_real_browser(lab, browser):
+    url, token = lab
+    run_all(browser, url, token, "03_figure2_rotation_sweep.ipynb")
+    check_outputs(browser)
+    ms = change(browser, "theta (rad)", 3.0)
+    check_outputs(browser)
+    print(f"\nfigure 2 slider-to-image latency: {ms:.0f} ms (in-page)")
