@@ -77,7 +77,12 @@ def _b(op, param, layer, where="all", norm=None) -> dict:
 
 
 ORB, LAND = "a floating orb", "a gorgeous landscape"
-HOMOGRAPHS = {"a photo of a crane": 0.5 * PI, "bass": PI, "cricket": 0.5 * PI, "a match": PI}
+# the R1 angle (layer 0) per homograph for Figure 3's main panel, chosen from its angle strip where the meaning
+# flips with the shipped model: the bird becomes a building crane at 1.5 pi, the cricket pitch an insect at
+# 0.5 pi, the burning match a football match at 1.5 pi; no angle turns the bass fish into an instrument (pi
+# shown: the shape changes most there). The paper's crane used 0.5 pi with SD v1.4.
+HOMOGRAPHS = {"a photo of a crane": 1.5 * PI, "bass": PI, "cricket": 0.5 * PI, "a match": 1.5 * PI}
+INVERT_STRIP = [1.0, 3.0, 10.0, 30.0, 100.0, 1000.0]
 SWEEP_LAYERS = [0, 10, 20, 30, 40, 49, 50]
 SWEEP_PARAMS = {  # a few values per operator for the layer sweeps
     "add": [-1.0, 1.0, 2.0], "multiply": [-1.0, 2.0, 10.0], "threshold": [-0.5, 0.1, 0.5],
@@ -110,21 +115,31 @@ _add(Figure(
 
 _add(Figure(
     "fig2-rotation-sweep", "Figure 2: R1 at layer 20, angle swept over [0, 2 pi)", "03_figure2_rotation_sweep.ipynb",
-    sweeps=[Sweep(LAND, "rotate1", _angles(8), [20], param_fmt="{:.2f} rad")], ncols=8,
-    settings="\"a gorgeous landscape\"; rotate1 @20; 8 angles 0..7/4 pi"))
+    sweeps=[Sweep(LAND, "rotate1", _angles(8) + [round(2 * PI, 6)], [20], param_fmt="{:.2f} rad")], ncols=9,
+    settings="\"a gorgeous landscape\"; rotate1 @20; 9 angles 0..2 pi, as the authors' grid (2 pi = no turn)"))
 
 _add(Figure(
     "fig3-semantic-shift", "Figure 3: semantic shift, R1 at layer 0 (top: no operator)",
     "04_figure3_semantic_shift.ipynb",
     panels=[Panel(p, p) for p in HOMOGRAPHS]
     + [Panel(f"R1 {a / PI:g} pi, layer 0", p, [_b("rotate1", round(a, 6), 0)]) for p, a in HOMOGRAPHS.items()],
-    ncols=4, settings="crane, bass, cricket, a match; rotate1 @0 (crane 0.5 pi as the paper)"))
+    ncols=4, settings="crane, bass, cricket, a match; rotate1 @0 at the angle where each meaning flips (from the "
+                      "strips; bass: none flips)"))
 
 _add(Figure(
     "fig3-angle-strips", "Figure 3, extended: R1 at layer 0, angle strip per homograph",
     "04_figure3_semantic_shift.ipynb",
     sweeps=[Sweep(p, "rotate1", _angles(8), [0], param_fmt="{:.2f} rad") for p in HOMOGRAPHS], ncols=8,
     settings="each homograph; rotate1 @0; 8 angles"))
+_add(Figure(
+    "fig3-reflect-strips", "Figure 3, extended: reflection across each channel at layer 0, per homograph",
+    "04_figure3_semantic_shift.ipynb",
+    sweeps=[Sweep(p, "reflect", [0, 1, 2, 3], [0], param_fmt="channel {:g}") for p in HOMOGRAPHS], ncols=4,
+    settings="each homograph; reflect channel 0..3 @0 (the paper: reflections shift meaning too)"))
+_add(Figure(
+    "fig3-invert-strips", "Figure 3, extended: inversion at layer 0, per homograph", "04_figure3_semantic_shift.ipynb",
+    sweeps=[Sweep(p, "invert", INVERT_STRIP, [0], param_fmt="r = {:g}") for p in HOMOGRAPHS], ncols=6,
+    settings=f"each homograph; invert r in {INVERT_STRIP} @0 (the paper: inversion shifts meaning too)"))
 
 _add(Figure(
     "fig4-scene-change", "Figure 4: scene change (top: no operator)", "05_figure4_scene_change.ipynb",
@@ -137,10 +152,12 @@ _add(Figure(
 _add(Figure(
     "disc-green-bar", "Discussion: a scalar added to the middle row only", "06_discussion_experiments.ipynb",
     panels=[Panel("no operator", LAND)]
-    + [Panel(f"add {r:g} to row 8, layer {L}", LAND, [_b("add", r, L, "row:8")]) for L in (0, 25, 49) for r in (2.0,)]
-    + [Panel("add 2 to column 8, layer 49", LAND, [_b("add", 2.0, 49, "column:8")]),
+    + [Panel(f"add {r:g} to the middle row, layer {L}", LAND, [_b("add", r, L, "row:mid")]) for L in (0, 25, 49)
+       for r in (2.0,)]
+    + [Panel("add 2 to the middle column, layer 49", LAND, [_b("add", 2.0, 49, "column:mid")]),
        Panel("add 2 to region, layer 49", LAND, [_b("add", 2.0, 49, "region:0.5,0,1,0.5")])],
-    ncols=6, settings="landscape; add 2 to the middle latent row (row 8 of 16) @0,25,49; column and region"))
+    ncols=6, settings="landscape; add 2 to the middle latent row (row:mid: 8 of 16 here, 32 of 64 in SD) @0,25,49; "
+                      "column and region"))
 
 _add(Figure(
     "disc-reflections", "Discussion: reflection across each latent channel", "06_discussion_experiments.ipynb",
@@ -153,6 +170,12 @@ _add(Figure(
     panels=[Panel(f"{op}{' + norm ' + n if n else ''}, layer {L}", LAND, [_b(op, 4, L, norm=n)])
             for op in ("erode", "dilate") for n in (None, "channel", "row", "column") for L in (25, 50)],
     ncols=8, settings="landscape; erode/dilate kernel 4, none/channel/row/column norm, @25 and @50 (before decode)"))
+_add(Figure(
+    "disc-morphology-early", "Discussion: erosion and dilation (kernel 4) at the early layers, where they act most",
+    "06_discussion_experiments.ipynb",
+    panels=[Panel(f"{op}{' + norm ' + n if n else ''}, layer {L}", LAND, [_b(op, 4, L, norm=n)])
+            for op in ("erode", "dilate") for n in (None, "channel", "row", "column") for L in (0, 5, 10)],
+    ncols=6, settings="landscape; erode/dilate kernel 4, none/channel/row/column norm, @0, 5 and 10"))
 
 for _op, _params in SWEEP_PARAMS.items():
     _add(Figure(
@@ -180,13 +203,15 @@ def render_figure(name: str, pipe, *, steps: int = 50, seed: int = 46, guidance:
     fig = FIGURES[name]
     out = []
     for p in tqdm(fig.panels, desc=name, disable=not progress or not fig.panels, unit="panel"):
-        out.append((p.label, render(p.prompt, [_fit(b, steps) for b in p.bends], pipe=pipe, steps=steps,
-                                    seed=seed, guidance=guidance)))
+        bends = [_fit(b, steps) for b in p.bends]
+        label = p.label if steps == PAPER_STEPS or not bends else (
+            f"{p.label}\n(run: layer {', '.join(str(b.layer) for b in bends)} of {steps})")
+        out.append((label, render(p.prompt, bends, pipe=pipe, steps=steps, seed=seed, guidance=guidance)))
     for s in fig.sweeps:
         layers = [fit_layer(L, steps) for L in s.layers]
         rows = render_grid(s.prompt, s.op, s.params, layers, s.where, s.norm, pipe=pipe, steps=steps, seed=seed,
                            guidance=guidance, progress=progress)
-        for L, row in zip(s.layers, rows):
+        for L, row in zip(layers, rows):  # the layer actually used (fewer steps: mapped)
             for j, (prm, img) in enumerate(zip(s.params, row)):
                 if len(fig.sweeps) > 1:  # one row per prompt: name it once, at the row's start
                     label = (f"{s.prompt}\n" if j == 0 else "") + s.param_fmt.format(prm)

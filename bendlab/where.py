@@ -5,6 +5,8 @@ A `Where` is written as a short string, the same in Python, the CLI and recipes:
 
     "all"                      every element
     "row:8"  "column:3"        one row / column index of the latent (16 x 16 for the shipped model, 64 x 64 SD)
+    "row:mid"  "column:0.25"   a row / column relative to the latent's size (mid = 0.5; a fraction in [0, 1)),
+                               the same place at any model size: row 8 of 16, row 32 of SD's 64
     "channel:2"                one latent channel, 0..3
     "fraction:0.05"            a random 5% of the elements (the paper's "5% of the features"), drawn from its
     "fraction:0.05:seed=7"     own generator (default seed 0), independent of the diffusion noise and identical
@@ -35,6 +37,7 @@ class WhereError(ValueError):
 class Where:
     kind: str = "all"
     index: int | None = None  # row, column or channel
+    rel: float | None = None  # row or column as a fraction of the latent's height / width
     fraction: float | None = None
     seed: int = 0
     box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 in [0, 1]
@@ -42,7 +45,11 @@ class Where:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise WhereError(f"unknown where {self.kind!r}; accepted: {', '.join(KINDS)}")
-        if self.kind in ("row", "column", "channel"):
+        if self.rel is not None:
+            if self.kind not in ("row", "column") or not (isinstance(self.rel, float) and 0 <= self.rel < 1):
+                raise WhereError(f"relative {self.kind} {self.rel!r}: accepted: row or column at a fraction in "
+                                 "[0, 1), e.g. row:mid or row:0.25")
+        elif self.kind in ("row", "column", "channel"):
             if not isinstance(self.index, int) or isinstance(self.index, bool) or self.index < 0:
                 raise WhereError(f"{self.kind} index {self.index!r} is not an integer >= 0")
             if self.kind == "channel" and self.index > 3:
@@ -76,6 +83,8 @@ class Where:
         try:
             if kind == "all" and not rest:
                 return cls()
+            if kind in ("row", "column") and (rest.strip() == "mid" or "." in rest):
+                return cls(kind, rel=0.5 if rest.strip() == "mid" else float(rest))
             if kind in ("row", "column", "channel"):
                 return cls(kind, index=int(rest))
             if kind == "fraction":
@@ -98,13 +107,21 @@ class Where:
             return f"fraction:{self.fraction:g}" + (f":seed={self.seed}" if self.seed else "")
         if self.kind == "region":
             return "region:" + ",".join(f"{v:g}" for v in self.box)
+        if self.rel is not None:
+            return f"{self.kind}:{'mid' if self.rel == 0.5 else format(self.rel, 'g')}"
         return f"{self.kind}:{self.index}"
+
+    def position(self, shape: tuple[int, ...]) -> int | None:
+        """The row, column or channel index in a latent of shape (B, C, H, W)."""
+        if self.rel is not None:
+            return int(self.rel * (shape[2] if self.kind == "row" else shape[3]))
+        return self.index
 
     def check(self, shape: tuple[int, ...]) -> None:
         """Raise a one-line error if this selection does not fit a latent of shape (B, C, H, W)."""
         _, C, H, W = shape
         size = {"row": H, "column": W, "channel": C}.get(self.kind)
-        if size is not None and self.index >= size:
+        if size is not None and self.position(shape) >= size:
             raise ValueError(f"{self.kind} {self.index} is out of range for a {C}x{H}x{W} latent; "
                              f"accepted: 0..{size - 1}")
 
@@ -116,9 +133,9 @@ class Where:
             return None
         m = torch.zeros(1, C, H, W, dtype=torch.bool)
         if self.kind == "row":
-            m[..., self.index, :] = True
+            m[..., self.position(shape), :] = True
         elif self.kind == "column":
-            m[..., :, self.index] = True
+            m[..., :, self.position(shape)] = True
         elif self.kind == "channel":
             m[:, self.index] = True
         elif self.kind == "fraction":

@@ -169,20 +169,22 @@ def change(driver, label, value, kind="readout"):
     return driver.execute_script("return window.__imageChanges[window.__imageChanges.length - 1];") - t0
 
 
-def test_explorer_in_a_real_browser(lab, browser):
+def test_explorer_in_a_real_browser(lab, browser, capsys):
     url, token = lab
     run_all(browser, url, token, "01_operators.ipynb")
     check_outputs(browser)
     latency = {"param": change(browser, "param r", 2.5), "operator": change(browser, "operator", "add", "select"),
                "layer": change(browser, "layer", 3)}
     check_outputs(browser)
-    print("\nexplorer slider-to-image latency (ms, in-page):", json.dumps({k: round(v) for k, v in latency.items()}))
+    with capsys.disabled():  # shown in CI's log even when the test passes
+        print("\nexplorer slider-to-image latency (ms, in-page):", json.dumps({k: round(v) for k, v in latency.items()}))
 
 
-def test_figure_notebook_slider_in_a_real_browser(lab, browser):
+def test_figure_notebook_slider_in_a_real_browser(lab, browser, capsys):
     url, token = lab
     run_all(browser, url, token, "03_figure2_rotation_sweep.ipynb")
     check_outputs(browser)
     ms = change(browser, "theta (rad)", 3.0)
     check_outputs(browser)
-    print(f"\nfigure 2 slider-to-image latency: {ms:.0f} ms (in-page)")
+    with capsys.disabled():
+        print(f"\nfigure 2 slider-to-image latency: {ms:.0f} ms (in-page)")

@@ -76,3 +76,23 @@ def test_render_figure_panels(pipe, name):
     import numpy as np
     first, second = np.asarray(panels[0][1], float), np.asarray(panels[1][1], float)
     assert np.abs(first - second).mean() > 0.5  # the operator changed the image
+
+
+def test_figure_positions_are_relative_to_the_latent():
+    """Rows and columns in the spec are relative (row:mid), so a figure means the same at any model size: row 8
+    of the teaching model's 16, row 32 of SD v1.4's 64 (the authors' row)."""
+    from bendlab.where import Where
+    wheres = {b["where"] for fig in figures.FIGURES.values() for p in fig.panels for b in p.bends}
+    wheres |= {s.where for fig in figures.FIGURES.values() for s in fig.sweeps}
+    assert not [w for w in wheres if w.split(":")[0] in ("row", "column") and w.split(":")[1].isdigit()], wheres
+    mid = Where.parse("row:mid")
+    assert mid.position((1, 4, 16, 16)) == 8 and mid.position((1, 4, 64, 64)) == 32
+    assert str(mid) == "row:mid" and str(Where.parse("column:0.25")) == "column:0.25"
+    assert Where.parse("column:0.25").mask((1, 4, 64, 64))[0, 0, 0].nonzero().flatten().tolist() == [16]
+    with pytest.raises(ValueError, match=r"accepted: row or column at a fraction in \[0, 1\)"):
+        Where(kind="row", rel=1.5)
+
+
+def test_labels_say_the_layer_actually_used(pipe):
+    panels = figures.render_figure("fig2-rotation-sweep", pipe, steps=5, progress=False)
+    assert panels[0][0] == "0.00 rad, layer 2"  # layer 20 of 50 is layer 2 of 5
