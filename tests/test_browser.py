@@ -177,7 +177,8 @@ def test_explorer_in_a_real_browser(lab, browser, capsys):
                "layer": change(browser, "layer", 3)}
     check_outputs(browser)
     with capsys.disabled():  # shown in CI's log even when the test passes
-        print("\nexplorer slider-to-image latency (ms, in-page):", json.dumps({k: round(v) for k, v in latency.items()}))
+        ms = json.dumps({k: round(v) for k, v in latency.items()})
+        print(f"\nexplorer slider-to-image latency (ms, in-page): {ms}")
 
 
 def test_figure_notebook_slider_in_a_real_browser(lab, browser, capsys):
