@@ -103,7 +103,11 @@ def param_slider(op: str, value: float | None = None, description: str = "param 
     import ipywidgets as w
     lo, hi, step = operators.slider_range(op)
     return w.FloatSlider(value=float(value if value is not None else lo), min=lo, max=hi, step=step,
-                         description=description, continuous_update=False, readout_format=".4g")
+                         description=description, continuous_update=False, readout_format=_readout(op))
+
+
+def _readout(op: str) -> str:
+    return ".0f" if op in operators.INTEGER_OPERATORS else ".4g"  # kernels and channels read as integers
 
 
 def _rerange(slider, op: str) -> None:
@@ -111,7 +115,7 @@ def _rerange(slider, op: str) -> None:
     lo, hi, step = operators.slider_range(op)
     value = min(max(round(slider.value / step) * step, lo), hi)
     _set_range(slider, lo, hi)
-    slider.step, slider.value = step, value
+    slider.step, slider.value, slider.readout_format = step, value, _readout(op)
 
 
 def _set_range(slider, lo: float, hi: float) -> None:

@@ -34,7 +34,7 @@ def test_explorer_slider_follows_the_operator(pipe):
     param = box.controls["param"]
     assert isinstance(param, w.FloatSlider) and param.max > 6.28 and param.continuous_update is False
     box.controls["op"].value = "erode"
-    assert (param.min, param.max, param.step) == (1, 8, 1) and param.value == 1
+    assert (param.min, param.max, param.step) == (1, 8, 1) and param.value == 1 and param.readout_format == ".0f"
     box.controls["op"].value = "add"
     assert param.min == -3 and param.max == 3
 
