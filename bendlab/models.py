@@ -18,6 +18,9 @@ import torch
 SHIPPED = Path(__file__).parent / "models" / "bendlab-tiny-sd"
 DEFAULT_MODEL = "bendlab-tiny-sd"
 _COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+# pipelines whose denoiser is a transformer on a 16-channel latent: refused, with the reason
+TRANSFORMER_PIPELINES = ("StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline", "FluxPipeline",
+                         "FluxImg2ImgPipeline", "SanaPipeline", "AuraFlowPipeline")
 
 
 def default_device() -> str:
@@ -39,10 +42,8 @@ def resolve(model: str | os.PathLike | None) -> str:
         raise FileNotFoundError(f"model {s!r} does not exist; accepted: a diffusers SD v1.x folder, a hub id "
                                 f"like 'CompVis/stable-diffusion-v1-4', or {DEFAULT_MODEL!r} (the shipped model)")
     index = p / "model_index.json"
-    missing = [c for c in _COMPONENTS if not (p / c).is_dir()]
-    if not index.is_file() or missing:
-        raise ValueError(f"model folder {s!r} is not an SD v1.x diffusers pipeline (missing "
-                         f"{'model_index.json' if not index.is_file() else ', '.join(missing)}); accepted: a "
+    if not index.is_file():
+        raise ValueError(f"model folder {s!r} is not a diffusers pipeline (no model_index.json); accepted: a "
                          "folder written by StableDiffusionPipeline.save_pretrained")
     try:
         meta = json.loads(index.read_text())
@@ -53,8 +54,23 @@ def resolve(model: str | os.PathLike | None) -> str:
         raise ValueError(f"model index {str(index)!r} holds a {type(meta).__name__}, not an object; accepted: the "
                          "model_index.json written by StableDiffusionPipeline.save_pretrained")
     cls = meta.get("_class_name", "")
+    if cls in TRANSFORMER_PIPELINES:
+        raise ValueError(f"model folder {s!r} holds a {cls}, a 16-channel-latent transformer model; accepted: "
+                         "4-channel-latent UNet pipelines (SD v1.x, 2.x: StableDiffusionPipeline), since the "
+                         "channel operators (rotations, reflections) are defined on 4 latent channels")
     if cls not in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"):
         raise ValueError(f"model folder {s!r} holds a {cls or 'unknown'} pipeline; accepted: StableDiffusionPipeline")
+    missing = [c for c in _COMPONENTS if not (p / c).is_dir()]
+    if missing:
+        raise ValueError(f"model folder {s!r} is not an SD diffusers pipeline (missing {', '.join(missing)}); "
+                         "accepted: a folder written by StableDiffusionPipeline.save_pretrained")
+    try:
+        channels = json.loads((p / "unet" / "config.json").read_text()).get("in_channels", 4)
+    except (OSError, ValueError, AttributeError):
+        channels = 4  # an unreadable config is reported by the loader
+    if channels != 4:
+        raise ValueError(f"model folder {s!r} has a {channels}-channel latent; accepted: 4-channel-latent models "
+                         "(the channel operators are defined on 4 latent channels)")
     return str(p)
 
 
