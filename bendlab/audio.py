@@ -88,6 +88,8 @@ def parse_feature(text: str) -> FeatureRef:
             value = float(arg)
         except ValueError:
             raise ValueError(f"feature {text!r} needs a number after '{name}:'; {accepted}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"feature {text!r} needs a finite number after '{name}:'; {accepted}")
         if name == "lfo" and not 0 < value <= 64:
             raise ValueError(f"lfo:{arg} is outside (0, 64] cycles per beat; accepted: e.g. lfo:1 (once a beat), "
                              "lfo:0.25 (once a bar of 4)")

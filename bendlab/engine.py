@@ -256,7 +256,7 @@ def render_img2img(pipe, image, bends=(), *, prompt: str | Sequence[str] = "", s
     bends = as_bends(bends)
     n = img2img_layers(steps, strength)
     images = image if isinstance(image, (list, tuple)) else [image]
-    images = [_load_image(im, pipe) for im in images]
+    images = [load_image(im, pipe) for im in images]
     check_bends(pipe, bends, n, latent_shape(pipe, len(images)))
     i2i = img2img_pipeline(pipe)
     kwargs = dict(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds)
@@ -269,7 +269,7 @@ def render_img2img(pipe, image, bends=(), *, prompt: str | Sequence[str] = "", s
     return _to_images(out, output_type)
 
 
-def _load_image(im, pipe=None) -> Image.Image:
+def load_image(im, pipe=None) -> Image.Image:
     """A path or PIL image as an RGB PIL image (decoded now: a bad file fails before any model work), resized
     to the model's native size when `pipe` is given."""
     if isinstance(im, (str, Path)):
@@ -311,15 +311,15 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
         models.check_device(device)
     n_layers = img2img_layers(steps, strength) if init_image is not None else steps
     if init_image is not None:
-        init_image = _load_image(init_image)
+        init_image = load_image(init_image)
     if shapes is not None:
         check_bends(shapes, bends, n_layers, latent_shape(shapes, 1, height, width))
     pipe = pipe or models.load_pipeline(model, device)
     if init_image is not None:
         return render_img2img(pipe, init_image, bends, prompt=prompt, strength=strength, seed=seed, steps=steps,
                               guidance=guidance, output_type=output_type)[0]
-    shape = latent_shape(pipe, 1, height, width)
-    check_bends(pipe, bends, steps, shape)
+    if shapes is None:  # a hub id: its shapes are known only now
+        check_bends(pipe, bends, steps, latent_shape(pipe, 1, height, width))
     embeds, neg = encode_prompts(pipe, [prompt], negative_prompt)
     x = initial_noise(pipe, seed, 1, height, width)
     return render_batch(pipe, bends, prompt_embeds=embeds, negative_embeds=neg, latents=x, steps=steps,
@@ -350,8 +350,8 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
     if shapes is not None:
         check_bends(shapes, base + sweep, steps, latent_shape(shapes, len(params)))
     pipe = pipe or models.load_pipeline(model)
-    shape = latent_shape(pipe, len(params))
-    check_bends(pipe, base + sweep, steps, shape)
+    if shapes is None:  # a hub id: its shapes are known only now
+        check_bends(pipe, base + sweep, steps, latent_shape(pipe, len(params)))
     embeds, neg = encode_prompts(pipe, [prompt])
     x0 = initial_noise(pipe, seed)
     rows = []

@@ -114,7 +114,8 @@ _add(Figure(
              "the authors' gate; (f)-(j) invert 1000 @0,3,6,9,49"))
 
 _add(Figure(
-    "fig2-rotation-sweep", "Figure 2: R1 at layer 20, angle swept over [0, 2 pi] (9 angles)", "03_figure2_rotation_sweep.ipynb",
+    "fig2-rotation-sweep", "Figure 2: R1 at layer 20, angle swept over [0, 2 pi] (9 angles)",
+    "03_figure2_rotation_sweep.ipynb",
     sweeps=[Sweep(LAND, "rotate1", _angles(8) + [round(2 * PI, 6)], [20], param_fmt="{:.2f} rad")], ncols=9,
     settings="\"a gorgeous landscape\"; rotate1 @20; 9 angles 0..2 pi, as the authors' grid (2 pi = no turn)"))
 

@@ -43,8 +43,8 @@ def resolve(model: str | os.PathLike | None) -> str:
                                 f"like 'CompVis/stable-diffusion-v1-4', or {DEFAULT_MODEL!r} (the shipped model)")
     index = p / "model_index.json"
     if not index.is_file():
-        raise ValueError(f"model folder {s!r} is not a diffusers pipeline (no model_index.json); accepted: a "
-                         "folder written by StableDiffusionPipeline.save_pretrained")
+        raise ValueError(f"model folder {s!r} is not an SD v1.x/2.x diffusers pipeline (no model_index.json); "
+                         "accepted: a folder written by StableDiffusionPipeline.save_pretrained")
     try:
         meta = json.loads(index.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -62,8 +62,8 @@ def resolve(model: str | os.PathLike | None) -> str:
         raise ValueError(f"model folder {s!r} holds a {cls or 'unknown'} pipeline; accepted: StableDiffusionPipeline")
     missing = [c for c in _COMPONENTS if not (p / c).is_dir()]
     if missing:
-        raise ValueError(f"model folder {s!r} is not an SD diffusers pipeline (missing {', '.join(missing)}); "
-                         "accepted: a folder written by StableDiffusionPipeline.save_pretrained")
+        raise ValueError(f"model folder {s!r} is not an SD v1.x/2.x diffusers pipeline (missing "
+                         f"{', '.join(missing)}); accepted: a folder written by StableDiffusionPipeline.save_pretrained")
     try:
         channels = json.loads((p / "unet" / "config.json").read_text()).get("in_channels", 4)
     except (OSError, ValueError, AttributeError):

@@ -28,7 +28,7 @@ import torch
 
 from . import audio, models, operators
 from .bend import Bend
-from .engine import (_load_image, bending, check_bends, check_settings, encode_prompts, img2img_layers, initial_noise,
+from .engine import (load_image, bending, check_bends, check_settings, encode_prompts, img2img_layers, initial_noise,
                      latent_shape, model_shapes, render_batch, render_img2img)
 from .frames import RenderFolder, check_output, file_sha256, frames_dir, temp_name
 
@@ -178,7 +178,7 @@ class VideoSpec:
         if not isinstance(self.batch, int) or isinstance(self.batch, bool) or not 1 <= self.batch <= 1024:
             raise ValueError(f"batch {self.batch!r} is not an integer in 1..1024; accepted: frames rendered together")
         if self.init_image is not None:
-            _load_image(self.init_image)  # exists and decodes, before any model work
+            load_image(self.init_image)  # exists and decodes, before any model work
         if self.midi is not None:
             from . import midi
             midi.read(self.midi)  # exists and parses
@@ -376,7 +376,7 @@ def _img2img_chain(folder: RenderFolder, spec: VideoSpec, curves, pipe, todo: li
     for i in todo:
         bends = frame_bends(spec, curves, [i])
         if i == 0 and spec.init_image is not None:  # the paper: the first frame is the init image itself
-            yield i, _load_image(spec.init_image, pipe)
+            yield i, load_image(spec.init_image, pipe)
         elif i == 0:
             emb, neg = encode_prompts(pipe, spec.prompts[:1])
             yield i, render_batch(pipe, bends, prompt_embeds=emb, negative_embeds=neg,
