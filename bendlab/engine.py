@@ -185,9 +185,11 @@ def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] 
     def prepare_latents(*args, **kwargs):
         return cb.at(start, original_prepare(*args, **kwargs))
 
-    def set_timesteps(*args, **kwargs):
+    def set_timesteps(*args, **kwargs):  # as diffusers' image-to-image pipeline starts part-way
         original_set_timesteps(*args, **kwargs)
         pipe.scheduler.timesteps = pipe.scheduler.timesteps[start:]
+        if hasattr(pipe.scheduler, "set_begin_index"):
+            pipe.scheduler.set_begin_index(start)
 
     def hook_for(b: Bend):
         def hook(module, inputs, output):
@@ -229,9 +231,10 @@ def _to_images(out, output_type: str):
 @torch.no_grad()
 def render_batch(pipe, bends=(), *, prompts: Sequence[str] | None = None, prompt_embeds=None,
                  negative_embeds=None, latents: torch.Tensor, steps: int = 50, guidance: float = 7.5,
-                 start: int = 0, output_type: str = "pil"):
+                 start: int = 0, output_type: str = "pil", seed: int = 0):
     """Text-to-image for a batch: one latent per item (B, 4, h, w), prompts or embeddings per item, and bends
-    whose parameters may carry one value per item. Returns B images (PIL, or an array with output_type="np")."""
+    whose parameters may carry one value per item. Returns B images (PIL, or an array with output_type="np").
+    seed: the noise that stochastic samplers (LCM, ancestral) add at each step; unused by DDIM."""
     bends = as_bends(bends)
     check_settings(steps, guidance)
     check_bends(pipe, bends, steps, tuple(latents.shape))
@@ -240,10 +243,13 @@ def render_batch(pipe, bends=(), *, prompts: Sequence[str] | None = None, prompt
         if len(prompts) != latents.shape[0]:
             raise ValueError(f"{len(prompts)} prompts for {latents.shape[0]} latents; accepted: one per latent")
         prompt_embeds, negative_embeds = encode_prompts(pipe, prompts)
+    if start and models.is_stochastic(pipe.scheduler):
+        raise ValueError(f"a {type(pipe.scheduler).__name__} adds fresh noise at every step, so a render cannot "
+                         "start from another's intermediate latent; accepted: start=0 with this sampler")
     with bending(pipe, bends, start=start) as cb:
         out = pipe(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds, latents=latents,
                    num_inference_steps=steps, guidance_scale=guidance, output_type=output_type,
-                   callback_on_step_end=cb)
+                   callback_on_step_end=cb, generator=torch.Generator().manual_seed(seed))
     return _to_images(out, output_type)
 
 
@@ -323,7 +329,7 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
     embeds, neg = encode_prompts(pipe, [prompt], negative_prompt)
     x = initial_noise(pipe, seed, 1, height, width)
     return render_batch(pipe, bends, prompt_embeds=embeds, negative_embeds=neg, latents=x, steps=steps,
-                        guidance=guidance, output_type=output_type)[0]
+                        guidance=guidance, output_type=output_type, seed=seed)[0]
 
 
 @torch.no_grad()
@@ -355,7 +361,8 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
     embeds, neg = encode_prompts(pipe, [prompt])
     x0 = initial_noise(pipe, seed)
     rows = []
-    shared = branch and all(max(b.layers) < min(layers) and b.module is None for b in base)
+    shared = branch and not models.is_stochastic(pipe.scheduler) and all(
+        max(b.layers) < min(layers) and b.module is None for b in base)
     bar = _progress(len(layers), progress, "rows")
     if shared:
         prefix = sorted(set(layers))
@@ -378,7 +385,7 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
                 one = Bend(op, p, b.layer, b.where, b.norm)
                 row.append(render_batch(pipe, base + [one], prompt_embeds=embeds, negative_embeds=neg,
                                         latents=x0.clone(), steps=steps, guidance=guidance,
-                                        output_type=output_type)[0])
+                                        output_type=output_type, seed=seed)[0])
             rows.append(row)
             bar.update()
     bar.close()

@@ -63,7 +63,8 @@ def resolve(model: str | os.PathLike | None) -> str:
     missing = [c for c in _COMPONENTS if not (p / c).is_dir()]
     if missing:
         raise ValueError(f"model folder {s!r} is not an SD v1.x/2.x diffusers pipeline (missing "
-                         f"{', '.join(missing)}); accepted: a folder written by StableDiffusionPipeline.save_pretrained")
+                         f"{', '.join(missing)}); accepted: a folder written by "
+                         "StableDiffusionPipeline.save_pretrained")
     try:
         channels = json.loads((p / "unet" / "config.json").read_text()).get("in_channels", 4)
     except (OSError, ValueError, AttributeError):
@@ -103,9 +104,25 @@ def _load(path: str, device: str, dtype: torch.dtype):
                                                            safety_checker=None, requires_safety_checker=False)
         except OSError as e:  # hub id not in the local cache and no network, or a folder without safetensors
             raise OSError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
-    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    if not keeps_own_scheduler(pipe.scheduler):
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def keeps_own_scheduler(scheduler) -> bool:
+    """Few-step models keep the sampler they were distilled for: an LCMScheduler (LCM), or an Euler sampler with
+    "trailing" timesteps (SD-Turbo). Every other model gets DDIM configured from its own scheduler config (the
+    paper's sampler; its prediction type, e.g. SD 2's v-prediction, is kept)."""
+    name = type(scheduler).__name__
+    return name == "LCMScheduler" or (name.startswith("Euler") and
+                                      scheduler.config.get("timestep_spacing") == "trailing")
+
+
+def is_stochastic(scheduler) -> bool:
+    """Samplers that add fresh noise at each step (LCM, ancestral, DDPM): their renders are seeded per call, and
+    a render cannot branch from another's intermediate latent (the noise drawn after it would differ)."""
+    return type(scheduler).__name__ in ("LCMScheduler", "EulerAncestralDiscreteScheduler", "DDPMScheduler")
 
 
 def check_device(device: str | None) -> str:
@@ -176,7 +193,8 @@ def skeleton(model: str | os.PathLike | None = None) -> Skeleton | None:
 
 def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None,
                   dtype: torch.dtype | None = None):
-    """A StableDiffusionPipeline with a DDIM scheduler, cached per (model, device, dtype).
+    """A StableDiffusionPipeline with a DDIM scheduler (few-step models keep theirs: `keeps_own_scheduler`),
+    cached per (model, device, dtype).
 
     model:  None or "bendlab-tiny-sd" (the shipped offline model), a local diffusers folder, or an SD v1.x
             hub id (e.g. "CompVis/stable-diffusion-v1-4", downloaded by diffusers only if you ask for it)

@@ -310,7 +310,7 @@ class FrameRenderer:
         self.spec, self.curves, self.n_frames, self.pipe = spec, curves, n_frames, pipe
         self.weights = torch.tensor(prompt_weights(spec, n_frames), dtype=torch.float32)
         self.pos, self.neg = encode_prompts(pipe, spec.prompts)
-        self.start = self.shared_layer(spec) if share else 0
+        self.start = self.shared_layer(spec) if share and not models.is_stochastic(pipe.scheduler) else 0
         self._prefix: dict[int, torch.Tensor] = {}
 
     @staticmethod
@@ -325,7 +325,8 @@ class FrameRenderer:
         emb = torch.einsum("fp,pld->fld", self.weights[idx].to(self.pos.device, self.pos.dtype), self.pos)
         noise = noise_walk(self.pipe, self.spec, self.n_frames, idx).to(self.pipe.device, self.pipe.unet.dtype)
         return render_batch(self.pipe, self.bends(idx), prompt_embeds=emb, negative_embeds=self.neg[:1].expand_as(emb),
-                            latents=noise, steps=self.spec.steps, guidance=self.spec.guidance, output_type=output_type)
+                            latents=noise, steps=self.spec.steps, guidance=self.spec.guidance, output_type=output_type,
+                            seed=self.spec.seed + idx[0])  # per aligned batch: the same whoever renders it
 
     def prefix(self, p: int) -> torch.Tensor:
         """The latent of prompt p at layer `start` (before any bend), computed once."""
@@ -379,7 +380,7 @@ def _img2img_chain(folder: RenderFolder, spec: VideoSpec, curves, pipe, todo: li
             yield i, load_image(spec.init_image, pipe)
         elif i == 0:
             emb, neg = encode_prompts(pipe, spec.prompts[:1])
-            yield i, render_batch(pipe, bends, prompt_embeds=emb, negative_embeds=neg,
+            yield i, render_batch(pipe, bends, prompt_embeds=emb, negative_embeds=neg, seed=spec.seed,
                                   latents=initial_noise(pipe, spec.seed), steps=spec.steps, guidance=spec.guidance)[0]
         else:
             prev = folder.frame_path(i - 1)

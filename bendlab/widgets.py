@@ -128,12 +128,15 @@ def _set_range(slider, lo: float, hi: float) -> None:
 @functools.lru_cache(maxsize=8)
 def _trace(pipe_key: int, prompt: str, seed: int, steps: int, guidance: float):
     """The unbent render and its latent before every layer 0..steps: (embeddings, latents, image)."""
+    import torch
+
     from .engine import bending, encode_prompts, initial_noise
     pipe = _PIPES[pipe_key]
     emb, neg = encode_prompts(pipe, [prompt])
     with bending(pipe, [], capture=range(steps + 1)) as cb:
         out = pipe(prompt_embeds=emb, negative_prompt_embeds=neg, latents=initial_noise(pipe, seed),
-                   num_inference_steps=steps, guidance_scale=guidance, callback_on_step_end=cb)
+                   num_inference_steps=steps, guidance_scale=guidance, callback_on_step_end=cb,
+                   generator=torch.Generator().manual_seed(seed))
     return (emb, neg), cb.captured, out.images[0]
 
 
@@ -157,7 +160,8 @@ def render_branched(pipe, prompt: str, bend: Bend | None = None, seed: int = 46,
         return _trace(id(pipe), prompt, seed, steps, guidance)[2]
     from .engine import check_bends, latent_shape
     check_bends(pipe, [bend], steps, latent_shape(pipe, 1))
-    if bend.module is not None or isinstance(bend.layer, tuple):
+    from .models import is_stochastic
+    if bend.module is not None or isinstance(bend.layer, tuple) or is_stochastic(pipe.scheduler):
         return render_cached(pipe, prompt, [bend], seed, steps, guidance)
     return _branched(id(pipe), prompt, seed, steps, guidance, json.dumps(bend.to_dict(), sort_keys=True))
 

@@ -60,3 +60,41 @@ def test_a_16_channel_unet_is_refused(tmp_path):
     (folder / "unet" / "config.json").write_text(json.dumps({**cfg, "in_channels": 16}))
     with pytest.raises(ValueError, match="has a 16-channel latent; accepted: 4-channel-latent models"):
         render("x", model=str(folder))
+
+
+def few_step_folder(tmp_path, scheduler_cls, **config):
+    """The shipped model saved with another sampler, as an LCM or Turbo model ships."""
+    import diffusers
+    shipped = load_pipeline(device="cpu")
+    pipe = diffusers.StableDiffusionPipeline(**{**shipped.components, "safety_checker": None,
+                                                "feature_extractor": None}, requires_safety_checker=False)
+    pipe.scheduler = getattr(diffusers, scheduler_cls).from_config({**shipped.scheduler.config, **config})
+    folder = tmp_path / scheduler_cls
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.mark.parametrize("cls,config", [("LCMScheduler", {}),
+                                        ("EulerAncestralDiscreteScheduler", {"timestep_spacing": "trailing"})])
+def test_few_step_models_keep_their_sampler_and_bend(tmp_path, cls, config):
+    """Layer semantics at 1-4 steps with the model's own stochastic sampler: seeded (identity bit-identical),
+    every operator kind acts, the last layer acts, a 1-step model has layers 0..1, guidance 0 works, sweeps
+    fall back to independent renders, and image-to-image runs."""
+    pipe = load_pipeline(few_step_folder(tmp_path, cls, **config), device="cpu")
+    assert type(pipe.scheduler).__name__ == cls
+    plain = render("mice", pipe=pipe, steps=4, guidance=0, output_type="np")
+    assert np.array_equal(plain, render("mice", [Bend("add", 0.0, 2)], pipe=pipe, steps=4, guidance=0,
+                                        output_type="np"))
+    for bend in (Bend("add", 1.0, 0), Bend("rotate1", 1.5, 2), Bend("dilate", 3, 1), Bend("multiply", 1.5, 4)):
+        assert not np.array_equal(plain, render("mice", [bend], pipe=pipe, steps=4, guidance=0, output_type="np"))
+    one = render("mice", [Bend("multiply", 1.5, 1)], pipe=pipe, steps=1, guidance=0, output_type="np")
+    assert one.shape == plain.shape
+    with pytest.raises(ValueError, match="outside 0..1"):
+        render("mice", [Bend("add", 1.0, 2)], pipe=pipe, steps=1)
+    grid = np.asarray(render_grid("mice", "add", [0.5, 1.0], [2], pipe=pipe, steps=4, guidance=0, output_type="np"))
+    alone = render("mice", [Bend("add", 1.0, 2)], pipe=pipe, steps=4, guidance=0, output_type="np")
+    assert np.abs(grid[0][1] - alone).max() <= 1e-5
+    from PIL import Image
+    img = render("mice", [Bend("add", 0.5, 1)], pipe=pipe, steps=4, guidance=0,
+                 init_image=Image.fromarray((plain * 255).astype(np.uint8)), strength=0.5)
+    assert img.size == (64, 64)
