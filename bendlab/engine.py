@@ -324,8 +324,6 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
     if init_image is not None:
         return render_img2img(pipe, init_image, bends, prompt=prompt, strength=strength, seed=seed, steps=steps,
                               guidance=guidance, output_type=output_type)[0]
-    if shapes is None:  # a hub id: its shapes are known only now
-        check_bends(pipe, bends, steps, latent_shape(pipe, 1, height, width))
     embeds, neg = encode_prompts(pipe, [prompt], negative_prompt)
     x = initial_noise(pipe, seed, 1, height, width)
     return render_batch(pipe, bends, prompt_embeds=embeds, negative_embeds=neg, latents=x, steps=steps,

@@ -178,7 +178,7 @@ class RenderFolder:
         if old is None or changed:
             self._clear()
             old = {}
-        if old is None or any(k not in old for k in settings):
+        if any(k not in old for k in settings):
             write_text_atomic(self.path / MANIFEST, json.dumps({"settings": {**old, **settings}}, indent=1) + "\n")
         self._done = self._verified()
 
