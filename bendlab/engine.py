@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -88,12 +89,56 @@ def initial_noise(pipe, seed: int = 46, batch: int = 1, height=None, width=None)
     return x.to(pipe.device, pipe.unet.dtype)
 
 
+@dataclass(frozen=True)
+class Embeddings:
+    """The text conditioning of a batch, one row per image: per-token embeddings `pos` (B, 77, D) and the
+    negative (unconditional) ones `neg`; SDXL adds pooled embeddings (B, P) for each (None for SD v1.x/2.x).
+    Rows are taken, repeated and mixed on every field together, so no caller handles a family's fields."""
+
+    pos: torch.Tensor
+    neg: torch.Tensor
+    pooled: torch.Tensor | None = None
+    neg_pooled: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.pos.shape[0]
+
+    def _map(self, f) -> "Embeddings":
+        return Embeddings(*(None if t is None else f(t) for t in (self.pos, self.neg, self.pooled, self.neg_pooled)))
+
+    def rows(self, idx) -> "Embeddings":
+        """The rows `idx` (an int, slice or list of ints)."""
+        idx = [idx] if isinstance(idx, int) else idx
+        return self._map(lambda t: t[idx])
+
+    def expand(self, n: int) -> "Embeddings":
+        """Row 0 repeated n times (a view, no copy)."""
+        return self._map(lambda t: t[:1].expand(n, *t.shape[1:]))
+
+    def mix(self, weights: torch.Tensor) -> "Embeddings":
+        """F rows, each the weighted sum of this batch's P prompts by `weights` (F, P); the negative rows are
+        row 0's (every prompt shares the negative prompt)."""
+        w = weights.to(self.pos.device, self.pos.dtype)
+        mixed = lambda t: None if t is None else torch.einsum("fp,p...->f...", w, t)  # noqa: E731
+        neg = self.expand(len(w))
+        return Embeddings(mixed(self.pos), neg.neg, mixed(self.pooled), neg.neg_pooled)
+
+    def kwargs(self) -> dict:
+        """The pipeline call's keyword arguments."""
+        kw = dict(prompt_embeds=self.pos, negative_prompt_embeds=self.neg)
+        if self.pooled is not None:
+            kw.update(pooled_prompt_embeds=self.pooled, negative_pooled_prompt_embeds=self.neg_pooled)
+        return kw
+
+
 @torch.no_grad()
-def encode_prompts(pipe, prompts: Sequence[str], negative_prompt: str | None = None):
-    """Text embeddings (B, 77, D) for the prompts, and the matching negative (unconditional) embeddings."""
-    pos, neg = pipe.encode_prompt(list(prompts), pipe.device, 1, True, negative_prompt=negative_prompt
-                                  and [negative_prompt] * len(prompts))
-    return pos, neg
+def encode_prompts(pipe, prompts: Sequence[str], negative_prompt: str | None = None) -> Embeddings:
+    """The text embeddings of the prompts and of the negative prompt (SDXL: with both text encoders' pooled
+    embeddings), one row per prompt."""
+    out = pipe.encode_prompt(prompt=list(prompts), device=pipe.device, num_images_per_prompt=1,
+                             do_classifier_free_guidance=True,
+                             negative_prompt=negative_prompt and [negative_prompt] * len(prompts))
+    return Embeddings(*out)
 
 
 # ------------------------------------------------------------------------------------------ installing bends
@@ -180,16 +225,21 @@ def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] 
     bends = as_bends(bends)
     cb = BendCallback(bends, start, capture, stop)
     original_prepare = pipe.prepare_latents
-    original_set_timesteps = pipe.scheduler.set_timesteps
+    scheduler = pipe.scheduler
+    original_set_timesteps = scheduler.set_timesteps
+    original_begin = getattr(scheduler, "set_begin_index", None)
 
     def prepare_latents(*args, **kwargs):
         return cb.at(start, original_prepare(*args, **kwargs))
 
     def set_timesteps(*args, **kwargs):  # as diffusers' image-to-image pipeline starts part-way
         original_set_timesteps(*args, **kwargs)
-        pipe.scheduler.timesteps = pipe.scheduler.timesteps[start:]
-        if hasattr(pipe.scheduler, "set_begin_index"):
-            pipe.scheduler.set_begin_index(start)
+        scheduler.timesteps = scheduler.timesteps[start:]
+        if original_begin is not None:
+            original_begin(start)
+
+    def set_begin_index(begin_index: int = 0):  # SDXL's pipeline sets 0: its steps count from `start`
+        original_begin(start + begin_index)
 
     def hook_for(b: Bend):
         def hook(module, inputs, output):
@@ -203,7 +253,9 @@ def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] 
     with contextlib.ExitStack() as stack:
         stack.enter_context(_patched(pipe, "prepare_latents", prepare_latents))
         if start:
-            stack.enter_context(_patched(pipe.scheduler, "set_timesteps", set_timesteps))
+            stack.enter_context(_patched(scheduler, "set_timesteps", set_timesteps))
+            if original_begin is not None:
+                stack.enter_context(_patched(scheduler, "set_begin_index", set_begin_index))
         for b in bends:
             if b.module is not None:
                 stack.callback(pipe.unet.get_submodule(b.module).register_forward_hook(hook_for(b)).remove)
@@ -229,34 +281,35 @@ def _to_images(out, output_type: str):
 
 
 @torch.no_grad()
-def render_batch(pipe, bends=(), *, prompts: Sequence[str] | None = None, prompt_embeds=None,
-                 negative_embeds=None, latents: torch.Tensor, steps: int = 50, guidance: float = 7.5,
-                 start: int = 0, output_type: str = "pil", seed: int = 0):
-    """Text-to-image for a batch: one latent per item (B, 4, h, w), prompts or embeddings per item, and bends
-    whose parameters may carry one value per item. Returns B images (PIL, or an array with output_type="np").
+def render_batch(pipe, bends=(), *, prompts: Sequence[str] | None = None, embeds: Embeddings | None = None,
+                 latents: torch.Tensor, steps: int = 50, guidance: float = 7.5, start: int = 0,
+                 output_type: str = "pil", seed: int = 0):
+    """Text-to-image for a batch: one latent per item (B, 4, h, w), prompts or `encode_prompts` embeddings per
+    item, and bends whose parameters may carry one value per item. Returns B images (PIL, or an array with
+    output_type="np").
     seed: the noise that stochastic samplers (LCM, ancestral) add at each step; unused by DDIM."""
     bends = as_bends(bends)
     check_settings(steps, guidance)
     check_bends(pipe, bends, steps, tuple(latents.shape))
-    if prompt_embeds is None:
+    if embeds is None:
         prompts = list(prompts)
         if len(prompts) != latents.shape[0]:
             raise ValueError(f"{len(prompts)} prompts for {latents.shape[0]} latents; accepted: one per latent")
-        prompt_embeds, negative_embeds = encode_prompts(pipe, prompts)
+        embeds = encode_prompts(pipe, prompts)
     if start and models.is_stochastic(pipe.scheduler):
         raise ValueError(f"a {type(pipe.scheduler).__name__} adds fresh noise at every step, so a render cannot "
                          "start from another's intermediate latent; accepted: start=0 with this sampler")
     with bending(pipe, bends, start=start) as cb:
-        out = pipe(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds, latents=latents,
-                   num_inference_steps=steps, guidance_scale=guidance, output_type=output_type,
+        out = pipe(**embeds.kwargs(), latents=latents, num_inference_steps=steps, guidance_scale=guidance,
+                   output_type=output_type,
                    callback_on_step_end=cb, generator=torch.Generator().manual_seed(seed))
     return _to_images(out, output_type)
 
 
 @torch.no_grad()
 def render_img2img(pipe, image, bends=(), *, prompt: str | Sequence[str] = "", strength: float = 0.5,
-                   seed: int = 46, steps: int = 50, guidance: float = 7.5, prompt_embeds=None,
-                   negative_embeds=None, output_type: str = "pil"):
+                   seed: int = 46, steps: int = 50, guidance: float = 7.5,
+                   output_type: str = "pil"):
     """Image-to-image from `image` (PIL, path, or a list of them); layers count the steps actually run."""
     check_settings(steps, guidance, seed, strength)
     bends = as_bends(bends)
@@ -265,13 +318,11 @@ def render_img2img(pipe, image, bends=(), *, prompt: str | Sequence[str] = "", s
     images = [load_image(im, pipe) for im in images]
     check_bends(pipe, bends, n, latent_shape(pipe, len(images)))
     i2i = img2img_pipeline(pipe)
-    kwargs = dict(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds)
-    if prompt_embeds is None:
-        kwargs = dict(prompt=[prompt] * len(images) if isinstance(prompt, str) else list(prompt))
+    prompts = [prompt] * len(images) if isinstance(prompt, str) else list(prompt)
     with bending(i2i, bends) as cb:
         out = i2i(image=images, strength=strength, num_inference_steps=steps, guidance_scale=guidance,
                   generator=torch.Generator().manual_seed(seed), output_type=output_type,
-                  callback_on_step_end=cb, **kwargs)
+                  callback_on_step_end=cb, prompt=prompts)
     return _to_images(out, output_type)
 
 
@@ -324,9 +375,9 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
     if init_image is not None:
         return render_img2img(pipe, init_image, bends, prompt=prompt, strength=strength, seed=seed, steps=steps,
                               guidance=guidance, output_type=output_type)[0]
-    embeds, neg = encode_prompts(pipe, [prompt], negative_prompt)
+    embeds = encode_prompts(pipe, [prompt], negative_prompt)
     x = initial_noise(pipe, seed, 1, height, width)
-    return render_batch(pipe, bends, prompt_embeds=embeds, negative_embeds=neg, latents=x, steps=steps,
+    return render_batch(pipe, bends, embeds=embeds, latents=x, steps=steps,
                         guidance=guidance, output_type=output_type, seed=seed)[0]
 
 
@@ -356,7 +407,7 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
     pipe = pipe or models.load_pipeline(model)
     if shapes is None:  # a hub id: its shapes are known only now
         check_bends(pipe, base + sweep, steps, latent_shape(pipe, len(params)))
-    embeds, neg = encode_prompts(pipe, [prompt])
+    embeds = encode_prompts(pipe, [prompt])
     x0 = initial_noise(pipe, seed)
     rows = []
     shared = branch and not models.is_stochastic(pipe.scheduler) and all(
@@ -367,13 +418,12 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
         captured = {}
         if prefix[-1] > 0:
             with bending(pipe, base, capture=prefix, stop=prefix[-1]) as cb:
-                pipe(prompt_embeds=embeds, negative_prompt_embeds=neg, latents=x0.clone(), num_inference_steps=steps,
+                pipe(**embeds.kwargs(), latents=x0.clone(), num_inference_steps=steps,
                      guidance_scale=guidance, output_type="latent", callback_on_step_end=cb)
             captured = cb.captured
         for L, b in zip(layers, sweep):
             start = captured.get(L, x0).expand(len(params), -1, -1, -1).clone()
-            rows.append(render_batch(pipe, [b], prompt_embeds=embeds.expand(len(params), -1, -1),
-                                     negative_embeds=neg.expand(len(params), -1, -1), latents=start, steps=steps,
+            rows.append(render_batch(pipe, [b], embeds=embeds.expand(len(params)), latents=start, steps=steps,
                                      guidance=guidance, start=L, output_type=output_type))
             bar.update()
     else:
@@ -381,7 +431,7 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
             row = []
             for p in params:
                 one = Bend(op, p, b.layer, b.where, b.norm)
-                row.append(render_batch(pipe, base + [one], prompt_embeds=embeds, negative_embeds=neg,
+                row.append(render_batch(pipe, base + [one], embeds=embeds,
                                         latents=x0.clone(), steps=steps, guidance=guidance,
                                         output_type=output_type, seed=seed)[0])
             rows.append(row)

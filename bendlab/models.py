@@ -1,6 +1,7 @@
-"""Load a Stable Diffusion v1.x pipeline: the shipped offline model by default, or any SD v1.x hub id or local
-diffusers folder, through the same code path. Weights are read as safetensors only; the scheduler is always
-DDIM configured from the model's own scheduler config (the paper's sampler).
+"""Load a Stable Diffusion pipeline: the shipped offline model by default, or any SD v1.x, 2.x or SDXL hub id or
+local diffusers folder, through the same code path. The pipeline class comes from the model's model_index.json
+(`FAMILIES`); weights are read as safetensors only; the scheduler is DDIM configured from the model's own
+scheduler config (the paper's sampler), except few-step models, which keep theirs (`keeps_own_scheduler`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,47 @@ import torch
 
 SHIPPED = Path(__file__).parent / "models" / "bendlab-tiny-sd"
 DEFAULT_MODEL = "bendlab-tiny-sd"
-_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family of 4-channel-latent UNet pipelines bendlab bends: its diffusers classes and folder layout."""
+
+    name: str
+    txt2img: str            # the diffusers pipeline class for text-to-image
+    img2img: str            # ... and for image-to-image (built from the same components, no extra memory)
+    components: tuple       # the sub-folders a saved pipeline has
+    text_encoders: tuple    # the text encoders whose weights make a render (`weights_fingerprint`)
+
+
+SD = Family("SD v1.x / 2.x", "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline",
+            ("unet", "vae", "text_encoder", "tokenizer", "scheduler"), ("text_encoder",))
+SDXL = Family("SDXL", "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline",
+              ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"),
+              ("text_encoder", "text_encoder_2"))
+FAMILIES = (SD, SDXL)
+SUPPORTED = ", ".join(f"{f.txt2img} ({f.name})" for f in FAMILIES)
 # pipelines whose denoiser is a transformer on a 16-channel latent: refused, with the reason
 TRANSFORMER_PIPELINES = ("StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline", "FluxPipeline",
                          "FluxImg2ImgPipeline", "SanaPipeline", "AuraFlowPipeline")
+
+
+def family(class_name: str, model: str = "") -> Family:
+    """The family of a pipeline class named in a model_index.json; a one-line error for any other class."""
+    for f in FAMILIES:
+        if class_name in (f.txt2img, f.img2img):
+            return f
+    where = f"model {model!r}" if model else "model"
+    if class_name in TRANSFORMER_PIPELINES:
+        raise ValueError(f"{where} holds a {class_name}, a 16-channel-latent transformer model; accepted: "
+                         f"4-channel-latent UNet pipelines ({SUPPORTED}), since the channel operators (rotations, "
+                         "reflections) are defined on 4 latent channels")
+    raise ValueError(f"{where} holds a {class_name or 'unknown'} pipeline; accepted: {SUPPORTED}")
+
+
+def family_of(pipe) -> Family:
+    """The family of a loaded pipeline (SDXL pipelines have a second text encoder)."""
+    return SDXL if getattr(pipe, "text_encoder_2", None) is not None else SD
 
 
 def default_device() -> str:
@@ -28,43 +66,36 @@ def default_device() -> str:
 
 
 def resolve(model: str | os.PathLike | None) -> str:
-    """The folder or hub id to load; checks a local folder is an SD v1.x pipeline (one-line errors)."""
+    """The folder or hub id to load; checks a local folder is a supported pipeline (one-line errors)."""
+    accepted = (f"accepted: a diffusers folder of {SUPPORTED}, a hub id like 'CompVis/stable-diffusion-v1-4', "
+                f"or {DEFAULT_MODEL!r} (the shipped model)")
     if model is None or str(model) == DEFAULT_MODEL:
         model = SHIPPED
     if not isinstance(model, (str, os.PathLike)) or not str(model).strip():
-        raise ValueError(f"model {model!r} is not a folder or hub id; accepted: a diffusers SD v1.x folder, a hub "
-                         f"id like 'CompVis/stable-diffusion-v1-4', or {DEFAULT_MODEL!r} (the shipped model)")
+        raise ValueError(f"model {model!r} is not a folder or hub id; {accepted}")
     s = str(model)
     p = Path(s).expanduser()
     if not p.exists() and re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", s):
         return s  # a hub id such as CompVis/stable-diffusion-v1-4: the user's choice, loaded by diffusers
     if not p.exists():
-        raise FileNotFoundError(f"model {s!r} does not exist; accepted: a diffusers SD v1.x folder, a hub id "
-                                f"like 'CompVis/stable-diffusion-v1-4', or {DEFAULT_MODEL!r} (the shipped model)")
+        raise FileNotFoundError(f"model {s!r} does not exist; {accepted}")
     index = p / "model_index.json"
     if not index.is_file():
-        raise ValueError(f"model folder {s!r} is not an SD v1.x/2.x diffusers pipeline (no model_index.json); "
-                         "accepted: a folder written by StableDiffusionPipeline.save_pretrained")
+        raise ValueError(f"model folder {s!r} is not a diffusers pipeline (no model_index.json); accepted: a "
+                         f"folder written by save_pretrained of {SUPPORTED}")
     try:
         meta = json.loads(index.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"model index {str(index)!r} is not valid JSON ({e}); accepted: the model_index.json "
-                         "written by StableDiffusionPipeline.save_pretrained") from None
+                         "written by a pipeline's save_pretrained") from None
     if not isinstance(meta, dict):
         raise ValueError(f"model index {str(index)!r} holds a {type(meta).__name__}, not an object; accepted: the "
-                         "model_index.json written by StableDiffusionPipeline.save_pretrained")
-    cls = meta.get("_class_name", "")
-    if cls in TRANSFORMER_PIPELINES:
-        raise ValueError(f"model folder {s!r} holds a {cls}, a 16-channel-latent transformer model; accepted: "
-                         "4-channel-latent UNet pipelines (SD v1.x, 2.x: StableDiffusionPipeline), since the "
-                         "channel operators (rotations, reflections) are defined on 4 latent channels")
-    if cls not in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"):
-        raise ValueError(f"model folder {s!r} holds a {cls or 'unknown'} pipeline; accepted: StableDiffusionPipeline")
-    missing = [c for c in _COMPONENTS if not (p / c).is_dir()]
+                         "model_index.json written by a pipeline's save_pretrained")
+    fam = family(meta.get("_class_name", ""), s)
+    missing = [c for c in fam.components if not (p / c).is_dir()]
     if missing:
-        raise ValueError(f"model folder {s!r} is not an SD v1.x/2.x diffusers pipeline (missing "
-                         f"{', '.join(missing)}); accepted: a folder written by "
-                         "StableDiffusionPipeline.save_pretrained")
+        raise ValueError(f"model folder {s!r} is not a complete {fam.txt2img} (missing {', '.join(missing)}); "
+                         f"accepted: a folder written by {fam.txt2img}.save_pretrained")
     try:
         channels = json.loads((p / "unet" / "config.json").read_text()).get("in_channels", 4)
     except (OSError, ValueError, AttributeError):
@@ -95,28 +126,73 @@ def quiet_loading():
                 lib.enable_progress_bar()
 
 
+def _index(path: str) -> dict:
+    """A model's model_index.json: read from the folder, or for a hub id fetched alone by diffusers (a few
+    hundred bytes, from the local cache when there) so the family is known before any weights."""
+    if Path(path).is_dir():
+        return json.loads((Path(path) / "model_index.json").read_text())
+    from diffusers import DiffusionPipeline
+    try:
+        return DiffusionPipeline.load_config(path)
+    except OSError as e:  # not in the local cache and no network
+        raise OSError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
+
+
 @functools.lru_cache(maxsize=2)
 def _load(path: str, device: str, dtype: torch.dtype):
+    fam = family(_index(path).get("_class_name", ""), path)
     with quiet_loading():
-        from diffusers import DDIMScheduler, StableDiffusionPipeline
+        import diffusers
+        cls = getattr(diffusers, fam.txt2img)
+        extra = dict(safety_checker=None, requires_safety_checker=False) if fam is SD else {}
         try:
-            pipe = StableDiffusionPipeline.from_pretrained(path, dtype=dtype, use_safetensors=True,
-                                                           safety_checker=None, requires_safety_checker=False)
+            pipe = cls.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
         except OSError as e:  # hub id not in the local cache and no network, or a folder without safetensors
             raise OSError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
     if not keeps_own_scheduler(pipe.scheduler):
-        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+        pipe.scheduler = diffusers.DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+# the number of denoising steps each kind of sampler is usually run with (`usual_steps`)
+USUAL_STEPS = {"ddim": 50, "lcm": 4, "turbo": 1}
+
+
+def sampler_kind(class_name: str, config) -> str:
+    """"lcm" (an LCMScheduler), "turbo" (an Euler sampler with "trailing" timesteps, as SD-Turbo and SDXL-Turbo
+    ship) or "ddim" (every other model: it gets DDIM, the paper's sampler)."""
+    if class_name == "LCMScheduler":
+        return "lcm"
+    if class_name.startswith("Euler") and config.get("timestep_spacing") == "trailing":
+        return "turbo"
+    return "ddim"
 
 
 def keeps_own_scheduler(scheduler) -> bool:
     """Few-step models keep the sampler they were distilled for: an LCMScheduler (LCM), or an Euler sampler with
     "trailing" timesteps (SD-Turbo). Every other model gets DDIM configured from its own scheduler config (the
     paper's sampler; its prediction type, e.g. SD 2's v-prediction, is kept)."""
-    name = type(scheduler).__name__
-    return name == "LCMScheduler" or (name.startswith("Euler") and
-                                      scheduler.config.get("timestep_spacing") == "trailing")
+    return sampler_kind(type(scheduler).__name__, scheduler.config) != "ddim"
+
+
+def usual_steps(model: str | os.PathLike | None = None, pipe=None) -> int:
+    """The steps used when none are given, from the model's sampler: 50 for every model sampled with DDIM (the
+    paper's count), 4 for an LCM model, 1 for a Turbo model (their model cards' counts). Read from the loaded
+    `pipe`, else from `model`'s scheduler config (a local folder; a hub id's small config file via diffusers)."""
+    if pipe is not None:
+        return USUAL_STEPS[sampler_kind(type(pipe.scheduler).__name__, pipe.scheduler.config)]
+    path = resolve(model)
+    try:
+        if Path(path).is_dir():
+            config = json.loads((Path(path) / "scheduler" / "scheduler_config.json").read_text())
+        else:
+            from diffusers import DDIMScheduler
+            config = DDIMScheduler.load_config(path, subfolder="scheduler")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"model {path!r} has no readable scheduler config ({str(e).splitlines()[0]}); "
+                         "accepted: a model with scheduler/scheduler_config.json, or give steps") from None
+    return USUAL_STEPS[sampler_kind(config.get("_class_name", ""), config)]
 
 
 def is_stochastic(scheduler) -> bool:
@@ -180,7 +256,7 @@ def _skeleton(path: str) -> Skeleton:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"model folder {path!r} has an unreadable unet or vae config ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}); accepted: a folder written by "
-                         "StableDiffusionPipeline.save_pretrained") from None
+                         "a pipeline's save_pretrained") from None
     return Skeleton(unet, scale)
 
 
@@ -193,11 +269,11 @@ def skeleton(model: str | os.PathLike | None = None) -> Skeleton | None:
 
 def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None,
                   dtype: torch.dtype | None = None):
-    """A StableDiffusionPipeline with a DDIM scheduler (few-step models keep theirs: `keeps_own_scheduler`),
-    cached per (model, device, dtype).
+    """The model's pipeline (StableDiffusionPipeline or StableDiffusionXLPipeline, from its model_index.json) with
+    a DDIM scheduler (few-step models keep theirs: `keeps_own_scheduler`), cached per (model, device, dtype).
 
-    model:  None or "bendlab-tiny-sd" (the shipped offline model), a local diffusers folder, or an SD v1.x
-            hub id (e.g. "CompVis/stable-diffusion-v1-4", downloaded by diffusers only if you ask for it)
+    model:  None or "bendlab-tiny-sd" (the shipped offline model), a local diffusers folder, or a hub id of
+            SD v1.x/2.x or SDXL (e.g. "CompVis/stable-diffusion-v1-4", downloaded by diffusers only if you ask)
     device: "cuda" when available, else "cpu"
     dtype:  float16 on CUDA, float32 on CPU
     """
@@ -208,23 +284,26 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str | None = N
 
 
 def img2img_pipeline(pipe):
-    """The image-to-image pipeline sharing `pipe`'s components (no extra memory)."""
-    from diffusers import StableDiffusionImg2ImgPipeline
+    """The image-to-image pipeline of `pipe`'s family, sharing its components (no extra memory)."""
+    import diffusers
     cached = getattr(pipe, "_bendlab_img2img", None)
     if cached is None:
+        cls = getattr(diffusers, family_of(pipe).img2img)
+        options = {k: v for k, v in pipe.config.items() if k in ("requires_safety_checker",
+                                                                 "force_zeros_for_empty_prompt")}
         with quiet_loading():  # the safety-checker notice: bendlab renders with no safety checker
-            cached = StableDiffusionImg2ImgPipeline(**pipe.components)
+            cached = cls(**pipe.components, **options)
         cached.set_progress_bar_config(disable=True)
         pipe._bendlab_img2img = cached
     return cached
 
 
 def weights_fingerprint(pipe) -> str:
-    """A short id of a loaded pipeline's weights (UNet, VAE, text encoder): every tensor's name, shape and first
+    """A short id of a loaded pipeline's weights (UNet, VAE, text encoders): every tensor's name, shape and first
     16 values. Render folders record it, so frames of a retrained or other model are never mixed on resume."""
     import hashlib
     h = hashlib.sha1()
-    for comp in (pipe.unet, pipe.vae, pipe.text_encoder):
+    for comp in (pipe.unet, pipe.vae, *(getattr(pipe, name) for name in family_of(pipe).text_encoders)):
         for name, t in comp.state_dict().items():
             h.update(f"{name}{tuple(t.shape)}".encode())
             h.update(t.detach().flatten()[:16].float().cpu().numpy().tobytes())

@@ -309,7 +309,7 @@ class FrameRenderer:
     def __init__(self, spec: VideoSpec, curves: np.ndarray, n_frames: int, pipe, share: bool = True):
         self.spec, self.curves, self.n_frames, self.pipe = spec, curves, n_frames, pipe
         self.weights = torch.tensor(prompt_weights(spec, n_frames), dtype=torch.float32)
-        self.pos, self.neg = encode_prompts(pipe, spec.prompts)
+        self.embeds = encode_prompts(pipe, spec.prompts)
         self.start = self.shared_layer(spec) if share and not models.is_stochastic(pipe.scheduler) else 0
         self._prefix: dict[int, torch.Tensor] = {}
 
@@ -322,10 +322,9 @@ class FrameRenderer:
         return frame_bends(self.spec, self.curves, idx)
 
     def _full(self, idx, output_type):
-        emb = torch.einsum("fp,pld->fld", self.weights[idx].to(self.pos.device, self.pos.dtype), self.pos)
         noise = noise_walk(self.pipe, self.spec, self.n_frames, idx).to(self.pipe.device, self.pipe.unet.dtype)
-        return render_batch(self.pipe, self.bends(idx), prompt_embeds=emb, negative_embeds=self.neg[:1].expand_as(emb),
-                            latents=noise, steps=self.spec.steps, guidance=self.spec.guidance, output_type=output_type,
+        return render_batch(self.pipe, self.bends(idx), embeds=self.embeds.mix(self.weights[idx]), latents=noise,
+                            steps=self.spec.steps, guidance=self.spec.guidance, output_type=output_type,
                             seed=self.spec.seed + idx[0])  # per aligned batch: the same whoever renders it
 
     def prefix(self, p: int) -> torch.Tensor:
@@ -334,7 +333,7 @@ class FrameRenderer:
             pipe, L = self.pipe, self.start
             noise = noise_walk(pipe, self.spec, self.n_frames, [0]).to(pipe.device, pipe.unet.dtype)
             with bending(pipe, [], capture=[L], stop=L) as cb:
-                pipe(prompt_embeds=self.pos[p:p + 1], negative_prompt_embeds=self.neg[:1], latents=noise,
+                pipe(**self.embeds.rows(p).kwargs(), latents=noise,
                      num_inference_steps=self.spec.steps, guidance_scale=self.spec.guidance, output_type="latent",
                      callback_on_step_end=cb)
             self._prefix[p] = cb.captured[L]
@@ -342,8 +341,7 @@ class FrameRenderer:
 
     def _shared(self, idx, p: int, output_type):
         B = len(idx)
-        return render_batch(self.pipe, self.bends(idx), prompt_embeds=self.pos[p:p + 1].expand(B, -1, -1),
-                            negative_embeds=self.neg[:1].expand(B, -1, -1),
+        return render_batch(self.pipe, self.bends(idx), embeds=self.embeds.rows(p).expand(B),
                             latents=self.prefix(p).expand(B, -1, -1, -1).clone(), steps=self.spec.steps,
                             guidance=self.spec.guidance, start=self.start, output_type=output_type)
 
@@ -379,8 +377,7 @@ def _img2img_chain(folder: RenderFolder, spec: VideoSpec, curves, pipe, todo: li
         if i == 0 and spec.init_image is not None:  # the paper: the first frame is the init image itself
             yield i, load_image(spec.init_image, pipe)
         elif i == 0:
-            emb, neg = encode_prompts(pipe, spec.prompts[:1])
-            yield i, render_batch(pipe, bends, prompt_embeds=emb, negative_embeds=neg, seed=spec.seed,
+            yield i, render_batch(pipe, bends, embeds=encode_prompts(pipe, spec.prompts[:1]), seed=spec.seed,
                                   latents=initial_noise(pipe, spec.seed), steps=spec.steps, guidance=spec.guidance)[0]
         else:
             prev = folder.frame_path(i - 1)

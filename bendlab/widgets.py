@@ -132,21 +132,21 @@ def _trace(pipe_key: int, prompt: str, seed: int, steps: int, guidance: float):
 
     from .engine import bending, encode_prompts, initial_noise
     pipe = _PIPES[pipe_key]
-    emb, neg = encode_prompts(pipe, [prompt])
+    embeds = encode_prompts(pipe, [prompt])
     with bending(pipe, [], capture=range(steps + 1)) as cb:
-        out = pipe(prompt_embeds=emb, negative_prompt_embeds=neg, latents=initial_noise(pipe, seed),
+        out = pipe(**embeds.kwargs(), latents=initial_noise(pipe, seed),
                    num_inference_steps=steps, guidance_scale=guidance, callback_on_step_end=cb,
                    generator=torch.Generator().manual_seed(seed))
-    return (emb, neg), cb.captured, out.images[0]
+    return embeds, cb.captured, out.images[0]
 
 
 @functools.lru_cache(maxsize=512)
 def _branched(pipe_key: int, prompt: str, seed: int, steps: int, guidance: float, bend_json: str):
     """The image of one latent bend at one layer, run from the cached latent before that layer."""
     from .engine import render_batch
-    (emb, neg), latents, _ = _trace(pipe_key, prompt, seed, steps, guidance)
+    embeds, latents, _ = _trace(pipe_key, prompt, seed, steps, guidance)
     bend = Bend.from_dict(json.loads(bend_json))
-    return render_batch(_PIPES[pipe_key], [bend], prompt_embeds=emb, negative_embeds=neg,
+    return render_batch(_PIPES[pipe_key], [bend], embeds=embeds,
                         latents=latents[bend.layer].clone(), steps=steps, guidance=guidance, start=bend.layer)[0]
 
 

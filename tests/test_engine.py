@@ -13,9 +13,9 @@ STEPS = 8
 
 def trace(pipe, bends, steps=STEPS, prompt="a floating orb"):
     """Every layer's latent (0..steps) of one render with these bends."""
-    emb, neg = encode_prompts(pipe, [prompt])
+    embeds = encode_prompts(pipe, [prompt])
     with bending(pipe, bends, capture=range(steps + 1)) as cb:
-        pipe(prompt_embeds=emb, negative_prompt_embeds=neg, latents=initial_noise(pipe), num_inference_steps=steps,
+        pipe(**embeds.kwargs(), latents=initial_noise(pipe), num_inference_steps=steps,
              guidance_scale=7.5, output_type="latent", callback_on_step_end=cb)
     return cb.captured
 
@@ -112,7 +112,7 @@ def test_bad_model_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="not an SD v1.x"):
+    with pytest.raises(ValueError, match="is not a diffusers pipeline"):
         resolve(tmp_path / "empty")
     assert resolve("CompVis/stable-diffusion-v1-4") == "CompVis/stable-diffusion-v1-4"  # resolved, not fetched
 
