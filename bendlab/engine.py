@@ -17,6 +17,7 @@ Notebook: notebooks/01_operators.ipynb
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,6 +231,9 @@ def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] 
     original_begin = getattr(scheduler, "set_begin_index", None)
 
     def prepare_latents(*args, **kwargs):
+        if start:  # a branch: the latent given is already at layer `start`, not noise for the sampler to scale
+            given = inspect.signature(original_prepare).bind(*args, **kwargs).arguments["latents"]
+            return cb.at(start, given.to(pipe.device, pipe.unet.dtype))
         return cb.at(start, original_prepare(*args, **kwargs))
 
     def set_timesteps(*args, **kwargs):  # as diffusers' image-to-image pipeline starts part-way

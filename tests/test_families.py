@@ -1,6 +1,8 @@
 """Models beyond the shipped one, built here with random weights (no download): an SD 2.x-style pipeline
-(v-prediction, linear-projection attention) goes through the same loader and bends; 16-channel-latent
-transformer models are refused in one line before any weights load."""
+(v-prediction, linear-projection attention) and an SDXL pipeline (two text encoders, pooled embeddings, added
+time conditioning) go through the same loader and bends; few-step samplers (LCM, Euler-ancestral, Turbo's
+trailing Euler) keep their layer semantics; 16-channel-latent transformer models are refused in one line before
+any weights load."""
 
 import json
 
@@ -9,7 +11,7 @@ import pytest
 import torch
 
 from bendlab import Bend, load_pipeline, render, render_grid
-from bendlab.models import SHIPPED, resolve
+from bendlab.models import SHIPPED, resolve, usual_steps
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +100,91 @@ def test_few_step_models_keep_their_sampler_and_bend(tmp_path, cls, config):
     img = render("mice", [Bend("add", 0.5, 1)], pipe=pipe, steps=4, guidance=0,
                  init_image=Image.fromarray((plain * 255).astype(np.uint8)), strength=0.5)
     assert img.size == (64, 64)
+
+
+def tiny_sdxl(folder, scheduler_config=None):
+    """A tiny SDXL pipeline saved as safetensors: the shipped VAE, text encoder and tokenizer, a random second
+    text encoder with a projection (its pooled output conditions the UNet), and a random UNet with SDXL's
+    "text_time" added conditioning (6 time ids x 8 + the 32-d pooled embedding) on both encoders' features."""
+    import diffusers
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+    shipped = load_pipeline(device="cpu")
+    torch.manual_seed(0)
+    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(
+        vocab_size=shipped.tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, projection_dim=32, max_position_embeddings=77))
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, transformer_layers_per_block=(1, 2),
+        addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 32,
+        cross_attention_dim=shipped.text_encoder.config.hidden_size + 32, norm_num_groups=16)
+    config = {**shipped.scheduler.config, **(scheduler_config or {})}
+    scheduler = getattr(diffusers, config.pop("_class_name", "EulerDiscreteScheduler")).from_config(config)
+    pipe = diffusers.StableDiffusionXLPipeline(vae=shipped.vae, text_encoder=shipped.text_encoder,
+                                               text_encoder_2=text_encoder_2, tokenizer=shipped.tokenizer,
+                                               tokenizer_2=shipped.tokenizer, unet=unet, scheduler=scheduler)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sdxl(tmp_path_factory):
+    return load_pipeline(tiny_sdxl(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl"), device="cpu")
+
+
+def test_sdxl_renders_and_bends_through_the_same_path(sdxl):
+    """SDXL loads as StableDiffusionXLPipeline with DDIM; identity bit-identical, every operator kind and a
+    module bend act, the last layer acts, sweeps branch, image-to-image runs on its own SDXL class."""
+    from PIL import Image
+
+    from bendlab.models import img2img_pipeline
+    assert type(sdxl).__name__ == "StableDiffusionXLPipeline" and type(sdxl.scheduler).__name__ == "DDIMScheduler"
+    assert usual_steps(pipe=sdxl) == 50
+    plain = render("mice", pipe=sdxl, steps=4, output_type="np")
+    assert np.array_equal(plain, render("mice", [Bend("add", 0.0, 2)], pipe=sdxl, steps=4, output_type="np"))
+    assert not np.array_equal(plain, render("rats", pipe=sdxl, steps=4, output_type="np"))  # the prompt matters
+    for bend in (Bend("add", 1.0, 0), Bend("rotate2", 1.0, 2), Bend("erode", 2, 2, norm="row"),
+                 Bend("invert", 3.0, 4), Bend("multiply", 0.5, 1, module="mid_block")):
+        assert not np.array_equal(plain, render("mice", [bend], pipe=sdxl, steps=4, output_type="np")), bend
+    grid = np.asarray(render_grid("mice", "add", [0.5, 1.0], [1, 3], pipe=sdxl, steps=4, output_type="np"))
+    solo = np.asarray(render_grid("mice", "add", [0.5, 1.0], [1, 3], pipe=sdxl, steps=4, output_type="np",
+                                  branch=False))
+    assert np.abs(grid - solo).max() <= 1e-5
+    init = Image.fromarray((plain * 255).astype(np.uint8))
+    a = render("mice", pipe=sdxl, steps=4, init_image=init, strength=0.5, output_type="np")
+    b = render("mice", [Bend("add", 1.0, 2)], pipe=sdxl, steps=4, init_image=init, strength=0.5, output_type="np")
+    assert type(img2img_pipeline(sdxl)).__name__ == "StableDiffusionXLImg2ImgPipeline" and not np.array_equal(a, b)
+
+
+def test_sdxl_turbo_branches_from_the_right_step(tmp_path):
+    """A Turbo model (Euler, trailing timesteps, guidance 0) keeps its sampler, defaults to 1 step, and a sweep
+    branched part-way equals independent renders: SDXL's pipeline resets the scheduler's begin index to 0, and
+    bendlab keeps the branch at its own step."""
+    folder = tiny_sdxl(tmp_path / "turbo", {"_class_name": "EulerDiscreteScheduler", "timestep_spacing": "trailing"})
+    pipe = load_pipeline(folder, device="cpu")
+    assert type(pipe.scheduler).__name__ == "EulerDiscreteScheduler" and usual_steps(folder) == 1
+    grid = np.asarray(render_grid("mice", "add", [0.5, 1.0], [2], pipe=pipe, steps=4, guidance=0, output_type="np"))
+    alone = render("mice", [Bend("add", 1.0, 2)], pipe=pipe, steps=4, guidance=0, output_type="np")
+    assert np.abs(grid[0][1] - alone).max() <= 1e-5
+    one = render("mice", [Bend("multiply", 1.5, 1)], pipe=pipe, steps=1, guidance=0, output_type="np")
+    assert one.shape == (64, 64, 3)
+
+
+def test_sdxl_video(sdxl, tmp_path):
+    """A few video frames with two prompts mixed (token and pooled embeddings) and a shared prefix."""
+    import math
+
+    import soundfile as sf
+
+    from bendlab import audio
+    from bendlab.video import FrameRenderer, Mapping, VideoSpec, render_frames
+    y = audio.synth_piano([(0.1, 60, 1.0, 0.2)], sr=audio.DEFAULT_SR, tail=0.1)[: int(0.3 * audio.DEFAULT_SR)]
+    sf.write(tmp_path / "clip.wav", y, audio.DEFAULT_SR)
+    for walk in ("sincos", "none"):
+        spec = VideoSpec(audio=str(tmp_path / "clip.wav"), steps=4, walk=walk, prompts=["mice", "rats"], batch=3,
+                         mappings=[Mapping("rms", "rotate1", 2, 0, math.pi)])
+        folder = render_frames(spec, tmp_path / f"{walk}.mp4", pipe=sdxl, progress=False)
+        frames = sorted(folder.glob("frame_*.png"))
+        assert len(frames) == 6 and len({f.read_bytes() for f in frames}) == 6
+    assert FrameRenderer.shared_layer(spec) == 2
