@@ -60,14 +60,15 @@ def given(a, names) -> dict:
 
 def add_model_args(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("model")
-    g.add_argument("--model", help="diffusers SD v1.x folder or hub id (default: the shipped offline model "
+    g.add_argument("--model", help="diffusers folder or hub id of SD v1.x/2.x or SDXL (default: the shipped offline model "
                    f"{models.DEFAULT_MODEL}; e.g. CompVis/stable-diffusion-v1-4 on a GPU)")
     g.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda if available)")
     g.add_argument("--threads", type=int, help=f"torch CPU threads, 1..{models.available_cpus()} (default: torch's "
                    "choice)")
     g.add_argument("--seed", type=int, help="seed of the initial noise, 0..2**63-1 (default 46, as the paper)")
-    g.add_argument("--steps", type=int, help="DDIM steps, 1..1000 (default 50, as the paper)")
-    g.add_argument("--guidance", type=float, help="classifier-free guidance scale >= 0 (default 7.5)")
+    g.add_argument("--steps", type=int, help="denoising steps, 1..1000 (default: the model's usual count: 50 with DDIM "
+                   "as the paper, 4 for an LCM model, 1 for a Turbo model)")
+    g.add_argument("--guidance", type=float, help="classifier-free guidance scale >= 0 (default 7.5; Turbo models: 0)")
 
 
 def add_bend_args(ap: argparse.ArgumentParser, param_help: str) -> None:

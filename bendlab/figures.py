@@ -195,10 +195,14 @@ def _fit(bend: dict, steps: int) -> Bend:
     return Bend.from_dict({**bend, "layer": fit_layer(bend["layer"], steps)})
 
 
-def render_figure(name: str, pipe, *, steps: int = 50, seed: int = 46, guidance: float = 7.5,
+def render_figure(name: str, pipe, *, steps: int | None = None, seed: int = 46, guidance: float = 7.5,
                   progress: bool = True) -> list[tuple[str, object]]:
-    """Render every panel of FIGURES[name]; returns (label, PIL image) pairs in reading order."""
+    """Render every panel of FIGURES[name]; returns (label, PIL image) pairs in reading order. Layers are
+    the paper's (of 50 steps), mapped proportionally when `steps` differs (None: the model's usual count)."""
     from tqdm.auto import tqdm
+
+    from .models import usual_steps
+    steps = usual_steps(pipe=pipe) if steps is None else steps
 
     from .engine import render, render_grid
     fig = FIGURES[name]
@@ -265,8 +269,12 @@ def savefig(fig, name: str, folder=None, settings: dict | None = None) -> Path:
     return path
 
 
-def make_figure(name: str, pipe, *, steps: int = 50, seed: int = 46, folder=None, model: str = "", **kw):
-    """Render FIGURES[name], plot it, save it through `savefig`; returns the matplotlib Figure."""
+def make_figure(name: str, pipe, *, steps: int | None = None, seed: int = 46, folder=None, model: str = "",
+                **kw):
+    """Render FIGURES[name], plot it, save it through `savefig`; returns the matplotlib Figure.
+    steps: None -> the model's usual count (50 with DDIM, the paper's)."""
+    from .models import usual_steps
+    steps = usual_steps(pipe=pipe) if steps is None else steps
     f = FIGURES[name]
     panels = render_figure(name, pipe, steps=steps, seed=seed, **kw)
     fig = plot_panels(panels, f.ncols, f.title + (f"  [{steps} steps]" if steps != PAPER_STEPS else ""))

@@ -127,7 +127,7 @@ class VideoSpec:
     method: str = "txt2img"
     walk: str = "sincos"  # txt2img noise: A sin + B cos; "authors": seed noise + 0.3 (A sin + B cos); "none": fixed
     fps: float = 20.0
-    steps: int = 50
+    steps: int | None = None  # None: the model's usual count (models.usual_steps: 50 with DDIM, as the paper)
     guidance: float = 7.5
     seed: int = 46
     strength: float = 0.5  # img2img
@@ -153,6 +153,8 @@ class VideoSpec:
         if self.walk not in WALKS:
             raise ValueError(f"unknown noise walk {self.walk!r}; accepted: {', '.join(WALKS)}")
         audio.check_fps(self.fps)
+        if self.steps is None:
+            self.steps = models.usual_steps(self.model)
         check_settings(self.steps, self.guidance, self.seed, self.strength if self.method == "img2img" else None)
         if isinstance(self.prompts, str) or not isinstance(self.prompts, (list, tuple)) or not self.prompts or \
                 not all(isinstance(p, str) for p in self.prompts):

@@ -23,6 +23,7 @@ from PIL import Image
 
 from . import operators
 from .bend import Bend
+from .models import is_stochastic, usual_steps
 
 DISPLAY_SCALE = 4  # the shipped model's 64x64 images shown 256x256 (nearest neighbour)
 
@@ -60,12 +61,14 @@ def _cached_render(pipe_key: int, prompt: str, bends_json: str, seed: int, steps
 _PIPES: dict[int, object] = {}
 
 
-def render_cached(pipe, prompt: str, bends=(), seed: int = 46, steps: int = 50, guidance: float = 7.5):
-    """engine.render memoised on its arguments (bends are Bend objects or recipe dicts).
+def render_cached(pipe, prompt: str, bends=(), seed: int = 46, steps: int | None = None, guidance: float = 7.5):
+    """engine.render memoised on its arguments (bends are Bend objects or recipe dicts; steps None: the model's
+    usual count).
 
     Notebook: notebooks/02_figure1_pointwise.ipynb
     """
     _PIPES[id(pipe)] = pipe
+    steps = usual_steps(pipe=pipe) if steps is None else steps
     key = json.dumps([b.to_dict() if isinstance(b, Bend) else b for b in bends], sort_keys=True)
     return _cached_render(id(pipe), prompt, key, seed, steps, guidance)
 
@@ -150,24 +153,24 @@ def _branched(pipe_key: int, prompt: str, seed: int, steps: int, guidance: float
                         latents=latents[bend.layer].clone(), steps=steps, guidance=guidance, start=bend.layer)[0]
 
 
-def render_branched(pipe, prompt: str, bend: Bend | None = None, seed: int = 46, steps: int = 50,
+def render_branched(pipe, prompt: str, bend: Bend | None = None, seed: int = 46, steps: int | None = None,
                     guidance: float = 7.5):
     """The image of `prompt` with one bend (None: unbent), memoised, and branched from the cached latent before
     the bend's layer: only the steps after it run. A module bend or a layer range renders in full. Equal to
     `engine.render` within float rounding (tested to 1e-5)."""
     _PIPES[id(pipe)] = pipe
+    steps = usual_steps(pipe=pipe) if steps is None else steps
     if bend is None:
         return _trace(id(pipe), prompt, seed, steps, guidance)[2]
     from .engine import check_bends, latent_shape
     check_bends(pipe, [bend], steps, latent_shape(pipe, 1))
-    from .models import is_stochastic
     if bend.module is not None or isinstance(bend.layer, tuple) or is_stochastic(pipe.scheduler):
         return render_cached(pipe, prompt, [bend], seed, steps, guidance)
     return _branched(id(pipe), prompt, seed, steps, guidance, json.dumps(bend.to_dict(), sort_keys=True))
 
 
 def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: float = 1.57, layer: int = 20,
-             where: str = "all", seed: int = 46, steps: int = 50, strip_layers=(0, 10, 20, 30, 40, 49, 50),
+             where: str = "all", seed: int = 46, steps: int | None = None, strip_layers=(0, 10, 20, 30, 40, 49, 50),
              strip: bool = False, guidance: float = 7.5):
     """Pickers for prompt, operator, parameter (a slider over the operator's own range, re-ranged when the
     operator changes, its exact value editable beside it), layer, where and seed; shows the unbent image, the
@@ -180,6 +183,7 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
     import ipywidgets as w
 
     from .figures import fit_layer
+    steps = usual_steps(pipe=pipe) if steps is None else steps
     slider = param_slider(op, param)
     exact = w.FloatText(value=slider.value, description="exact r", layout=w.Layout(width="180px"))
 
