@@ -5,6 +5,7 @@ trailing Euler) keep their layer semantics; 16-channel-latent transformer models
 any weights load."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,8 +141,13 @@ def tiny_sdxl(folder, scheduler_config=None):
 
 
 @pytest.fixture(scope="module")
-def sdxl(tmp_path_factory):
-    return load_pipeline(tiny_sdxl(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl"), device="cpu")
+def sdxl_folder(tmp_path_factory):
+    return tiny_sdxl(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl")
+
+
+@pytest.fixture(scope="module")
+def sdxl(sdxl_folder):
+    return load_pipeline(sdxl_folder, device="cpu")
 
 
 def test_sdxl_renders_and_bends_through_the_same_path(sdxl):
@@ -199,3 +205,34 @@ def test_sdxl_video(sdxl, tmp_path):
         frames = sorted(folder.glob("frame_*.png"))
         assert len(frames) == 6 and len({f.read_bytes() for f in frames}) == 6
     assert FrameRenderer.shared_layer(spec) == 2
+
+
+def test_sdxl_through_the_video_command_and_a_figure_notebook(sdxl_folder, tmp_path, capsys, monkeypatch):
+    """The user's path, unchanged: `bendlab video --model FOLDER` writes an mp4 with sound, and the rotation-sweep
+    notebook runs under papermill with MODEL set to the SDXL folder (fast mode) and saves its figure."""
+    import os
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    from bendlab import audio
+    from bendlab.cli import main
+    from bendlab.video import video_info
+    y = audio.synth_piano([(0.1, 60, 1.0, 0.2)], sr=audio.DEFAULT_SR, tail=0.1)[: int(0.3 * audio.DEFAULT_SR)]
+    sf.write(tmp_path / "clip.wav", y, audio.DEFAULT_SR)
+    out = tmp_path / "v.mp4"
+    assert main(["video", str(tmp_path / "clip.wav"), "--model", str(sdxl_folder), "--device", "cpu", "--steps", "4",
+                 "--op", "rotate1", "--layer", "2", "--out", str(out)]) == 0, capsys.readouterr().err
+    info = video_info(out)
+    assert info["video"] and info["audio"] and info["frames"] == 6
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "BENDLAB_FAST": "1", "BENDLAB_FIGURES": str(tmp_path / "figures")}
+    run = subprocess.run([sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3", "--cwd",
+                          str(root / "notebooks"), str(root / "notebooks" / "03_figure2_rotation_sweep.ipynb"),
+                          str(tmp_path / "03.ipynb"), "-p", "MODEL", str(sdxl_folder)],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    manifest = json.loads((tmp_path / "figures" / "manifest.json").read_text())
+    assert (tmp_path / "figures" / "fig2-rotation-sweep.png").is_file()
+    assert str(sdxl_folder) in json.dumps(manifest)
