@@ -280,6 +280,16 @@ def check_bends(pipe, bends: Sequence[Bend], n_layers: int, shape: tuple) -> Non
 
 
 # ------------------------------------------------------------------------------------------ rendering
+def denoise(pipe, embeds: Embeddings, latents: torch.Tensor, *, steps: int, guidance: float, callback: BendCallback,
+            output_type: str = "latent", seed: int = 0):
+    """One call of the stock pipeline from `latents` with a `bending` callback: the image size is the latent's
+    (SDXL conditions on it), and the fresh noise of stochastic samplers comes from `seed`."""
+    f = pipe.vae_scale_factor
+    return pipe(**embeds.kwargs(), latents=latents, height=latents.shape[-2] * f, width=latents.shape[-1] * f,
+                num_inference_steps=steps, guidance_scale=guidance, output_type=output_type,
+                callback_on_step_end=callback, generator=torch.Generator().manual_seed(seed))
+
+
 def _to_images(out, output_type: str):
     return out.images if output_type != "np" else np.asarray(out.images)
 
@@ -306,9 +316,8 @@ def render_batch(pipe, bends=(), *, prompts: Sequence[str] | None = None, embeds
         raise ValueError(f"a {type(pipe.scheduler).__name__} adds fresh noise at every step, so a render cannot "
                          "start from another's intermediate latent; accepted: start=0 with this sampler")
     with bending(pipe, bends, start=start) as cb:
-        out = pipe(**embeds.kwargs(), latents=latents, num_inference_steps=steps, guidance_scale=guidance,
-                   output_type=output_type,
-                   callback_on_step_end=cb, generator=torch.Generator().manual_seed(seed))
+        out = denoise(pipe, embeds, latents, steps=steps, guidance=guidance, callback=cb, output_type=output_type,
+                      seed=seed)
     return _to_images(out, output_type)
 
 
@@ -395,7 +404,8 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
 @torch.no_grad()
 def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[int], where="all",
                 norm: str | None = None, *, base=(), model=None, pipe=None, seed: int = 46,
-                steps: int | None = None, guidance: float = 7.5, branch: bool = True, output_type: str = "pil", progress: bool = False):
+                steps: int | None = None, guidance: float = 7.5, branch: bool = True, output_type: str = "pil",
+                progress: bool = False, height: int | None = None, width: int | None = None):
     """A grid of variations: rows = layers, columns = params, every image `op(param)` at that layer (after the
     optional `base` bends, which must all act before the smallest layer when branching).
 
@@ -416,12 +426,12 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
     sweep = [Bend(op, torch.tensor(params, dtype=torch.float64), L, where, norm) for L in layers]
     shapes = model_shapes(pipe, model)
     if shapes is not None:
-        check_bends(shapes, base + sweep, steps, latent_shape(shapes, len(params)))
+        check_bends(shapes, base + sweep, steps, latent_shape(shapes, len(params), height, width))
     pipe = pipe or models.load_pipeline(model)
     if shapes is None:  # a hub id: its shapes are known only now
-        check_bends(pipe, base + sweep, steps, latent_shape(pipe, len(params)))
+        check_bends(pipe, base + sweep, steps, latent_shape(pipe, len(params), height, width))
     embeds = encode_prompts(pipe, [prompt])
-    x0 = initial_noise(pipe, seed)
+    x0 = initial_noise(pipe, seed, 1, height, width)
     rows = []
     shared = branch and not models.is_stochastic(pipe.scheduler) and all(
         max(b.layers) < min(layers) and b.module is None for b in base)
@@ -431,8 +441,7 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
         captured = {}
         if prefix[-1] > 0:
             with bending(pipe, base, capture=prefix, stop=prefix[-1]) as cb:
-                pipe(**embeds.kwargs(), latents=x0.clone(), num_inference_steps=steps,
-                     guidance_scale=guidance, output_type="latent", callback_on_step_end=cb)
+                denoise(pipe, embeds, x0.clone(), steps=steps, guidance=guidance, callback=cb)
             captured = cb.captured
         for L, b in zip(layers, sweep):
             start = captured.get(L, x0).expand(len(params), -1, -1, -1).clone()

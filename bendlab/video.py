@@ -28,8 +28,8 @@ import torch
 
 from . import audio, models, operators
 from .bend import Bend
-from .engine import (load_image, bending, check_bends, check_settings, encode_prompts, img2img_layers, initial_noise,
-                     latent_shape, model_shapes, render_batch, render_img2img)
+from .engine import (bending, check_bends, check_settings, denoise, encode_prompts, img2img_layers, initial_noise,
+                     latent_shape, load_image, model_shapes, render_batch, render_img2img)
 from .frames import RenderFolder, check_output, file_sha256, frames_dir, temp_name
 
 METHODS = ("txt2img", "img2img")
@@ -335,9 +335,8 @@ class FrameRenderer:
             pipe, L = self.pipe, self.start
             noise = noise_walk(pipe, self.spec, self.n_frames, [0]).to(pipe.device, pipe.unet.dtype)
             with bending(pipe, [], capture=[L], stop=L) as cb:
-                pipe(**self.embeds.rows(p).kwargs(), latents=noise,
-                     num_inference_steps=self.spec.steps, guidance_scale=self.spec.guidance, output_type="latent",
-                     callback_on_step_end=cb)
+                denoise(pipe, self.embeds.rows(p), noise, steps=self.spec.steps, guidance=self.spec.guidance,
+                        callback=cb)
             self._prefix[p] = cb.captured[L]
         return self._prefix[p]
 

@@ -131,15 +131,12 @@ def _set_range(slider, lo: float, hi: float) -> None:
 @functools.lru_cache(maxsize=8)
 def _trace(pipe_key: int, prompt: str, seed: int, steps: int, guidance: float):
     """The unbent render and its latent before every layer 0..steps: (embeddings, latents, image)."""
-    import torch
-
-    from .engine import bending, encode_prompts, initial_noise
+    from .engine import bending, denoise, encode_prompts, initial_noise
     pipe = _PIPES[pipe_key]
     embeds = encode_prompts(pipe, [prompt])
     with bending(pipe, [], capture=range(steps + 1)) as cb:
-        out = pipe(**embeds.kwargs(), latents=initial_noise(pipe, seed),
-                   num_inference_steps=steps, guidance_scale=guidance, callback_on_step_end=cb,
-                   generator=torch.Generator().manual_seed(seed))
+        out = denoise(pipe, embeds, initial_noise(pipe, seed), steps=steps, guidance=guidance, callback=cb,
+                      output_type="pil", seed=seed)
     return embeds, cb.captured, out.images[0]
 
 

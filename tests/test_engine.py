@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from bendlab import Bend, render, render_grid
-from bendlab.engine import bending, encode_prompts, initial_noise
+from bendlab.engine import bending, denoise, encode_prompts, initial_noise
 
 STEPS = 8
 
@@ -15,8 +15,7 @@ def trace(pipe, bends, steps=STEPS, prompt="a floating orb"):
     """Every layer's latent (0..steps) of one render with these bends."""
     embeds = encode_prompts(pipe, [prompt])
     with bending(pipe, bends, capture=range(steps + 1)) as cb:
-        pipe(**embeds.kwargs(), latents=initial_noise(pipe), num_inference_steps=steps,
-             guidance_scale=7.5, output_type="latent", callback_on_step_end=cb)
+        denoise(pipe, embeds, initial_noise(pipe), steps=steps, guidance=7.5, callback=cb)
     return cb.captured
 
 

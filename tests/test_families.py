@@ -168,6 +168,9 @@ def test_sdxl_renders_and_bends_through_the_same_path(sdxl):
     solo = np.asarray(render_grid("mice", "add", [0.5, 1.0], [1, 3], pipe=sdxl, steps=4, output_type="np",
                                   branch=False))
     assert np.abs(grid - solo).max() <= 1e-5
+    small = render("mice", [Bend("add", 1.0, 3)], pipe=sdxl, steps=4, height=32, width=48, output_type="np")
+    swept = render_grid("mice", "add", [1.0], [3], pipe=sdxl, steps=4, height=32, width=48, output_type="np")
+    assert small.shape == (32, 48, 3) and np.abs(swept[0][0] - small).max() <= 1e-5  # SDXL's size conditioning
     init = Image.fromarray((plain * 255).astype(np.uint8))
     a = render("mice", pipe=sdxl, steps=4, init_image=init, strength=0.5, output_type="np")
     b = render("mice", [Bend("add", 1.0, 2)], pipe=sdxl, steps=4, init_image=init, strength=0.5, output_type="np")
