@@ -14,6 +14,16 @@ prefix   40 fixed-noise frames, R1 at layer 40: shared / unshared render time  g
 workers  40 sincos frames on 2 Ray workers / 1 worker (1 thread each): throughput ratio, goal >= 1.7, frames equal
 memory   peak RSS of the render process, 2000-frame render (2 steps) / 200-frame render   goal: <= 1.2
 analysis audio analysis of a 60 s track / its render time (1200 frames at 20 fps)       goal: <= 2%
+
+Real architectures with random weights (no download; benchmarks/archs.py holds their published configs):
+
+    python benchmarks/bench.py --device cuda --arch sd14   # SD v1.4 at 512 px, float16, 50 steps
+    python benchmarks/bench.py --device cuda --arch sdxl   # SDXL at 1024 px, float16, 50 steps
+    python benchmarks/bench.py --arch sd14                 # CPU smoke: the same script at 64 px, 4 steps
+
+frame    one frame (median), frames/s batched and its ratio to one at a time, peak memory,
+         bent/unbent, branched/independent (8 values at layer 40 of 50), and the UNet's FLOPs per step
+         (counted by torch on the meta device) as achieved FLOP/s against the card's dense float16 peak
 """
 
 from __future__ import annotations
@@ -47,8 +57,18 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--only", nargs="*", default=["render", "bend", "branch", "batch", "explorer", "prefix", "workers",
                                                   "memory", "analysis"])
+    ap.add_argument("--arch", choices=["sd14", "sdxl"], help="a random-weight pipeline with this model's exact "
+                    "architecture instead of --model (see below)")
+    ap.add_argument("--size", type=int, help="--arch: image side in pixels (default: the model's native size on "
+                    "CUDA, 64 on CPU)")
+    ap.add_argument("--steps", type=int, help="--arch: denoising steps (default 50 on CUDA, 4 on CPU)")
+    ap.add_argument("--batch", type=int, help="--arch: frames per batch (default 8 on CUDA, 2 on CPU)")
+    ap.add_argument("--peak-tflops", type=float, help="--arch: the card's dense float16 peak, when its name is not "
+                    "in benchmarks/archs.py")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.arch:
+        return arch_benchmark(a)
     from bendlab import Bend, load_pipeline, render, render_grid
     pipe = load_pipeline(a.model, device=a.device)
     where = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"cpu, {a.threads} thread(s)"
@@ -118,6 +138,71 @@ def main(argv=None) -> None:
 
     if {"prefix", "workers", "memory", "analysis"} & set(a.only):
         video_benchmarks(a, pipe)
+
+
+def arch_benchmark(a) -> None:
+    """A real architecture with random weights: frame time, batched throughput, memory, bending overheads and
+    the UNet's achieved FLOP/s against the card's peak."""
+    import resource
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import archs
+
+    from bendlab import Bend, load_pipeline, render, render_grid
+    from bendlab.engine import encode_prompts, initial_noise, render_batch
+    from bendlab.models import quiet_loading
+    cuda = a.device.startswith("cuda")
+    size = a.size or (archs.ARCHS[a.arch]["size"] if cuda else 64)
+    steps = a.steps or (50 if cuda else 4)
+    batch = a.batch or (8 if cuda else 2)
+    repeat = a.repeat if cuda else 2
+    dtype = torch.float16 if cuda else torch.float32
+    t0 = time.perf_counter()
+    with quiet_loading():
+        pipe = archs.build(a.arch, a.device, dtype, load_pipeline(device="cpu").tokenizer)
+    params = sum(p.numel() for p in pipe.unet.parameters())
+    where = torch.cuda.get_device_name() if cuda else f"cpu, {a.threads} thread(s)"
+    print(f"arch {a.arch} (random weights, UNet {params / 1e6:.1f}M params), {size}x{size} px, {steps} steps, "
+          f"{where}, {dtype}, torch {torch.__version__}; built in {time.perf_counter() - t0:.1f} s")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    kw = dict(pipe=pipe, steps=steps, height=size, width=size, output_type="np")
+    layer = round(0.8 * steps)  # the paper's layer 40 of 50
+    render("warm up", **kw)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    plain, bent = [], []
+    for _ in range(repeat):  # interleaved, so drift in machine load hits both alike
+        plain += timed(lambda: render("a floating orb", **kw), 1)
+        bent += timed(lambda: render("a floating orb", [Bend("add", 1.0, layer)], **kw), 1)
+    one, b = statistics.median(plain), statistics.median(bent)
+    mem_one = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    embeds = encode_prompts(pipe, ["a floating orb"]).expand(batch)
+    latents = initial_noise(pipe, 46, batch, size, size)
+
+    def batched():
+        render_batch(pipe, embeds=embeds, latents=latents.clone(), steps=steps, output_type="np")
+        sync()
+    t_batch = statistics.median(timed(batched, repeat))
+    mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    values = [k * 2 * math.pi / 8 for k in range(8)]
+    grid = dict(pipe=pipe, steps=steps, height=size, width=size, output_type="np")
+    t_branch = statistics.median(timed(lambda: render_grid("a landscape", "rotate1", values, [layer], **grid), 1))
+    t_indep = statistics.median(timed(lambda: render_grid("a landscape", "rotate1", values, [layer], branch=False,
+                                                          **grid), 1))
+    print(f"frame    {steps} steps: median {one:.3f} s (min {min(plain):.3f}); batch of {batch}: "
+          f"{batch / t_batch:.2f} frames/s = {one * batch / t_batch:.2f}x one at a time")
+    print(f"memory   peak {'GPU allocated' if cuda else 'RSS (incl. building)'}: {mem:.2f} GiB"
+          + (f" (one frame {mem_one:.2f} GiB)" if cuda else ""))
+    print(f"bend     bent/unbent: {b:.3f} / {one:.3f} s = {b / one:.3f}   goal <= 1.03")
+    print(f"branch   8 values @ layer {layer}: branched {t_branch:.2f} / independent {t_indep:.2f} s = "
+          f"{t_branch / t_indep:.3f}   (UNet-call limit {(steps - layer) / steps:.2f})")
+    flops = archs.unet_flops(a.arch, size, batch=2)  # guidance 7.5: each step evaluates two latents
+    achieved = flops * steps / one
+    peak = a.peak_tflops * 1e12 if a.peak_tflops else (archs.card_peak(where) if cuda else None)
+    print(f"flops    UNet {flops / 1e12:.3f} TFLOP per step (batch 2, CFG) x {steps} = {flops * steps / 1e12:.2f} "
+          f"TFLOP per frame: {achieved / 1e12:.2f} TFLOP/s in the median frame"
+          + (f" = {100 * achieved / peak:.1f}% of the card's {peak / 1e12:.0f} TFLOP/s dense fp16 peak" if peak
+             else ("; card peak unknown (give --peak-tflops)" if cuda else "")))
 
 
 def _clip(folder: Path, seconds: float) -> Path:

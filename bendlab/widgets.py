@@ -25,15 +25,17 @@ from . import operators
 from .bend import Bend
 from .models import is_stochastic, usual_steps
 
-DISPLAY_SCALE = 4  # the shipped model's 64x64 images shown 256x256 (nearest neighbour)
+DISPLAY_SIDE = 256  # pixels: smaller images are enlarged (nearest neighbour, whole factors) to about this side
 
 
-def to_png(images, scale: int = DISPLAY_SCALE, gap: int = 4, labels=None) -> bytes:
-    """PNG bytes of one image or several side by side, upscaled `scale` times (nearest neighbour), each with
-    its label (if given) written under it."""
+def to_png(images, scale: int | None = None, gap: int = 4, labels=None) -> bytes:
+    """PNG bytes of one image or several side by side, upscaled `scale` times (nearest neighbour; None: a whole
+    factor that brings small images to about DISPLAY_SIDE px, e.g. the shipped model's 64 px x 4, SD's 512 px
+    x 1), each with its label (if given) written under it."""
     from PIL import ImageDraw
     if isinstance(images, Image.Image):
         images = [images]
+    scale = scale or max(1, DISPLAY_SIDE // max(im.width for im in images))
     ims = [im.resize((im.width * scale, im.height * scale), Image.NEAREST) if scale != 1 else im for im in images]
     band = 14 if labels else 0
     W = sum(im.width for im in ims) + gap * (len(ims) - 1)

@@ -177,6 +177,17 @@ def test_sdxl_renders_and_bends_through_the_same_path(sdxl):
     assert type(img2img_pipeline(sdxl)).__name__ == "StableDiffusionXLImg2ImgPipeline" and not np.array_equal(a, b)
 
 
+def test_sdxl_explorer_branches_like_a_full_render(sdxl):
+    from bendlab.widgets import explorer, image_array, render_branched
+    bend = Bend("rotate1", 1.0, 2)
+    fast = np.asarray(render_branched(sdxl, "mice", bend, steps=4), int)
+    assert np.abs(fast - np.asarray(render("mice", [bend], pipe=sdxl, steps=4), int)).max() <= 1  # 8-bit rounding
+    box = explorer(sdxl, prompt="mice", op="add", param=0.5, layer=2, steps=4)
+    before = image_array(box)
+    box.controls["param"].value = 2.0
+    assert not np.array_equal(before, image_array(box)) and "color:#b00" not in box.status.value
+
+
 def test_sdxl_turbo_branches_from_the_right_step(tmp_path):
     """A Turbo model (Euler, trailing timesteps, guidance 0) keeps its sampler, defaults to 1 step, and a sweep
     branched part-way equals independent renders: SDXL's pipeline resets the scheduler's begin index to 0, and
