@@ -183,7 +183,8 @@ def arch_benchmark(a) -> None:
         render_batch(pipe, embeds=embeds, latents=latents.clone(), steps=steps, output_type="np")
         sync()
     t_batch = statistics.median(timed(batched, repeat))
-    mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else rss
     values = [k * 2 * math.pi / 8 for k in range(8)]
     grid = dict(pipe=pipe, steps=steps, height=size, width=size, output_type="np")
     t_branch = statistics.median(timed(lambda: render_grid("a landscape", "rotate1", values, [layer], **grid), 1))

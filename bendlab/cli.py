@@ -60,8 +60,8 @@ def given(a, names) -> dict:
 
 def add_model_args(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("model")
-    g.add_argument("--model", help="diffusers folder or hub id of SD v1.x/2.x or SDXL (default: the shipped offline model "
-                   f"{models.DEFAULT_MODEL}; e.g. CompVis/stable-diffusion-v1-4 on a GPU)")
+    g.add_argument("--model", help="diffusers folder or hub id of SD v1.x/2.x or SDXL (default: the shipped offline "
+                   f"model {models.DEFAULT_MODEL}; e.g. CompVis/stable-diffusion-v1-4 on a GPU)")
     g.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda if available)")
     g.add_argument("--threads", type=int, help=f"torch CPU threads, 1..{models.available_cpus()} (default: torch's "
                    "choice)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -138,9 +139,21 @@ def _index(path: str) -> dict:
         raise OSError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
 
 
+class _EmptyFloat32Notice(logging.Filter):
+    """diffusers 0.42 warns on every dtype cast of a model even when it keeps no module in float32 ("...: []");
+    SDXL's pipelines cast their VAE on every call, so without this the notice prints once per frame."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "should be kept in float32: []" not in record.getMessage()
+
+
+_NOTICE = _EmptyFloat32Notice()
+
+
 @functools.lru_cache(maxsize=2)
 def _load(path: str, device: str, dtype: torch.dtype):
     fam = family(_index(path).get("_class_name", ""), path)
+    logging.getLogger("diffusers.models.modeling_utils").addFilter(_NOTICE)  # once: a logger keeps a set
     with quiet_loading():
         import diffusers
         cls = getattr(diffusers, fam.txt2img)
