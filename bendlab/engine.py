@@ -1,4 +1,4 @@
-"""The bending engine: render a prompt with a list of bends on a stock diffusers SD v1.x pipeline.
+"""The bending engine: render a prompt with a list of bends on a stock diffusers pipeline (SD v1.x/2.x, SDXL).
 
 Bends are installed only through diffusers' own extension points, for the duration of one call:
 - layer 0 (the initial latent, or in image-to-image the noised init latent) by wrapping the pipeline's
@@ -52,11 +52,15 @@ def check_settings(steps=50, guidance=7.5, seed=46, strength=None) -> None:
 
 
 def check_pipe(pipe) -> None:
-    """A one-line error unless `pipe` is None or a loaded diffusers pipeline."""
-    from diffusers import DiffusionPipeline
-    if pipe is not None and not isinstance(pipe, DiffusionPipeline):
-        raise ValueError(f"pipe {pipe!r:.60} is not a diffusers pipeline; accepted: None or "
-                         "bendlab.load_pipeline(...)")
+    """A one-line error unless `pipe` is None or a loaded pipeline of a supported family (`models.FAMILIES`)."""
+    import diffusers
+    if pipe is None:
+        return
+    classes = tuple(getattr(diffusers, name) for f in models.FAMILIES for name in (f.txt2img, f.img2img))
+    if not isinstance(pipe, classes):
+        what = type(pipe).__name__ if isinstance(pipe, diffusers.DiffusionPipeline) else f"{pipe!r:.60}"
+        raise ValueError(f"pipe {what} is not a supported pipeline; accepted: None or bendlab.load_pipeline(...), "
+                         f"or a diffusers {models.SUPPORTED}")
 
 
 def model_shapes(pipe=None, model=None):

@@ -58,3 +58,32 @@ def test_branching_and_img2img_on_cuda():
     out = render_img2img(pipe, [init, init], [Bend("rotate1", torch.tensor([0.0, 1.5]), 2)], prompt="a floating orb",
                          strength=0.6, steps=20, output_type="np")
     assert len(out) == 2 and np.abs(out[0] - out[1]).mean() > 1e-3
+
+
+def test_sdxl_float16_on_cuda(tmp_path):
+    """A tiny SDXL in float16 (its VAE upcast by the pipeline): finite, bends act, branching within rounding."""
+    from test_families import tiny_sdxl
+
+    from bendlab import render_grid
+    pipe = load_pipeline(tiny_sdxl(tmp_path / "sdxl"))
+    assert pipe.device.type == "cuda" and pipe.unet.dtype == torch.float16
+    plain = render("mice", pipe=pipe, steps=8, output_type="np")
+    bent = render("mice", [Bend("rotate1", 1.0, 4)], pipe=pipe, steps=8, output_type="np")
+    assert np.isfinite(bent).all() and np.abs(bent - plain).mean() > 1e-3
+    fast = np.asarray(render_grid("mice", "add", [0.5, 1.0], [4], pipe=pipe, steps=8, output_type="np"))
+    slow = np.asarray(render_grid("mice", "add", [0.5, 1.0], [4], pipe=pipe, steps=8, output_type="np", branch=False))
+    assert np.abs(fast - slow).max() < 2e-2
+
+
+@pytest.mark.parametrize("arch,size", [("sd14", 512), ("sdxl", 1024)])
+def test_real_architectures_stay_finite_in_float16(arch, size):
+    """The random-weight SD v1.4 and SDXL of `bench.py --arch` at their native sizes in float16: a bent render
+    is finite (the benchmark's numbers are of real work, not of NaNs)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import archs
+    pipe = archs.build(arch, "cuda", torch.float16, load_pipeline(device="cpu").tokenizer)
+    img = render("a floating orb", [Bend("add", 1.0, 8)], pipe=pipe, steps=10, height=size, width=size,
+                 output_type="np")
+    assert img.shape == (size, size, 3) and np.isfinite(img).all()

@@ -55,6 +55,17 @@ def test_transformer_models_are_refused_before_loading(tmp_path, cls):
         resolve(tmp_path)
 
 
+def test_a_loaded_pipeline_of_another_kind_is_refused():
+    import diffusers
+    other = diffusers.DDPMPipeline(unet=diffusers.UNet2DModel(sample_size=8, block_out_channels=(32, 32),
+                                                              down_block_types=("DownBlock2D",) * 2,
+                                                              up_block_types=("UpBlock2D",) * 2),
+                                   scheduler=diffusers.DDPMScheduler())
+    with pytest.raises(ValueError, match="pipe DDPMPipeline is not a supported pipeline; accepted: None or "
+                                         "bendlab.load_pipeline"):
+        render("x", pipe=other)
+
+
 def test_a_16_channel_unet_is_refused(tmp_path):
     import shutil
     folder = tmp_path / "m"

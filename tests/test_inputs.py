@@ -164,7 +164,7 @@ API_CASES = [
     (lambda: render("x", height=0), "height 0 is not a positive multiple of 4"),
     (lambda: render("x", width=-8), "width -8 is not a positive multiple of 4"),
     (lambda: render("x", height=30), "height 30 is not a positive multiple of 4"),
-    (lambda: render("x", pipe="abc"), "pipe 'abc' is not a diffusers pipeline"),
+    (lambda: render("x", pipe="abc"), "pipe 'abc' is not a supported pipeline"),
     (lambda: render("x", [Bend("erode", 2000, 3)]), "kernel size 2000 is larger than the 16x16 latent"),
     (lambda: render("x", [Bend("add", 1, 3, module="down_blocks.9")]), "UNet has no module 'down_blocks.9'"),
     (lambda: render("x", model=""), "model '' is not a folder or hub id"),
