@@ -127,14 +127,25 @@ def quiet_loading():
                 lib.enable_progress_bar()
 
 
+def _hub_config(hub_id: str, scheduler: bool = False) -> dict:
+    """One small config file of a hub model (model_index.json, or scheduler/scheduler_config.json), fetched
+    alone by diffusers from its local cache or, if allowed, the network."""
+    import warnings
+
+    from diffusers import DDIMScheduler, DiffusionPipeline
+    with warnings.catch_warnings():  # huggingface_hub's deprecation notice about an argument diffusers passes
+        warnings.simplefilter("ignore", UserWarning)
+        if scheduler:
+            return DDIMScheduler.load_config(hub_id, subfolder="scheduler")
+        return DiffusionPipeline.load_config(hub_id)
+
+
 def _index(path: str) -> dict:
-    """A model's model_index.json: read from the folder, or for a hub id fetched alone by diffusers (a few
-    hundred bytes, from the local cache when there) so the family is known before any weights."""
+    """A model's model_index.json, so its family is known before any weights load."""
     if Path(path).is_dir():
         return json.loads((Path(path) / "model_index.json").read_text())
-    from diffusers import DiffusionPipeline
     try:
-        return DiffusionPipeline.load_config(path)
+        return _hub_config(path)
     except OSError as e:  # not in the local cache and no network
         raise OSError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
 
@@ -200,11 +211,11 @@ def usual_steps(model: str | os.PathLike | None = None, pipe=None) -> int:
         if Path(path).is_dir():
             config = json.loads((Path(path) / "scheduler" / "scheduler_config.json").read_text())
         else:
-            from diffusers import DDIMScheduler
-            config = DDIMScheduler.load_config(path, subfolder="scheduler")
+            config = _hub_config(path, scheduler=True)
     except (OSError, ValueError) as e:
-        raise ValueError(f"model {path!r} has no readable scheduler config ({str(e).splitlines()[0]}); "
-                         "accepted: a model with scheduler/scheduler_config.json, or give steps") from None
+        raise ValueError(f"could not read the scheduler config of model {path!r} to choose its steps "
+                         f"({str(e).splitlines()[0]}); accepted: a local folder, a hub id in the local cache or "
+                         "with network access, or give steps") from None
     return USUAL_STEPS[sampler_kind(config.get("_class_name", ""), config)]
 
 

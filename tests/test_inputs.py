@@ -57,6 +57,8 @@ CASES = [
     (R + ["--device", "tpu", "--out", "o.png"], "device 'tpu' is not a device; accepted: cpu, cuda, cuda:N, mps"),
     (R + ["--model", "badindex", "--out", "o.png"], "holds a list, not an object"),
     (R + ["--model", "/no/such/model", "--out", "o.png"], "does not exist"),
+    (R + ["--model", "nobody/no-such-model", "--out", "o.png"], "could not read the scheduler config of model "
+     "'nobody/no-such-model' to choose its steps"),  # offline: no --steps, a hub id not in the cache
     # outputs
     (R + ["--out", "folder"], "is a folder"),
     (R + ["--out", "noext"], "has suffix '(none)'; accepted: .png"),
