@@ -66,9 +66,10 @@ def add_model_args(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, help=f"torch CPU threads, 1..{models.available_cpus()} (default: torch's "
                    "choice)")
     g.add_argument("--seed", type=int, help="seed of the initial noise, 0..2**63-1 (default 46, as the paper)")
-    g.add_argument("--steps", type=int, help="denoising steps, 1..1000 (default: the model's usual count: 50 with DDIM "
-                   "as the paper, 4 for an LCM model, 1 for a Turbo model)")
-    g.add_argument("--guidance", type=float, help="classifier-free guidance scale >= 0 (default 7.5; Turbo models: 0)")
+    g.add_argument("--steps", type=int, help="denoising steps, 1..1000 (default: the model's usual count: 50 "
+                   "with DDIM as the paper, 4 for an LCM model, 1 for a Turbo model)")
+    g.add_argument("--guidance", type=float, help="classifier-free guidance scale >= 0 (default: the model's usual: "
+                   "7.5 as the paper, 0 for a Turbo model)")
 
 
 def add_bend_args(ap: argparse.ArgumentParser, param_help: str) -> None:

@@ -300,15 +300,15 @@ def _to_images(out, output_type: str):
 
 @torch.no_grad()
 def render_batch(pipe, bends=(), *, prompts: Sequence[str] | None = None, embeds: Embeddings | None = None,
-                 latents: torch.Tensor, steps: int | None = None, guidance: float = 7.5, start: int = 0,
+                 latents: torch.Tensor, steps: int | None = None, guidance: float | None = None, start: int = 0,
                  output_type: str = "pil", seed: int = 0):
     """Text-to-image for a batch: one latent per item (B, 4, h, w), prompts or `encode_prompts` embeddings per
     item, and bends whose parameters may carry one value per item. Returns B images (PIL, or an array with
     output_type="np").
-    steps: None -> the model's usual count (`models.usual_steps`: 50 with DDIM)
+    steps, guidance: None -> the model's usual ones (`models.usual_settings`: 50 and 7.5 with DDIM)
     seed: the noise that stochastic samplers (LCM, ancestral) add at each step; unused by DDIM."""
     bends = as_bends(bends)
-    steps = models.usual_steps(pipe=pipe) if steps is None else steps
+    steps, guidance = models.usual_settings(steps, guidance, pipe=pipe)
     check_settings(steps, guidance)
     check_bends(pipe, bends, steps, tuple(latents.shape))
     if embeds is None:
@@ -327,11 +327,11 @@ def render_batch(pipe, bends=(), *, prompts: Sequence[str] | None = None, embeds
 
 @torch.no_grad()
 def render_img2img(pipe, image, bends=(), *, prompt: str | Sequence[str] = "", strength: float = 0.5,
-                   seed: int = 46, steps: int | None = None, guidance: float = 7.5,
+                   seed: int = 46, steps: int | None = None, guidance: float | None = None,
                    output_type: str = "pil"):
     """Image-to-image from `image` (PIL, path, or a list of them); layers count the steps actually run.
-    steps: None -> the model's usual count (`models.usual_steps`)."""
-    steps = models.usual_steps(pipe=pipe) if steps is None else steps
+    steps, guidance: None -> the model's usual ones (`models.usual_settings`)."""
+    steps, guidance = models.usual_settings(steps, guidance, pipe=pipe)
     check_settings(steps, guidance, seed, strength)
     bends = as_bends(bends)
     n = img2img_layers(steps, strength)
@@ -368,14 +368,14 @@ def load_image(im, pipe=None) -> Image.Image:
 
 
 def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | None = None, seed: int = 46,
-           steps: int | None = None, guidance: float = 7.5, negative_prompt: str | None = None, init_image=None,
+           steps: int | None = None, guidance: float | None = None, negative_prompt: str | None = None, init_image=None,
            strength: float = 0.5, height: int | None = None, width: int | None = None, output_type: str = "pil"):
     """Render one prompt with a list of bends; returns a PIL image.
 
     The paper's defaults: DDIM, 50 steps, seed 46, guidance 7.5. With `init_image` it is image-to-image with
     that `strength` (layers then count the steps actually run). `model` is the shipped model by default and is
-    loaded (on `device`) only after every input has been checked. steps=None: the model's usual count
-    (`models.usual_steps`: 50 with DDIM, 4 for LCM, 1 for Turbo models).
+    loaded (on `device`) only after every input has been checked. steps/guidance None: the model's usual
+    ones (`models.usual_settings`: 50 and 7.5 with DDIM, 4 steps for LCM, 1 step and guidance 0 for Turbo).
 
     Notebook: notebooks/01_operators.ipynb
     """
@@ -384,7 +384,7 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
     if negative_prompt is not None and not isinstance(negative_prompt, str):
         raise ValueError(f"negative prompt {negative_prompt!r} is not a string")
     check_pipe(pipe)
-    steps = models.usual_steps(model, pipe) if steps is None else steps
+    steps, guidance = models.usual_settings(steps, guidance, model, pipe)
     check_settings(steps, guidance, seed, strength if init_image is not None else None)
     bends = as_bends(bends)
     shapes = model_shapes(pipe, model)
@@ -408,7 +408,7 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
 @torch.no_grad()
 def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[int], where="all",
                 norm: str | None = None, *, base=(), model=None, pipe=None, seed: int = 46,
-                steps: int | None = None, guidance: float = 7.5, branch: bool = True, output_type: str = "pil",
+                steps: int | None = None, guidance: float | None = None, branch: bool = True, output_type: str = "pil",
                 progress: bool = False, height: int | None = None, width: int | None = None):
     """A grid of variations: rows = layers, columns = params, every image `op(param)` at that layer (after the
     optional `base` bends, which must all act before the smallest layer when branching).
@@ -418,7 +418,7 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
     independent renders within float rounding (tested to 1e-5). Returns rows of images.
     """
     check_pipe(pipe)
-    steps = models.usual_steps(model, pipe) if steps is None else steps
+    steps, guidance = models.usual_settings(steps, guidance, model, pipe)
     check_settings(steps, guidance, seed)
     params, layers = list(params), list(layers)
     if not params or not layers:

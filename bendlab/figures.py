@@ -195,14 +195,15 @@ def _fit(bend: dict, steps: int) -> Bend:
     return Bend.from_dict({**bend, "layer": fit_layer(bend["layer"], steps)})
 
 
-def render_figure(name: str, pipe, *, steps: int | None = None, seed: int = 46, guidance: float = 7.5,
+def render_figure(name: str, pipe, *, steps: int | None = None, seed: int = 46, guidance: float | None = None,
                   progress: bool = True) -> list[tuple[str, object]]:
     """Render every panel of FIGURES[name]; returns (label, PIL image) pairs in reading order. Layers are
-    the paper's (of 50 steps), mapped proportionally when `steps` differs (None: the model's usual count)."""
+    the paper's (of 50 steps), mapped proportionally when `steps` differs (steps and guidance None: the model's
+    usual ones)."""
     from tqdm.auto import tqdm
 
-    from .models import usual_steps
-    steps = usual_steps(pipe=pipe) if steps is None else steps
+    from .models import usual_settings
+    steps, guidance = usual_settings(steps, guidance, pipe=pipe)
 
     from .engine import render, render_grid
     fig = FIGURES[name]
@@ -274,7 +275,7 @@ def make_figure(name: str, pipe, *, steps: int | None = None, seed: int = 46, fo
     """Render FIGURES[name], plot it, save it through `savefig`; returns the matplotlib Figure.
     steps: None -> the model's usual count (50 with DDIM, the paper's)."""
     from .models import usual_steps
-    steps = usual_steps(pipe=pipe) if steps is None else steps
+    steps = usual_steps(pipe=pipe) if steps is None else steps  # for the title and manifest
     f = FIGURES[name]
     panels = render_figure(name, pipe, steps=steps, seed=seed, **kw)
     fig = plot_panels(panels, f.ncols, f.title + (f"  [{steps} steps]" if steps != PAPER_STEPS else ""))

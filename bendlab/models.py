@@ -179,8 +179,8 @@ def _load(path: str, device: str, dtype: torch.dtype):
     return pipe.to(device)
 
 
-# the number of denoising steps each kind of sampler is usually run with (`usual_steps`)
-USUAL_STEPS = {"ddim": 50, "lcm": 4, "turbo": 1}
+# (steps, guidance) each kind of sampler is usually run with (`usual_settings`)
+USUAL = {"ddim": (50, 7.5), "lcm": (4, 7.5), "turbo": (1, 0.0)}
 
 
 def sampler_kind(class_name: str, config) -> str:
@@ -200,12 +200,11 @@ def keeps_own_scheduler(scheduler) -> bool:
     return sampler_kind(type(scheduler).__name__, scheduler.config) != "ddim"
 
 
-def usual_steps(model: str | os.PathLike | None = None, pipe=None) -> int:
-    """The steps used when none are given, from the model's sampler: 50 for every model sampled with DDIM (the
-    paper's count), 4 for an LCM model, 1 for a Turbo model (their model cards' counts). Read from the loaded
-    `pipe`, else from `model`'s scheduler config (a local folder; a hub id's small config file via diffusers)."""
+def _kind_of(model, pipe) -> str:
+    """The sampler kind of a loaded `pipe`, else of `model`'s scheduler config (a local folder; a hub id's small
+    config file via diffusers)."""
     if pipe is not None:
-        return USUAL_STEPS[sampler_kind(type(pipe.scheduler).__name__, pipe.scheduler.config)]
+        return sampler_kind(type(pipe.scheduler).__name__, pipe.scheduler.config)
     path = resolve(model)
     try:
         if Path(path).is_dir():
@@ -213,10 +212,26 @@ def usual_steps(model: str | os.PathLike | None = None, pipe=None) -> int:
         else:
             config = _hub_config(path, scheduler=True)
     except (OSError, ValueError) as e:
-        raise ValueError(f"could not read the scheduler config of model {path!r} to choose its steps "
+        raise ValueError(f"could not read the scheduler config of model {path!r} to choose its steps and guidance "
                          f"({str(e).splitlines()[0]}); accepted: a local folder, a hub id in the local cache or "
-                         "with network access, or give steps") from None
-    return USUAL_STEPS[sampler_kind(config.get("_class_name", ""), config)]
+                         "with network access, or give steps and guidance") from None
+    return sampler_kind(config.get("_class_name", ""), config)
+
+
+def usual_settings(steps: int | None = None, guidance: float | None = None, model=None, pipe=None):
+    """(steps, guidance) as given, each None replaced by the model's usual value (`USUAL`): a model sampled with
+    DDIM gets the paper's 50 steps and guidance 7.5, an LCM model 4 steps (7.5), a Turbo model 1 step and
+    guidance 0 (their model cards' settings). The model's sampler is read only when a value is missing."""
+    if steps is None or guidance is None:
+        usual_steps, usual_guidance = USUAL[_kind_of(model, pipe)]
+        steps = usual_steps if steps is None else steps
+        guidance = usual_guidance if guidance is None else guidance
+    return steps, guidance
+
+
+def usual_steps(model: str | os.PathLike | None = None, pipe=None) -> int:
+    """The steps used when none are given (`usual_settings`): 50 with DDIM, 4 for LCM, 1 for Turbo."""
+    return usual_settings(None, 0.0, model, pipe)[0]
 
 
 def is_stochastic(scheduler) -> bool:

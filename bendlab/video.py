@@ -127,8 +127,8 @@ class VideoSpec:
     method: str = "txt2img"
     walk: str = "sincos"  # txt2img noise: A sin + B cos; "authors": seed noise + 0.3 (A sin + B cos); "none": fixed
     fps: float = 20.0
-    steps: int | None = None  # None: the model's usual count (models.usual_steps: 50 with DDIM, as the paper)
-    guidance: float = 7.5
+    steps: int | None = None  # None: the model's usual count (models.usual_settings: 50 with DDIM, as the paper)
+    guidance: float | None = None  # None: the model's usual guidance (7.5, the paper's; Turbo models 0)
     seed: int = 46
     strength: float = 0.5  # img2img
     img2img_prompt: str = ""  # img2img frames after the first: the paper uses an empty prompt
@@ -153,8 +153,7 @@ class VideoSpec:
         if self.walk not in WALKS:
             raise ValueError(f"unknown noise walk {self.walk!r}; accepted: {', '.join(WALKS)}")
         audio.check_fps(self.fps)
-        if self.steps is None:
-            self.steps = models.usual_steps(self.model)
+        self.steps, self.guidance = models.usual_settings(self.steps, self.guidance, self.model)
         check_settings(self.steps, self.guidance, self.seed, self.strength if self.method == "img2img" else None)
         if isinstance(self.prompts, str) or not isinstance(self.prompts, (list, tuple)) or not self.prompts or \
                 not all(isinstance(p, str) for p in self.prompts):

@@ -23,7 +23,7 @@ from PIL import Image
 
 from . import operators
 from .bend import Bend
-from .models import is_stochastic, usual_steps
+from .models import is_stochastic, usual_settings
 
 DISPLAY_SIDE = 256  # pixels: smaller images are enlarged (nearest neighbour, whole factors) to about this side
 
@@ -63,14 +63,15 @@ def _cached_render(pipe_key: int, prompt: str, bends_json: str, seed: int, steps
 _PIPES: dict[int, object] = {}
 
 
-def render_cached(pipe, prompt: str, bends=(), seed: int = 46, steps: int | None = None, guidance: float = 7.5):
-    """engine.render memoised on its arguments (bends are Bend objects or recipe dicts; steps None: the model's
-    usual count).
+def render_cached(pipe, prompt: str, bends=(), seed: int = 46, steps: int | None = None,
+                  guidance: float | None = None):
+    """engine.render memoised on its arguments (bends are Bend objects or recipe dicts; steps and guidance None:
+    the model's usual ones).
 
     Notebook: notebooks/02_figure1_pointwise.ipynb
     """
     _PIPES[id(pipe)] = pipe
-    steps = usual_steps(pipe=pipe) if steps is None else steps
+    steps, guidance = usual_settings(steps, guidance, pipe=pipe)
     key = json.dumps([b.to_dict() if isinstance(b, Bend) else b for b in bends], sort_keys=True)
     return _cached_render(id(pipe), prompt, key, seed, steps, guidance)
 
@@ -153,12 +154,12 @@ def _branched(pipe_key: int, prompt: str, seed: int, steps: int, guidance: float
 
 
 def render_branched(pipe, prompt: str, bend: Bend | None = None, seed: int = 46, steps: int | None = None,
-                    guidance: float = 7.5):
+                    guidance: float | None = None):
     """The image of `prompt` with one bend (None: unbent), memoised, and branched from the cached latent before
     the bend's layer: only the steps after it run. A module bend or a layer range renders in full. Equal to
     `engine.render` within float rounding (tested to 1e-5)."""
     _PIPES[id(pipe)] = pipe
-    steps = usual_steps(pipe=pipe) if steps is None else steps
+    steps, guidance = usual_settings(steps, guidance, pipe=pipe)
     if bend is None:
         return _trace(id(pipe), prompt, seed, steps, guidance)[2]
     from .engine import check_bends, latent_shape
@@ -170,7 +171,7 @@ def render_branched(pipe, prompt: str, bend: Bend | None = None, seed: int = 46,
 
 def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: float = 1.57, layer: int = 20,
              where: str = "all", seed: int = 46, steps: int | None = None, strip_layers=(0, 10, 20, 30, 40, 49, 50),
-             strip: bool = False, guidance: float = 7.5):
+             strip: bool = False, guidance: float | None = None):
     """Pickers for prompt, operator, parameter (a slider over the operator's own range, re-ranged when the
     operator changes, its exact value editable beside it), layer, where and seed; shows the unbent image, the
     bent one, and (with "layer strip" ticked) the same bend at each of `strip_layers`, every panel labelled.
@@ -182,7 +183,7 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
     import ipywidgets as w
 
     from .figures import fit_layer
-    steps = usual_steps(pipe=pipe) if steps is None else steps
+    steps, guidance = usual_settings(steps, guidance, pipe=pipe)
     slider = param_slider(op, param)
     exact = w.FloatText(value=slider.value, description="exact r", layout=w.Layout(width="180px"))
 

@@ -98,15 +98,16 @@ def test_few_step_models_keep_their_sampler_and_bend(tmp_path, cls, config):
     pipe = load_pipeline(folder, device="cpu")
     assert type(pipe.scheduler).__name__ == cls
     usual = 4 if cls == "LCMScheduler" else 1  # the model cards' counts: LCM 4, Turbo 1
+    guidance = 7.5 if cls == "LCMScheduler" else 0.0  # Turbo: no guidance, as its model card
     assert usual_steps(folder) == usual_steps(pipe=pipe) == usual and usual_steps() == 50
     import soundfile as sf
 
     from bendlab.video import Mapping, VideoSpec
     sf.write(tmp_path / "a.wav", np.zeros(4410), 44100)
-    assert VideoSpec(audio=str(tmp_path / "a.wav"), model=str(folder), mappings=[Mapping("rms", "add", 1, 0, 1)]
-                     ).steps == usual  # --steps not given: the model's count
-    assert np.array_equal(render("mice", pipe=pipe, guidance=0, output_type="np"),
-                          render("mice", pipe=pipe, steps=usual, guidance=0, output_type="np"))
+    spec = VideoSpec(audio=str(tmp_path / "a.wav"), model=str(folder), mappings=[Mapping("rms", "add", 1, 0, 1)])
+    assert (spec.steps, spec.guidance) == (usual, guidance)  # --steps, --guidance not given: the model's
+    assert np.array_equal(render("mice", pipe=pipe, output_type="np"),
+                          render("mice", pipe=pipe, steps=usual, guidance=guidance, output_type="np"))
     plain = render("mice", pipe=pipe, steps=4, guidance=0, output_type="np")
     assert np.array_equal(plain, render("mice", [Bend("add", 0.0, 2)], pipe=pipe, steps=4, guidance=0,
                                         output_type="np"))
