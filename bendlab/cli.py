@@ -194,7 +194,8 @@ def add_mapping_args(g) -> None:
     m = Mapping()
     g.add_argument("--op", choices=list(operators.OPERATORS), metavar="OP",
                    help="operator driven by the audio: " + ", ".join(operators.OPERATORS))
-    g.add_argument("--layer", type=int, help=f"layer 0..STEPS (default {m.layer}, as the paper)")
+    g.add_argument("--layer", type=int, help="layer 0..STEPS (default: 40 of 50 as the paper, at the same depth for "
+                   "other step counts: 3 of 4, 1 of 1)")
     g.add_argument("--feature", metavar="F", help="audio feature: " + ", ".join(FEATURES + PARAMETRIC) +
                    f", each optionally @harmonic, @percussive or @STEM.wav (default {m.feature})")
     g.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"),

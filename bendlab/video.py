@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from . import audio, models, operators
 from .bend import Bend
 from .engine import (bending, check_bends, check_settings, denoise, encode_prompts, img2img_layers, initial_noise,
                      latent_shape, load_image, model_shapes, render_batch, render_img2img)
+from .figures import fit_layer
 from .frames import RenderFolder, check_output, file_sha256, frames_dir, temp_name
 
 METHODS = ("txt2img", "img2img")
@@ -38,6 +39,7 @@ SCALINGS = ("minmax", "percentile")
 DEFAULT_PROMPT = "3D mesh geometry"
 DEFAULT_UPSCALE = 4  # the shipped model's 64x64 frames shown 256x256
 MAX_UPSCALE = 16
+PAPER_LAYER = 40  # the paper's layer, of 50 steps: a mapping's default, at the same depth for other step counts
 
 
 @dataclass
@@ -49,11 +51,12 @@ class Mapping:
     scaling: "minmax", or "percentile" (normalised between the `clip` percentiles, outliers clipped);
     gate, threshold, ratio: dynamics on the normalised 0..1 value (see `audio.scale`); curve: exponent;
     attack, release: envelope follower time constants in seconds; median: odd running-median window (frames).
+    layer: None -> the paper's 40 of 50 steps at the same relative depth of the video's steps (set by VideoSpec).
     """
 
     feature: str = "rms"
     op: str = "rotate1"
-    layer: int = 40
+    layer: int | None = None
     low: float = 0.0
     high: float = 2 * math.pi
     where: str = "all"
@@ -98,7 +101,7 @@ class Mapping:
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in c) or not 0 <= c[0] < c[1] <= 100:
             raise ValueError(f"clip {c!r} is not two percentiles; accepted: [low, high] with 0 <= low < high <= 100")
         self.clip = [float(c[0]), float(c[1])]
-        Bend(self.op, self.low, self.layer, self.where, self.norm)  # validates layer, where, norm
+        Bend(self.op, self.low, self.layer or 0, self.where, self.norm)  # validates layer, where, norm
 
     def params(self, feats: audio.Features) -> np.ndarray:
         """The parameter value for every frame."""
@@ -171,6 +174,8 @@ class VideoSpec:
             if any(b <= a for a, b in zip(k, k[1:])) or k[0] < 0:
                 raise ValueError(f"keyframe times {k} are not increasing from >= 0 s")
         n = self.n_layers
+        self.mappings = [m if m.layer is not None else replace(m, layer=fit_layer(PAPER_LAYER, n))
+                         for m in self.mappings]
         for m in self.mappings:
             if m.layer > n:
                 raise ValueError(f"layer {m.layer} is outside 0..{n} (the {self.method} frames run {n} steps)")
