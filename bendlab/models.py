@@ -30,10 +30,12 @@ class Family:
     img2img: str            # ... and for image-to-image (built from the same components, no extra memory)
     components: tuple       # the sub-folders a saved pipeline has
     text_encoders: tuple    # the text encoders whose weights make a render (`weights_fingerprint`)
+    aliases: tuple = ()     # other pipeline classes saved with the same components (loaded as txt2img)
 
 
 SD = Family("SD v1.x / 2.x", "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline",
-            ("unet", "vae", "text_encoder", "tokenizer", "scheduler"), ("text_encoder",))
+            ("unet", "vae", "text_encoder", "tokenizer", "scheduler"), ("text_encoder",),
+            ("LatentConsistencyModelPipeline", "LatentConsistencyModelImg2ImgPipeline"))  # LCM models
 SDXL = Family("SDXL", "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline",
               ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"),
               ("text_encoder", "text_encoder_2"))
@@ -47,7 +49,7 @@ TRANSFORMER_PIPELINES = ("StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPip
 def family(class_name: str, model: str = "") -> Family:
     """The family of a pipeline class named in a model_index.json; a one-line error for any other class."""
     for f in FAMILIES:
-        if class_name in (f.txt2img, f.img2img):
+        if class_name in (f.txt2img, f.img2img, *f.aliases):
             return f
     where = f"model {model!r}" if model else "model"
     if class_name in TRANSFORMER_PIPELINES:

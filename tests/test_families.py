@@ -264,3 +264,23 @@ def test_sdxl_through_the_video_command_and_a_figure_notebook(sdxl_folder, tmp_p
     manifest = json.loads((tmp_path / "figures" / "manifest.json").read_text())
     assert (tmp_path / "figures" / "fig2-rotation-sweep.png").is_file()
     assert str(sdxl_folder) in json.dumps(manifest)
+
+
+def test_an_lcm_pipeline_folder_loads_as_the_sd_family(tmp_path):
+    """An LCM model as published (LatentConsistencyModelPipeline: SD's components, an LCMScheduler and a UNet with
+    a guidance embedding) loads through the SD path with its sampler; guidance drives the embedding, bends act."""
+    import diffusers
+    shipped = load_pipeline(device="cpu")
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DConditionModel.from_config({**shipped.unet.config, "time_cond_proj_dim": 32})
+    lcm = diffusers.LatentConsistencyModelPipeline(
+        vae=shipped.vae, text_encoder=shipped.text_encoder, tokenizer=shipped.tokenizer, unet=unet,
+        scheduler=diffusers.LCMScheduler.from_config(shipped.scheduler.config), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False)
+    lcm.save_pretrained(tmp_path / "lcm", safe_serialization=True)
+    pipe = load_pipeline(tmp_path / "lcm", device="cpu")
+    assert type(pipe).__name__ == "StableDiffusionPipeline" and type(pipe.scheduler).__name__ == "LCMScheduler"
+    assert usual_steps(tmp_path / "lcm") == 4
+    plain = render("mice", pipe=pipe, output_type="np")
+    assert not np.array_equal(plain, render("mice", pipe=pipe, guidance=2.0, output_type="np"))  # w embedded
+    assert not np.array_equal(plain, render("mice", [Bend("rotate1", 1.0, 2)], pipe=pipe, output_type="np"))
