@@ -225,9 +225,9 @@ def usual_settings(steps: int | None = None, guidance: float | None = None, mode
     DDIM gets the paper's 50 steps and guidance 7.5, an LCM model 4 steps (7.5), a Turbo model 1 step and
     guidance 0 (their model cards' settings). The model's sampler is read only when a value is missing."""
     if steps is None or guidance is None:
-        usual_steps, usual_guidance = USUAL[_kind_of(model, pipe)]
-        steps = usual_steps if steps is None else steps
-        guidance = usual_guidance if guidance is None else guidance
+        usual = USUAL[_kind_of(model, pipe)]
+        steps = usual[0] if steps is None else steps
+        guidance = usual[1] if guidance is None else guidance
     return steps, guidance
 
 
