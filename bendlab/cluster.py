@@ -22,7 +22,6 @@ Notebook: notebooks/07_audio_reactive_video.ipynb
 
 from __future__ import annotations
 
-import io
 import os
 from collections import deque
 
@@ -79,12 +78,6 @@ def connect(workers: int | None, address: str | None) -> int:
     return workers or int(res.get("GPU", 0)) or int(res.get("CPU", 1))
 
 
-def _png(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 class Worker:
     """One Ray actor: loads the pipeline once, renders batches of frames into PNG bytes."""
 
@@ -104,7 +97,8 @@ class Worker:
         return self.identity
 
     def render(self, idx: list[int]) -> list[tuple[int, bytes]]:
-        return [(i, _png(img)) for i, img in zip(idx, self.renderer.render(idx))]
+        from .frames import png_bytes
+        return [(i, png_bytes(img)) for i, img in zip(idx, self.renderer.render(idx))]
 
 
 class Pool:
@@ -136,6 +130,7 @@ class Pool:
             raise ClusterError(f"a Ray worker could not start ({last[:300]}); accepted: bendlab installed and the "
                                f"model {spec.model!r} loadable on every node") from None
         if any(i != ids[0] for i in ids):
+            self.close()
             raise ClusterError(f"workers differ in weights or device ({ids}); accepted: the same model, device and "
                                "threads on every worker (frames would differ)")
         self.identity = ids[0]

@@ -202,10 +202,9 @@ def render_figure(name: str, pipe, *, steps: int | None = None, seed: int = 46, 
     usual ones)."""
     from tqdm.auto import tqdm
 
+    from .engine import render, render_grid
     from .models import usual_settings
     steps, guidance = usual_settings(steps, guidance, pipe=pipe)
-
-    from .engine import render, render_grid
     fig = FIGURES[name]
     out = []
     for p in tqdm(fig.panels, desc=name, disable=not progress or not fig.panels, unit="panel"):

@@ -23,6 +23,7 @@ Notebook: notebooks/07_audio_reactive_video.ipynb
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -60,10 +61,25 @@ def save_atomic(img: Image.Image, path: str | Path) -> Path:
     return path
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` under `path` via a per-process temporary file and `os.replace` (as `save_atomic`)."""
     tmp = temp_name(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode())
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    """A frame encoded as PNG in memory: the bytes the render folder writes and logs (and Ray workers send)."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def file_sha256(path: str | Path) -> str:
@@ -114,6 +130,7 @@ class RenderFolder:
         self.path = Path(path)
         self._lock_fd: int | None = None
         self._done: dict[int, str] = {}  # verified frame index -> sha256
+        self._hashed = False  # whether the frames on disk were checked against the log (once per render)
 
     # -------------------------------------------------------------------------------------- lock
     def __enter__(self) -> "RenderFolder":
@@ -180,12 +197,14 @@ class RenderFolder:
             old = {}
         if any(k not in old for k in settings):
             write_text_atomic(self.path / MANIFEST, json.dumps({"settings": {**old, **settings}}, indent=1) + "\n")
-        self._done = self._verified()
+        if not self._hashed:  # settings arrive in stages (spec, then weights): the frames are hashed once
+            self._done, self._hashed = self._verified(), True
 
     def _clear(self) -> None:
         for f in self.path.glob("frame_*.png"):
             f.unlink()
         (self.path / LOG).unlink(missing_ok=True)
+        self._done, self._hashed = {}, True
 
     # -------------------------------------------------------------------------------------- frames
     def frame_path(self, i: int) -> Path:
@@ -213,14 +232,10 @@ class RenderFolder:
     def write(self, i: int, img: Image.Image | bytes) -> Path:
         """Put frame i (an image, or PNG bytes from a worker) in place atomically and log its hash."""
         self._check_locked()
-        if isinstance(img, bytes):
-            p = self.frame_path(i)
-            tmp = temp_name(p)
-            tmp.write_bytes(img)
-            os.replace(tmp, p)
-        else:
-            p = save_atomic(img, self.frame_path(i))
-        h = file_sha256(p)
+        data = img if isinstance(img, bytes) else png_bytes(img)
+        p = self.frame_path(i)
+        write_bytes_atomic(p, data)
+        h = hashlib.sha256(data).hexdigest()
         with open(self.path / LOG, "a") as f:
             f.write(f"{i} {h}\n")
         self._done[i] = h
