@@ -159,7 +159,7 @@ def cmd_video(a) -> None:
 
 def cmd_features(a) -> None:
     from .audio import audio_features, plot_curves, write_csv
-    from .frames import check_output, temp_name
+    from .frames import check_output, savefig_atomic
     from .video import Mapping, VideoSpec
     out = check_output(a.out, (".csv",))
     plot = check_output(a.plot, (".png", ".pdf", ".svg")) if a.plot else None
@@ -174,10 +174,7 @@ def cmd_features(a) -> None:
     print(f"tempo: {feats.tempo:.1f} BPM")
     print(f"wrote {out}: {feats.n_frames} frames x {len(table_names)} features at {feats.fps:g} fps")
     if plot:
-        fig = plot_curves(feats, mappings)
-        tmp = temp_name(plot)
-        fig.savefig(tmp, dpi=110)
-        tmp.replace(plot)
+        savefig_atomic(plot_curves(feats, mappings), plot, dpi=110)
         print(f"wrote {plot}")
 
 

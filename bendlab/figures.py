@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .bend import Bend
-from .frames import temp_name, write_text_atomic
+from .frames import savefig_atomic, write_text_atomic
 
 PI = math.pi
 REPO_FIGURES = Path(__file__).resolve().parent.parent / "figures"
@@ -254,9 +254,7 @@ def savefig(fig, name: str, folder=None, settings: dict | None = None) -> Path:
     d = figures_dir(folder)
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{name}.png"
-    tmp = temp_name(path)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    savefig_atomic(fig, path, dpi=110, bbox_inches="tight")
     mpath = d / "manifest.json"
     manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
     entry = {"file": path.name}

@@ -75,6 +75,15 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 
 
+def savefig_atomic(fig, path: str | Path, **kwargs) -> Path:
+    """Save a matplotlib figure as `write_bytes_atomic` does (the format follows the suffix)."""
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix[1:], **kwargs)
+    write_bytes_atomic(path, buf.getvalue())
+    return path
+
+
 def png_bytes(img: Image.Image) -> bytes:
     """A frame encoded as PNG in memory: the bytes the render folder writes and logs (and Ray workers send)."""
     buf = io.BytesIO()
