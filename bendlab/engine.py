@@ -105,16 +105,12 @@ class Embeddings:
     pooled: torch.Tensor | None = None
     neg_pooled: torch.Tensor | None = None
 
-    def __len__(self) -> int:
-        return self.pos.shape[0]
-
     def _map(self, f) -> "Embeddings":
         return Embeddings(*(None if t is None else f(t) for t in (self.pos, self.neg, self.pooled, self.neg_pooled)))
 
-    def rows(self, idx) -> "Embeddings":
-        """The rows `idx` (an int, slice or list of ints)."""
-        idx = [idx] if isinstance(idx, int) else idx
-        return self._map(lambda t: t[idx])
+    def row(self, p: int) -> "Embeddings":
+        """Row p (prompt p) as a batch of one."""
+        return self._map(lambda t: t[p:p + 1])
 
     def expand(self, n: int) -> "Embeddings":
         """Row 0 repeated n times (a view, no copy)."""

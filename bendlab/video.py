@@ -339,14 +339,14 @@ class FrameRenderer:
             pipe, L = self.pipe, self.start
             noise = noise_walk(pipe, self.spec, self.n_frames, [0]).to(pipe.device, pipe.unet.dtype)
             with bending(pipe, [], capture=[L], stop=L) as cb:
-                denoise(pipe, self.embeds.rows(p), noise, steps=self.spec.steps, guidance=self.spec.guidance,
+                denoise(pipe, self.embeds.row(p), noise, steps=self.spec.steps, guidance=self.spec.guidance,
                         callback=cb)
             self._prefix[p] = cb.captured[L]
         return self._prefix[p]
 
     def _shared(self, idx, p: int, output_type):
         B = len(idx)
-        return render_batch(self.pipe, self.bends(idx), embeds=self.embeds.rows(p).expand(B),
+        return render_batch(self.pipe, self.bends(idx), embeds=self.embeds.row(p).expand(B),
                             latents=self.prefix(p).expand(B, -1, -1, -1).clone(), steps=self.spec.steps,
                             guidance=self.spec.guidance, start=self.start, output_type=output_type)
 
