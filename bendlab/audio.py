@@ -185,10 +185,10 @@ def spectral_features(y: np.ndarray, sr: int, fps: float) -> dict[str, np.ndarra
     diff = np.diff(mag, axis=1, prepend=mag[:, :1])
     v["flux"] = np.abs(diff).sum(axis=0)
     v["flux_rectified"] = np.sqrt((np.maximum(diff, 0) ** 2).sum(axis=0))
-    mel = librosa.feature.melspectrogram(S=mag ** 2, sr=sr, n_fft=n_fft, n_mels=N_MELS)
+    power = mag ** 2
+    mel = librosa.feature.melspectrogram(S=power, sr=sr, n_fft=n_fft, n_mels=N_MELS)
     logmel = librosa.power_to_db(mel, ref=1.0, amin=1e-10)
     v["onset"] = librosa.onset.onset_strength(S=logmel, sr=sr, lag=1, center=False)[: win.shape[0]]
-    power = mag ** 2
     for name, (lo, hi) in BANDS.items():
         v[name] = power[(freqs >= lo) & (freqs < hi)].sum(axis=0) / n_fft
     v = {k: np.nan_to_num(np.asarray(a, dtype=np.float64)[: win.shape[0]]) for k, a in v.items()}
