@@ -103,9 +103,7 @@ def _entries(p: Path, data: dict, key: str, build) -> list:
             raise RecipeError(f"recipe {str(p)!r}: {key} entry {k} is {entry!r:.40}, not a table of its keys")
         try:
             out.append(build(entry))
-        except TypeError as e:  # a dataclass given a key it does not have
-            raise RecipeError(f"recipe {str(p)!r}: {key} entry {k}: {e}") from None
-        except ValueError as e:
+        except (TypeError, ValueError) as e:  # TypeError: a dataclass given a key it does not have
             raise RecipeError(f"recipe {str(p)!r}: {key} entry {k}: {e}") from None
     return out
 
