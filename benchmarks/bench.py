@@ -164,7 +164,6 @@ def arch_benchmark(a) -> None:
     where = torch.cuda.get_device_name() if cuda else f"cpu, {a.threads} thread(s)"
     print(f"arch {a.arch} (random weights, UNet {params / 1e6:.1f}M params), {size}x{size} px, {steps} steps, "
           f"{where}, {dtype}, torch {torch.__version__}; built in {time.perf_counter() - t0:.1f} s")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
     kw = dict(pipe=pipe, steps=steps, height=size, width=size, output_type="np")
     layer = round(0.8 * steps)  # the paper's layer 40 of 50
     render("warm up", **kw)
@@ -179,17 +178,13 @@ def arch_benchmark(a) -> None:
     embeds = encode_prompts(pipe, ["a floating orb"]).expand(batch)
     latents = initial_noise(pipe, 46, batch, size, size)
 
-    def batched():
-        render_batch(pipe, embeds=embeds, latents=latents.clone(), steps=steps, output_type="np")
-        sync()
-    t_batch = statistics.median(timed(batched, repeat))
+    t_batch = statistics.median(timed(lambda: render_batch(pipe, embeds=embeds, latents=latents.clone(), steps=steps,
+                                                           output_type="np"), repeat))  # np: waits for the GPU
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else rss
     values = [k * 2 * math.pi / 8 for k in range(8)]
-    grid = dict(pipe=pipe, steps=steps, height=size, width=size, output_type="np")
-    t_branch = statistics.median(timed(lambda: render_grid("a landscape", "rotate1", values, [layer], **grid), 1))
-    t_indep = statistics.median(timed(lambda: render_grid("a landscape", "rotate1", values, [layer], branch=False,
-                                                          **grid), 1))
+    t_branch = timed(lambda: render_grid("a landscape", "rotate1", values, [layer], **kw), 1)[0]
+    t_indep = timed(lambda: render_grid("a landscape", "rotate1", values, [layer], branch=False, **kw), 1)[0]
     print(f"frame    {steps} steps: median {one:.3f} s (min {min(plain):.3f}); batch of {batch}: "
           f"{batch / t_batch:.2f} frames/s = {one * batch / t_batch:.2f}x one at a time")
     print(f"memory   peak {'GPU allocated' if cuda else 'RSS (incl. building)'}: {mem:.2f} GiB"
