@@ -24,10 +24,10 @@ import numpy as np
 
 from .bend import Bend
 from .frames import savefig_atomic, write_text_atomic
+from .paper import STEPS as PAPER_STEPS, fit_layer
 
 PI = math.pi
 REPO_FIGURES = Path(__file__).resolve().parent.parent / "figures"
-PAPER_STEPS = 50
 
 
 @dataclass
@@ -186,11 +186,6 @@ for _op, _params in SWEEP_PARAMS.items():
 
 
 # ------------------------------------------------------------------------------------------ rendering
-def fit_layer(layer: int, steps: int) -> int:
-    """A layer given for the paper's 50 steps, mapped to a render of `steps` steps (same relative depth)."""
-    return layer if steps == PAPER_STEPS else round(layer * steps / PAPER_STEPS)
-
-
 def _fit(bend: dict, steps: int) -> Bend:
     return Bend.from_dict({**bend, "layer": fit_layer(bend["layer"], steps)})
 

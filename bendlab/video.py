@@ -30,7 +30,7 @@ from . import audio, models, operators
 from .bend import Bend
 from .engine import (bending, check_bends, check_settings, denoise, encode_prompts, img2img_layers, initial_noise,
                      latent_shape, load_image, model_shapes, render_batch, render_img2img)
-from .figures import fit_layer
+from .paper import LAYER as PAPER_LAYER, fit_layer
 from .frames import RenderFolder, check_output, file_sha256, frames_dir, temp_name
 
 METHODS = ("txt2img", "img2img")
@@ -39,7 +39,6 @@ SCALINGS = ("minmax", "percentile")
 DEFAULT_PROMPT = "3D mesh geometry"
 DEFAULT_UPSCALE = 4  # the shipped model's 64x64 frames shown 256x256
 MAX_UPSCALE = 16
-PAPER_LAYER = 40  # the paper's layer, of 50 steps: a mapping's default, at the same depth for other step counts
 
 
 @dataclass

@@ -182,7 +182,7 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
     """
     import ipywidgets as w
 
-    from .figures import fit_layer
+    from .paper import fit_layer
     steps, guidance = usual_settings(steps, guidance, pipe=pipe)
     slider = param_slider(op, param)
     exact = w.FloatText(value=slider.value, description="exact r", layout=w.Layout(width="180px"))
