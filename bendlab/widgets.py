@@ -2,7 +2,8 @@
 on release (`continuous_update=False`) into one `widgets.Image` updated in place (no flicker, fixed height).
 
 `slider_view` serves every figure notebook's closing slider cell; `explorer` is the full explorer of
-notebooks/01_operators.ipynb. Renders are cached on their (hashable) arguments, so moving a slider back is free.
+notebooks/01_operators.ipynb. Renders are cached on their (hashable) arguments, so moving a slider back is free,
+in one `Renders` per pipeline that goes when the pipeline does (closing a view frees what it holds).
 
 The explorer answers a move from a cache of the unbent render's latent before every layer (one render fills
 it): a bend at layer L then runs only the steps after L (branching, as `render_grid` does), so at layer 40 of
@@ -16,12 +17,13 @@ from __future__ import annotations
 import functools
 import io
 import json
+import weakref
 from typing import Callable
 
 import numpy as np
 from PIL import Image
 
-from . import operators
+from . import operators, paper
 from .bend import Bend
 from .models import is_stochastic, usual_settings
 
@@ -53,27 +55,100 @@ def to_png(images, scale: int | None = None, gap: int = 4, labels=None) -> bytes
     return buf.getvalue()
 
 
-@functools.lru_cache(maxsize=256)
-def _cached_render(pipe_key: int, prompt: str, bends_json: str, seed: int, steps: int, guidance: float):
-    from .engine import render
-    return render(prompt, [Bend.from_dict(b) for b in json.loads(bends_json)], pipe=_PIPES[pipe_key], seed=seed,
-                  steps=steps, guidance=guidance)
+class Renders:
+    """One pipeline's renders, memoised on their (hashable) arguments: full renders, the unbent render's latent
+    before every layer (its trace), and one bend branched from that trace. The caches go when the pipeline does:
+    they hold it by a weak reference, so a closed explorer or a notebook that loads another model frees it.
+    `renders(pipe)` gives every caller of a pipeline the same one.
+
+    Notebook: notebooks/01_operators.ipynb
+    """
+
+    def __init__(self, pipe):
+        self._pipe = weakref.ref(pipe)
+        self._render = functools.lru_cache(maxsize=256)(self._render_uncached)
+        self._trace = functools.lru_cache(maxsize=8)(self._trace_uncached)
+        self._branched = functools.lru_cache(maxsize=512)(self._branched_uncached)
+
+    @property
+    def pipe(self):
+        pipe = self._pipe()
+        if pipe is None:
+            raise ReferenceError("the pipeline of these renders has been released")
+        return pipe
+
+    def render(self, prompt: str, bends=(), seed: int = paper.SEED, steps: int | None = None,
+               guidance: float | None = None):
+        """engine.render memoised on its arguments (bends are Bend objects or recipe dicts; steps and guidance
+        None: the model's usual ones)."""
+        steps, guidance = usual_settings(steps, guidance, pipe=self.pipe)
+        key = json.dumps([b.to_dict() if isinstance(b, Bend) else b for b in bends], sort_keys=True)
+        return self._render(prompt, key, seed, steps, guidance)
+
+    def branched(self, prompt: str, bend: Bend | None = None, seed: int = paper.SEED, steps: int | None = None,
+                 guidance: float | None = None):
+        """The image of `prompt` with one bend (None: unbent), memoised, and branched from the cached latent
+        before the bend's layer: only the steps after it run. A module bend or a layer range renders in full.
+        Equal to `engine.render` within float rounding (tested to 1e-5)."""
+        pipe = self.pipe
+        steps, guidance = usual_settings(steps, guidance, pipe=pipe)
+        if bend is None:
+            return self._trace(prompt, seed, steps, guidance)[2]
+        from .engine import check_bends, latent_shape
+        check_bends(pipe, [bend], steps, latent_shape(pipe, 1))
+        if bend.module is not None or isinstance(bend.layer, tuple) or is_stochastic(pipe.scheduler):
+            return self.render(prompt, [bend], seed, steps, guidance)
+        return self._branched(prompt, seed, steps, guidance, json.dumps(bend.to_dict(), sort_keys=True))
+
+    def _render_uncached(self, prompt: str, bends_json: str, seed: int, steps: int, guidance: float):
+        from .engine import render
+        return render(prompt, [Bend.from_dict(b) for b in json.loads(bends_json)], pipe=self.pipe, seed=seed,
+                      steps=steps, guidance=guidance)
+
+    def _trace_uncached(self, prompt: str, seed: int, steps: int, guidance: float):
+        """The unbent render and its latent before every layer 0..steps: (embeddings, latents, image)."""
+        from .engine import bending, denoise, encode_prompts, initial_noise
+        pipe = self.pipe
+        embeds = encode_prompts(pipe, [prompt])
+        with bending(pipe, [], capture=range(steps + 1)) as cb:
+            out = denoise(pipe, embeds, initial_noise(pipe, seed), steps=steps, guidance=guidance, callback=cb,
+                          output_type="pil", seed=seed)
+        return embeds, cb.captured, out.images[0]
+
+    def _branched_uncached(self, prompt: str, seed: int, steps: int, guidance: float, bend_json: str):
+        """The image of one latent bend at one layer, run from the cached latent before that layer."""
+        from .engine import render_batch
+        embeds, latents, _ = self._trace(prompt, seed, steps, guidance)
+        bend = Bend.from_dict(json.loads(bend_json))
+        return render_batch(self.pipe, [bend], embeds=embeds, latents=latents[bend.layer].clone(), steps=steps,
+                            guidance=guidance, start=bend.layer)[0]
 
 
-_PIPES: dict[int, object] = {}
+_RENDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline -> its Renders, gone with it
 
 
-def render_cached(pipe, prompt: str, bends=(), seed: int = 46, steps: int | None = None,
+def renders(pipe) -> Renders:
+    """The pipeline's Renders (made on first use), shared by the explorer and the notebooks' slider cells."""
+    if pipe not in _RENDERS:
+        _RENDERS[pipe] = Renders(pipe)
+    return _RENDERS[pipe]
+
+
+def render_cached(pipe, prompt: str, bends=(), seed: int = paper.SEED, steps: int | None = None,
                   guidance: float | None = None):
     """engine.render memoised on its arguments (bends are Bend objects or recipe dicts; steps and guidance None:
-    the model's usual ones).
+    the model's usual ones): `renders(pipe).render`.
 
     Notebook: notebooks/02_figure1_pointwise.ipynb
     """
-    _PIPES[id(pipe)] = pipe
-    steps, guidance = usual_settings(steps, guidance, pipe=pipe)
-    key = json.dumps([b.to_dict() if isinstance(b, Bend) else b for b in bends], sort_keys=True)
-    return _cached_render(id(pipe), prompt, key, seed, steps, guidance)
+    return renders(pipe).render(prompt, bends, seed, steps, guidance)
+
+
+def render_branched(pipe, prompt: str, bend: Bend | None = None, seed: int = paper.SEED, steps: int | None = None,
+                    guidance: float | None = None):
+    """The image of `prompt` with one bend (None: unbent), memoised and branched from the cached latent before
+    the bend's layer: `renders(pipe).branched`."""
+    return renders(pipe).branched(prompt, bend, seed, steps, guidance)
 
 
 def slider_view(view: Callable, height: int = 280, **controls):
@@ -81,7 +156,8 @@ def slider_view(view: Callable, height: int = 280, **controls):
 
     `view` returns a PIL image, a list of them (shown side by side), an (images, labels) pair, or None to keep
     the picture shown (after a bad input, say). The first render happens at once, so a headless run (papermill)
-    exercises the render path. Returns the VBox; `.image` is the Image widget.
+    exercises the render path. Returns the VBox; `.image` is the Image widget; `.close()` closes every widget in
+    it (`close_view`).
     """
     import ipywidgets as w
     for c in controls.values():
@@ -100,7 +176,16 @@ def slider_view(view: Callable, height: int = 280, **controls):
     box = w.VBox([w.HBox(list(controls.values())[i:i + 3]) for i in range(0, len(controls), 3)] + [image, out])
     box.image = image
     box.controls = controls
+    box.close = functools.partial(close_view, box)
     return box
+
+
+def close_view(box) -> None:
+    """Close a widget and every widget inside it. ipywidgets holds each widget until it is closed, and with it
+    the callbacks it calls (and the pipeline they render with): closing the VBox alone would keep them."""
+    for child in getattr(box, "children", ()):
+        close_view(child)
+    type(box).close(box)
 
 
 def param_slider(op: str, value: float | None = None, description: str = "param r"):
@@ -131,58 +216,21 @@ def _set_range(slider, lo: float, hi: float) -> None:
         slider.min, slider.max = lo, hi
 
 
-@functools.lru_cache(maxsize=8)
-def _trace(pipe_key: int, prompt: str, seed: int, steps: int, guidance: float):
-    """The unbent render and its latent before every layer 0..steps: (embeddings, latents, image)."""
-    from .engine import bending, denoise, encode_prompts, initial_noise
-    pipe = _PIPES[pipe_key]
-    embeds = encode_prompts(pipe, [prompt])
-    with bending(pipe, [], capture=range(steps + 1)) as cb:
-        out = denoise(pipe, embeds, initial_noise(pipe, seed), steps=steps, guidance=guidance, callback=cb,
-                      output_type="pil", seed=seed)
-    return embeds, cb.captured, out.images[0]
-
-
-@functools.lru_cache(maxsize=512)
-def _branched(pipe_key: int, prompt: str, seed: int, steps: int, guidance: float, bend_json: str):
-    """The image of one latent bend at one layer, run from the cached latent before that layer."""
-    from .engine import render_batch
-    embeds, latents, _ = _trace(pipe_key, prompt, seed, steps, guidance)
-    bend = Bend.from_dict(json.loads(bend_json))
-    return render_batch(_PIPES[pipe_key], [bend], embeds=embeds,
-                        latents=latents[bend.layer].clone(), steps=steps, guidance=guidance, start=bend.layer)[0]
-
-
-def render_branched(pipe, prompt: str, bend: Bend | None = None, seed: int = 46, steps: int | None = None,
-                    guidance: float | None = None):
-    """The image of `prompt` with one bend (None: unbent), memoised, and branched from the cached latent before
-    the bend's layer: only the steps after it run. A module bend or a layer range renders in full. Equal to
-    `engine.render` within float rounding (tested to 1e-5)."""
-    _PIPES[id(pipe)] = pipe
-    steps, guidance = usual_settings(steps, guidance, pipe=pipe)
-    if bend is None:
-        return _trace(id(pipe), prompt, seed, steps, guidance)[2]
-    from .engine import check_bends, latent_shape
-    check_bends(pipe, [bend], steps, latent_shape(pipe, 1))
-    if bend.module is not None or isinstance(bend.layer, tuple) or is_stochastic(pipe.scheduler):
-        return render_cached(pipe, prompt, [bend], seed, steps, guidance)
-    return _branched(id(pipe), prompt, seed, steps, guidance, json.dumps(bend.to_dict(), sort_keys=True))
-
-
 def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: float = 1.57, layer: int = 20,
-             where: str = "all", seed: int = 46, steps: int | None = None, strip_layers=(0, 10, 20, 30, 40, 49, 50),
-             strip: bool = False, guidance: float | None = None):
+             where: str = "all", seed: int = paper.SEED, steps: int | None = None,
+             strip_layers=(0, 10, 20, 30, 40, 49, 50), strip: bool = False, guidance: float | None = None):
     """Pickers for prompt, operator, parameter (a slider over the operator's own range, re-ranged when the
     operator changes, its exact value editable beside it), layer, where and seed; shows the unbent image, the
     bent one, and (with "layer strip" ticked) the same bend at each of `strip_layers`, every panel labelled.
     A bad input keeps the last picture and says why in one line. Returns the VBox (`.image`, `.controls`,
-    `.status`).
+    `.status`, `.pipe` and `.renders`, the pipeline's caches); `.close()` closes it and every widget in it, and
+    with them the explorer's hold on the pipeline.
 
     Notebook: notebooks/01_operators.ipynb
     """
     import ipywidgets as w
 
-    from .paper import fit_layer
+    shown = renders(pipe)
     steps, guidance = usual_settings(steps, guidance, pipe=pipe)
     slider = param_slider(op, param)
     exact = w.FloatText(value=slider.value, description="exact r", layout=w.Layout(width="180px"))
@@ -209,11 +257,11 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
     def view(prompt, op, param, layer, where, seed, strip):
         try:
             bend = Bend(op, param, layer, where)
-            images = [render_branched(pipe, prompt, None, seed, steps, guidance),
-                      render_branched(pipe, prompt, bend, seed, steps, guidance)]
+            images = [shown.branched(prompt, None, seed, steps, guidance),
+                      shown.branched(prompt, bend, seed, steps, guidance)]
             labels = ["no bend", f"{op}({param:.4g}) @ layer {layer}"]
-            for L in sorted({fit_layer(L, steps) for L in strip_layers}) if strip else []:
-                images.append(render_branched(pipe, prompt, Bend(op, param, L, where), seed, steps, guidance))
+            for L in sorted({paper.fit_layer(L, steps) for L in strip_layers}) if strip else []:
+                images.append(shown.branched(prompt, Bend(op, param, L, where), seed, steps, guidance))
                 labels.append(f"layer {L}")
         except ValueError as e:  # bad input from a picker: say so, keep the last picture
             status.value = f"<b style='color:#b00'>{e}</b>"
@@ -225,6 +273,7 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
     box = slider_view(view, **controls)
     box.children = (box.children[0], w.HBox([exact]),) + box.children[1:] + (status,)
     box.status = status
+    box.pipe, box.renders = pipe, shown  # its state: the pipeline (held while the explorer is open), its caches
     return box
 
 

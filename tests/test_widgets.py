@@ -1,6 +1,9 @@
 """Slider views render once at creation (papermill exercises that) and update the image in place; the explorer
 branches from cached latents, re-ranges its slider with the operator, and keeps the last picture on bad input."""
 
+import gc
+import weakref
+
 import numpy as np
 import ipywidgets as w
 
@@ -56,3 +59,15 @@ def test_explorer_keeps_the_picture_and_says_why_on_bad_input(pipe):
     assert box.controls["param"].value == 0.0 and "r = 0" in box.status.value
     exact.value = 2.0
     assert "invert(2)" in box.status.value and not np.array_equal(image_array(box), strip)
+
+
+def test_a_closed_explorer_frees_its_pipeline(pipe):
+    options = {k: v for k, v in pipe.config.items() if k in ("requires_safety_checker", "force_zeros_for_empty_prompt")}
+    own = type(pipe)(**pipe.components, **options)  # a pipeline of its own (load_pipeline keeps the one it loaded)
+    alive = weakref.ref(own)
+    box = explorer(own, steps=2, layer=1)
+    render_cached(own, "mice", [], 46, 2)  # the notebooks' slider cells share its caches
+    box.close()  # its widgets leave ipywidgets' registry (which holds every open widget) with their callbacks
+    del own, box
+    gc.collect()
+    assert alive() is None  # nothing in bendlab keeps a pipeline once its explorer is closed
