@@ -24,7 +24,7 @@ import numpy as np
 
 from .bend import Bend
 from .frames import savefig_atomic, write_text_atomic
-from .paper import STEPS as PAPER_STEPS, fit_layer
+from .paper import SEED as PAPER_SEED, STEPS as PAPER_STEPS, fit_layer
 
 PI = math.pi
 REPO_FIGURES = Path(__file__).resolve().parent.parent / "figures"
@@ -190,7 +190,7 @@ def _fit(bend: dict, steps: int) -> Bend:
     return Bend.from_dict({**bend, "layer": fit_layer(bend["layer"], steps)})
 
 
-def render_figure(name: str, pipe, *, steps: int | None = None, seed: int = 46, guidance: float | None = None,
+def render_figure(name: str, pipe, *, steps: int | None = None, seed: int = PAPER_SEED, guidance: float | None = None,
                   progress: bool = True) -> list[tuple[str, object]]:
     """Render every panel of FIGURES[name]; returns (label, PIL image) pairs in reading order. Layers are
     the paper's (of 50 steps), mapped proportionally when `steps` differs (steps and guidance None: the model's
@@ -262,7 +262,7 @@ def savefig(fig, name: str, folder=None, settings: dict | None = None) -> Path:
     return path
 
 
-def make_figure(name: str, pipe, *, steps: int | None = None, seed: int = 46, folder=None, model: str = "",
+def make_figure(name: str, pipe, *, steps: int | None = None, seed: int = PAPER_SEED, folder=None, model: str = "",
                 **kw):
     """Render FIGURES[name], plot it, save it through `savefig`; returns the matplotlib Figure.
     steps: None -> the model's usual count (50 with DDIM, the paper's)."""
