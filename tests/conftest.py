@@ -1,16 +1,118 @@
-"""Shared fixtures. The network is blocked for every test (loopback excepted): nothing may be downloaded."""
+"""Shared fixtures and helpers. The network is blocked for every test (loopback excepted): nothing may be downloaded.
 
+Tolerances, stated once here (see the audit in each helper's docstring):
+- two renders of the *same* computation (same batch composition, same thread count, same code path) are compared
+  exactly: `np.array_equal`, PNG or mp4 bytes;
+- two renders computed differently (branching vs independent, shared prefix vs full, batched vs single) are compared
+  as the 8-bit frames bendlab delivers, within `FRAME_LEVELS` (`assert_frames_close`);
+- one latent operator applied to a whole batch vs to each item is compared within `LATENT_ATOL`
+  (`assert_latents_close`).
+"""
+
+import math
 import os
 import socket
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 torch.set_num_threads(1)
 
+# ---------------------------------------------------------------------------------------------------- tolerances
+FRAME_LEVELS = 1
+"""Largest difference, in 8-bit levels, between two frames of one picture computed with a different batch
+composition or kernel order. Why it holds on any CPU: float32 GEMM and convolution kernels sum in an order that
+depends on the batch size and on the CPU's vector width (AVX2, AVX-512, NEON), so such renders differ by rounding:
+about 1e-7 relative per operation, grown through the denoising steps and the VAE to ~1e-5 in a [0, 1] image
+(1.26e-5 measured on an AMD EPYC with AVX2, the largest seen). An 8-bit frame (diffusers' `numpy_to_pil`:
+round(255 x)) changes by at most 1 level for any float difference below 1/255 = 3.9e-3, a margin of ~300x over
+the worst seen. A defect (a bend at the wrong layer, a branch from the wrong step, other noise) moves pixels by
+tens of levels. The product delivers these 8-bit frames (PNG, mp4), so 1 level is the finest difference a user
+can see."""
 
+LATENT_ATOL = 1e-5
+"""Largest difference between one latent operator applied to a batch (a (B,) parameter tensor) and applied to each
+item alone, on latents with |x| <= LATENT_MAGNITUDE. Why it holds on any CPU: a rotation or reflection contracts
+the 4 channels with a matrix whose rows hold at most 2 non-zero entries of magnitude <= 1 (adding an exact zero
+changes nothing), so each output element is c*a + s*b. Any kernel (mm or bmm, with or without FMA) gives it with
+an error <= 2u(|a| + |b|), u = 2**-24; two kernels differ by <= 4u * 2 * LATENT_MAGNITUDE = 3.8e-6, and cos/sin of
+a (B,) tensor vs of one number (vectorised vs scalar code) by 1 ulp, adding <= u * 2 * LATENT_MAGNITUDE = 9.5e-7.
+The pointwise operators round once per element and min/max morphology not at all, the same on every kernel.
+1e-5 is 2x that worst case; a wrong parameter per item (the defect this guards) differs by O(1)."""
+
+LATENT_MAGNITUDE = 8.0
+"""The magnitude LATENT_ATOL assumes (checked by `assert_latents_close`): unit-variance latents stay below it."""
+
+
+def to_frame(image) -> np.ndarray:
+    """An image as the uint8 frame bendlab delivers: a PIL image or uint8 array as is; a float array in [0, 1]
+    (output_type="np") rounded as diffusers' `numpy_to_pil` rounds it; a list (a grid) stacked."""
+    if isinstance(image, (list, tuple)):
+        return np.stack([to_frame(im) for im in image])
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        return a
+    assert np.issubdtype(a.dtype, np.floating) and a.min() >= 0 and a.max() <= 1, (a.dtype, a.min(), a.max())
+    return (a * 255).round().astype(np.uint8)
+
+
+def assert_frames_close(a, b, levels: int = FRAME_LEVELS):
+    """Two renders of one picture, computed differently, give 8-bit frames within `levels` (see FRAME_LEVELS)."""
+    fa, fb = to_frame(a), to_frame(b)
+    assert fa.shape == fb.shape, (fa.shape, fb.shape)
+    diff = int(np.abs(fa.astype(int) - fb.astype(int)).max())
+    assert diff <= levels, f"frames differ by {diff} levels (bound {levels})"
+
+
+def assert_latents_close(a: torch.Tensor, b: torch.Tensor, atol: float = LATENT_ATOL):
+    """One operator on a batch vs on each item: within LATENT_ATOL, for latents within LATENT_MAGNITUDE."""
+    assert float(b.abs().max()) <= LATENT_MAGNITUDE, "the bound assumes |x| <= LATENT_MAGNITUDE"
+    torch.testing.assert_close(a, b, atol=atol, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------------ audio and video
+CLIP_STEPS = 4  # denoising steps of the test videos
+
+
+def write_clip(path, note: int = 60, onset: float = 0.3, seconds: float = 0.6):
+    """Silence, then a piano note at `onset` s, `seconds` long (0.6 s: 12 frames at 20 fps), at the default rate as
+    16-bit PCM: every note gives a file of the same byte size."""
+    from bendlab import audio
+    sr = audio.DEFAULT_SR
+    y = audio.synth_piano([(onset, note, 1.0, 0.2)], sr=sr, tail=0.1)[: int(seconds * sr)]
+    sf.write(path, y, sr, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture
+def clip(tmp_path):
+    """0.6 s: silence then a note at 0.3 s, 12 frames at 20 fps."""
+    return write_clip(tmp_path / "clip.wav")
+
+
+def spec_for(clip, **kw):
+    """A 4-step video of `clip` with one mapping, RMS -> rotate1 at layer 3 over 0..pi (not 2 pi: a full turn is the
+    identity, which would hide the loudest frame); keywords override."""
+    from bendlab.video import Mapping, VideoSpec
+    return VideoSpec(**{"audio": str(clip), "steps": CLIP_STEPS,
+                        "mappings": [Mapping("rms", "rotate1", 3, 0, math.pi)], **kw})
+
+
+def frame_path(folder, i: int):
+    """Frame i of a render folder."""
+    return folder / f"frame_{i:05d}.png"
+
+
+def same_frames(a, b, n: int = 12) -> bool:
+    """The first n frames of two render folders are byte-identical."""
+    return all(frame_path(a, i).read_bytes() == frame_path(b, i).read_bytes() for i in range(n))
+
+
+# ------------------------------------------------------------------------------------------------------- fixtures
 class NetworkBlocked(RuntimeError):
     pass
 
