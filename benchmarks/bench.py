@@ -212,17 +212,18 @@ def _clip(folder: Path, seconds: float) -> Path:
 
 
 def video_benchmarks(a, pipe) -> None:
-    from bendlab.video import FrameRenderer, Mapping, VideoSpec, aligned_batches, plan
+    from bendlab.renderer import FrameRenderer, aligned_batches
+    from bendlab.video import Mapping, VideoSpec, plan
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         wav = _clip(tmp, 2.0)  # 40 frames at 20 fps
         if "prefix" in a.only:
             spec = VideoSpec(audio=str(wav), walk="none", mappings=[Mapping("rms", "rotate1", 40)])
-            feats, curves = plan(spec)
+            p = plan(spec)
             batches = aligned_batches(list(range(40)), spec.batch, 40)
             times = {}
             def video(share):  # one renderer per video, as render_frames: its prefix is computed in the timing
-                r = FrameRenderer(spec, curves, 40, pipe, share)
+                r = FrameRenderer(p, pipe, share)
                 return [r.render(b, "np") for b in batches]
             for share in (True, False):
                 times[share] = timed(lambda s=share: video(s), 1)[0]
@@ -232,11 +233,11 @@ def video_benchmarks(a, pipe) -> None:
             from bendlab import cluster
             # batches of 4: 10 batches share out evenly over 2 workers (5 batches of 8 cannot: limit 5/3 = 1.67)
             spec = VideoSpec(audio=str(wav), mappings=[Mapping("rms", "rotate1", 40)], batch=4)
-            feats, curves = plan(spec)
+            p = plan(spec)
             batches = aligned_batches(list(range(40)), spec.batch, 40)
             got, rate = {}, {}
             for n in (1, 2):
-                pool = cluster.Pool(spec, curves, 40, workers=n, threads=1)  # started (models loaded) before timing
+                pool = cluster.Pool(p, workers=n, threads=1)  # started (models loaded) before timing
                 t0 = time.perf_counter()
                 got[n] = dict(pool.render(batches))
                 rate[n] = 40 / (time.perf_counter() - t0)

@@ -9,6 +9,7 @@ called at every librosa entry point, these are called at every bendlab one.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from pathlib import Path
 from typing import Iterable
@@ -18,41 +19,49 @@ class BendlabValueError(ValueError):
     """A bad input, in one line: what was given and what is accepted."""
 
 
+class MissingFileError(BendlabValueError, FileNotFoundError):
+    """An input file or folder that does not exist (a ValueError, and a FileNotFoundError as before)."""
+
+
 def _show(v) -> str:
     text = repr(v)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def is_number(v) -> bool:
-    """An int or float (not a bool, not a string)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A real number: an int or float, numpy's too (not a bool, not a string)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def is_int(v) -> bool:
+    """An integer, numpy's too (not a bool)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def check_int(name: str, v, low: int | None = None, high: int | None = None, accepted: str = "") -> int:
     """An integer (not a bool) in low..high (either end may be None: unbounded)."""
-    ok = isinstance(v, int) and not isinstance(v, bool) and (low is None or v >= low) and (high is None or v <= high)
+    ok = is_int(v) and (low is None or v >= low) and (high is None or v <= high)
     if not ok:
-        span = (f"in {low}..{high}" if low is not None and high is not None else
+        shown = "2**63-1" if high == 2**63 - 1 else high
+        span = (f"in {low}..{shown}" if low is not None and high is not None else
                 f">= {low}" if low is not None else f"<= {high}" if high is not None else "")
         raise BendlabValueError(f"{name} {_show(v)} is not an integer {span}".rstrip() +
                                 (f"; accepted: {accepted}" if accepted else ""))
-    return v
+    return int(v)
 
 
 def check_number(name: str, v, low: float | None = None, high: float | None = None, *, low_open: bool = False,
                  high_open: bool = False, accepted: str = "") -> float:
     """A finite int or float (not a bool) within [low, high] (open ends if told; None: unbounded)."""
-    ok = is_number(v) and math.isfinite(v)
-    if ok and low is not None:
-        ok = v > low if low_open else v >= low
-    if ok and high is not None:
-        ok = v < high if high_open else v <= high
+    accepted = f"; accepted: {accepted}" if accepted else ""
+    if not (is_number(v) and math.isfinite(v)):
+        raise BendlabValueError(f"{name} {_show(v)} is not a finite number{accepted}")
+    ok = low is None or (v > low if low_open else v >= low)
+    ok = ok and (high is None or (v < high if high_open else v <= high))
     if not ok:
         lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
         hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
-        span = " and ".join(s for s in (lo, hi) if s)
-        raise BendlabValueError(f"{name} {_show(v)} is not a finite number{' ' + span if span else ''}" +
-                                (f"; accepted: {accepted}" if accepted else ""))
+        raise BendlabValueError(f"{name} {_show(v)} is not {' and '.join(s for s in (lo, hi) if s)}{accepted}")
     return float(v)
 
 
@@ -78,12 +87,34 @@ def check_strings(name: str, v) -> list[str]:
     return list(v)
 
 
+def is_list(v) -> bool:
+    """A list, tuple, range or 1-D array: a sequence of values, not a string, a mapping or a bare number."""
+    return not isinstance(v, (str, bytes, dict)) and hasattr(v, "__len__") and hasattr(v, "__getitem__") and \
+        getattr(v, "ndim", 1) == 1
+
+
+def check_list(name: str, v) -> list:
+    """A list (tuple, range, 1-D array) of values, as a list; a bare string, number or mapping is refused."""
+    if not is_list(v):
+        raise BendlabValueError(f"{name} {_show(v)} is not a list; accepted: a list (or tuple) of values")
+    return list(v)
+
+
 def check_numbers(name: str, v, *, min_len: int = 1) -> list[float]:
-    """A list (or tuple) of at least `min_len` finite numbers; a bare string or number is refused."""
-    if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or len(v) < min_len or \
-            not all(is_number(x) and math.isfinite(x) for x in v):
-        raise BendlabValueError(f"{name} {_show(v)}: accepted: a list of {min_len} or more finite numbers")
+    """A list (tuple, range, 1-D array) of at least `min_len` finite numbers; a bare string or number is refused."""
+    if not is_list(v) or len(v) < min_len or not all(is_number(x) and math.isfinite(x) for x in v):
+        raise BendlabValueError(f"{name} {_show(v)} are not a list of {min_len} or more finite numbers")
     return [float(x) for x in v]
+
+
+def check_ints(name: str, v, low: int | None = None, high: int | None = None, *, min_len: int = 1) -> list[int]:
+    """A list (tuple, range, 1-D array) of at least `min_len` integers in low..high."""
+    if not is_list(v) or len(v) < min_len or not all(is_int(x) and (low is None or x >= low) and
+                                                      (high is None or x <= high) for x in v):
+        span = f" in {low}..{high}" if low is not None and high is not None else f" >= {low}" if low is not None \
+            else ""
+        raise BendlabValueError(f"{name} {_show(v)}: accepted: a list of {min_len} or more integers{span}")
+    return [int(x) for x in v]
 
 
 def check_input_file(name: str, path, suffixes: Iterable[str] | None = None) -> Path:
@@ -96,7 +127,7 @@ def check_input_file(name: str, path, suffixes: Iterable[str] | None = None) -> 
     except OSError:  # a symlink loop, a name too long
         exists = False
     if not exists:
-        raise BendlabValueError(f"{name} {str(p)!r} does not exist or is not a file")
+        raise MissingFileError(f"{name} {str(p)!r} does not exist or is not a file")
     if suffixes is not None:
         suffixes = tuple(suffixes)
         if p.suffix.lower() not in suffixes:

@@ -96,7 +96,7 @@ def _setup(a) -> None:
 
 def cmd_render(a) -> None:
     from .engine import render
-    from .frames import check_output, save_atomic
+    from .files import check_output, save_atomic
     out = check_output(a.out, IMAGE_SUFFIXES)
     recipe = read_render(a.recipe) if a.recipe else {}
     bends = recipe.pop("bends", [])
@@ -121,17 +121,34 @@ SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", 
               "model", "batch", "midi")
 
 
+def mapping_from_args(a):
+    """The Mapping of the mapping flags (`video` and `features` alike), or None without --op; mapping flags
+    given without --op are refused (they would be dropped: there is no mapping for them to shape)."""
+    from .mapping import Mapping
+    if a.op is None:
+        stray = [n for n in MAPPING_FLAGS + ("range",) if n != "op" and getattr(a, n) is not None]
+        if stray:
+            raise CLIError(f"{', '.join('--' + n for n in sorted(stray))} given without --op; accepted: --op OP "
+                           "with the mapping flags, or [[mapping]] tables in --recipe")
+        return None
+    return Mapping(**given(a, MAPPING_FLAGS), **({"low": a.range[0], "high": a.range[1]} if a.range else {}))
+
+
 def video_spec_from_args(a):
     """A VideoSpec from the flags given, then the recipe ([[mapping]] tables and settings), then the defaults."""
-    from .video import Mapping, VideoSpec, parse_keyframe
+    from .videospec import VideoSpec, parse_keyframe
     recipe = read_video(a.recipe) if a.recipe else {}
     mappings = recipe.pop("mappings", [])
-    if a.op:
-        low, high = a.range if a.range is not None else (None, None)
-        mappings.append(Mapping(**given(a, MAPPING_FLAGS), **({"low": low, "high": high} if a.range else {})))
+    m = mapping_from_args(a)
+    if m is not None:
+        mappings.append(m)
     if not mappings:
         raise CLIError("no mapping: give --op (with --feature, --range, --layer) or [[mapping]] in --recipe")
     flags = given(a, SPEC_FLAGS)
+    if a.keyframe and (a.prompt or a.prompts):
+        raise CLIError("--keyframe gives the prompts (one at each time), so --prompt / --prompts would be dropped; "
+                       "accepted: --keyframe 'M:SS PROMPT' for every prompt, or --prompt / --prompts without "
+                       "--keyframe")
     if a.prompt or a.prompts:
         flags["prompts"] = ([a.prompt] if a.prompt else []) + list(a.prompts or [])
     if a.keyframe:
@@ -148,9 +165,13 @@ def cmd_video(a) -> None:
     ray = a.workers is not None or a.ray_address is not None
     if not ray:
         _setup(a)
-    kw = given(a, ("preview", "upscale", "workers", "ray_address"))
-    out = make_video(spec, a.out, device=a.device, overwrite=a.overwrite, worker_threads=a.threads if ray else None,
-                     **kw)
+    kw = given(a, ("preview", "upscale"))
+    if ray:
+        from .cluster import RaySource
+        kw["source"] = RaySource(a.workers, a.ray_address, a.threads, a.device)
+    else:
+        kw["device"] = a.device
+    out = make_video(spec, a.out, overwrite=a.overwrite, **kw)
     info = video_info(out)
     streams = f"{'h264' if info['video'] else 'no video'} + {'aac' if info['audio'] else 'no audio'}"
     print(f"wrote {out}: {info['frames']} frames, video {info['video_duration']:.2f} s, "
@@ -158,23 +179,30 @@ def cmd_video(a) -> None:
 
 
 def cmd_features(a) -> None:
-    from .audio import audio_features, plot_curves, write_csv
-    from .frames import check_output, savefig_atomic
-    from .video import Mapping, VideoSpec
+    from . import audio
+    from .files import check_output, savefig_atomic
+    from .videospec import VideoSpec
     out = check_output(a.out, (".csv",))
     plot = check_output(a.plot, (".png", ".pdf", ".svg")) if a.plot else None
-    mappings = read_video(a.recipe)["mappings"] if a.recipe else []
-    if a.op:
-        mappings.append(Mapping(**given(a, MAPPING_FLAGS), **({"low": a.range[0], "high": a.range[1]} if a.range
-                                                              else {})))
     fields = VideoSpec.__dataclass_fields__
-    feats = audio_features(a.audio, a.fps or fields["fps"].default, a.sr or fields["sr"].default, a.midi)
-    table_names = list(dict.fromkeys(list(feats.table()) + [m.feature for m in mappings]))
-    write_csv(feats, out, table_names)
+    # the rules `video` applies to the same values (a flag given is checked, never replaced by the default)
+    fps = audio.check_fps(a.fps if a.fps is not None else fields["fps"].default)
+    sr = audio.check_sr(a.sr if a.sr is not None else fields["sr"].default)
+    mappings = read_video(a.recipe)["mappings"] if a.recipe else []
+    m = mapping_from_args(a)
+    if m is not None:
+        mappings.append(m)
+    audio.check_sources([m.feature for m in mappings], a.midi)  # before the analysis
+    feats = audio.audio_features(a.audio, fps, sr, a.midi)
+    defaults, left_out = feats.default_names()
+    table_names = list(dict.fromkeys(defaults + [m.feature for m in mappings]))
+    audio.write_csv(feats, out, table_names)
+    if left_out:
+        print(f"note: {', '.join(left_out)} left out: a {feats.n_frames}-frame track has no such principal component")
     print(f"tempo: {feats.tempo:.1f} BPM")
     print(f"wrote {out}: {feats.n_frames} frames x {len(table_names)} features at {feats.fps:g} fps")
     if plot:
-        savefig_atomic(plot_curves(feats, mappings), plot, dpi=110)
+        savefig_atomic(audio.plot_curves(feats, mappings), plot, dpi=110)
         print(f"wrote {plot}")
 
 
@@ -185,9 +213,9 @@ def cmd_operators(a) -> None:
 
 
 def add_mapping_args(g) -> None:
-    """The flags of one audio -> parameter mapping (bendlab.video.Mapping), for `video` and `features`."""
+    """The flags of one audio -> parameter mapping (bendlab.mapping.Mapping), for `video` and `features`."""
     from .audio import FEATURES, PARAMETRIC
-    from .video import SCALINGS, Mapping
+    from .mapping import SCALINGS, Mapping
     m = Mapping()
     g.add_argument("--op", choices=list(operators.OPERATORS), metavar="OP",
                    help="operator driven by the audio: " + ", ".join(operators.OPERATORS))
@@ -214,7 +242,8 @@ def add_mapping_args(g) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .video import DEFAULT_PROMPT, DEFAULT_UPSCALE, MAX_UPSCALE, METHODS, WALKS, VideoSpec
+    from .mux import DEFAULT_UPSCALE, MAX_UPSCALE
+    from .videospec import DEFAULT_PROMPT, METHODS, WALKS, VideoSpec
     v_ = VideoSpec.__dataclass_fields__
     ap = Parser(prog="bendlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -244,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "prompts are interpolated between keyframes")
     g = v.add_argument_group("mapping (one; use --recipe with [[mapping]] tables for several)")
     add_mapping_args(g)
-    g.add_argument("--recipe", help="TOML/YAML with [[mapping]] tables (keys of bendlab.video.Mapping) and any "
+    g.add_argument("--recipe", help="TOML/YAML with [[mapping]] tables (keys of bendlab.mapping.Mapping) and any "
                    "VideoSpec setting (flags given here override the recipe)")
     f = v.add_argument_group("frames")
     f.add_argument("--method", choices=METHODS, help="txt2img: sin/cos noise walk; img2img: each frame from the "

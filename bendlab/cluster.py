@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from collections import deque
 
-import numpy as np
+from .checks import BendlabValueError, check_choice, check_int
 
 MAX_FAILURES = 3  # worker deaths tolerated in one render before it stops
 
@@ -41,17 +41,50 @@ def _ray():
 
 
 def check_workers(workers, address, method: str, device: str | None = None) -> None:
-    """One-line errors before any work: workers an integer >= 1, a device the workers can take, and the
-    img2img chain on one worker only."""
-    if device is not None and device not in ("cpu", "cuda"):
-        raise ValueError(f"device {device!r} for Ray workers; accepted: cpu or cuda (each worker gets one GPU)")
-    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-        raise ValueError(f"workers {workers!r} is not an integer >= 1")
+    """One-line errors before any work (Ray is not started): workers an integer >= 1 and, on this machine, no
+    more than it has CPUs (or GPUs, for cuda workers); a device the workers can take (cuda only where there is
+    a GPU, for local workers); the img2img chain on one worker only; and a HOST:PORT where something answers."""
+    from . import models
+    if device is not None:
+        check_choice("device for Ray workers", device, ("cpu", "cuda"))
+    if workers is not None:
+        check_int("workers", workers, 1)
     if address is not None and (not isinstance(address, str) or not address.strip()):
-        raise ValueError(f"ray address {address!r} is not an address; accepted: auto, or HOST:PORT of a Ray head")
+        raise BendlabValueError(f"ray address {address!r} is not an address; accepted: auto, or HOST:PORT of a "
+                                "Ray head")
     if method == "img2img" and ((workers or 1) > 1 or address is not None):
-        raise ValueError("method img2img renders each frame from the previous one, a chain no worker can start "
-                         "before the last finished; accepted: --workers 1 (or no Ray) with img2img")
+        raise BendlabValueError("method img2img renders each frame from the previous one, a chain no worker can "
+                                "start before the last finished; accepted: --workers 1 (or no Ray) with img2img")
+    if address is None:
+        import torch
+        gpu = device == "cuda" or (device is None and torch.cuda.is_available())
+        if gpu:
+            models.check_device("cuda")  # a worker that waits for a GPU this machine lacks would wait forever
+        n, what = (torch.cuda.device_count(), "GPUs") if gpu else (models.available_cpus(), "CPUs")
+        if workers is not None and workers > n:
+            raise BendlabValueError(f"workers {workers} is more than the {n} {what} of this machine (one each); "
+                                    f"accepted: 1..{n} local workers, or --ray-address for a cluster")
+    check_address(address)
+
+
+PROBE_TIMEOUT = 3.0  # seconds to wait for a Ray head's port to answer before joining
+
+
+def check_address(address: str | None) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) where something answers, probed with a short timeout: Ray itself retries
+    an address where nothing listens for minutes. "auto" and other forms are left to Ray."""
+    import re
+    import socket
+    m = address and re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d{1,5})", address.strip())
+    if not m:
+        return
+    host, port = m.group(1), int(m.group(2))
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT).close()
+    except OSError as e:
+        raise ClusterError(f"could not join Ray at {address!r}: nothing answers at {host}:{port} within "
+                           f"{PROBE_TIMEOUT:g} s ({e.strerror or type(e).__name__}); accepted: the address of a "
+                           "running head (`ray start --head` prints it)") from None
 
 
 def connect(workers: int | None, address: str | None) -> int:
@@ -75,21 +108,25 @@ def connect(workers: int | None, address: str | None) -> int:
                                f"{'' if address is None else f' at {address!r}'}: {' '.join(str(e).split())[:300]}; "
                                "accepted: a running cluster (`ray start --head`) for --ray-address") from None
     res = ray.cluster_resources()
+    capacity = max(int(res.get("GPU", 0)), int(res.get("CPU", 1)))
+    if workers is not None and workers > capacity:
+        raise ClusterError(f"workers {workers} is more than the cluster at {address!r} has CPUs or GPUs "
+                           f"({capacity}); accepted: 1..{capacity}")
     return workers or int(res.get("GPU", 0)) or int(res.get("CPU", 1))
 
 
 class Worker:
     """One Ray actor: loads the pipeline once, renders batches of frames into PNG bytes."""
 
-    def __init__(self, spec, curves: np.ndarray, n_frames: int, threads: int | None, device: str | None):
+    def __init__(self, plan, threads: int | None, device: str | None):
         import torch
 
         from . import models
-        from .video import FrameRenderer, device_entry
+        from .renderer import FrameRenderer, device_entry
         if threads:
             torch.set_num_threads(threads)
-        self.pipe = models.load_pipeline(spec.model, device)
-        self.renderer = FrameRenderer(spec, curves, n_frames, self.pipe)
+        self.pipe = models.load_pipeline(plan.spec.model, device)
+        self.renderer = FrameRenderer(plan, self.pipe)
         self.identity = {"weights": models.weights_fingerprint(self.pipe), "device": device_entry(self.pipe)}
 
     def describe(self) -> dict:
@@ -97,19 +134,19 @@ class Worker:
         return self.identity
 
     def render(self, idx: list[int]) -> list[tuple[int, bytes]]:
-        from .frames import png_bytes
+        from .files import png_bytes
         return [(i, png_bytes(img)) for i, img in zip(idx, self.renderer.render(idx))]
 
 
 class Pool:
     """The actors of one render and the dynamic dispatch of batches to them.
 
-        pool = Pool(spec, curves, n_frames, workers=2)
+        pool = Pool(plan, workers=2)       # plan: videospec.plan(spec)
         pool.identity                      # checked against the render folder's manifest
         for i, png in pool.render(batches): folder.write(i, png)
     """
 
-    def __init__(self, spec, curves, n_frames: int, *, workers: int | None = None, address: str | None = None,
+    def __init__(self, plan, *, workers: int | None = None, address: str | None = None,
                  threads: int | None = None, device: str | None = None, max_failures: int = MAX_FAILURES,
                  name: str = "bendlab-worker"):
         ray = _ray()
@@ -119,7 +156,8 @@ class Pool:
             from .models import available_cpus
             threads = max(1, available_cpus() // n)
         self.actor_class = ray.remote(num_cpus=threads or 1, num_gpus=1 if device == "cuda" else 0)(Worker)
-        self.args = (ray.put(spec), ray.put(curves), n_frames, threads, device)
+        from dataclasses import replace
+        self.args = (ray.put(replace(plan, feats=None)), threads, device)  # the curves, not every feature
         self.name, self.max_failures, self.failures, self.started = name, max_failures, 0, 0
         self.actors = [self._start() for _ in range(n)]
         try:
@@ -128,7 +166,7 @@ class Pool:
             self.close()
             last = [line for line in str(e).splitlines() if line.strip()][-1].strip()
             raise ClusterError(f"a Ray worker could not start ({last[:300]}); accepted: bendlab installed and the "
-                               f"model {spec.model!r} loadable on every node") from None
+                               f"model {plan.spec.model!r} loadable on every node") from None
         if any(i != ids[0] for i in ids):
             self.close()
             raise ClusterError(f"workers differ in weights or device ({ids}); accepted: the same model, device and "
@@ -176,6 +214,45 @@ class Pool:
         for a in self.actors:
             ray.kill(a)
         self.actors = []
+
+
+class RaySource:
+    """A frame source (`bendlab.renderer`) on Ray: N local workers (`workers`), or the workers of the cluster at
+    `address` ("auto": the running one), each with `threads` torch threads (default: the CPUs split among local
+    workers) on `device` ("cpu" or "cuda": one GPU each; default cuda where the cluster has GPUs).
+
+        make_video(spec, "song.mp4", source=RaySource(workers=2))
+    """
+
+    def __init__(self, workers: int | None = None, address: str | None = None, threads: int | None = None,
+                 device: str | None = None):
+        self.workers, self.address, self.threads, self.device = workers, address, threads, device
+        self.pool: Pool | None = None
+
+    def check(self, spec) -> None:
+        """One-line errors before any work (`check_workers`, `models.check_threads`)."""
+        from .models import check_threads
+        check_workers(self.workers, self.address, spec.method, self.device)
+        check_threads(self.threads)
+
+    def model(self, spec):
+        """What the spec is resolved and checked against before the workers start."""
+        from .models import Model
+        return Model.of(spec.model)
+
+    def start(self, plan) -> dict:
+        self.pool = Pool(plan, workers=self.workers, address=self.address, threads=self.threads, device=self.device)
+        self.batch, self.n_frames = plan.spec.batch, plan.n_frames
+        return self.pool.identity
+
+    def frames(self, todo: list[int], folder):
+        from .renderer import aligned_batches
+        return self.pool.render(aligned_batches(todo, self.batch, self.n_frames))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
 
 def shutdown() -> None:

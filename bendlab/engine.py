@@ -29,26 +29,28 @@ from diffusers.callbacks import PipelineCallback
 from PIL import Image
 
 from .bend import Bend, as_bends
+from .checks import BendlabValueError, check_list, check_numbers
 from . import models
 from .models import img2img_pipeline
 
 
 # ------------------------------------------------------------------------------------------ validation
-def check_settings(steps=50, guidance=7.5, seed=46, strength=None) -> None:
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")  # what diffusers' pipelines return
+
+
+def check_settings(steps=50, guidance=7.5, seed=46, strength=None, output_type="pil") -> None:
     """One-line errors for out-of-range render settings, raised before any model work."""
-    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
-        raise ValueError(f"steps {steps!r} is not an integer in 1..1000 (the paper uses 50)")
-    if not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0:
-        raise ValueError(f"guidance {guidance!r} is not a finite number >= 0 (the paper uses 7.5; <= 1 turns "
-                         "classifier-free guidance off)")
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed {seed!r} is not an integer in 0..2**63-1")
-    if strength is not None and (not isinstance(strength, (int, float)) or not 0 < strength < 1):
-        raise ValueError(f"strength {strength!r} is outside (0, 1); accepted: 0 < strength < 1 "
-                         "(0 keeps the init image, 1 ignores it)")
-    if strength is not None and img2img_layers(steps, strength) < 1:
-        raise ValueError(f"strength {strength} with {steps} steps runs no denoising step; accepted: "
-                         f"strength >= {1 / steps:.3g}")
+    from .checks import check_choice, check_int, check_number
+    check_int("steps", steps, 1, 1000, accepted="the paper uses 50")
+    check_number("guidance", guidance, 0, accepted="the paper uses 7.5; <= 1 turns classifier-free guidance off")
+    check_int("seed", seed, 0, 2**63 - 1)
+    if strength is not None:
+        check_number("strength", strength, 0, 1, low_open=True, high_open=True,
+                     accepted="0 < strength < 1 (0 keeps the init image, 1 ignores it)")
+        if img2img_layers(steps, strength) < 1:
+            raise BendlabValueError(f"strength {strength} with {steps} steps runs no denoising step; accepted: "
+                                    f"strength >= {1 / steps:.3g}")
+    check_choice("output_type", output_type, OUTPUT_TYPES)
 
 
 def check_pipe(pipe) -> None:
@@ -63,13 +65,6 @@ def check_pipe(pipe) -> None:
                          f"or a diffusers {models.SUPPORTED}")
 
 
-def model_shapes(pipe=None, model=None):
-    """What bends are checked against before work: the loaded `pipe`, else the skeleton of `model` read from
-    its configs (None for a hub id, checked once loaded)."""
-    check_pipe(pipe)
-    return pipe if pipe is not None else models.skeleton(model)
-
-
 def img2img_layers(steps: int, strength: float) -> int:
     """How many denoising steps image-to-image actually runs (its number of layers N)."""
     return min(int(steps * strength), steps)
@@ -78,10 +73,12 @@ def img2img_layers(steps: int, strength: float) -> int:
 def latent_shape(pipe, batch: int = 1, height: int | None = None, width: int | None = None) -> tuple:
     """(B, 4, h, w) of the latent for an image of height x width pixels (default: the model's native size)."""
     f = pipe.vae_scale_factor
+    step = math.lcm(f, 8)  # the latent's pixels, and diffusers' pipelines' check_inputs (multiples of 8)
     for name, v in (("height", height), ("width", width)):
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not f <= v <= 8192 or v % f):
-            raise ValueError(f"{name} {v!r} is not a positive multiple of {f} pixels up to 8192; accepted: "
-                             f"{f}, {2 * f}, ... (default {pipe.unet.config.sample_size * f})")
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not step <= v <= 8192 or v % step):
+            raise BendlabValueError(f"{name} {v!r} is not a positive multiple of {f}{' and of 8' if step != f else ''}"
+                                    f" pixels up to 8192; accepted: {step}, {2 * step}, ... (default "
+                                    f"{pipe.unet.config.sample_size * f})")
     height = height or pipe.unet.config.sample_size * f
     width = width or pipe.unet.config.sample_size * f
     return (batch, pipe.unet.config.in_channels, height // f, width // f)
@@ -304,7 +301,7 @@ def render_batch(pipe, bends=(), *, prompts: Sequence[str] | None = None, embeds
     steps, guidance: None -> the model's usual ones (`models.usual_settings`: 50 and 7.5 with DDIM)
     seed: the noise that stochastic samplers (LCM, ancestral) add at each step; unused by DDIM."""
     bends = as_bends(bends)
-    steps, guidance = models.usual_settings(steps, guidance, pipe=pipe)
+    steps, guidance = models.Model.of(pipe=pipe).usual(steps, guidance)
     check_settings(steps, guidance)
     check_bends(pipe, bends, steps, tuple(latents.shape))
     if embeds is None:
@@ -327,7 +324,7 @@ def render_img2img(pipe, image, bends=(), *, prompt: str | Sequence[str] = "", s
                    output_type: str = "pil"):
     """Image-to-image from `image` (PIL, path, or a list of them); layers count the steps actually run.
     steps, guidance: None -> the model's usual ones (`models.usual_settings`)."""
-    steps, guidance = models.usual_settings(steps, guidance, pipe=pipe)
+    steps, guidance = models.Model.of(pipe=pipe).usual(steps, guidance)
     check_settings(steps, guidance, seed, strength)
     bends = as_bends(bends)
     n = img2img_layers(steps, strength)
@@ -380,10 +377,11 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
     if negative_prompt is not None and not isinstance(negative_prompt, str):
         raise ValueError(f"negative prompt {negative_prompt!r} is not a string")
     check_pipe(pipe)
-    steps, guidance = models.usual_settings(steps, guidance, model, pipe)
-    check_settings(steps, guidance, seed, strength if init_image is not None else None)
+    m = models.Model.of(model, pipe)
+    steps, guidance = m.usual(steps, guidance)
+    check_settings(steps, guidance, seed, strength if init_image is not None else None, output_type)
     bends = as_bends(bends)
-    shapes = model_shapes(pipe, model)
+    shapes = m.shapes
     if pipe is None:
         models.check_device(device)
     n_layers = img2img_layers(steps, strength) if init_image is not None else steps
@@ -391,7 +389,7 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
         init_image = load_image(init_image)
     if shapes is not None:
         check_bends(shapes, bends, n_layers, latent_shape(shapes, 1, height, width))
-    pipe = pipe or models.load_pipeline(model, device)
+    pipe = m.load(device)
     if init_image is not None:
         return render_img2img(pipe, init_image, bends, prompt=prompt, strength=strength, seed=seed, steps=steps,
                               guidance=guidance, output_type=output_type)[0]
@@ -413,9 +411,12 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
     captures every row's latent) and each row's parameters run as one batch from layer L; the images equal
     independent renders within float rounding (tested to 1e-5). Returns rows of images.
     """
+    check_numbers("params", params, min_len=0)  # a list, not a string or a number
+    check_list("layers", layers)
     check_pipe(pipe)
-    steps, guidance = models.usual_settings(steps, guidance, model, pipe)
-    check_settings(steps, guidance, seed)
+    m = models.Model.of(model, pipe)
+    steps, guidance = m.usual(steps, guidance)
+    check_settings(steps, guidance, seed, output_type=output_type)
     params, layers = list(params), list(layers)
     if not params or not layers:
         raise ValueError(f"render_grid needs at least one parameter and one layer (got params={params}, "
@@ -424,10 +425,10 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
         raise ValueError(f"layers {layers} are not all integers; accepted: layers 0..{steps}")
     base = as_bends(base)
     sweep = [Bend(op, torch.tensor(params, dtype=torch.float64), L, where, norm) for L in layers]
-    shapes = model_shapes(pipe, model)
+    shapes = m.shapes
     if shapes is not None:
         check_bends(shapes, base + sweep, steps, latent_shape(shapes, len(params), height, width))
-    pipe = pipe or models.load_pipeline(model)
+    pipe = m.load()
     if shapes is None:  # a hub id: its shapes are known only now
         check_bends(pipe, base + sweep, steps, latent_shape(pipe, len(params), height, width))
     embeds = encode_prompts(pipe, [prompt])

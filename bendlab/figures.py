@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .bend import Bend
-from .frames import savefig_atomic, write_text_atomic
+from .files import savefig_atomic, write_text_atomic
 from .paper import SEED as PAPER_SEED, STEPS as PAPER_STEPS, fit_layer
 
 PI = math.pi

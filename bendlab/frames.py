@@ -23,7 +23,6 @@ Notebook: notebooks/07_audio_reactive_video.ipynb
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -32,6 +31,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from .checks import BendlabValueError
+from .files import file_sha256, png_bytes, write_bytes_atomic, write_text_atomic
+
 MANIFEST, LOG, LOCK = "manifest.json", "frames.log", "render.lock"
 # image formats an output may have (and Pillow can write)
 IMAGE_SUFFIXES = tuple(e for e in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
@@ -39,91 +41,25 @@ IMAGE_SUFFIXES = tuple(e for e in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".t
 _LOG_LINE = re.compile(r"(\d+) ([0-9a-f]{64})")
 
 
-class RenderFolderError(ValueError):
+class RenderFolderError(BendlabValueError):
     """A render folder that cannot be used as asked (busy, other settings, corrupt manifest)."""
-
-
-def temp_name(path: Path) -> Path:
-    """A temporary sibling of `path`, unique to this process (two processes never share one)."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
-
-
-def save_atomic(img: Image.Image, path: str | Path) -> Path:
-    """Write an image under `path` via a per-process temporary file and `os.replace`: a reader (or a process
-    killed mid-write) never sees a half-written file under the final name. The format follows the suffix."""
-    path = Path(path)
-    tmp = temp_name(path)
-    try:
-        img.save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` under `path` via a per-process temporary file and `os.replace` (as `save_atomic`)."""
-    tmp = temp_name(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode())
-
-
-def savefig_atomic(fig, path: str | Path, **kwargs) -> Path:
-    """Save a matplotlib figure as `write_bytes_atomic` does (the format follows the suffix)."""
-    path = Path(path)
-    buf = io.BytesIO()
-    fig.savefig(buf, format=path.suffix[1:], **kwargs)
-    write_bytes_atomic(path, buf.getvalue())
-    return path
-
-
-def png_bytes(img: Image.Image) -> bytes:
-    """A frame encoded as PNG in memory: the bytes the render folder writes and logs (and Ray workers send)."""
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def check_output(out: str | Path, suffixes=(".mp4",)) -> Path:
-    """An output file path, checked before any work: an accepted suffix, not a folder, its folder exists and is
-    writable."""
-    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
-        raise ValueError(f"output {out!r} is not a file path; accepted: e.g. video{suffixes[0]}")
-    out = Path(out)
-    if out.is_dir():
-        raise ValueError(f"output {str(out)!r} is a folder; accepted: a file path such as "
-                         f"{out / ('video' + suffixes[0])}")
-    if out.suffix.lower() not in suffixes:
-        raise ValueError(f"output {str(out)!r} has suffix {out.suffix or '(none)'!r}; accepted: "
-                         f"{', '.join(suffixes)}")
-    folder = out.parent
-    if not folder.is_dir():
-        raise ValueError(f"output folder {str(folder)!r} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"output folder {str(folder)!r} is not writable")
-    return out
 
 
 def frames_dir(out: str | Path) -> Path:
     """The render folder of an output video: `song.mp4` -> `song.frames/`."""
     out = Path(out)
     return out.with_name(out.stem + ".frames")
+
+
+def check_folder(path: Path) -> None:
+    """A render folder that can be used: absent (it is created), or a folder this process may write in (a
+    read-only one would fail only when the first frame is written, after the model loaded)."""
+    if path.exists() and not path.is_dir():
+        raise RenderFolderError(f"render folder {str(path)!r} is not a folder (a file has its name); accepted: "
+                                "move that file away, or choose another --out")
+    if path.is_dir() and not os.access(path, os.W_OK):
+        raise RenderFolderError(f"render folder {str(path)!r} is not writable; accepted: a folder you may write "
+                                "in (change its permissions, or choose another --out)")
 
 
 class RenderFolder:
@@ -144,6 +80,7 @@ class RenderFolder:
     # -------------------------------------------------------------------------------------- lock
     def __enter__(self) -> "RenderFolder":
         import fcntl
+        check_folder(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:

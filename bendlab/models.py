@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .checks import BendlabValueError, MissingFileError
+
 SHIPPED = Path(__file__).parent / "models" / "bendlab-tiny-sd"
 DEFAULT_MODEL = "bendlab-tiny-sd"
 
@@ -75,38 +77,55 @@ def resolve(model: str | os.PathLike | None) -> str:
     if model is None or str(model) == DEFAULT_MODEL:
         model = SHIPPED
     if not isinstance(model, (str, os.PathLike)) or not str(model).strip():
-        raise ValueError(f"model {model!r} is not a folder or hub id; {accepted}")
+        raise BendlabValueError(f"model {model!r} is not a folder or hub id; {accepted}")
     s = str(model)
     p = Path(s).expanduser()
-    if not p.exists() and re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", s):
+    if not p.exists() and re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", s) and not _looks_local(s):
         return s  # a hub id such as CompVis/stable-diffusion-v1-4: the user's choice, loaded by diffusers
     if not p.exists():
-        raise FileNotFoundError(f"model {s!r} does not exist; {accepted}")
+        loop = " (a symlink that leads nowhere or to itself)" if os.path.islink(p) else ""
+        raise MissingFileError(f"model {s!r} does not exist{loop}; {accepted}")
     index = p / "model_index.json"
     if not index.is_file():
-        raise ValueError(f"model folder {s!r} is not a diffusers pipeline (no model_index.json); accepted: a "
-                         f"folder written by save_pretrained of {SUPPORTED}")
+        raise BendlabValueError(f"model folder {s!r} is not a diffusers pipeline (no model_index.json); accepted: "
+                                f"a folder written by save_pretrained of {SUPPORTED}")
     try:
         meta = json.loads(index.read_text())
+    except OSError as e:
+        raise BendlabValueError(f"model index {str(index)!r} could not be read ({e.strerror or e}); accepted: a "
+                                "readable model_index.json") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"model index {str(index)!r} is not valid JSON ({e}); accepted: the model_index.json "
-                         "written by a pipeline's save_pretrained") from None
+        raise BendlabValueError(f"model index {str(index)!r} is not valid JSON ({e}); accepted: the "
+                                "model_index.json written by a pipeline's save_pretrained") from None
     if not isinstance(meta, dict):
-        raise ValueError(f"model index {str(index)!r} holds a {type(meta).__name__}, not an object; accepted: the "
+        raise BendlabValueError(f"model index {str(index)!r} holds a {type(meta).__name__}, not an object; accepted: the "
                          "model_index.json written by a pipeline's save_pretrained")
     fam = family(meta.get("_class_name", ""), s)
     missing = [c for c in fam.components if not (p / c).is_dir()]
     if missing:
-        raise ValueError(f"model folder {s!r} is not a complete {fam.txt2img} (missing {', '.join(missing)}); "
+        raise BendlabValueError(f"model folder {s!r} is not a complete {fam.txt2img} (missing {', '.join(missing)}); "
                          f"accepted: a folder written by {fam.txt2img}.save_pretrained")
+    for c in ("unet", "vae", *fam.text_encoders):  # bendlab reads safetensors only: refused here, not in diffusers
+        if not any((p / c).glob("*.safetensors")):
+            found = sorted(f.name for f in (p / c).iterdir() if f.suffix in (".bin", ".ckpt", ".pt", ".pth"))
+            raise BendlabValueError(f"model folder {s!r} has no .safetensors weights in {c}"
+                                    f"{f' (only {found[0]}: pickle files are not loaded)' if found else ''}; accepted: "
+                                    "weights saved as safetensors (save_pretrained's default)")
     try:
         channels = json.loads((p / "unet" / "config.json").read_text()).get("in_channels", 4)
     except (OSError, ValueError, AttributeError):
         channels = 4  # an unreadable config is reported by the loader
     if channels != 4:
-        raise ValueError(f"model folder {s!r} has a {channels}-channel latent; accepted: 4-channel-latent models "
+        raise BendlabValueError(f"model folder {s!r} has a {channels}-channel latent; accepted: 4-channel-latent models "
                          "(the channel operators are defined on 4 latent channels)")
     return str(p)
+
+
+def _looks_local(s: str) -> bool:
+    """A name that is a path, not a hub id ("org/name"): it starts with ., ~ or /, holds a backslash or a second
+    "/", is a symlink, or its first part is a folder here (models/sd15 beside a local models/ folder)."""
+    return (s.startswith((".", "~", "/")) or "\\" in s or s.count("/") > 1 or os.path.islink(s)
+            or Path(s.split("/")[0]).is_dir())
 
 
 @contextlib.contextmanager
@@ -202,12 +221,9 @@ def keeps_own_scheduler(scheduler) -> bool:
     return sampler_kind(type(scheduler).__name__, scheduler.config) != "ddim"
 
 
-def _kind_of(model, pipe) -> str:
-    """The sampler kind of a loaded `pipe`, else of `model`'s scheduler config (a local folder; a hub id's small
-    config file via diffusers)."""
-    if pipe is not None:
-        return sampler_kind(type(pipe.scheduler).__name__, pipe.scheduler.config)
-    path = resolve(model)
+def _sampler_config(path: str) -> tuple[str, dict]:
+    """(class name, config) of a model's scheduler: a local folder's file, or a hub id's small config file via
+    diffusers (its local cache, or the network if the user allows it)."""
     try:
         if Path(path).is_dir():
             config = json.loads((Path(path) / "scheduler" / "scheduler_config.json").read_text())
@@ -217,18 +233,76 @@ def _kind_of(model, pipe) -> str:
         raise ValueError(f"could not read the scheduler config of model {path!r} to choose its steps and guidance "
                          f"({str(e).splitlines()[0]}); accepted: a local folder, a hub id in the local cache or "
                          "with network access, or give steps and guidance") from None
-    return sampler_kind(config.get("_class_name", ""), config)
+    return config.get("_class_name", ""), config
+
+
+class Model:
+    """A model resolved once: where it is, its shapes from its configs and its usual steps and guidance, handed
+    down from the entry point (`engine.render`, `video.render_frames`, ...) instead of re-resolving the name.
+
+        m = Model.of("bendlab-tiny-sd")        # or Model.of(None, pipe=a_loaded_pipeline)
+        steps, guidance = m.usual(None, None)  # (50, 7.5) with DDIM
+        m.shapes                               # a Skeleton (or the pipe) for checks before weights load
+        pipe = m.load("cpu")
+
+    path: the local folder or hub id; shapes: the loaded pipeline, else a `Skeleton` read from a local folder's
+    configs, else None (a hub id: checked once loaded). Reading configs costs milliseconds and happens only
+    when asked (a hub id's scheduler config only when a usual value is needed).
+    """
+
+    def __init__(self, path: str, pipe=None):
+        self.path, self.pipe = path, pipe
+        self._sampler: str | None = None
+
+    @classmethod
+    def of(cls, model=None, pipe=None) -> "Model":
+        """The `Model` for a name/folder/hub id (None: the shipped model), or for a loaded `pipe`."""
+        if isinstance(model, Model):
+            return model
+        if pipe is not None:
+            return cls("", pipe)
+        return _model(resolve(model))
+
+    @property
+    def sampler(self) -> str:
+        """"ddim", "lcm" or "turbo" (`sampler_kind`)."""
+        if self._sampler is None:
+            if self.pipe is not None:
+                self._sampler = sampler_kind(type(self.pipe.scheduler).__name__, self.pipe.scheduler.config)
+            else:
+                self._sampler = sampler_kind(*_sampler_config(self.path))
+        return self._sampler
+
+    def usual(self, steps: int | None = None, guidance: float | None = None) -> tuple:
+        """(steps, guidance) as given, each None replaced by this model's usual value (`USUAL`)."""
+        if steps is None or guidance is None:
+            usual = USUAL[self.sampler]
+            steps = usual[0] if steps is None else steps
+            guidance = usual[1] if guidance is None else guidance
+        return steps, guidance
+
+    @property
+    def shapes(self):
+        """What bends are checked against before work: the loaded pipe, a local folder's `Skeleton`, or None."""
+        if self.pipe is not None:
+            return self.pipe
+        return _skeleton(self.path) if Path(self.path).is_dir() else None
+
+    def load(self, device: str | None = None, dtype: torch.dtype | None = None):
+        """The pipeline (the given one, or loaded once per (model, device, dtype): `load_pipeline`)."""
+        return self.pipe if self.pipe is not None else load_pipeline(self.path, device, dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _model(path: str) -> Model:
+    return Model(path)
 
 
 def usual_settings(steps: int | None = None, guidance: float | None = None, model=None, pipe=None):
     """(steps, guidance) as given, each None replaced by the model's usual value (`USUAL`): a model sampled with
     DDIM gets the paper's 50 steps and guidance 7.5, an LCM model 4 steps (7.5), a Turbo model 1 step and
     guidance 0 (their model cards' settings). The model's sampler is read only when a value is missing."""
-    if steps is None or guidance is None:
-        usual = USUAL[_kind_of(model, pipe)]
-        steps = usual[0] if steps is None else steps
-        guidance = usual[1] if guidance is None else guidance
-    return steps, guidance
+    return Model.of(model, pipe).usual(steps, guidance)
 
 
 def usual_steps(model: str | os.PathLike | None = None, pipe=None) -> int:
@@ -247,15 +321,15 @@ def check_device(device: str | None) -> str:
     if device is None:
         return default_device()
     if not isinstance(device, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
-        raise ValueError(f"device {device!r} is not a device; accepted: cpu, cuda, cuda:N, mps")
+        raise BendlabValueError(f"device {device!r} is not a device; accepted: cpu, cuda, cuda:N, mps")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for but no CUDA GPU is available; accepted: 'cpu'")
+            raise BendlabValueError(f"device {device!r} asked for but no CUDA GPU is available; accepted: 'cpu'")
         n = torch.cuda.device_count()
         if ":" in device and int(device.split(":")[1]) >= n:
-            raise ValueError(f"device {device!r} does not exist; accepted: cuda:0..cuda:{n - 1}")
+            raise BendlabValueError(f"device {device!r} does not exist; accepted: cuda:0..cuda:{n - 1}")
     if device == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device 'mps' asked for but no Apple GPU is available; accepted: 'cpu'")
+        raise BendlabValueError("device 'mps' asked for but no Apple GPU is available; accepted: 'cpu'")
     return device
 
 
@@ -270,7 +344,7 @@ def check_threads(threads) -> int | None:
     """None (torch's choice) or a number of CPU threads in 1..the CPUs this process may use."""
     n = available_cpus()
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= n):
-        raise ValueError(f"threads {threads!r} is outside 1..{n}; accepted: 1 to the {n} CPUs this process may use")
+        raise BendlabValueError(f"threads {threads!r} is outside 1..{n}; accepted: 1 to the {n} CPUs this process may use")
     return threads
 
 
@@ -304,8 +378,7 @@ def _skeleton(path: str) -> Skeleton:
 def skeleton(model: str | os.PathLike | None = None) -> Skeleton | None:
     """The shapes of a local model (or the shipped one) read from its configs in milliseconds; None for a hub id
     (its configs are known only once diffusers fetches it)."""
-    path = resolve(model)
-    return _skeleton(path) if Path(path).is_dir() else None
+    return Model.of(model).shapes
 
 
 def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None,

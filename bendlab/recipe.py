@@ -22,37 +22,62 @@ Notebook: notebooks/07_audio_reactive_video.ipynb
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import fields
 from pathlib import Path
 
 from .bend import Bend
+from .checks import BendlabValueError, check_input_file, is_int, is_number
 
 SUFFIXES = (".toml", ".yaml", ".yml")
 MAX_BYTES = 1 << 20  # a recipe is a few hundred bytes; a bigger file is not one
+MAX_DEPTH = 32  # levels of nesting: a recipe has three (settings, a list of tables, a layer range)
 
-# value kinds: a checker and the words used in errors
+
+def _finite(v) -> bool:
+    return is_number(v) and v == v and abs(v) != float("inf")
+
+
+# value kinds: a checker and the words used in errors (ranges are checked by the objects the values build)
 KINDS = {
     "str": (lambda v: isinstance(v, str), "a string"),
-    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), "a number"),
+    "int": (is_int, "an integer"),
+    "float": (_finite, "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
     "list[str]": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
-    "list[float]": (lambda v: isinstance(v, list) and all(KINDS["float"][0](x) for x in v), "a list of numbers"),
+    "list[float]": (lambda v: isinstance(v, list) and all(_finite(x) for x in v), "a list of numbers"),
 }
 
-# render settings: keyword arguments of engine.render (tests check each is one)
-RENDER_SETTINGS = {"prompt": "str", "negative_prompt": "str", "model": "str", "seed": "int", "steps": "int",
-                   "guidance": "float", "init_image": "str", "strength": "float", "height": "int", "width": "int"}
+
+def field_rule(type_text: str, optional: bool = False):
+    """(check, words) for a field annotated `type_text` ("int", "float | None", ...): None is accepted when the
+    type admits it or `optional` (its default is None: "the model's usual value"); a type KINDS does not know
+    accepts any value (the object built from it checks it)."""
+    parts = [t.strip() for t in str(type_text).split("|")]
+    optional = optional or "None" in parts
+    base = " | ".join(t for t in parts if t != "None")
+    ok, words = KINDS.get(base, (lambda v: True, "a value"))
+    if not optional:
+        return ok, words
+    return (lambda v: v is None or ok(v)), f"{words} or null"
+
+
+# render settings: keyword arguments of engine.render and their types (tests check each is one); None: the
+# library's default (the model's usual steps and guidance, the model's native size, the shipped model)
+RENDER_SETTINGS = {"prompt": "str", "negative_prompt": "str | None", "model": "str | None", "seed": "int",
+                   "steps": "int | None", "guidance": "float | None", "init_image": "str | None",
+                   "strength": "float", "height": "int | None", "width": "int | None"}
 
 
 def video_settings() -> dict[str, str]:
-    """VideoSpec's fields (less audio and mappings) and their kinds, read from the dataclass: one source."""
-    from .video import VideoSpec
-    return {f.name: f.type.replace(" | None", "") for f in fields(VideoSpec) if f.name not in ("audio", "mappings")}
+    """VideoSpec's fields (less audio and mappings) and their types, read from the dataclass: one source (a
+    field whose default is None accepts null)."""
+    from .videospec import VideoSpec
+    return {f.name: str(f.type) + (" | None" if f.default is None and "None" not in str(f.type) else "")
+            for f in fields(VideoSpec) if f.name not in ("audio", "mappings")}
 
 
-class RecipeError(ValueError):
+class RecipeError(BendlabValueError):
     """A recipe that cannot be used: unreadable, unknown key, wrong type (one line naming the file)."""
 
 
@@ -60,22 +85,42 @@ def _no_alias_loader():
     import yaml
 
     class Loader(yaml.SafeLoader):
+        """The safe loader, refusing aliases, duplicate keys (TOML refuses them too) and deep nesting."""
+        depth = 0
+
         def compose_node(self, parent, index):
             if self.check_event(yaml.AliasEvent):
                 raise RecipeError(f"YAML alias *{self.peek_event().anchor} is not accepted in a recipe; write the "
                                   "value out")
-            return super().compose_node(parent, index)
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise RecipeError(f"it is nested deeper than {MAX_DEPTH} levels; accepted: a table of settings")
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, (str, int, float, bool)) or key is None:
+                    continue  # an unhashable key: the safe loader's own error follows
+                if key in seen:
+                    raise RecipeError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1}); accepted: "
+                                      "each key once")
+                seen.add(key)
+            return super().construct_mapping(node, deep)
     return Loader
 
 
 def load(path: str | Path) -> dict:
     """The top-level table of a TOML or YAML file, with one-line errors for anything that is not one."""
     import yaml
-    p = Path(path)
-    if not p.is_file():
-        raise RecipeError(f"recipe {str(p)!r} does not exist")
-    if p.suffix.lower() not in SUFFIXES:
-        raise RecipeError(f"recipe {str(p)!r} has suffix {p.suffix!r}; accepted: {', '.join(SUFFIXES)}")
+    try:
+        p = check_input_file("recipe", path, SUFFIXES)
+    except ValueError as e:
+        raise RecipeError(str(e)) from None
     if p.stat().st_size > MAX_BYTES:
         raise RecipeError(f"recipe {str(p)!r} is {p.stat().st_size} bytes; accepted: up to {MAX_BYTES} bytes")
     try:
@@ -83,6 +128,9 @@ def load(path: str | Path) -> dict:
         data = tomllib.loads(text) if p.suffix.lower() == ".toml" else yaml.load(text, Loader=_no_alias_loader())
     except RecipeError as e:
         raise RecipeError(f"recipe {str(p)!r}: {e}") from None
+    except RecursionError:
+        raise RecipeError(f"recipe {str(p)!r} is nested deeper than Python reads; accepted: a table of settings "
+                          f"nested at most {MAX_DEPTH} levels") from None
     except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as e:
         raise RecipeError(f"recipe {str(p)!r} is not valid {p.suffix[1:].upper()}: {str(e).splitlines()[0]}") from None
     if data is None:
@@ -114,7 +162,7 @@ def _settings(p: Path, data: dict, schema: dict[str, str], entry_key: str, other
             hint = f" ([[{other_key}]] belongs to the other kind of recipe)" if k == other_key else ""
             raise RecipeError(f"recipe {str(p)!r}: unknown key {k!r}{hint}; accepted: [[{entry_key}]] and "
                               f"{', '.join(sorted(schema))}")
-        ok, words = KINDS[schema[k]]
+        ok, words = field_rule(schema[k])
         if not ok(v):
             raise RecipeError(f"recipe {str(p)!r}: {k} = {v!r:.40} is not {words}")
     return data
@@ -129,8 +177,8 @@ def read_render(path: str | Path) -> dict:
 
 
 def read_video(path: str | Path) -> dict:
-    """A video recipe as keyword arguments of `video.VideoSpec`, with "mappings" a list of Mapping."""
-    from .video import Mapping
+    """A video recipe as keyword arguments of `videospec.VideoSpec`, with "mappings" a list of Mapping."""
+    from .mapping import Mapping
 
     def mapping(d):
         names = {f.name for f in fields(Mapping)}

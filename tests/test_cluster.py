@@ -7,7 +7,7 @@ import math
 import pytest
 import soundfile as sf
 
-from bendlab import audio
+from bendlab import audio, cluster
 from bendlab.video import Mapping, VideoSpec, render_frames
 
 pytest.importorskip("ray", reason="ray is installed by `make install`")
@@ -46,7 +46,8 @@ def same_frames(a, b, n=12):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_workers_render_the_same_frames_as_one_process(ray_runtime, reference, clip, tmp_path, workers):
-    folder = render_frames(spec_for(clip), tmp_path / "v.mp4", workers=workers, worker_threads=1, progress=False)
+    folder = render_frames(spec_for(clip), tmp_path / "v.mp4", source=cluster.RaySource(workers, threads=1),
+                           progress=False)
     assert same_frames(folder, reference)
 
 
@@ -58,7 +59,7 @@ def test_a_killed_worker_loses_no_frame(ray_runtime, reference, clip, tmp_path):
         if not killed:
             killed.append(i)
             ray.kill(ray.get_actor("bendlab-worker-0"))  # as if its node were lost
-    folder = render_frames(spec_for(clip), tmp_path / "v.mp4", workers=2, worker_threads=1, progress=False,
+    folder = render_frames(spec_for(clip), tmp_path / "v.mp4", source=cluster.RaySource(2, threads=1), progress=False,
                            on_frame=kill_once)
     assert killed and same_frames(folder, reference)
 
@@ -68,13 +69,13 @@ def test_an_interrupted_ray_render_resumes(ray_runtime, reference, clip, tmp_pat
         if i >= 3:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        render_frames(spec_for(clip), tmp_path / "v.mp4", workers=2, worker_threads=1, progress=False,
+        render_frames(spec_for(clip), tmp_path / "v.mp4", source=cluster.RaySource(2, threads=1), progress=False,
                       on_frame=interrupt)
     from bendlab.frames import LOG, frames_dir
     done = {int(line.split()[0]) for line in (frames_dir(tmp_path / "v.mp4") / LOG).read_text().splitlines()}
     assert 3 in done and len(done) < 12
     rendered = []
-    folder = render_frames(spec_for(clip), tmp_path / "v.mp4", workers=2, worker_threads=1, progress=False,
+    folder = render_frames(spec_for(clip), tmp_path / "v.mp4", source=cluster.RaySource(2, threads=1), progress=False,
                            on_frame=rendered.append)
     assert sorted(rendered) == sorted(set(range(12)) - done)  # only the missing frames were written
     assert same_frames(folder, reference)
@@ -83,4 +84,4 @@ def test_an_interrupted_ray_render_resumes(ray_runtime, reference, clip, tmp_pat
 def test_img2img_chain_is_refused_on_several_workers(clip, tmp_path):
     with pytest.raises(ValueError, match="img2img renders each frame from the previous one"):
         render_frames(spec_for(clip, method="img2img", mappings=[Mapping("rms", "add", 1, 0, 1)]),
-                      tmp_path / "v.mp4", workers=2)
+                      tmp_path / "v.mp4", source=cluster.RaySource(2))

@@ -142,10 +142,13 @@ def test_few_step_models_keep_their_sampler_and_bend(tmp_path, cls, config):
     import soundfile as sf
 
     from bendlab.video import Mapping, VideoSpec
+    from bendlab.videospec import resolve
     sf.write(tmp_path / "a.wav", np.zeros(4410), 44100)
     spec = VideoSpec(audio=str(tmp_path / "a.wav"), model=str(folder), mappings=[Mapping("rms", "add", 1, 0, 1)])
+    assert (spec.steps, spec.guidance) == (None, None)  # a value: the constructor reads no model config
+    spec = resolve(spec)
     assert (spec.steps, spec.guidance) == (usual, guidance)  # --steps, --guidance not given: the model's
-    default = VideoSpec(audio=str(tmp_path / "a.wav"), model=str(folder)).mappings[0]
+    default = resolve(VideoSpec(audio=str(tmp_path / "a.wav"), model=str(folder))).mappings[0]
     assert default.layer == round(40 * usual / 50)  # the paper's 40 of 50 at the same depth: 3 of 4, 1 of 1
     assert np.array_equal(render("mice", pipe=pipe, output_type="np"),
                           render("mice", pipe=pipe, steps=usual, guidance=guidance, output_type="np"))

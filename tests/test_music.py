@@ -12,6 +12,7 @@ from PIL import Image
 from bendlab import audio, midi
 from bendlab.cli import main
 from bendlab.video import Mapping, VideoSpec, plan
+from bendlab.videospec import resolve
 
 SR = audio.DEFAULT_SR
 FPS = 20
@@ -203,8 +204,8 @@ def test_features_command_writes_csv_plot_and_tempo(tmp_path, capsys):
 def test_bad_musical_input_is_one_line(tmp_path, monkeypatch, kw, msg):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "corrupt.mid").write_bytes(b"MThd not really a midi file")
-    with pytest.raises((ValueError, FileNotFoundError)) as e:
-        VideoSpec(audio="song.wav", **kw)
+    with pytest.raises((ValueError, FileNotFoundError)) as e:  # by the constructor, or by resolve (the files)
+        resolve(VideoSpec(audio="song.wav", **kw))
     assert msg in str(e.value) and "\n" not in str(e.value)
 
 
@@ -214,6 +215,6 @@ def test_plan_uses_midi_and_sources(tmp_path):
     path = midi.write_notes([(0.5, 60, 1.0, 0.5)], tmp_path / "n.mid")
     spec = VideoSpec(audio=str(tmp_path / "c.wav"), midi=str(path), steps=4,
                      mappings=[Mapping("midi_velocity", "add", 1, 0, 1), Mapping("rms@percussive", "rotate1", 2)])
-    feats, curves = plan(spec)
+    curves = plan(spec).curves
     assert curves.shape == (2, 40) and curves[0, 10] == 1 and curves[0, 9] == 0
     assert len(spec.identity()["midi"]["sha256"]) == 64

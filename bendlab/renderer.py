@@ -1,0 +1,182 @@
+"""The frames of a video, computed on one pipeline (the fourth stop of a frame's way: audio -> mapping -> bend ->
+engine -> render folder -> mp4): the noise walk, each frame's bends from the parameter curves, the shared
+prefix of fixed-noise frames, the img2img chain, and `LocalSource`, the frame source `video.render_frames`
+uses in this process (`cluster.RaySource` is the other: the same `FrameRenderer` on Ray workers).
+
+A frame source is a small object the orchestration is handed:
+
+    source.check(spec)                         # cheap checks before any work (device, workers)
+    identity = source.start(plan)              # loads the model(s); returns what the manifest records of them
+    for i, image in source.frames(batches, folder): ...   # PIL images or PNG bytes, in any order
+    source.close()
+
+Notebook: notebooks/07_audio_reactive_video.ipynb
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import models
+from .bend import Bend
+from .engine import (bending, check_pipe, denoise, encode_prompts, initial_noise, latent_shape, load_image,
+                     render_batch, render_img2img)
+from .videospec import Plan, VideoSpec, check_curves, prompt_weights
+
+
+def noise_walk(pipe, spec: VideoSpec, n_frames: int, frames=None) -> torch.Tensor:
+    """(len(frames), 4, h, w) initial latents of the given frames (default all): A sin(2 pi i / k) +
+    B cos(2 pi i / k) for frame i of k, A and B drawn from the seed (computed per batch: memory stays flat).
+    Walk "none": every frame starts from the seed's noise, the same as `render(..., seed=spec.seed)`."""
+    g = torch.Generator().manual_seed(spec.seed)
+    shape = latent_shape(pipe, 1)
+    i = torch.as_tensor(range(n_frames) if frames is None else frames, dtype=torch.float64)
+    if spec.walk == "none":
+        return torch.randn(shape, generator=g).expand(len(i), -1, -1, -1).clone()
+    A, B = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    ang = (2 * math.pi * i / n_frames).view(-1, 1, 1, 1)
+    walk = A * torch.sin(ang).float() + B * torch.cos(ang).float()
+    if spec.walk == "authors":
+        walk = torch.randn(shape, generator=g) + 0.3 * walk
+    return walk
+
+
+def device_entry(pipe) -> str:
+    """The device, dtype and (on a CPU) torch threads: each changes pixels at the rounding level."""
+    d = f"{pipe.device.type} {str(pipe.unet.dtype).removeprefix('torch.')}"
+    return d + (f", {torch.get_num_threads()} threads" if pipe.device.type == "cpu" else "")
+
+
+def frame_bends(spec: VideoSpec, curves: np.ndarray, idx) -> list[Bend]:
+    """The mappings' bends for the frames `idx`, with one parameter value per frame."""
+    return [m.bend(torch.tensor(curves[j, idx], dtype=torch.float64)) for j, m in enumerate(spec.mappings)]
+
+
+def aligned_batches(todo: list[int], batch: int, n_frames: int) -> list[list[int]]:
+    """The aligned batches (frames k*batch .. k*batch+batch-1) that hold any frame of `todo`."""
+    return [list(range(k * batch, min(k * batch + batch, n_frames))) for k in sorted({i // batch for i in todo})]
+
+
+class FrameRenderer:
+    """Renders any set of a txt2img video's frames on one pipeline: what `LocalSource` runs in this process and
+    what each Ray worker holds (`bendlab.cluster`). A frame depends only on its index (its noise, prompt
+    weights and parameters) and on its aligned batch, never on which process renders it.
+
+    Shared prefix (walk "none", `share=True`): frames that start from the same noise with the same prompt share
+    every denoising step before the earliest layer any mapping bends. That latent is computed once per prompt
+    (kept for the renderer's life) and frames run from there as one batch, as `render_grid` does for sweeps;
+    frames between two keyframes (interpolated prompts) and bends at layer 0 run in full. Shared frames equal
+    the full computation within float rounding (tests/conftest.py states the bound).
+    """
+
+    def __init__(self, plan: Plan, pipe, share: bool = True):
+        self.spec, self.curves, self.n_frames, self.pipe = plan.spec, plan.curves, plan.n_frames, pipe
+        self.weights = torch.tensor(prompt_weights(self.spec, self.n_frames), dtype=torch.float32)
+        self.embeds = encode_prompts(pipe, self.spec.prompts)
+        self.start = self.shared_layer(self.spec) if share and not models.is_stochastic(pipe.scheduler) else 0
+        self._prefix: dict[int, torch.Tensor] = {}
+
+    @staticmethod
+    def shared_layer(spec: VideoSpec) -> int:
+        """The layer up to which frames can share their steps: the earliest bent layer with walk "none", else 0
+        (`spec` resolved: every mapping has its layer)."""
+        return min(m.layer for m in spec.mappings) if spec.method == "txt2img" and spec.walk == "none" else 0
+
+    def bends(self, idx) -> list[Bend]:
+        return frame_bends(self.spec, self.curves, idx)
+
+    def _full(self, idx, output_type):
+        noise = noise_walk(self.pipe, self.spec, self.n_frames, idx).to(self.pipe.device, self.pipe.unet.dtype)
+        return render_batch(self.pipe, self.bends(idx), embeds=self.embeds.mix(self.weights[idx]), latents=noise,
+                            steps=self.spec.steps, guidance=self.spec.guidance, output_type=output_type,
+                            seed=self.spec.seed + idx[0])  # per aligned batch: the same whoever renders it
+
+    def prefix(self, p: int) -> torch.Tensor:
+        """The latent of prompt p at layer `start` (before any bend), computed once."""
+        if p not in self._prefix:
+            pipe, L = self.pipe, self.start
+            noise = noise_walk(pipe, self.spec, self.n_frames, [0]).to(pipe.device, pipe.unet.dtype)
+            with bending(pipe, [], capture=[L], stop=L) as cb:
+                denoise(pipe, self.embeds.row(p), noise, steps=self.spec.steps, guidance=self.spec.guidance,
+                        callback=cb)
+            self._prefix[p] = cb.captured[L]
+        return self._prefix[p]
+
+    def _shared(self, idx, p: int, output_type):
+        B = len(idx)
+        return render_batch(self.pipe, self.bends(idx), embeds=self.embeds.row(p).expand(B),
+                            latents=self.prefix(p).expand(B, -1, -1, -1).clone(), steps=self.spec.steps,
+                            guidance=self.spec.guidance, start=self.start, output_type=output_type)
+
+    @torch.no_grad()
+    def render(self, idx, output_type: str = "pil") -> list:
+        """The frames `idx` (a list of indices), in order."""
+        idx = list(idx)
+        if not self.start:
+            return list(self._full(idx, output_type))
+        groups: dict[int | None, list[int]] = {}  # prompt index (None: interpolated) -> positions in idx
+        for k, i in enumerate(idx):
+            w = self.weights[i]
+            groups.setdefault(int(w.argmax()) if w.max() == 1 else None, []).append(k)
+        out: list = [None] * len(idx)
+        for p, ks in groups.items():
+            sub = [idx[k] for k in ks]
+            imgs = self._full(sub, output_type) if p is None else self._shared(sub, p, output_type)
+            for k, img in zip(ks, imgs):
+                out[k] = img
+        return out
+
+
+def img2img_chain(plan: Plan, pipe, todo: list[int], previous):
+    """Yield (i, image) for the img2img frames `todo`, each from the previous frame (`previous(i)`: the path of
+    frame i - 1 on disk, written before frame i is computed)."""
+    spec, curves = plan.spec, plan.curves
+    for i in todo:
+        bends = frame_bends(spec, curves, [i])
+        if i == 0 and spec.init_image is not None:  # the paper: the first frame is the init image itself
+            yield i, load_image(spec.init_image, pipe)
+        elif i == 0:
+            yield i, render_batch(pipe, bends, embeds=encode_prompts(pipe, spec.prompts[:1]), seed=spec.seed,
+                                  latents=initial_noise(pipe, spec.seed), steps=spec.steps, guidance=spec.guidance)[0]
+        else:
+            yield i, render_img2img(pipe, previous(i), bends, prompt=spec.img2img_prompt, strength=spec.strength,
+                                    seed=spec.seed + i, steps=spec.steps, guidance=spec.guidance)[0]
+
+
+class LocalSource:
+    """Frames rendered in this process, on `pipe` (a loaded pipeline) or on the spec's model loaded on `device`
+    once every input has been checked."""
+
+    def __init__(self, pipe=None, device: str | None = None):
+        check_pipe(pipe)
+        self.pipe, self.device = pipe, device
+        self.renderer: FrameRenderer | None = None
+
+    def check(self, spec: VideoSpec) -> None:
+        if self.pipe is None:
+            self.device = models.check_device(self.device)
+
+    def model(self, spec: VideoSpec) -> models.Model:
+        """What the spec is resolved and checked against before any weights load."""
+        return models.Model.of(spec.model, self.pipe)
+
+    def start(self, plan: Plan) -> dict:
+        if self.pipe is None:
+            self.pipe = models.Model.of(plan.spec.model).load(self.device)
+            check_curves(plan, self.pipe)  # known before for a folder; a hub id's shapes only now
+        self.plan = plan
+        return {"weights": models.weights_fingerprint(self.pipe), "device": device_entry(self.pipe)}
+
+    def frames(self, todo: list[int], folder):
+        if self.plan.spec.method == "img2img":
+            yield from img2img_chain(self.plan, self.pipe, todo, lambda i: folder.frame_path(i - 1))
+            return
+        self.renderer = self.renderer or FrameRenderer(self.plan, self.pipe)
+        for idx in aligned_batches(todo, self.plan.spec.batch, self.plan.n_frames):
+            yield from zip(idx, self.renderer.render(idx))
+
+    def close(self) -> None:
+        self.renderer = None

@@ -1,0 +1,198 @@
+"""What a video is: `VideoSpec`, a plain value (constructing one reads no file and no model config), and the one
+step that turns it into work: `plan` resolves every None against the model (steps, guidance, a mapping's
+layer), checks the files it names (init image, MIDI, stems) and computes the audio features and the parameter
+curves. Everything after (the frame renderer, the render folder, the mux) takes the resolved spec.
+
+Notebook: notebooks/07_audio_reactive_video.ipynb
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import audio, models
+from .checks import BendlabValueError, check_choice, check_int, check_numbers, check_str, check_strings
+from .engine import check_bends, check_settings, img2img_layers, latent_shape, load_image
+from .files import file_sha256
+from .mapping import Mapping
+from .paper import LAYER, SEED, fit_layer
+
+METHODS = ("txt2img", "img2img")
+WALKS = ("sincos", "authors", "none")
+DEFAULT_PROMPT = "3D mesh geometry"
+MAX_BATCH = 1024
+
+
+@dataclass
+class VideoSpec:
+    """Everything that determines the frames (its `identity()` is the render folder's manifest). A value: the
+    constructor checks types and ranges only; `plan` reads the files and the model's configs.
+
+    steps, guidance: None -> the model's usual ones (`models.Model.usual`: 50 and 7.5 with DDIM, as the paper);
+    batch: txt2img frames rendered together (frames are computed in batches aligned to multiples of it, so it
+    changes pixels at the float-rounding level and is part of the identity; 8 is ~2.4x faster than 1 on a CPU).
+    """
+
+    audio: str
+    prompts: list[str] = field(default_factory=lambda: [DEFAULT_PROMPT])
+    keyframes: list[float] | None = None  # seconds, one per prompt; None: prompts spread from first to last frame
+    mappings: list[Mapping] = field(default_factory=lambda: [Mapping()])
+    method: str = "txt2img"
+    walk: str = "sincos"  # txt2img noise: A sin + B cos; "authors": seed noise + 0.3 (A sin + B cos); "none": fixed
+    fps: float = 20.0
+    steps: int | None = None  # None: the model's usual count (50 with DDIM, as the paper)
+    guidance: float | None = None  # None: the model's usual guidance (7.5, the paper's; Turbo models 0)
+    seed: int = SEED
+    strength: float = 0.5  # img2img
+    img2img_prompt: str = ""  # img2img frames after the first: the paper uses an empty prompt
+    init_image: str | None = None  # img2img: first frame; else the first frame is text-to-image
+    model: str = models.DEFAULT_MODEL
+    sr: int = audio.DEFAULT_SR
+    batch: int = 8
+    midi: str | None = None  # a .mid file for the midi_* features
+
+    def __post_init__(self):
+        if not isinstance(self.audio, (str, os.PathLike)):
+            raise BendlabValueError(f"audio {self.audio!r} is not a path to a {', '.join(audio.AUDIO_SUFFIXES)} file")
+        self.audio = str(self.audio)
+        if isinstance(self.mappings, dict) or not isinstance(self.mappings, (list, tuple)) or not self.mappings or \
+                not all(isinstance(m, (Mapping, dict)) for m in self.mappings):
+            raise BendlabValueError(f"mappings {self.mappings!r:.60}: accepted: a list of one or more Mapping or "
+                                    "dicts of its fields")
+        self.mappings = [m if isinstance(m, Mapping) else Mapping(**m) for m in self.mappings]
+        check_choice("method", self.method, METHODS)
+        check_choice("noise walk", self.walk, WALKS)
+        audio.check_fps(self.fps)
+        check_settings(50 if self.steps is None else self.steps, 0.0 if self.guidance is None else self.guidance,
+                       self.seed, self.strength if self.method == "img2img" else None)
+        self.prompts = check_strings("prompts", self.prompts)
+        check_str("img2img_prompt", self.img2img_prompt)
+        if self.keyframes is not None:
+            k = self.keyframes = check_numbers("keyframes", self.keyframes)
+            if len(k) != len(self.prompts):
+                raise BendlabValueError(f"{len(k)} keyframe times for {len(self.prompts)} prompts; accepted: one "
+                                        "per prompt")
+            if any(b <= a for a, b in zip(k, k[1:])) or k[0] < 0:
+                raise BendlabValueError(f"keyframe times {k} are not increasing from >= 0 s")
+        if self.steps is not None:
+            n = self.n_layers
+            for m in self.mappings:
+                if m.layer is not None and m.layer > n:
+                    raise BendlabValueError(f"layer {m.layer} is outside 0..{n} (the {self.method} frames run {n} "
+                                            "steps)")
+        check_int("sample rate", self.sr, 8000, 192000, accepted="e.g. 22050 or 44100 Hz")
+        check_int("batch", self.batch, 1, MAX_BATCH, accepted="frames rendered together")
+        for name in ("init_image", "midi", "model"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, (str, os.PathLike)):
+                raise BendlabValueError(f"{name} {v!r:.60} is not a path")
+        for m in self.mappings:
+            if audio.parse_feature(m.feature).name.startswith("midi") and self.midi is None:
+                raise BendlabValueError(f"feature {m.feature!r} needs a MIDI file; accepted: midi=... (--midi FILE)")
+
+    @property
+    def stems(self) -> list[str]:
+        """The stem files the mappings read."""
+        return sorted({r.source for r in (audio.parse_feature(m.feature) for m in self.mappings)
+                       if r.source not in audio.SOURCES})
+
+    @property
+    def n_layers(self) -> int:
+        """Layers of one frame: steps (txt2img) or the steps image-to-image actually runs (steps resolved)."""
+        return img2img_layers(self.steps, self.strength) if self.method == "img2img" else self.steps
+
+    def identity(self) -> dict:
+        """What the frames depend on, as recorded in the render folder: the resolved settings, with the audio,
+        init image, MIDI and stems by content hash rather than by path (a renamed song resumes; a same-size
+        other song does not)."""
+        d = asdict(self)
+        d["audio"] = {"sha256": file_sha256(self.audio)}
+        d["init_image"] = self.init_image and {"sha256": file_sha256(self.init_image)}
+        d["midi"] = self.midi and {"sha256": file_sha256(self.midi)}
+        d["stems"] = {s: file_sha256(s) for s in self.stems}
+        if self.method == "img2img":
+            del d["batch"]  # frames are rendered one by one
+        return d
+
+
+# ------------------------------------------------------------------------------------------ keyframes
+def parse_keyframe(s: str) -> tuple[float, str]:
+    """'0:30 a gorgeous landscape' or '12.5 a floating orb' -> (seconds, prompt)."""
+    m = re.fullmatch(r"\s*(?:(\d+):)?(\d+(?:\.\d*)?)\s+(.+)", s)
+    if not m:
+        raise BendlabValueError(f"keyframe {s!r} is not 'M:SS prompt' or 'SECONDS prompt'")
+    return int(m.group(1) or 0) * 60 + float(m.group(2)), m.group(3).strip()
+
+
+def prompt_weights(spec: VideoSpec, n_frames: int) -> np.ndarray:
+    """(n_frames, n_prompts) linear interpolation weights of the prompts for every frame: prompt j's weight is
+    1 at its keyframe and falls linearly to 0 at its neighbours' (before the first keyframe: the first prompt,
+    after the last: the last). Without keyframes the prompts are spread from the first frame to the last."""
+    P = len(spec.prompts)
+    if P == 1:
+        return np.ones((n_frames, 1))
+    t = np.arange(n_frames) / spec.fps
+    keys = np.asarray(spec.keyframes if spec.keyframes is not None
+                      else np.linspace(0, (n_frames - 1) / spec.fps, P))
+    return np.stack([np.interp(t, keys, row) for row in np.eye(P)], axis=1)
+
+
+# ------------------------------------------------------------------------------------------ the plan
+@dataclass
+class Plan:
+    """A video ready to render: the resolved spec (no None left), its features and the (n_mappings, n_frames)
+    parameter curves."""
+
+    spec: VideoSpec
+    feats: audio.Features | None  # None where only the curves travel (to a Ray worker)
+    curves: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return self.curves.shape[1]
+
+
+def resolve(spec: VideoSpec, model: models.Model | None = None) -> VideoSpec:
+    """The spec with every None decided by the model (steps, guidance, each mapping's layer: the paper's 40 of
+    50 at the same depth of the frames' steps) and the files it names checked (the init image decodes, the
+    MIDI file parses, the stems exist): milliseconds, no weights."""
+    if not isinstance(spec, VideoSpec):
+        raise BendlabValueError(f"spec {spec!r:.60} is not a VideoSpec")
+    steps, guidance = (model or models.Model.of(spec.model)).usual(spec.steps, spec.guidance)
+    n = img2img_layers(steps, spec.strength) if spec.method == "img2img" else steps
+    mappings = [m if m.layer is not None else replace(m, layer=fit_layer(LAYER, n)) for m in spec.mappings]
+    spec = replace(spec, steps=steps, guidance=guidance, mappings=mappings)
+    if spec.init_image is not None:
+        load_image(spec.init_image)  # exists and decodes, before any model work
+    if spec.midi is not None:
+        from . import midi
+        midi.read(spec.midi)  # exists and parses
+    for m in spec.mappings:
+        source = audio.parse_feature(m.feature).source
+        if source not in audio.SOURCES and not Path(source).is_file():
+            raise FileNotFoundError(f"stem {source!r} of feature {m.feature!r} does not exist")
+    return spec
+
+
+def plan(spec: VideoSpec, model: models.Model | None = None) -> Plan:
+    """`resolve` the spec, then compute its features and parameter curves: cheap, no model weights."""
+    spec = resolve(spec, model)
+    feats = audio.audio_features(spec.audio, spec.fps, spec.sr, spec.midi)
+    if spec.keyframes is not None and spec.keyframes[-1] > feats.duration:
+        raise BendlabValueError(f"keyframe at {spec.keyframes[-1]:g} s is beyond the audio "
+                                f"({feats.duration:.2f} s)")
+    return Plan(spec, feats, np.stack([m.params(feats) for m in spec.mappings]))
+
+
+def check_curves(p: Plan, shapes) -> None:
+    """The mappings' bends at both ends of their curves against a model's shapes (row/column/channel indices,
+    kernel sizes): `shapes` is a loaded pipeline or a `models.Skeleton` read from the model's configs."""
+    shape = latent_shape(shapes, 1)
+    for j, m in enumerate(p.spec.mappings):
+        check_bends(shapes, [m.bend(float(p.curves[j].min())), m.bend(float(p.curves[j].max()))], p.spec.n_layers,
+                    shape)
