@@ -45,7 +45,8 @@ The pointwise operators round once per element and min/max morphology not at all
 1e-5 is 2x that worst case; a wrong parameter per item (the defect this guards) differs by O(1)."""
 
 LATENT_MAGNITUDE = 8.0
-"""The magnitude LATENT_ATOL assumes (checked by `assert_latents_close`): unit-variance latents stay below it."""
+"""The input magnitude LATENT_ATOL assumes (checked by `assert_latents_close`): unit-variance latents stay below it
+(8 sigma)."""
 
 
 def to_frame(image) -> np.ndarray:
@@ -68,9 +69,10 @@ def assert_frames_close(a, b, levels: int = FRAME_LEVELS):
     assert diff <= levels, f"frames differ by {diff} levels (bound {levels})"
 
 
-def assert_latents_close(a: torch.Tensor, b: torch.Tensor, atol: float = LATENT_ATOL):
-    """One operator on a batch vs on each item: within LATENT_ATOL, for latents within LATENT_MAGNITUDE."""
-    assert float(b.abs().max()) <= LATENT_MAGNITUDE, "the bound assumes |x| <= LATENT_MAGNITUDE"
+def assert_latents_close(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, atol: float = LATENT_ATOL):
+    """One operator on a batch vs on each item, of the input latent x: within LATENT_ATOL (which assumes
+    |x| <= LATENT_MAGNITUDE, checked here)."""
+    assert float(x.abs().max()) <= LATENT_MAGNITUDE, "LATENT_ATOL assumes |x| <= LATENT_MAGNITUDE"
     torch.testing.assert_close(a, b, atol=atol, rtol=0)
 
 
