@@ -8,7 +8,8 @@ import numpy as np
 import ipywidgets as w
 
 from bendlab import Bend, render
-from bendlab.widgets import explorer, image_array, render_branched, render_cached, slider_view
+from bendlab.widgets import DISPLAY_SIDE, explorer, image_array, render_branched, render_cached, slider_view
+from conftest import assert_frames_close
 
 STEPS = 4
 
@@ -27,9 +28,8 @@ def test_slider_changes_the_image(pipe):
 
 def test_branched_render_equals_the_full_render(pipe):
     for bend in (None, Bend("rotate1", 1.0, 0), Bend("add", 0.7, 2, "row:3"), Bend("multiply", 1.5, STEPS)):
-        full = np.asarray(render("mice", [bend] if bend else [], pipe=pipe, steps=STEPS), int)
-        fast = np.asarray(render_branched(pipe, "mice", bend, 46, STEPS), int)
-        assert np.abs(full - fast).max() <= 1, bend  # float rounding of the batch, at most one level
+        full = render("mice", [bend] if bend else [], pipe=pipe, steps=STEPS)
+        assert_frames_close(full, render_branched(pipe, "mice", bend, 46, STEPS))  # other batch: FRAME_LEVELS
 
 
 def test_explorer_slider_follows_the_operator(pipe):
@@ -45,7 +45,13 @@ def test_explorer_slider_follows_the_operator(pipe):
 def test_explorer_keeps_the_picture_and_says_why_on_bad_input(pipe):
     box = explorer(pipe, steps=STEPS, layer=2)
     two = image_array(box)
-    assert 2 * two.shape[1] // 3 < two.shape[1]  # unbent and bent side by side
+    plain = np.asarray(render("a floating orb", pipe=pipe, steps=STEPS))
+    s = DISPLAY_SIDE // plain.shape[1]  # panels enlarged s times (nearest neighbour)
+    side = plain.shape[1] * s
+    assert 2 * side <= two.shape[1] < 3 * side  # two panels side by side, and no third
+    left, right = two[:side:s, :side:s], two[:side:s, two.shape[1] - side::s]
+    assert_frames_close(left, plain)  # the unbent image (branched from the cache: FRAME_LEVELS)
+    assert np.abs(left.astype(int) - right).mean() > 1  # beside it, the bent one
     box.controls["strip"].value = True
     strip = image_array(box)
     assert strip.shape[1] > two.shape[1] * 2  # then the layer strip, each panel labelled
