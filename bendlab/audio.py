@@ -41,7 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import BendlabValueError, check_choice, check_input_file, check_int, check_number
+
 DEFAULT_SR = 44100  # the authors' rate
+MIN_SR, MAX_SR = 8000, 192000  # sample rates to analyse at, Hz
+MAX_FPS = 240
 SPECTRAL = ("rms", "centroid", "spread", "skewness", "kurtosis", "flux", "flux_rectified", "onset", "low", "mid",
             "high")
 RHYTHM = ("beat", "beat_phase", "bar_phase")
@@ -56,6 +60,7 @@ UNITS = {"rms": "amplitude", "centroid": "Hz", "spread": "Hz", "skewness": "", "
 BANDS = {"low": (0.0, 250.0), "mid": (250.0, 2000.0), "high": (2000.0, math.inf)}
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 SOURCES = ("mix", "harmonic", "percussive")
+SCALINGS = ("minmax", "percentile")  # how a feature is normalised over the track (`scale`)
 N_MELS = 64
 
 
@@ -76,35 +81,36 @@ def parse_feature(text: str) -> FeatureRef:
     """Read 'rms', 'lfo:0.25', 'pca:1', 'midi_cc:74', 'rms@percussive', 'centroid@stems/vocals.wav' (one-line
     errors naming what is accepted). A stem's existence is checked when the features are computed."""
     if not isinstance(text, str):
-        raise ValueError(f"feature {text!r} is not a name; accepted: {', '.join(FEATURES + PARAMETRIC)}")
+        raise BendlabValueError(f"feature {text!r} is not a name; accepted: {', '.join(FEATURES + PARAMETRIC)}")
     body, _, source = text.partition("@")
     name, _, arg = body.partition(":")
     accepted = f"accepted: {', '.join(FEATURES + PARAMETRIC)}, each optionally @harmonic, @percussive or @STEM.wav"
     if name not in FEATURES + ("lfo", "pca", "midi_cc") or (arg and name not in ("lfo", "pca", "midi_cc")):
-        raise ValueError(f"unknown feature {text!r}; {accepted}")
+        raise BendlabValueError(f"unknown feature {text!r}; {accepted}")
     value = None
     if name in ("lfo", "pca", "midi_cc"):
         try:
             value = float(arg)
         except ValueError:
-            raise ValueError(f"feature {text!r} needs a number after '{name}:'; {accepted}") from None
+            raise BendlabValueError(f"feature {text!r} needs a number after '{name}:'; {accepted}") from None
         if not math.isfinite(value):
-            raise ValueError(f"feature {text!r} needs a finite number after '{name}:'; {accepted}")
+            raise BendlabValueError(f"feature {text!r} needs a finite number after '{name}:'; {accepted}")
         if name == "lfo" and not 0 < value <= 64:
-            raise ValueError(f"lfo:{arg} is outside (0, 64] cycles per beat; accepted: e.g. lfo:1 (once a beat), "
+            raise BendlabValueError(f"lfo:{arg} is outside (0, 64] cycles per beat; accepted: e.g. lfo:1 (once a "
+                                    "beat), "
                              "lfo:0.25 (once a bar of 4)")
         if name == "pca" and (value != int(value) or not 1 <= value <= N_MELS):
-            raise ValueError(f"pca:{arg} is not a component 1..{N_MELS}")
+            raise BendlabValueError(f"pca:{arg} is not a component 1..{N_MELS}")
         if name == "midi_cc" and (value != int(value) or not 0 <= value <= 127):
-            raise ValueError(f"midi_cc:{arg} is not a controller number 0..127")
+            raise BendlabValueError(f"midi_cc:{arg} is not a controller number 0..127")
     if "@" in text:
         if not source:
-            raise ValueError(f"feature {text!r} names no source after '@'; accepted: @harmonic, @percussive or "
+            raise BendlabValueError(f"feature {text!r} names no source after '@'; accepted: @harmonic, @percussive or "
                              "@path/to/stem.wav")
         if name.startswith("midi"):
-            raise ValueError(f"feature {text!r}: MIDI features come from the MIDI file, not an audio source")
+            raise BendlabValueError(f"feature {text!r}: MIDI features come from the MIDI file, not an audio source")
         if source not in SOURCES and Path(source).suffix.lower() not in AUDIO_SUFFIXES:
-            raise ValueError(f"source {source!r} of {text!r} is not harmonic, percussive or an audio file "
+            raise BendlabValueError(f"source {source!r} of {text!r} is not harmonic, percussive or an audio file "
                              f"({', '.join(AUDIO_SUFFIXES)})")
     return FeatureRef(name, value, source or "mix")
 
@@ -115,28 +121,67 @@ def check_feature(name: str) -> str:
 
 
 def check_fps(fps) -> float:
-    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not math.isfinite(fps) or not 0 < fps <= 240:
-        raise ValueError(f"fps {fps!r} is outside (0, 240]; accepted: frames per second, e.g. 20 (the paper) or 24")
-    return float(fps)
+    """Frames per second in (0, MAX_FPS]: the one rule for every entry point (video, features, Python)."""
+    try:
+        return check_number("fps", fps, 0, MAX_FPS, low_open=True)
+    except BendlabValueError:
+        raise BendlabValueError(f"fps {fps!r} is outside (0, {MAX_FPS}]; accepted: frames per second, e.g. 20 "
+                                "(the paper) or 24") from None
+
+
+def check_sr(sr) -> int:
+    """A sample rate to analyse at, MIN_SR..MAX_SR Hz (the one rule for video, features and Python)."""
+    return check_int("sample rate", sr, MIN_SR, MAX_SR, accepted="e.g. 22050 or 44100 Hz")
+
+
+def check_median(median, n_frames: int | None = None) -> int:
+    """An odd running-median window of 1.. frames, no longer than the track's `n_frames` when known."""
+    check_int("median", median, 1)
+    if median % 2 == 0:
+        raise BendlabValueError(f"median window {median} is even; accepted: an odd number of frames")
+    longest = max(1, n_frames if n_frames % 2 else n_frames - 1) if n_frames is not None else None
+    if longest is not None and median > longest:
+        raise BendlabValueError(f"median {median} is longer than the track's {n_frames} frames; accepted: an odd "
+                                f"number of frames 1..{longest}")
+    return median
+
+
+def check_range(low, high, curve=1.0) -> tuple[float, float]:
+    """The one rule for a parameter range and its exponent: finite low != high, curve > 0 (Mapping and `scale`)."""
+    for name, v in (("low", low), ("high", high), ("curve", curve)):
+        check_number(f"range {name}" if name != "curve" else name, v)
+    if low == high:
+        raise BendlabValueError(f"range low = high = {low:g} maps every frame to one value (range {low:g}..{high:g} "
+                                "is empty); accepted: low != high")
+    if curve <= 0:
+        raise BendlabValueError(f"curve {curve!r} is not > 0; accepted: an exponent > 0 (1 = linear)")
+    return float(low), float(high)
+
+
+def check_sources(features, midi=None) -> None:
+    """Before any analysis: MIDI features need a MIDI file, and each stem a feature reads exists."""
+    for text in features:
+        ref = parse_feature(text)
+        if ref.name.startswith("midi") and midi is None:
+            raise BendlabValueError(f"feature {text!r} needs a MIDI file; accepted: midi=... (--midi FILE)")
+        if ref.source not in SOURCES:
+            check_input_file(f"stem of feature {text!r}", ref.source, AUDIO_SUFFIXES)
 
 
 def load_audio(path: str | Path, sr: int = DEFAULT_SR) -> np.ndarray:
     """Mono float32 samples at `sr` Hz from a wav, flac, ogg or mp3 file (one-line errors if unusable)."""
     import librosa
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"audio file {str(p)!r} does not exist")
-    if p.suffix.lower() not in AUDIO_SUFFIXES:
-        raise ValueError(f"audio file {str(p)!r} has suffix {p.suffix!r}; accepted: {', '.join(AUDIO_SUFFIXES)}")
+    p = check_input_file("audio file", path, AUDIO_SUFFIXES)
+    sr = check_sr(sr)
     try:
         with warnings.catch_warnings():  # librosa's fallback to audioread warns before we give our own error
             warnings.simplefilter("ignore", (UserWarning, FutureWarning))
             y, _ = librosa.load(p, sr=sr, mono=True)
     except Exception as e:  # soundfile / audioread raise many types for corrupt input
-        raise ValueError(f"audio file {str(p)!r} could not be decoded ({type(e).__name__}: "
+        raise BendlabValueError(f"audio file {str(p)!r} could not be decoded ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
     if y.size == 0 or not np.isfinite(y).all():
-        raise ValueError(f"audio file {str(p)!r} holds no usable samples")
+        raise BendlabValueError(f"audio file {str(p)!r} holds no usable samples")
     return y.astype(np.float32)
 
 
@@ -146,7 +191,7 @@ def frame_windows(y: np.ndarray, sr: int, fps: float) -> np.ndarray:
     n = math.ceil(len(y) * fps / sr - 1e-9)
     L = math.ceil(sr / fps)
     if len(y) < sr / fps:
-        raise ValueError(f"audio of {len(y) / sr * 1000:.1f} ms is shorter than one frame ({1000 / fps:.1f} ms "
+        raise BendlabValueError(f"audio of {len(y) / sr * 1000:.1f} ms is shorter than one frame ({1000 / fps:.1f} ms "
                          f"at {fps:g} fps); accepted: at least one frame of audio")
     starts = np.round(np.arange(n) * sr / fps).astype(int)
     padded = np.concatenate([y, np.zeros(L + 1, y.dtype)])
@@ -201,7 +246,8 @@ def principal_component(logmel: np.ndarray, k: int, rms: np.ndarray) -> np.ndarr
     correlate positively with rms (a component has no sign of its own). Deterministic: an SVD, no sampling."""
     X = logmel.T - logmel.T.mean(axis=0)  # (frames, mels), centred
     if k > min(X.shape):
-        raise ValueError(f"pca:{k} asks for component {k} of a {X.shape[0]}-frame track; accepted: 1..{min(X.shape)}")
+        raise BendlabValueError(f"pca:{k} asks for component {k} of a {X.shape[0]}-frame track; accepted: "
+                                f"1..{min(X.shape)}")
     U, S, _ = np.linalg.svd(X, full_matrices=False)
     score = U[:, k - 1] * S[k - 1]
     if score.std() > 0 and rms.std() > 0 and np.corrcoef(score, rms)[0, 1] < 0:
@@ -255,7 +301,8 @@ class Features:
     def _stem(self, path: str) -> np.ndarray:
         stem = load_audio(path, self.sr)
         if abs(len(stem) - len(self.y)) > self.sr / self.fps:
-            raise ValueError(f"stem {path!r} lasts {len(stem) / self.sr:.3f} s, the track {self.duration:.3f} s; "
+            raise BendlabValueError(f"stem {path!r} lasts {len(stem) / self.sr:.3f} s, the track {self.duration:.3f} "
+                                    "s; "
                              f"accepted: a stem of the track's duration within one frame ({1 / self.fps:.3f} s)")
         return np.pad(stem, (0, max(0, len(self.y) - len(stem))))[: len(self.y)]
 
@@ -286,15 +333,22 @@ class Features:
         if ref.name in RHYTHM or ref.name == "lfo":
             return rhythm.frame_feature(self.beats(ref.source), ref.name, ref.arg, n, self.fps)
         if self.midi is None:
-            raise ValueError(f"feature {ref} needs a MIDI file; accepted: --midi FILE (VideoSpec.midi)")
+            raise BendlabValueError(f"feature {ref} needs a MIDI file; accepted: --midi FILE (VideoSpec.midi)")
         return midi.frame_feature(self.midi, ref.name, ref.arg, n, self.fps)
 
+    def default_names(self) -> tuple[list[str], list[str]]:
+        """The names of the default table: every plain feature this track has, with lfo:1, lfo:0.25 and
+        pca:1..3; and those left out because the track cannot have them (a principal component beyond its
+        number of frames)."""
+        names = [f for f in FEATURES if self.midi is not None or f not in MIDI] + ["lfo:1", "lfo:0.25"]
+        pcs = [f"pca:{k}" for k in (1, 2, 3)]
+        has = min(self.n_frames, N_MELS)
+        return names + [p for k, p in enumerate(pcs, 1) if k <= has], [p for k, p in enumerate(pcs, 1) if k > has]
+
     def table(self, names=None) -> dict[str, np.ndarray]:
-        """Several features by name (default: every plain feature this track has, with lfo:1, lfo:0.25 and
-        pca:1..3), for a CSV or a plot."""
+        """Several features by name (default: `default_names`), for a CSV or a plot."""
         if names is None:
-            names = [f for f in FEATURES if self.midi is not None or f not in MIDI] + ["lfo:1", "lfo:0.25", "pca:1",
-                                                                                        "pca:2", "pca:3"]
+            names = self.default_names()[0]
         return {name: self[name] for name in names}
 
 
@@ -321,14 +375,12 @@ def smooth(x: np.ndarray, fps: float, attack: float = 0.0, release: float = 0.0,
     """Envelope follower: rises with time constant `attack` and falls with `release` (seconds; 0 = follow
     instantly), after an optional running median over `median` frames (odd)."""
     x = np.asarray(x, dtype=np.float64)
+    check_median(median, len(x))
+    for name, t in (("attack", attack), ("release", release)):
+        check_number(name, t, 0, accepted="a time >= 0 in seconds")
     if median > 1:
         from scipy.signal import medfilt
-        if median % 2 == 0:
-            raise ValueError(f"median window {median} is even; accepted: an odd number of frames")
         x = medfilt(x, median)
-    for name, t in (("attack", attack), ("release", release)):
-        if not math.isfinite(t) or t < 0:
-            raise ValueError(f"{name} {t!r} is not a time >= 0 in seconds")
     if attack == 0 and release == 0:
         return x
     a_up = math.exp(-1.0 / (fps * attack)) if attack > 0 else 0.0
@@ -355,20 +407,10 @@ def scale(x: np.ndarray, low: float, high: float, mode: str = "minmax", percenti
     A constant or silent track maps to `low` (never NaN). "RMS scaled to 0..2*pi" is
     ``scale(feats["rms"], 0, 2 * np.pi)``.
     """
-    for name, v in (("low", low), ("high", high), ("curve", curve)):
-        if not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"range {name} {v!r} is not a finite number")
-    if low == high:
-        raise ValueError(f"range low = high = {low:g} maps every frame to one value; accepted: low != high")
-    if curve <= 0:
-        raise ValueError(f"curve {curve:g} is not > 0")
+    check_range(low, high, curve)
+    check_choice("scaling", mode, SCALINGS)
     x = np.asarray(x, dtype=np.float64)
-    if mode == "minmax":
-        lo, hi = x.min(), x.max()
-    elif mode == "percentile":
-        lo, hi = np.percentile(x, percentiles)
-    else:
-        raise ValueError(f"unknown scaling {mode!r}; accepted: minmax, percentile")
+    lo, hi = (x.min(), x.max()) if mode == "minmax" else np.percentile(x, percentiles)
     span = hi - lo
     u = np.clip((x - lo) / span, 0, 1) if span > 1e-12 * max(1.0, abs(hi)) else np.zeros_like(x)
     u = np.where(u < gate, 0.0, u)
@@ -405,32 +447,6 @@ def synth_piano(notes=None, sr: int = 22050, tail: float = 1.0) -> np.ndarray:
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
-def plot_features(feats: Features, names=("rms",), param: np.ndarray | None = None, param_label: str = "parameter",
-                  ax=None):
-    """Selected features (each min-max normalised) and the resulting parameter curve against time (s).
-
-    Returns the matplotlib Axes (a twin axis carries the parameter)."""
-    import matplotlib.pyplot as plt
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 3))
-    t = feats.times
-    for name in names:
-        x = feats[name]
-        span = x.max() - x.min()
-        unit = UNITS.get(parse_feature(name).name, "")
-        ax.plot(t, (x - x.min()) / span if span > 0 else x * 0, label=f"{name} ({unit or 'norm.'})", lw=1)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("feature (normalised)")
-    ax.set_xlim(0, t[-1] + 1 / feats.fps)
-    if param is not None:
-        ax2 = ax.twinx()
-        ax2.step(t, param, where="post", color="k", lw=1.5, label=param_label)
-        ax2.set_ylabel(param_label)
-        ax2.legend(loc="upper right")
-    ax.legend(loc="upper left")
-    return ax
-
-
 def write_csv(feats: Features, path: str | Path, names=None) -> Path:
     """One row per video frame (its start time in s, then one column per feature), written atomically.
 
@@ -439,7 +455,7 @@ def write_csv(feats: Features, path: str | Path, names=None) -> Path:
     import csv
     import io
 
-    from .frames import write_text_atomic
+    from .files import write_text_atomic
     table = feats.table(names)
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -448,32 +464,3 @@ def write_csv(feats: Features, path: str | Path, names=None) -> Path:
         w.writerow([i, f"{i / feats.fps:.6f}", *(f"{table[k][i]:.6g}" for k in table)])
     write_text_atomic(Path(path), buf.getvalue())
     return Path(path)
-
-
-def plot_curves(feats: Features, mappings=(), names=None):
-    """What will drive the picture, before any rendering: every feature of `names` (default `Features.table`)
-    as a heat map (each row min-max normalised over the track), then one panel per mapping with its feature and
-    the operator parameter it produces, against time (s). Returns the matplotlib Figure.
-
-    Notebook: notebooks/07_audio_reactive_video.ipynb
-    """
-    import matplotlib.pyplot as plt
-    table = feats.table(names)
-    fig, axes = plt.subplots(1 + len(mappings), 1, figsize=(10, 0.18 * len(table) + 1.2 + 2.2 * len(mappings)),
-                             height_ratios=[0.18 * len(table) + 0.6] + [2.2] * len(mappings), squeeze=False,
-                             layout="constrained")
-    rows = []
-    for x in table.values():
-        span = x.max() - x.min()
-        rows.append((x - x.min()) / span if span > 0 else x * 0)
-    ax = axes[0, 0]
-    ax.imshow(np.array(rows), aspect="auto", interpolation="nearest", cmap="magma",
-              extent=(0, feats.n_frames / feats.fps, len(rows) - 0.5, -0.5))
-    ax.set_yticks(range(len(rows)), list(table), fontsize=7)
-    tempo = f"tempo {feats.tempo:.1f} BPM" if feats.tempo else "no beat found"
-    ax.set_title(f"features per frame ({feats.fps:g} fps, each row normalised; {tempo})", fontsize=9)
-    for k, m in enumerate(mappings):
-        plot_features(feats, [m.feature], m.params(feats), param_label=f"{m.op} r (layer {m.layer})",
-                      ax=axes[k + 1, 0])
-    axes[-1, 0].set_xlabel("time (s)")
-    return fig

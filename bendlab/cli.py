@@ -180,6 +180,7 @@ def cmd_video(a) -> None:
 
 def cmd_features(a) -> None:
     from . import audio
+    from .plots import plot_curves
     from .files import check_output, savefig_atomic
     from .videospec import VideoSpec
     out = check_output(a.out, (".csv",))
@@ -202,7 +203,7 @@ def cmd_features(a) -> None:
     print(f"tempo: {feats.tempo:.1f} BPM")
     print(f"wrote {out}: {feats.n_frames} frames x {len(table_names)} features at {feats.fps:g} fps")
     if plot:
-        savefig_atomic(audio.plot_curves(feats, mappings), plot, dpi=110)
+        savefig_atomic(plot_curves(feats, mappings), plot, dpi=110)
         print(f"wrote {plot}")
 
 

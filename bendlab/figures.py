@@ -20,7 +20,6 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from .bend import Bend
 from .files import savefig_atomic, write_text_atomic
@@ -221,24 +220,6 @@ def render_figure(name: str, pipe, *, steps: int | None = None, seed: int = PAPE
     return out
 
 
-def plot_panels(panels, ncols: int = 5, title: str | None = None, size: float = 1.9):
-    """A matplotlib figure of labelled images (each panel `size` inches wide); returns the Figure."""
-    import matplotlib.pyplot as plt
-    n = len(panels)
-    ncols = min(ncols, n)
-    nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.15) * nrows + (0.4 if title else 0)),
-                             squeeze=False, layout="constrained")
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (label, img) in zip(axes.flat, panels):
-        ax.imshow(np.asarray(img), interpolation="nearest")
-        ax.set_title(label, fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
-
-
 def figures_dir(folder: str | os.PathLike | None = None) -> Path:
     """$BENDLAB_FIGURES if set, else the repository's committed figures/ folder."""
     return Path(folder or os.environ.get("BENDLAB_FIGURES") or REPO_FIGURES)
@@ -270,6 +251,7 @@ def make_figure(name: str, pipe, *, steps: int | None = None, seed: int = PAPER_
     steps = usual_steps(pipe=pipe) if steps is None else steps  # for the title and manifest
     f = FIGURES[name]
     panels = render_figure(name, pipe, steps=steps, seed=seed, **kw)
+    from .plots import plot_panels
     fig = plot_panels(panels, f.ncols, f.title + (f"  [{steps} steps]" if steps != PAPER_STEPS else ""))
     savefig(fig, name, folder, {"steps": steps, "seed": seed, "model": model})
     return fig
