@@ -32,13 +32,14 @@ from .bend import Bend, as_bends
 from .checks import BendlabValueError, check_list, check_numbers
 from . import models
 from .models import img2img_pipeline
+from .paper import GUIDANCE, SEED, STEPS
 
 
 # ------------------------------------------------------------------------------------------ validation
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")  # what diffusers' pipelines return
 
 
-def check_settings(steps=50, guidance=7.5, seed=46, strength=None, output_type="pil") -> None:
+def check_settings(steps=STEPS, guidance=GUIDANCE, seed=SEED, strength=None, output_type="pil") -> None:
     """One-line errors for out-of-range render settings, raised before any model work."""
     from .checks import check_choice, check_int, check_number
     check_int("steps", steps, 1, 1000, accepted="the paper uses 50")
@@ -84,7 +85,7 @@ def latent_shape(pipe, batch: int = 1, height: int | None = None, width: int | N
     return (batch, pipe.unet.config.in_channels, height // f, width // f)
 
 
-def initial_noise(pipe, seed: int = 46, batch: int = 1, height=None, width=None) -> torch.Tensor:
+def initial_noise(pipe, seed: int = SEED, batch: int = 1, height=None, width=None) -> torch.Tensor:
     """Standard normal initial latent from a CPU generator (the same noise on CPU and GPU), on pipe's device."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(latent_shape(pipe, batch, height, width), generator=g)
@@ -320,7 +321,7 @@ def render_batch(pipe, bends=(), *, prompts: Sequence[str] | None = None, embeds
 
 @torch.no_grad()
 def render_img2img(pipe, image, bends=(), *, prompt: str | Sequence[str] = "", strength: float = 0.5,
-                   seed: int = 46, steps: int | None = None, guidance: float | None = None,
+                   seed: int = SEED, steps: int | None = None, guidance: float | None = None,
                    output_type: str = "pil"):
     """Image-to-image from `image` (PIL, path, or a list of them); layers count the steps actually run.
     steps, guidance: None -> the model's usual ones (`models.usual_settings`)."""
@@ -360,7 +361,7 @@ def load_image(im, pipe=None) -> Image.Image:
     return im.convert("RGB").resize((side, side), Image.LANCZOS) if im.size != (side, side) else im.convert("RGB")
 
 
-def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | None = None, seed: int = 46,
+def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | None = None, seed: int = SEED,
            steps: int | None = None, guidance: float | None = None, negative_prompt: str | None = None, init_image=None,
            strength: float = 0.5, height: int | None = None, width: int | None = None, output_type: str = "pil"):
     """Render one prompt with a list of bends; returns a PIL image.
@@ -401,7 +402,7 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
 
 @torch.no_grad()
 def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[int], where="all",
-                norm: str | None = None, *, base=(), model=None, pipe=None, seed: int = 46,
+                norm: str | None = None, *, base=(), model=None, pipe=None, seed: int = SEED,
                 steps: int | None = None, guidance: float | None = None, branch: bool = True, output_type: str = "pil",
                 progress: bool = False, height: int | None = None, width: int | None = None):
     """A grid of variations: rows = layers, columns = params, every image `op(param)` at that layer (after the
