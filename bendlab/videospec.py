@@ -28,6 +28,46 @@ DEFAULT_PROMPT = "3D mesh geometry"
 MAX_BATCH = 1024
 
 
+def _path(name: str, v) -> str:
+    if not isinstance(v, (str, os.PathLike)) or not str(v):
+        raise BendlabValueError(f"{name} {v!r:.60} is not a path")
+    return str(v)
+
+
+def _mappings(v) -> list[Mapping]:
+    if isinstance(v, dict) or not isinstance(v, (list, tuple)) or not v or \
+            not all(isinstance(m, (Mapping, dict)) for m in v):
+        raise BendlabValueError(f"mappings {v!r:.60}: accepted: a list of one or more Mapping or dicts of its fields")
+    return [m if isinstance(m, Mapping) else Mapping(**m) for m in v]
+
+
+def _check_keyframes(k, prompts) -> None:
+    if k is None:
+        return
+    if len(k) != len(prompts):
+        raise BendlabValueError(f"{len(k)} keyframe times for {len(prompts)} prompts; accepted: one per prompt")
+    if any(b <= a for a, b in zip(k, k[1:])) or k[0] < 0:
+        raise BendlabValueError(f"keyframe times {k} are not increasing from >= 0 s")
+
+
+# one check per field, each returning the value as stored; steps, guidance, seed and strength are checked together
+# by `engine.check_settings` (strength against steps); OPTIONAL fields also accept None
+FIELD_RULES = {
+    "prompts": lambda v: check_strings("prompts", v),
+    "keyframes": lambda v: check_numbers("keyframes", v),
+    "method": lambda v: check_choice("method", v, METHODS),
+    "walk": lambda v: check_choice("noise walk", v, WALKS),
+    "fps": audio.check_fps,
+    "img2img_prompt": lambda v: check_str("img2img_prompt", v),
+    "init_image": lambda v: _path("init_image", v),
+    "model": lambda v: _path("model", v),
+    "sr": lambda v: check_int("sample rate", v, 8000, 192000, accepted="e.g. 22050 or 44100 Hz"),
+    "batch": lambda v: check_int("batch", v, 1, MAX_BATCH, accepted="frames rendered together"),
+    "midi": lambda v: _path("midi", v),
+}
+OPTIONAL = {"keyframes", "init_image", "midi"}
+
+
 @dataclass
 class VideoSpec:
     """Everything that determines the frames (its `identity()` is the render folder's manifest). A value: the
@@ -57,41 +97,20 @@ class VideoSpec:
     midi: str | None = None  # a .mid file for the midi_* features
 
     def __post_init__(self):
-        if not isinstance(self.audio, (str, os.PathLike)):
-            raise BendlabValueError(f"audio {self.audio!r} is not a path to a {', '.join(audio.AUDIO_SUFFIXES)} file")
-        self.audio = str(self.audio)
-        if isinstance(self.mappings, dict) or not isinstance(self.mappings, (list, tuple)) or not self.mappings or \
-                not all(isinstance(m, (Mapping, dict)) for m in self.mappings):
-            raise BendlabValueError(f"mappings {self.mappings!r:.60}: accepted: a list of one or more Mapping or "
-                                    "dicts of its fields")
-        self.mappings = [m if isinstance(m, Mapping) else Mapping(**m) for m in self.mappings]
-        check_choice("method", self.method, METHODS)
-        check_choice("noise walk", self.walk, WALKS)
-        audio.check_fps(self.fps)
+        """Types and ranges, field by field (`FIELD_RULES`), then the rules that join fields; no file is read."""
+        self.audio = _path("audio", self.audio)
+        self.mappings = _mappings(self.mappings)
+        for name, rule in FIELD_RULES.items():
+            value = getattr(self, name)
+            if value is not None or name not in OPTIONAL:
+                setattr(self, name, rule(value))
         check_settings(50 if self.steps is None else self.steps, 0.0 if self.guidance is None else self.guidance,
                        self.seed, self.strength if self.method == "img2img" else None)
-        self.prompts = check_strings("prompts", self.prompts)
-        check_str("img2img_prompt", self.img2img_prompt)
-        if self.keyframes is not None:
-            k = self.keyframes = check_numbers("keyframes", self.keyframes)
-            if len(k) != len(self.prompts):
-                raise BendlabValueError(f"{len(k)} keyframe times for {len(self.prompts)} prompts; accepted: one "
-                                        "per prompt")
-            if any(b <= a for a, b in zip(k, k[1:])) or k[0] < 0:
-                raise BendlabValueError(f"keyframe times {k} are not increasing from >= 0 s")
-        if self.steps is not None:
-            n = self.n_layers
-            for m in self.mappings:
-                if m.layer is not None and m.layer > n:
-                    raise BendlabValueError(f"layer {m.layer} is outside 0..{n} (the {self.method} frames run {n} "
-                                            "steps)")
-        check_int("sample rate", self.sr, 8000, 192000, accepted="e.g. 22050 or 44100 Hz")
-        check_int("batch", self.batch, 1, MAX_BATCH, accepted="frames rendered together")
-        for name in ("init_image", "midi", "model"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, (str, os.PathLike)):
-                raise BendlabValueError(f"{name} {v!r:.60} is not a path")
+        _check_keyframes(self.keyframes, self.prompts)
         for m in self.mappings:
+            if self.steps is not None and m.layer is not None and m.layer > self.n_layers:
+                raise BendlabValueError(f"layer {m.layer} is outside 0..{self.n_layers} (the {self.method} frames "
+                                        f"run {self.n_layers} steps)")
             if audio.parse_feature(m.feature).name.startswith("midi") and self.midi is None:
                 raise BendlabValueError(f"feature {m.feature!r} needs a MIDI file; accepted: midi=... (--midi FILE)")
 
