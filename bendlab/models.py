@@ -98,7 +98,8 @@ def resolve(model: str | os.PathLike | None) -> str:
         raise BendlabValueError(f"model index {str(index)!r} is not valid JSON ({e}); accepted: the "
                                 "model_index.json written by a pipeline's save_pretrained") from None
     if not isinstance(meta, dict):
-        raise BendlabValueError(f"model index {str(index)!r} holds a {type(meta).__name__}, not an object; accepted: the "
+        raise BendlabValueError(f"model index {str(index)!r} holds a {type(meta).__name__}, not an object; accepted: "
+                                "the "
                          "model_index.json written by a pipeline's save_pretrained")
     fam = family(meta.get("_class_name", ""), s)
     missing = [c for c in fam.components if not (p / c).is_dir()]
@@ -116,7 +117,8 @@ def resolve(model: str | os.PathLike | None) -> str:
     except (OSError, ValueError, AttributeError):
         channels = 4  # an unreadable config is reported by the loader
     if channels != 4:
-        raise BendlabValueError(f"model folder {s!r} has a {channels}-channel latent; accepted: 4-channel-latent models "
+        raise BendlabValueError(f"model folder {s!r} has a {channels}-channel latent; accepted: 4-channel-latent "
+                                "models "
                          "(the channel operators are defined on 4 latent channels)")
     return str(p)
 
@@ -344,7 +346,8 @@ def check_threads(threads) -> int | None:
     """None (torch's choice) or a number of CPU threads in 1..the CPUs this process may use."""
     n = available_cpus()
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= n):
-        raise BendlabValueError(f"threads {threads!r} is outside 1..{n}; accepted: 1 to the {n} CPUs this process may use")
+        raise BendlabValueError(f"threads {threads!r} is outside 1..{n}; accepted: 1 to the {n} CPUs this process may "
+                                "use")
     return threads
 
 
