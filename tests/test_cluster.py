@@ -2,16 +2,14 @@
 after. Frames must be byte-identical to the in-process render whatever the workers, survive a killed worker,
 and resume after an interruption."""
 
-import math
-
 import pytest
-import soundfile as sf
 
-from bendlab import audio, cluster
-from bendlab.video import Mapping, VideoSpec, render_frames
+from bendlab import cluster
+from bendlab.video import Mapping, render_frames
+from conftest import same_frames, spec_for, write_clip
 
 pytest.importorskip("ray", reason="ray is installed by `make install`")
-STEPS = 4
+BATCH = 2  # 6 batches of the 12 frames: work for both workers
 
 
 @pytest.fixture(scope="module")
@@ -23,31 +21,21 @@ def ray_runtime():
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    p = tmp_path_factory.mktemp("clip") / "clip.wav"
-    sf.write(p, audio.synth_piano([(0.3, 60, 1.0, 0.2)], tail=0.1)[: int(0.6 * 22050)], 22050)
-    return p
+    """conftest's clip, once for the module (the reference render is shared)."""
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.wav")
 
 
 @pytest.fixture(scope="module")
 def reference(pipe, clip, tmp_path_factory):
     """The in-process render (1 torch thread, as the workers)."""
     out = tmp_path_factory.mktemp("ref") / "v.mp4"
-    return render_frames(spec_for(clip), out, pipe=pipe, progress=False)
-
-
-def spec_for(clip, **kw):
-    return VideoSpec(**{"audio": str(clip), "steps": STEPS, "batch": 2,
-                        "mappings": [Mapping("rms", "rotate1", 3, 0, math.pi)], **kw})
-
-
-def same_frames(a, b, n=12):
-    return all((a / f"frame_{i:05d}.png").read_bytes() == (b / f"frame_{i:05d}.png").read_bytes() for i in range(n))
+    return render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, progress=False)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_workers_render_the_same_frames_as_one_process(ray_runtime, reference, clip, tmp_path, workers):
-    folder = render_frames(spec_for(clip), tmp_path / "v.mp4", source=cluster.RaySource(workers, threads=1),
-                           progress=False)
+    folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4",
+                           source=cluster.RaySource(workers, threads=1), progress=False)
     assert same_frames(folder, reference)
 
 
@@ -59,8 +47,8 @@ def test_a_killed_worker_loses_no_frame(ray_runtime, reference, clip, tmp_path):
         if not killed:
             killed.append(i)
             ray.kill(ray.get_actor("bendlab-worker-0"))  # as if its node were lost
-    folder = render_frames(spec_for(clip), tmp_path / "v.mp4", source=cluster.RaySource(2, threads=1), progress=False,
-                           on_frame=kill_once)
+    folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=cluster.RaySource(2, threads=1),
+                           progress=False, on_frame=kill_once)
     assert killed and same_frames(folder, reference)
 
 
@@ -69,14 +57,14 @@ def test_an_interrupted_ray_render_resumes(ray_runtime, reference, clip, tmp_pat
         if i >= 3:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        render_frames(spec_for(clip), tmp_path / "v.mp4", source=cluster.RaySource(2, threads=1), progress=False,
-                      on_frame=interrupt)
+        render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=cluster.RaySource(2, threads=1),
+                      progress=False, on_frame=interrupt)
     from bendlab.frames import LOG, frames_dir
     done = {int(line.split()[0]) for line in (frames_dir(tmp_path / "v.mp4") / LOG).read_text().splitlines()}
     assert 3 in done and len(done) < 12
     rendered = []
-    folder = render_frames(spec_for(clip), tmp_path / "v.mp4", source=cluster.RaySource(2, threads=1), progress=False,
-                           on_frame=rendered.append)
+    folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=cluster.RaySource(2, threads=1),
+                           progress=False, on_frame=rendered.append)
     assert sorted(rendered) == sorted(set(range(12)) - done)  # only the missing frames were written
     assert same_frames(folder, reference)
 

@@ -14,32 +14,14 @@ import time
 import imageio_ffmpeg
 import numpy as np
 import pytest
-import soundfile as sf
 from PIL import Image
 
-from bendlab import audio
 from bendlab.frames import LOG, RenderFolder, RenderFolderError, frames_dir
-from bendlab.video import Mapping, VideoSpec, make_video, mux, render_frames
+from bendlab.video import make_video, mux, render_frames
+from conftest import CLIP_STEPS, frame_path, spec_for, write_clip
 
-STEPS = 4
-SR = 22050
-
-
-def write_clip(path, note=60, seconds=0.6):
-    """Silence then a note: 12 frames at 20 fps. Every note gives a file of the same byte size."""
-    y = audio.synth_piano([(0.3, note, 1.0, 0.2)], tail=0.1)[: int(seconds * SR)]
-    sf.write(path, y, SR, subtype="PCM_16")
-    return path
-
-
-@pytest.fixture
-def clip(tmp_path):
-    return write_clip(tmp_path / "clip.wav")
-
-
-def spec_for(clip, **kw):
-    return VideoSpec(**{"audio": str(clip), "steps": STEPS, "batch": 4,
-                        "mappings": [Mapping("rms", "rotate1", 3, 0, math.pi)], **kw})
+STEPS = CLIP_STEPS
+BATCH = 4  # frames per batch of these renders
 
 
 def decoded(mp4):
@@ -51,7 +33,7 @@ def decoded(mp4):
 
 
 def frame_bytes(out, i):
-    return (frames_dir(out) / f"frame_{i:05d}.png").read_bytes()
+    return frame_path(frames_dir(out), i).read_bytes()
 
 
 def test_overwrite_with_changed_settings_muxes_only_new_frames(pipe, clip, tmp_path):
@@ -60,9 +42,9 @@ def test_overwrite_with_changed_settings_muxes_only_new_frames(pipe, clip, tmp_p
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     out, fresh = tmp_path / "a" / "v.mp4", tmp_path / "b" / "v.mp4"
-    make_video(spec_for(clip), out, pipe=pipe, progress=False, upscale=2)
-    make_video(spec_for(clip, seed=7), out, pipe=pipe, progress=False, upscale=2, overwrite=True)
-    make_video(spec_for(clip, seed=7), fresh, pipe=pipe, progress=False, upscale=2)
+    make_video(spec_for(clip, batch=BATCH), out, pipe=pipe, progress=False, upscale=2)
+    make_video(spec_for(clip, batch=BATCH, seed=7), out, pipe=pipe, progress=False, upscale=2, overwrite=True)
+    make_video(spec_for(clip, batch=BATCH, seed=7), fresh, pipe=pipe, progress=False, upscale=2)
     a, b = decoded(out), decoded(fresh)
     assert a.shape == (12, 128, 128, 3)  # upscaled by ffmpeg while encoding: 64 px frames -> 128 px
     assert np.array_equal(a, b)
@@ -72,62 +54,63 @@ def test_overwrite_with_changed_settings_muxes_only_new_frames(pipe, clip, tmp_p
 
 def test_same_size_other_audio_is_not_resumed(pipe, clip, tmp_path):
     out = tmp_path / "v.mp4"
-    render_frames(spec_for(clip), out, pipe=pipe, limit=4, progress=False)
+    render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, limit=4, progress=False)
     size = clip.stat().st_size
     write_clip(clip, note=72)  # same length and format, other content, same path
     assert clip.stat().st_size == size
     with pytest.raises(RenderFolderError, match="audio changed"):
-        render_frames(spec_for(clip), out, pipe=pipe, limit=4, progress=False)
+        render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, limit=4, progress=False)
 
 
 def test_renamed_audio_resumes(pipe, clip, tmp_path):
     out = tmp_path / "v.mp4"
-    render_frames(spec_for(clip), out, pipe=pipe, limit=4, progress=False)
+    render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, limit=4, progress=False)
     moved = clip.rename(tmp_path / "renamed.wav")
     rendered = []
-    render_frames(spec_for(moved), out, pipe=pipe, limit=4, progress=False, on_frame=rendered.append)
+    render_frames(spec_for(moved, batch=BATCH), out, pipe=pipe, limit=4, progress=False, on_frame=rendered.append)
     assert rendered == []  # identified by content, not by path
 
 
 @pytest.mark.parametrize("change", [dict(batch=2), dict(guidance=5.0), dict(prompts=["mice"])])
 def test_every_pixel_setting_is_recorded(pipe, clip, tmp_path, change):
     out = tmp_path / "v.mp4"
-    render_frames(spec_for(clip), out, pipe=pipe, limit=1, progress=False)
+    render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, limit=1, progress=False)
     with pytest.raises(RenderFolderError, match=f"{next(iter(change))} changed"):
-        render_frames(spec_for(clip, **change), out, pipe=pipe, limit=1, progress=False)
+        render_frames(spec_for(clip, **{"batch": BATCH, **change}), out, pipe=pipe, limit=1, progress=False)
 
 
 def test_frames_without_a_manifest_are_never_trusted(pipe, clip, tmp_path):
     out, fresh = tmp_path / "v.mp4", tmp_path / "fresh.mp4"
-    render_frames(spec_for(clip), out, pipe=pipe, limit=4, progress=False)
+    render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, limit=4, progress=False)
     (frames_dir(out) / "manifest.json").unlink()
     rendered = []
-    render_frames(spec_for(clip, seed=7), out, pipe=pipe, limit=4, progress=False, on_frame=rendered.append)
+    render_frames(spec_for(clip, batch=BATCH, seed=7), out, pipe=pipe, limit=4, progress=False,
+                  on_frame=rendered.append)
     assert rendered == [0, 1, 2, 3]
-    render_frames(spec_for(clip, seed=7), fresh, pipe=pipe, limit=4, progress=False)
+    render_frames(spec_for(clip, batch=BATCH, seed=7), fresh, pipe=pipe, limit=4, progress=False)
     assert all(frame_bytes(out, i) == frame_bytes(fresh, i) for i in range(4))
 
 
 def test_truncated_or_edited_frame_is_rendered_again(pipe, clip, tmp_path):
     out = tmp_path / "v.mp4"
-    render_frames(spec_for(clip), out, pipe=pipe, limit=8, progress=False)
+    render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, limit=8, progress=False)
     good = [frame_bytes(out, i) for i in range(8)]
     f2, f6 = frames_dir(out) / "frame_00002.png", frames_dir(out) / "frame_00006.png"
     f2.write_bytes(good[2][: len(good[2]) // 2])  # truncated (a full disk, a copy cut short)
     Image.new("RGB", (64, 64), "red").save(f6)  # a valid PNG that is not the frame the log recorded
     rendered = []
-    render_frames(spec_for(clip), out, pipe=pipe, limit=8, progress=False, on_frame=rendered.append)
+    render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, limit=8, progress=False, on_frame=rendered.append)
     assert rendered == [2, 6]
     assert [frame_bytes(out, i) for i in range(8)] == good
 
 
 def test_corrupt_manifest_names_the_file(pipe, clip, tmp_path):
     out = tmp_path / "v.mp4"
-    render_frames(spec_for(clip), out, pipe=pipe, limit=1, progress=False)
+    render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, limit=1, progress=False)
     (frames_dir(out) / "manifest.json").write_text("{not json")
     with pytest.raises(RenderFolderError, match=r"manifest '.*v\.frames/manifest\.json' is corrupt"):
-        render_frames(spec_for(clip), out, pipe=pipe, limit=1, progress=False)
-    render_frames(spec_for(clip), out, pipe=pipe, limit=1, progress=False, overwrite=True)  # starts again
+        render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, limit=1, progress=False)
+    render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, limit=1, progress=False, overwrite=True)  # starts again
 
 
 def _hold_lock(folder):
@@ -144,13 +127,13 @@ def test_one_render_per_folder_and_a_dead_owner_frees_it(pipe, clip, tmp_path):
     proc = _hold_lock(frames_dir(out))
     try:
         with pytest.raises(RenderFolderError, match=f"in use by process {proc.pid} on "):
-            render_frames(spec_for(clip), out, pipe=pipe, limit=1, progress=False)
+            render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, limit=1, progress=False)
         assert not list(frames_dir(out).glob("frame_*"))
     finally:
         proc.kill()  # kill -9: the kernel releases its lock; the lock file stays behind, stale
         proc.wait()
     assert (frames_dir(out) / "render.lock").is_file()
-    render_frames(spec_for(clip), out, pipe=pipe, limit=1, progress=False)  # the stale lock is taken over
+    render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, limit=1, progress=False)  # the stale lock is taken over
 
 
 def test_second_cli_render_on_a_busy_folder_is_refused_cleanly(clip, tmp_path):
@@ -196,7 +179,7 @@ def test_kill_9_mid_render_then_resume_gives_the_same_mp4(pipe, clip, tmp_path):
 def test_an_interrupted_mux_leaves_no_mp4(pipe, clip, tmp_path, monkeypatch):
     from moviepy import VideoClip
     out = tmp_path / "v.mp4"
-    folder = render_frames(spec_for(clip), out, pipe=pipe, progress=False)
+    folder = render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, progress=False)
 
     def killed(self, filename, *a, **k):
         with open(filename, "wb") as f:
@@ -211,7 +194,7 @@ def test_an_interrupted_mux_leaves_no_mp4(pipe, clip, tmp_path, monkeypatch):
 
 def test_manifest_records_content_hashes_and_device(pipe, clip, tmp_path):
     out = tmp_path / "v.mp4"
-    render_frames(spec_for(clip), out, pipe=pipe, limit=1, progress=False)
+    render_frames(spec_for(clip, batch=BATCH), out, pipe=pipe, limit=1, progress=False)
     settings = json.loads((frames_dir(out) / "manifest.json").read_text())["settings"]
     assert len(settings["audio"]["sha256"]) == 64 and settings["batch"] == 4
     assert settings["device"].startswith("cpu float32") and len(settings["weights"]) == 16
