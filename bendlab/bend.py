@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from . import operators
+from .checks import is_int
 from .where import Where
 
 
@@ -131,8 +132,6 @@ def _text(p) -> str:
 
 def _check_layer(layer) -> int | tuple[int, int]:
     """An int >= 0, or a (first, last) inclusive range given as a 2-sequence or a range object."""
-    def is_int(v):
-        return isinstance(v, int) and not isinstance(v, bool)
     if is_int(layer) and layer >= 0:
         return layer
     if isinstance(layer, range) and len(layer) and layer.step == 1:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import BendlabValueError, check_input_file
+
 
 @dataclass
 class Midi:
@@ -27,13 +29,11 @@ class Midi:
 def read(path: str | Path) -> Midi:
     """The notes and controller curves of a .mid file (one-line errors for a missing or corrupt file)."""
     import mido
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"MIDI file {str(p)!r} does not exist")
+    p = check_input_file("MIDI file", path)
     try:
         messages = list(mido.MidiFile(p))
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as e:
-        raise ValueError(f"MIDI file {str(p)!r} could not be read ({type(e).__name__}: "
+        raise BendlabValueError(f"MIDI file {str(p)!r} could not be read ({type(e).__name__}: "
                          f"{' '.join(str(e).split())[:120]}); accepted: a standard MIDI file (.mid)") from None
     out, t, sounding = Midi(), 0.0, {}
     for msg in messages:

@@ -26,11 +26,20 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import BendlabValueError, check_int
+
 KINDS = ("all", "row", "column", "channel", "fraction", "region")
 
 
-class WhereError(ValueError):
+class WhereError(BendlabValueError):
     """A selection that is malformed or out of range (one line naming the value and what is accepted)."""
+
+
+def _as_where_error(check, *args):
+    try:
+        return check(*args)
+    except BendlabValueError as e:
+        raise WhereError(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -50,12 +59,10 @@ class Where:
                 raise WhereError(f"relative {self.kind} {self.rel!r}: accepted: row or column at a fraction in "
                                  "[0, 1), e.g. row:mid or row:0.25")
         elif self.kind in ("row", "column", "channel"):
-            if not isinstance(self.index, int) or isinstance(self.index, bool) or self.index < 0:
-                raise WhereError(f"{self.kind} index {self.index!r} is not an integer >= 0")
+            _as_where_error(check_int, f"{self.kind} index", self.index, 0)
             if self.kind == "channel" and self.index > 3:
                 raise WhereError(f"channel {self.index} is out of range; accepted: 0..3")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63:
-            raise WhereError(f"where seed {self.seed!r} is not an integer in 0..2**63-1")
+        _as_where_error(check_int, "where seed", self.seed, 0, 2**63 - 1)
         if self.kind == "fraction":
             f = self.fraction
             if f is None or not math.isfinite(f) or not 0 < f <= 1:
