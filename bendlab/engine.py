@@ -29,7 +29,7 @@ from diffusers.callbacks import PipelineCallback
 from PIL import Image
 
 from .bend import Bend, as_bends
-from .checks import BendlabValueError, check_list, check_numbers
+from .checks import BendlabValueError, check_list, check_numbers, is_int
 from . import models
 from .models import img2img_pipeline
 from .paper import GUIDANCE, SEED, STEPS
@@ -76,7 +76,7 @@ def latent_shape(pipe, batch: int = 1, height: int | None = None, width: int | N
     f = pipe.vae_scale_factor
     step = math.lcm(f, 8)  # the latent's pixels, and diffusers' pipelines' check_inputs (multiples of 8)
     for name, v in (("height", height), ("width", width)):
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not step <= v <= 8192 or v % step):
+        if v is not None and (not is_int(v) or not step <= v <= 8192 or v % step):
             raise BendlabValueError(f"{name} {v!r} is not a positive multiple of {f}{' and of 8' if step != f else ''}"
                                     f" pixels up to 8192; accepted: {step}, {2 * step}, ... (default "
                                     f"{pipe.unet.config.sample_size * f})")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .checks import BendlabValueError, MissingFileError
+from .checks import BendlabValueError, MissingFileError, is_int
 
 SHIPPED = Path(__file__).parent / "models" / "bendlab-tiny-sd"
 DEFAULT_MODEL = "bendlab-tiny-sd"
@@ -345,7 +345,7 @@ def available_cpus() -> int:
 def check_threads(threads) -> int | None:
     """None (torch's choice) or a number of CPU threads in 1..the CPUs this process may use."""
     n = available_cpus()
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= n):
+    if threads is not None and (not is_int(threads) or not 1 <= threads <= n):
         raise BendlabValueError(f"threads {threads!r} is outside 1..{n}; accepted: 1 to the {n} CPUs this process may "
                                 "use")
     return threads
