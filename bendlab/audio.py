@@ -41,7 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import BendlabValueError, check_choice, check_input_file, check_int, check_number
+from .checks import (BendlabValueError, MissingFileError, check_choice, check_input_file, check_int, check_number,
+                     is_int)
 
 DEFAULT_SR = 44100  # the authors' rate
 MIN_SR, MAX_SR = 8000, 192000  # sample rates to analyse at, Hz
@@ -134,11 +135,15 @@ def check_sr(sr) -> int:
     return check_int("sample rate", sr, MIN_SR, MAX_SR, accepted="e.g. 22050 or 44100 Hz")
 
 
+MAX_MEDIAN = 10_001  # frames of a running median: over 8 minutes at 20 fps
+
+
 def check_median(median, n_frames: int | None = None) -> int:
     """An odd running-median window of 1.. frames, no longer than the track's `n_frames` when known."""
-    check_int("median", median, 1)
-    if median % 2 == 0:
-        raise BendlabValueError(f"median window {median} is even; accepted: an odd number of frames")
+    if not is_int(median) or median < 1 or median % 2 == 0:
+        raise BendlabValueError(f"median {median!r} is not an odd number of frames >= 1; accepted: 1, 3, 5, ... up "
+                                f"to {MAX_MEDIAN}")
+    check_int("median", median, 1, MAX_MEDIAN, accepted=f"an odd number of frames 1..{MAX_MEDIAN}")
     longest = max(1, n_frames if n_frames % 2 else n_frames - 1) if n_frames is not None else None
     if longest is not None and median > longest:
         raise BendlabValueError(f"median {median} is longer than the track's {n_frames} frames; accepted: an odd "
@@ -165,6 +170,8 @@ def check_sources(features, midi=None) -> None:
         if ref.name.startswith("midi") and midi is None:
             raise BendlabValueError(f"feature {text!r} needs a MIDI file; accepted: midi=... (--midi FILE)")
         if ref.source not in SOURCES:
+            if not Path(ref.source).is_file():
+                raise MissingFileError(f"stem {ref.source!r} of feature {text!r} does not exist")
             check_input_file(f"stem of feature {text!r}", ref.source, AUDIO_SUFFIXES)
 
 

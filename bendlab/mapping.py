@@ -13,10 +13,9 @@ import numpy as np
 
 from . import audio, operators
 from .bend import Bend
-from .checks import BendlabValueError, check_choice, check_int, check_number, check_numbers
+from .checks import BendlabValueError, check_choice, check_number, check_numbers
 
 SCALINGS = ("minmax", "percentile")
-MAX_MEDIAN = 10_001  # frames of a running median: over 8 minutes at 20 fps
 
 
 @dataclass
@@ -52,9 +51,7 @@ class Mapping:
     def __post_init__(self):
         audio.check_feature(self.feature)
         operators.get(self.op)
-        for name in ("low", "high"):
-            check_number(name, getattr(self, name))
-        check_number("curve", self.curve, 0, low_open=True, accepted="an exponent > 0 (1 = linear)")
+        audio.check_range(self.low, self.high, self.curve)
         for name in ("attack", "release"):
             check_number(name, getattr(self, name), 0, accepted="a time >= 0 seconds")
         check_number("gate", self.gate, 0, 1, high_open=True, accepted="0 <= gate < 1 (a level of the normalised "
@@ -62,12 +59,7 @@ class Mapping:
         check_number("threshold", self.threshold, 0, 1, low_open=True, accepted="0 < threshold <= 1")
         check_number("ratio", self.ratio, 1, accepted="ratio >= 1 (1 = no compression)")
         check_choice("scaling", self.scaling, SCALINGS)
-        if not isinstance(self.median, int) or isinstance(self.median, bool) or self.median < 1 or self.median % 2 == 0:
-            raise BendlabValueError(f"median {self.median!r} is not an odd number of frames >= 1; accepted: 1, 3, 5, "
-                                    f"... up to {MAX_MEDIAN}")
-        check_int("median", self.median, 1, MAX_MEDIAN, accepted=f"an odd number of frames 1..{MAX_MEDIAN}")
-        if self.low == self.high:
-            raise BendlabValueError(f"range {self.low:g}..{self.high:g} is empty; accepted: low != high")
+        audio.check_median(self.median)
         for v in (self.low, self.high):
             operators.check_param(self.op, round(v) if self.op in operators.INTEGER_OPERATORS else v)
         if self.op == "invert" and min(self.low, self.high) <= 0 <= max(self.low, self.high):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 
@@ -61,7 +60,7 @@ FIELD_RULES = {
     "img2img_prompt": lambda v: check_str("img2img_prompt", v),
     "init_image": lambda v: _path("init_image", v),
     "model": lambda v: _path("model", v),
-    "sr": lambda v: check_int("sample rate", v, 8000, 192000, accepted="e.g. 22050 or 44100 Hz"),
+    "sr": audio.check_sr,
     "batch": lambda v: check_int("batch", v, 1, MAX_BATCH, accepted="frames rendered together"),
     "midi": lambda v: _path("midi", v),
 }
@@ -191,10 +190,7 @@ def resolve(spec: VideoSpec, model: models.Model | None = None) -> VideoSpec:
     if spec.midi is not None:
         from . import midi
         midi.read(spec.midi)  # exists and parses
-    for m in spec.mappings:
-        source = audio.parse_feature(m.feature).source
-        if source not in audio.SOURCES and not Path(source).is_file():
-            raise FileNotFoundError(f"stem {source!r} of feature {m.feature!r} does not exist")
+    audio.check_sources([m.feature for m in spec.mappings], spec.midi)
     return spec
 
 
