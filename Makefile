@@ -14,7 +14,7 @@ FIGURE_NBS := $(filter-out notebooks/01_operators.ipynb notebooks/07_audio_react
 EXEC       := notebooks/executed
 MODEL_DIR  := bendlab/models/bendlab-tiny-sd
 
-.PHONY: help install test unit notebooks figures demo video model bench lint clean
+.PHONY: help install test unit slow notebooks figures demo video model bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,10 +27,13 @@ install:  ## create .venv, install torch 2.13.0 (CPU) first, then bendlab with i
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@echo "installed: $$($(BIN)/python -c 'import torch, diffusers; print("torch", torch.__version__, "diffusers", diffusers.__version__)')"
 
-test: unit notebooks  ## unit tests, then every notebook headless in fast mode
+test: unit slow notebooks  ## everything: the quick tests, the slow ones, then every notebook headless in fast mode
 
-unit:  ## the pytest suite (CPU, shipped model, network blocked)
-	$(BIN)/python -m pytest -q
+unit:  ## the quick pytest suite (CPU, shipped model, network blocked): all but the tests marked slow
+	$(BIN)/python -m pytest -q -m "not slow"
+
+slow:  ## the tests marked slow: 50-step renders, papermill inside pytest, the real-browser notebooks
+	$(BIN)/python -m pytest -q -m slow
 
 notebooks:  ## execute every notebook headless with papermill, fast mode, into notebooks/executed/
 	@mkdir -p $(EXEC)

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 CHROMIUM, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no chromium/chromedriver installed (Debian: "
-                                "apt-get install chromium chromium-driver; .ci/run does this)")
+pytestmark = [pytest.mark.slow,  # runs two notebooks in JupyterLab
+              pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no chromium/chromedriver installed (Debian: "
+                                 "apt-get install chromium chromium-driver; .ci/run does this)")]
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 420  # s for a notebook to run all its cells in fast mode
 
@@ -95,15 +96,22 @@ new MutationObserver(ms => { for (const m of ms) window.__imageChanges.push(perf
 """
 
 
+def kernel_states(url, token):
+    """The execution state of every kernel the server runs, from its REST API."""
+    with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5) as r:
+        return [k["execution_state"] for k in json.load(r)]
+
+
 def run_all(driver, url, token, notebook):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+    kernels = len(kernel_states(url, token))  # those of notebooks opened before
     driver.get(f"{url}/lab/tree/{notebook}?token={token}")
     wait = WebDriverWait(driver, TIMEOUT)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"))
-    wait.until(lambda d: "Idle" in d.find_element(By.CSS_SELECTOR, ".jp-Toolbar-kernelStatus, "
-                                                  "[data-status]").get_attribute("outerHTML") or True)
-    time.sleep(2)  # the kernel connects
+    wait.until(lambda d: len(kernel_states(url, token)) > kernels  # this notebook's kernel started, and idles
+               and all(s == "idle" for s in kernel_states(url, token)))
+    time.sleep(2)  # the page connects to it
     menu = next(e for e in driver.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel") if e.text == "Run")
     menu.click()
     item = WebDriverWait(driver, 10).until(lambda d: next(
@@ -113,8 +121,7 @@ def run_all(driver, url, token, notebook):
     since = [None]
 
     def idle_for_3_s(d):  # the kernel, asked through the server's REST API, and every prompt numbered
-        with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5) as r:
-            states = [k["execution_state"] for k in json.load(r)]
+        states = kernel_states(url, token)
         prompts = [p.text for p in d.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputPrompt") if p.text.strip()]
         done = states and all(s == "idle" for s in states) and prompts and all(
             any(c.isdigit() for c in p) and "*" not in p for p in prompts)

@@ -48,15 +48,18 @@ def test_latents_have_roughly_unit_variance(pipe):
 
 @pytest.fixture(scope="module")
 def paper_images(pipe):
+    """The paper's prompts at the paper's 50 steps: the tests that use it are marked slow."""
     return {p: np.asarray(render(p, pipe=pipe), np.float32) / 255 for p in PAPER_PROMPTS}
 
 
+@pytest.mark.slow  # 50 steps
 def test_paper_prompts_give_distinct_images(paper_images):
     for i, a in enumerate(PAPER_PROMPTS):
         for b in PAPER_PROMPTS[i + 1:]:
             assert np.abs(paper_images[a] - paper_images[b]).mean() > 0.03, (a, b)
 
 
+@pytest.mark.slow  # 50 steps
 def test_paper_bends_visibly_change_the_image_in_different_ways(pipe, paper_images):
     plain = paper_images["a floating orb"]
     late = np.asarray(render("a floating orb", [Bend("add", 1.0, 40)], pipe=pipe), np.float32) / 255
