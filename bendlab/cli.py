@@ -117,7 +117,8 @@ def cmd_render(a) -> None:
 
 MAPPING_FLAGS = ("feature", "op", "layer", "where", "norm", "scaling", "clip", "gate", "threshold", "ratio", "curve",
                  "attack", "release", "median")
-SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", "img2img_prompt", "init_image",
+SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", "img2img_prompt", "color_coherence",
+              "img2img_noise", "init_image",
               "model", "batch", "midi")
 
 
@@ -176,6 +177,10 @@ def cmd_video(a) -> None:
     streams = f"{'h264' if info['video'] else 'no video'} + {'aac' if info['audio'] else 'no audio'}"
     print(f"wrote {out}: {info['frames']} frames, video {info['video_duration']:.2f} s, "
           f"file {info['duration']:.2f} s{' (preview)' if a.preview is not None else ''}, streams: {streams}")
+    if spec.method == "img2img":  # how far the chain drifted from its first frame
+        from .coherence import drift
+        from .frames import frames_dir
+        print(drift(frames_dir(a.out) / f"frame_{i:05d}.png" for i in range(info["frames"])).summary())
 
 
 def cmd_features(a) -> None:
@@ -243,6 +248,7 @@ def add_mapping_args(g) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .coherence import COHERENCE
     from .mux import DEFAULT_UPSCALE, MAX_UPSCALE
     from .videospec import DEFAULT_PROMPT, METHODS, WALKS, VideoSpec
     v_ = VideoSpec.__dataclass_fields__
@@ -282,7 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--walk", choices=WALKS, help="txt2img noise: A sin + B cos (paper), or authors: seed noise + "
                    f"0.3 x the walk (default {v_['walk'].default})")
     f.add_argument("--strength", type=float, help=f"img2img strength, 0 < s < 1 (default {v_['strength'].default})")
-    f.add_argument("--img2img-prompt", help="img2img prompt after the first frame (default empty, as the paper)")
+    f.add_argument("--img2img-prompt", help="img2img prompt after the first frame (default empty, as the paper; "
+                   "give the prompt to keep the conditioning)")
+    f.add_argument("--color-coherence", choices=COHERENCE, help="img2img: match each frame's colours (mean and "
+                   "spread per channel) to the first frame's in LAB, RGB or HSV, as Deforum (default none, as the "
+                   "paper); the drift against frame 0 is printed at the end")
+    f.add_argument("--img2img-noise", type=float, help="img2img: std of fresh Gaussian noise added to the previous "
+                   "frame before it seeds the next, 0..1 (default 0)")
     f.add_argument("--init-image", help="img2img: the first frame, each next one made from the previous "
                    "(default: the first frame is text-to-image)")
     f.add_argument("--midi", help="a .mid file for the midi_* features (midi_velocity, midi_pitch, midi_onset, "

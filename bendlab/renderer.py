@@ -19,9 +19,11 @@ import math
 
 import numpy as np
 import torch
+from PIL import Image
 
 from . import models
 from .bend import Bend
+from .coherence import match_colors
 from .engine import (bending, check_pipe, denoise, encode_prompts, initial_noise, latent_shape, load_image,
                      render_batch, render_img2img)
 from .videospec import Plan, VideoSpec, check_curves, prompt_weights
@@ -130,9 +132,20 @@ class FrameRenderer:
         return out
 
 
-def img2img_chain(plan: Plan, pipe, todo: list[int], previous):
-    """Yield (i, image) for the img2img frames `todo`, each from the previous frame (`previous(i)`: the path of
-    frame i - 1 on disk, written before frame i is computed)."""
+def img2img_seed(spec: VideoSpec, previous: Image.Image, i: int) -> Image.Image:
+    """What seeds frame i: the previous frame with `spec.img2img_noise` of fresh Gaussian noise (seeded by i)."""
+    if not spec.img2img_noise:
+        return previous
+    g = torch.Generator().manual_seed(spec.seed + i)
+    a = torch.from_numpy(np.asarray(previous.convert("RGB"), dtype=np.float32) / 255.0)
+    a = (a + spec.img2img_noise * torch.randn(a.shape, generator=g)).clamp(0, 1)
+    return Image.fromarray((a.numpy() * 255).round().astype(np.uint8))
+
+
+def img2img_chain(plan: Plan, pipe, todo: list[int], frame_path):
+    """Yield (i, image) for the img2img frames `todo`, each from the previous frame on disk (`frame_path(k)`:
+    frame k's file; frame i - 1 is written before frame i is computed), its colours matched to frame 0's as
+    `spec.color_coherence` says (`coherence.match_colors`)."""
     spec, curves = plan.spec, plan.curves
     for i in todo:
         bends = frame_bends(spec, curves, [i])
@@ -142,8 +155,12 @@ def img2img_chain(plan: Plan, pipe, todo: list[int], previous):
             yield i, render_batch(pipe, bends, embeds=encode_prompts(pipe, spec.prompts[:1]), seed=spec.seed,
                                   latents=initial_noise(pipe, spec.seed), steps=spec.steps, guidance=spec.guidance)[0]
         else:
-            yield i, render_img2img(pipe, previous(i), bends, prompt=spec.img2img_prompt, strength=spec.strength,
-                                    seed=spec.seed + i, steps=spec.steps, guidance=spec.guidance)[0]
+            prev = img2img_seed(spec, load_image(frame_path(i - 1), pipe), i)
+            img = render_img2img(pipe, prev, bends, prompt=spec.img2img_prompt, strength=spec.strength,
+                                 seed=spec.seed + i, steps=spec.steps, guidance=spec.guidance)[0]
+            if spec.color_coherence != "none":
+                img = match_colors(img, Image.open(frame_path(0)), spec.color_coherence)
+            yield i, img
 
 
 class LocalSource:
@@ -172,7 +189,7 @@ class LocalSource:
 
     def frames(self, todo: list[int], folder):
         if self.plan.spec.method == "img2img":
-            yield from img2img_chain(self.plan, self.pipe, todo, lambda i: folder.frame_path(i - 1))
+            yield from img2img_chain(self.plan, self.pipe, todo, folder.frame_path)
             return
         self.renderer = self.renderer or FrameRenderer(self.plan, self.pipe)
         for idx in aligned_batches(todo, self.plan.spec.batch, self.plan.n_frames):

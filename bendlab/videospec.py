@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from . import audio, models
-from .checks import BendlabValueError, check_choice, check_int, check_numbers, check_str, check_strings
+from .checks import (BendlabValueError, check_choice, check_int, check_number, check_numbers, check_str,
+                     check_strings)
+from .coherence import COHERENCE
 from .engine import check_bends, check_settings, img2img_layers, latent_shape, load_image
 from .files import file_sha256
 from .mapping import Mapping
@@ -58,6 +60,9 @@ FIELD_RULES = {
     "walk": lambda v: check_choice("noise walk", v, WALKS),
     "fps": audio.check_fps,
     "img2img_prompt": lambda v: check_str("img2img_prompt", v),
+    "color_coherence": lambda v: check_choice("color coherence", v, COHERENCE),
+    "img2img_noise": lambda v: check_number("img2img noise", v, 0, 1, accepted="a standard deviation in 0..1 "
+                                            "(pixel values 0..1; 0 = none)"),
     "init_image": lambda v: _path("init_image", v),
     "model": lambda v: _path("model", v),
     "sr": audio.check_sr,
@@ -88,7 +93,9 @@ class VideoSpec:
     guidance: float | None = None  # None: the model's usual guidance (7.5, the paper's; Turbo models 0)
     seed: int = SEED
     strength: float = 0.5  # img2img
-    img2img_prompt: str = ""  # img2img frames after the first: the paper uses an empty prompt
+    img2img_prompt: str = ""  # img2img frames after the first: the paper uses an empty prompt; the prompt keeps it
+    color_coherence: str = "none"  # img2img: each frame's colours matched to frame 0's (coherence.COHERENCE)
+    img2img_noise: float = 0.0  # img2img: std of fresh Gaussian noise added to the previous frame (0..1 pixel units)
     init_image: str | None = None  # img2img: first frame; else the first frame is text-to-image
     model: str = models.DEFAULT_MODEL
     sr: int = audio.DEFAULT_SR
