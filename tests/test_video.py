@@ -156,12 +156,12 @@ def test_shared_prefix_equals_the_full_render(pipe, clip, keyframes):
     kw = dict(prompts=["a floating orb", "mice"], keyframes=[0.0, 0.3]) if keyframes else {}
     spec = VideoSpec(audio=str(clip), steps=8, walk="none", mappings=[Mapping("rms", "rotate1", 6, 0, math.pi)],
                      **kw)
-    feats, curves = plan(spec)
+    p = plan(spec)
     idx = list(range(12))
     counts = {}
     for share in (True, False):
         seen, handle = _unet_items(pipe)
-        out = FrameRenderer(spec, curves, feats.n_frames, pipe, share=share).render(idx, output_type="np")
+        out = FrameRenderer(p, pipe, share=share).render(idx, output_type="np")
         handle.remove()
         counts[share] = (np.stack(out), sum(seen))
     assert_frames_close(counts[True][0], counts[False][0])
@@ -175,9 +175,10 @@ def test_shared_prefix_equals_the_full_render(pipe, clip, keyframes):
 
 def test_layer_0_bend_shares_nothing(clip):
     from bendlab.video import FrameRenderer
+    from bendlab.videospec import resolve
     spec = VideoSpec(audio=str(clip), walk="none", mappings=[Mapping("rms", "add", 0, 0, 1), Mapping("rms")])
-    assert FrameRenderer.shared_layer(spec) == 0
-    assert FrameRenderer.shared_layer(VideoSpec(audio=str(clip), walk="none")) == 40
+    assert FrameRenderer.shared_layer(resolve(spec)) == 0
+    assert FrameRenderer.shared_layer(resolve(VideoSpec(audio=str(clip), walk="none"))) == 40
 
 
 def test_shared_prefix_render_resumes_byte_identically(pipe, clip, tmp_path):
