@@ -166,7 +166,7 @@ def cmd_video(a) -> None:
     ray = a.workers is not None or a.ray_address is not None
     if not ray:
         _setup(a)
-    kw = given(a, ("preview", "upscale"))
+    kw = given(a, ("preview", "upscale", "interpolate"))
     if ray:
         from .cluster import RaySource
         kw["source"] = RaySource(a.workers, a.ray_address, a.threads, a.device)
@@ -177,10 +177,6 @@ def cmd_video(a) -> None:
     streams = f"{'h264' if info['video'] else 'no video'} + {'aac' if info['audio'] else 'no audio'}"
     print(f"wrote {out}: {info['frames']} frames, video {info['video_duration']:.2f} s, "
           f"file {info['duration']:.2f} s{' (preview)' if a.preview is not None else ''}, streams: {streams}")
-    if spec.method == "img2img":  # how far the chain drifted from its first frame
-        from .coherence import drift
-        from .frames import frames_dir
-        print(drift(frames_dir(a.out) / f"frame_{i:05d}.png" for i in range(info["frames"])).summary())
 
 
 def cmd_features(a) -> None:
@@ -304,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "part of the render folder's settings")
     f.add_argument("--upscale", type=int, help=f"nearest-neighbour upscale in the mp4, 1..{MAX_UPSCALE} "
                    f"(default {DEFAULT_UPSCALE})")
+    f.add_argument("--interpolate", type=float, metavar="FPS", help="write the mp4 at FPS (above --fps), the "
+                   "frames in between by ffmpeg's motion-compensated minterpolate; no model weights")
     f.add_argument("--preview", type=float, help="only the first SECONDS, to <out>-preview.mp4")
     f.add_argument("--overwrite", action="store_true", help="discard frames made with other settings")
     c = v.add_argument_group("rendering on Ray (see README: Rendering on a cluster)")

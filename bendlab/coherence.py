@@ -11,25 +11,21 @@ one of three colour spaces:
     rgb   the red, green and blue channels
     hsv   hue, saturation and value (hue is circular: only saturation and value are matched)
 
-`drift` measures a chain against its first frame, frame by frame: the LAB mean and spread of each channel and
-the structural similarity (SSIM, kornia.metrics, 7-pixel window) to frame 0.
+`quality.drift` measures a chain against its first frame.
 
 Notebook: notebooks/07_audio_reactive_video.ipynb
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from PIL import Image
 
 COHERENCE = ("none", "lab", "rgb", "hsv")
-SSIM_WINDOW = 7  # pixels: small, for the shipped model's 64 px frames
 
 
-def _tensor(img) -> torch.Tensor:
+def to_tensor(img) -> torch.Tensor:
     """(1, 3, H, W) float in [0, 1] from a PIL image or an (H, W, 3) uint8 array."""
     a = np.asarray(img.convert("RGB") if isinstance(img, Image.Image) else img, dtype=np.float32) / 255.0
     return torch.from_numpy(a).permute(2, 0, 1)[None]
@@ -57,7 +53,7 @@ def match_colors(image, reference, mode: str = "lab") -> Image.Image:
         raise ValueError(f"unknown colour coherence {mode!r}; accepted: {', '.join(COHERENCE)}")
     if mode == "none":
         return image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-    x, ref = _to_space(_tensor(image), mode), _to_space(_tensor(reference), mode)
+    x, ref = _to_space(to_tensor(image), mode), _to_space(to_tensor(reference), mode)
     channels = (1, 2) if mode == "hsv" else (0, 1, 2)  # hue is an angle: its mean is not matched
     out = x.clone()
     for c in channels:
@@ -68,42 +64,3 @@ def match_colors(image, reference, mode: str = "lab") -> Image.Image:
     if mode == "hsv":
         out[:, 1:] = out[:, 1:].clamp(0, 1)
     return _image(_from_space(out, mode))
-
-
-@dataclass
-class Drift:
-    """A chain against its first frame, per frame k: LAB mean and standard deviation of each channel (L*, a*,
-    b*; L* in 0..100) and SSIM to frame 0 (1 = the same structure)."""
-
-    lab_mean: np.ndarray  # (n, 3)
-    lab_std: np.ndarray  # (n, 3)
-    ssim: np.ndarray  # (n,)
-
-    def change(self) -> np.ndarray:
-        """(n,) the largest relative change of the lightness statistics from frame 0: max(|dL*|/L*0, |dsL|/sL0)."""
-        m0, s0 = self.lab_mean[0, 0], self.lab_std[0, 0]
-        return np.maximum(np.abs(self.lab_mean[:, 0] - m0) / max(m0, 1e-6),
-                          np.abs(self.lab_std[:, 0] - s0) / max(s0, 1e-6))
-
-    def summary(self, frames=(10, 20, 40, 60)) -> str:
-        """One line: the lightness mean and spread, their change and SSIM at chosen frames."""
-        n = len(self.ssim)
-        parts = [f"frame {k}: L* {self.lab_mean[k, 0]:.1f} (sd {self.lab_std[k, 0]:.1f}), change "
-                 f"{100 * self.change()[k]:.0f}%, SSIM {self.ssim[k]:.2f}" for k in frames if k < n]
-        return (f"drift against frame 0 (L* {self.lab_mean[0, 0]:.1f}, sd {self.lab_std[0, 0]:.1f}): "
-                + ("; ".join(parts) if parts else f"only {n} frames"))
-
-
-def drift(frames) -> Drift:
-    """The drift of a sequence of frames (PIL images or paths) against its first frame."""
-    from kornia.color import rgb_to_lab
-    from kornia.metrics import ssim
-    frames = list(frames)
-    if not frames:
-        raise ValueError("no frames to measure")
-    ts = [_tensor(Image.open(f) if not isinstance(f, Image.Image) else f) for f in frames]
-    labs = [rgb_to_lab(t)[0].flatten(1) for t in ts]
-    first = ts[0]
-    sims = [float(ssim(t, first, SSIM_WINDOW).mean()) for t in ts]
-    return Drift(np.stack([lab.mean(1).numpy() for lab in labs]), np.stack([lab.std(1).numpy() for lab in labs]),
-                 np.asarray(sims))

@@ -11,7 +11,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from .checks import check_int
+from .checks import check_int, check_number
 from .files import temp_name
 
 DEFAULT_UPSCALE = 4  # the shipped model's 64x64 frames shown 256x256
@@ -23,9 +23,22 @@ def check_upscale(upscale) -> int:
                      accepted=f"1 (the model's size) to {MAX_UPSCALE}")
 
 
-def mux(frames: list[Path], audio_path: str | Path, out: str | Path, fps: float, upscale: int = 1) -> Path:
+def check_interpolate(interpolate, fps: float) -> float | None:
+    """None (the mp4 at the frames' rate) or an output rate above `fps`, up to MAX_FPS."""
+    from .audio import MAX_FPS
+    if interpolate is None:
+        return None
+    return check_number("interpolate", interpolate, fps, MAX_FPS, low_open=True,
+                        accepted=f"an output frame rate above the video's {fps:g} fps, up to {MAX_FPS:g}")
+
+
+def mux(frames: list[Path], audio_path: str | Path, out: str | Path, fps: float, upscale: int = 1,
+        interpolate: float | None = None) -> Path:
     """Join the frames (in order) and the audio into an H.264 + AAC mp4, each frame shown 1/fps s, upscaled
-    `upscale` times by ffmpeg's nearest-neighbour scale filter while encoding. Written to a per-process
+    `upscale` times by ffmpeg's nearest-neighbour scale filter while encoding. `interpolate`: an output rate
+    above fps, the frames in between made by ffmpeg's motion-compensated `minterpolate` filter (no model
+    weights) in the same encoding call, on the model-size frames before the upscale; the rendered frame k stays
+    at k/fps s, so the audio stays in sync. Written to a per-process
     temporary name and renamed: no partial mp4 ever stands under `out`; moviepy's temporary audio file lives in
     a temporary folder removed afterwards, so a kill leaves nothing in the output folder but that name."""
     from moviepy import AudioFileClip, ImageSequenceClip
@@ -37,7 +50,11 @@ def mux(frames: list[Path], audio_path: str | Path, out: str | Path, fps: float,
     sound = AudioFileClip(str(audio_path))
     sound = sound.subclipped(0, min(sound.duration, clip.duration))
     tmp = temp_name(out)
-    params = ["-vf", f"scale=iw*{upscale}:ih*{upscale}:flags=neighbor"] if upscale > 1 else None
+    # minterpolate stops one interval short of its input: clone the last frame twice (tpad), then trim to n/fps
+    filters = ([f"tpad=stop_mode=clone:stop=2,minterpolate=fps={interpolate:g}:mi_mode=mci:mc_mode=aobmc:"
+                f"me_mode=bidir,trim=duration={len(frames) / fps:.6f}"] if interpolate else []) + \
+        ([f"scale=iw*{upscale}:ih*{upscale}:flags=neighbor"] if upscale > 1 else [])
+    params = ["-vf", ",".join(filters)] if filters else None
     try:
         with tempfile.TemporaryDirectory(prefix="bendlab-mux-") as scratch:
             clip.with_audio(sound).write_videofile(str(tmp), fps=fps, codec="libx264", audio_codec="aac",

@@ -27,7 +27,8 @@ from .checks import BendlabValueError, check_int, is_number
 from .files import check_output
 from .frames import RenderFolder, frames_dir
 from .mapping import Mapping
-from .mux import DEFAULT_UPSCALE, check_upscale, mux, video_info
+from .mux import DEFAULT_UPSCALE, check_interpolate, check_upscale, mux, video_info
+from .quality import drift, flicker
 from .renderer import FrameRenderer, LocalSource, noise_walk
 from .videospec import METHODS, WALKS, Plan, VideoSpec, check_curves, parse_keyframe, plan, prompt_weights
 
@@ -88,7 +89,7 @@ def _run(spec: VideoSpec, out, *, source, overwrite, limit, progress, on_frame, 
             _render_into(folder, source, p.n_frames, n, progress, on_frame)
         finally:
             source.close()
-        return finish(folder, n) if finish else folder.path
+        return finish(folder, n, p) if finish else folder.path
 
 
 def render_frames(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | None = None, source=None,
@@ -113,25 +114,36 @@ def _source(source, pipe, device):
 
 def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | None = None, source=None,
                overwrite: bool = False, preview: float | None = None, upscale: int = DEFAULT_UPSCALE,
-               progress: bool = True, on_frame=None) -> Path:
+               interpolate: float | None = None, progress: bool = True, on_frame=None) -> Path:
     """Render (or resume) every frame and mux the mp4; returns its path.
 
     preview: only the first `preview` seconds, written to `<out stem>-preview.mp4` (its frames are reused by the
     full render). upscale: nearest-neighbour factor 1..16 applied while encoding (the shipped model's 64x64
-    frames are small; 1 keeps the model's size). pipe, device, source: as `render_frames`.
+    frames are small; 1 keeps the model's size). interpolate: write the mp4 at this higher frame rate, the frames
+    in between by ffmpeg's motion-compensated interpolation (`mux.mux`). pipe, device, source: as
+    `render_frames`.
     Every input is checked before the model loads.
 
     Notebook: notebooks/07_audio_reactive_video.ipynb
     """
     check_upscale(upscale)
+    check_interpolate(interpolate, spec.fps)
     if preview is not None and not (is_number(preview) and math.isfinite(preview) and preview > 0):
         raise BendlabValueError(f"preview {preview!r} is not a number of seconds > 0")
     out = check_output(out)
     limit = None if preview is None else max(1, int(round(preview * spec.fps)))
     target = out if preview is None else out.with_name(out.stem + "-preview.mp4")
 
-    def finish(folder: RenderFolder, n: int) -> Path:
-        return mux(folder.frames(n), spec.audio, target, spec.fps, upscale)
+    def finish(folder: RenderFolder, n: int, p: Plan) -> Path:
+        frames = folder.frames(n)
+        mp4 = mux(frames, spec.audio, target, spec.fps, upscale, interpolate)
+        if progress:  # what the finished video is like, in two lines
+            from tqdm.auto import tqdm
+            m = p.spec.mappings[0]
+            tqdm.write(flicker(frames, p.curves[0, :n], m.low, m.high))
+            if spec.method == "img2img":
+                tqdm.write(drift(frames).summary())
+        return mp4
 
     return _run(spec, out, source=_source(source, pipe, device), overwrite=overwrite, limit=limit,
                 progress=progress, on_frame=on_frame, finish=finish)

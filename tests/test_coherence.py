@@ -5,7 +5,8 @@ import pytest
 from conftest import frame_path, spec_for
 from PIL import Image
 
-from bendlab.coherence import COHERENCE, drift, match_colors
+from bendlab.coherence import COHERENCE, match_colors
+from bendlab.quality import drift
 from bendlab.mapping import Mapping
 from bendlab.video import render_frames
 
