@@ -28,7 +28,9 @@ class Bend:
 
     op:     operator name, see `bendlab.operators.OPERATORS`
     param:  the operator's r (radians for rotations, channel 0..3 for reflect, kernel size for erode/dilate);
-            a number, or a sequence / (B,) tensor with one value per batch item
+            a number, or a sequence / (B,) tensor with one value per batch item. The operators with K
+            parameters (`operators.N_PARAMS`: matrix 16, row by row or as 4x4; rotate6 6 angles) take K numbers,
+            or a (B, K) tensor with one set per batch item; hadamard has none (r is ignored)
     layer:  an int in 0..N, or (first, last) for every layer of that inclusive range
     where:  "all", "row:i", "column:i", "channel:c", "fraction:p[:seed=s]", "region:x0,y0,x1,y1"
     norm:   optional mean-normalisation after the operator: "channel", "row" or "column"
@@ -45,13 +47,17 @@ class Bend:
 
     def __post_init__(self):
         operators.get(self.op)
-        if not isinstance(self.param, torch.Tensor) and isinstance(self.param, (list, tuple)):
-            self.param = torch.tensor(self.param, dtype=torch.float64)
         try:
+            self.param = operators.canonical_param(self.op, self.param)
             operators.check_param(self.op, self.param)
-        except (TypeError, RuntimeError):
-            raise ValueError(f"{self.op}: parameter {self.param!r} is not a number; accepted: a number or "
-                             "one number per batch item") from None
+        except (TypeError, RuntimeError, ValueError) as e:
+            if isinstance(e, ValueError) and str(e).startswith(f"{self.op}:"):
+                raise  # check_param's own one-line error
+            k = operators.N_PARAMS.get(self.op)
+            what, accepted = (("numbers", f"{k} numbers or one set of {k} per batch item") if k else
+                              ("a number", "a number or one number per batch item"))
+            raise ValueError(f"{self.op}: parameter {operators._show(self.param)} is not {what}; accepted: "
+                             f"{accepted}") from None
         self.where = Where.parse(self.where)
         if self.norm is not None and self.norm not in operators.NORM_DIMS:
             raise ValueError(f"unknown normalisation {self.norm!r}; accepted: {', '.join(operators.NORM_DIMS)}")
@@ -100,9 +106,13 @@ class Bend:
         if latent_shape is None:
             return
         p = self.param
-        if isinstance(p, torch.Tensor) and p.ndim == 1 and p.shape[0] != latent_shape[0]:
-            raise ValueError(f"{self.op}: {p.shape[0]} parameter values for a batch of {latent_shape[0]}; "
-                             "accepted: a number or one value per batch item")
+        n = operators.batch_of(self.op, p)
+        if n is not None and n != latent_shape[0]:
+            k = operators.N_PARAMS.get(self.op)
+            what = f"{n} sets of {k} parameters" if k else f"{n} parameter values"
+            accepted = f"{k} numbers or one set of {k} per batch item" if k else "a number or one value per " \
+                "batch item"
+            raise ValueError(f"{self.op}: {what} for a batch of {latent_shape[0]}; accepted: {accepted}")
         if self.op in operators.KERNEL_OPERATORS:
             side = max(latent_shape[-2:])
             if torch.as_tensor(p).max() > side:
@@ -114,8 +124,9 @@ class Bend:
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """x where not selected, op(x) (then mean-normalised if asked) where selected."""
         p = self.param
-        if isinstance(p, torch.Tensor) and p.ndim == 1 and p.shape[0] != x.shape[0] and x.shape[0] % p.shape[0] == 0:
-            p = p.repeat(x.shape[0] // p.shape[0])  # classifier-free guidance doubles a module's batch
+        n = operators.batch_of(self.op, p)
+        if n is not None and n != x.shape[0] and x.shape[0] % n == 0:  # classifier-free guidance doubles a module's
+            p = p.repeat(x.shape[0] // n, *([1] * (p.ndim - 1)))      # batch
         y = operators.OPERATORS[self.op](x, p)
         if self.norm:
             y = operators.mean_normalise(y, self.norm)

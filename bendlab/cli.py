@@ -35,8 +35,9 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*(e[-+]?\d+)?|\.\d+(e[-+]?\d+)?|inf(inity)?|nan)$",
-                                                   re.I)
+        number = r"(\d+\.?\d*(e[-+]?\d+)?|\.\d+(e[-+]?\d+)?|inf(inity)?|nan)"
+        # a number, or comma-separated numbers (--param -1,0,0,1) whose first is negative
+        self._negative_number_matcher = re.compile(rf"^-{number}(\s*,\s*-?{number})*$", re.I)
 
     def error(self, message):
         """One line, as for every other bad input (argparse alone prints the whole usage first)."""
@@ -51,6 +52,17 @@ def parse_layer(s: str) -> int | tuple[int, int]:
         return int(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"layer {s!r} is not an integer or a range A-B") from None
+
+
+def parse_param(s: str) -> float | list[float]:
+    """--param: one number, or comma-separated numbers for the operators with several parameters (matrix: 16
+    row by row, rotate6: 6 angles); how many an operator takes is checked by `Bend` (one source)."""
+    try:
+        vals = [float(v) for v in s.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"parameter {s!r} is not a number or comma-separated numbers "
+                                         "(e.g. 1.5, or 1,0,0,0,0,1,0,0,0,0,1,0,0,0,0,1 for matrix)") from None
+    return vals[0] if len(vals) == 1 else vals
 
 
 def given(a, names) -> dict:
@@ -76,7 +88,7 @@ def add_bend_args(ap: argparse.ArgumentParser, param_help: str) -> None:
     g = ap.add_argument_group("bend (one; use --recipe for several)")
     g.add_argument("--op", choices=list(operators.OPERATORS), metavar="OP",
                    help="operator: " + "; ".join(f"{k}: {v}" for k, v in operators.FORMULAS.items()))
-    g.add_argument("--param", type=float, help=param_help)
+    g.add_argument("--param", type=parse_param, help=param_help)
     g.add_argument("--layer", type=parse_layer, help=LAYERS_HELP + " (default 0)")
     g.add_argument("--where", help=WHERE_HELP + " (default all)")
     g.add_argument("--norm", choices=list(operators.NORM_DIMS),
@@ -101,7 +113,7 @@ def cmd_render(a) -> None:
     recipe = read_render(a.recipe) if a.recipe else {}
     bends = recipe.pop("bends", [])
     if a.op:
-        if a.param is None and a.op != "reflect":
+        if a.param is None and a.op not in ("reflect",) + operators.NO_PARAM_OPERATORS:
             raise CLIError(f"--op {a.op} needs --param (r: {operators.FORMULAS[a.op]})")
         bends.append(Bend(a.op, **given(a, ("param", "layer", "where", "norm", "module"))))
     settings = merge(recipe, {"prompt": a.prompt, "negative_prompt": a.negative, "model": a.model, "seed": a.seed,
@@ -211,7 +223,10 @@ def cmd_features(a) -> None:
 def cmd_operators(a) -> None:
     for k, v in operators.FORMULAS.items():
         lo, hi = operators.PARAM_RANGES[k]
-        print(f"{k:10s} {v:45s} typical r: {lo:g} .. {hi:g}")
+        n = operators.N_PARAMS.get(k)
+        typical = "no parameter" if k in operators.NO_PARAM_OPERATORS else \
+            f"{n} values, each typically {lo:g} .. {hi:g}" if n else f"typical r: {lo:g} .. {hi:g}"
+        print(f"{k:10s} {v:45s} {typical}")
 
 
 def add_mapping_args(g) -> None:
@@ -255,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "A flag given here overrides the recipe, which overrides the default.")
     r.add_argument("prompt", nargs="?", help="text prompt, e.g. \"a floating orb\"")
     add_bend_args(r, "the operator's r: scalar for add/multiply/threshold/gate, r != 0 for invert, angle in "
-                  "radians for rotate1-4, channel 0..3 for reflect, kernel size >= 1 for erode/dilate")
+                  "radians for rotate1-4, channel 0..3 for reflect, kernel size >= 1 for erode/dilate; "
+                  "comma-separated for several: 16 for matrix (row by row), 6 angles for rotate6; none for "
+                  "hadamard")
     add_model_args(r)
     r.add_argument("--negative", help="negative prompt (default none)")
     r.add_argument("--init-image", help="image-to-image from this picture (layers then count the steps actually "

@@ -30,7 +30,7 @@ from PIL import Image
 
 from .bend import Bend, as_bends
 from .checks import BendlabValueError, check_list, check_numbers, is_int
-from . import models
+from . import models, operators
 from .models import img2img_pipeline
 from .paper import GUIDANCE, SEED, STEPS
 
@@ -412,6 +412,10 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
     captures every row's latent) and each row's parameters run as one batch from layer L; the images equal
     independent renders within float rounding (tested to 1e-5). Returns rows of images.
     """
+    if op in operators.N_PARAMS:
+        raise BendlabValueError(f"render_grid sweeps one number per column; {op} takes {operators.N_PARAMS[op]}; "
+                                f"accepted: a one-parameter operator, or render_batch with a (B, "
+                                f"{operators.N_PARAMS[op]}) param (one set per image)")
     check_numbers("params", params, min_len=0)  # a list, not a string or a number
     check_list("layers", layers)
     check_pipe(pipe)

@@ -2,9 +2,14 @@
 and morphological.
 
 Every operator has the signature ``f(x, r) -> tensor`` where ``r`` is a float or a tensor of shape (B,), one
-value per batch item (so a batch of video frames can carry different values). Rotations and kornia run in
-float32 and are cast back, so float16 latents on CUDA work too. ``OPERATORS`` maps the user-facing name to the
-function; ``check_param`` validates a parameter before any model work.
+value per batch item (so a batch of video frames can carry different values). The operators with several
+parameters (`N_PARAMS`: ``matrix`` 16, ``rotate6`` 6) take K numbers, or a (B, K) tensor with one set per batch
+item. Rotations and kornia run in float32 and are cast back, so float16 latents on CUDA work too. ``OPERATORS``
+maps the user-facing name to the function; ``check_param`` validates a parameter before any model work.
+
+The authors' follow-up operators (their JAES 2025 work, dzluke/StreamDiffusion ``utils/bending.py``):
+``matrix`` (their ``tensor_multiply``), ``rotate6`` (``six_plane_rotation``) and ``hadamard`` (``hadamard1``,
+here normalised); each docstring says where bendlab agrees with their code and where it differs.
 
 Notebook: notebooks/01_operators.ipynb
 """
@@ -124,6 +129,111 @@ def reflect(x: torch.Tensor, r) -> torch.Tensor:
     return _contract(x, reflection_matrix(r.round()))
 
 
+# ------------------------------------------------------------------------------------------ the authors' follow-up
+# operators with several parameters: how many numbers each takes (every other operator takes one)
+N_PARAMS = {"matrix": 16, "rotate6": 6}
+_ACCEPTED = {"matrix": "16 numbers (a 4x4 matrix row by row, m00,m01,..,m33), a 4x4 nested list, or one such "
+                       "matrix per batch item, shape (B, 16) or (B, 4, 4)",
+             "rotate6": "6 angles in radians (planes 0-1, 0-2, 0-3, 1-2, 1-3, 2-3), or one set per batch item, "
+                        "shape (B, 6)"}
+
+
+def canonical_param(name: str, r):
+    """`r` as the operator stores it: a sequence becomes a float64 tensor, and a matrix given as (4, 4) or
+    (B, 4, 4) becomes (16,) or (B, 16), row by row. Other values are returned as they are."""
+    if not isinstance(r, torch.Tensor) and isinstance(r, (list, tuple)):
+        r = torch.tensor(r, dtype=torch.float64)
+    if name == "matrix" and isinstance(r, torch.Tensor) and r.ndim >= 2 and tuple(r.shape[-2:]) == (4, 4):
+        r = r.reshape(*r.shape[:-2], 16)
+    return r
+
+
+def batch_of(name: str, r) -> int | None:
+    """How many batch items `r` gives values for, or None when one value (one set of K) serves every item."""
+    r = canonical_param(name, r)
+    if not isinstance(r, torch.Tensor):
+        return None
+    per_item_ndim = 2 if name in N_PARAMS else 1
+    return r.shape[0] if r.ndim == per_item_ndim else None
+
+
+def _vector(x: torch.Tensor, r, name: str) -> torch.Tensor:
+    """r of a K-parameter operator as a float32 (K,) or (B, K) tensor on x's device (B = x's batch)."""
+    k = N_PARAMS[name]
+    r = canonical_param(name, r)
+    r = torch.as_tensor(r, dtype=torch.float32, device=x.device)
+    if r.shape == (k,) or (r.ndim == 2 and r.shape == (x.shape[0], k)):
+        return r
+    raise ValueError(f"{name}: parameter of shape {tuple(r.shape)} for a batch of {x.shape[0]}; accepted: "
+                     f"{_ACCEPTED[name]}")
+
+
+def matrix(x: torch.Tensor, r) -> torch.Tensor:
+    """Contract any 4x4 matrix M with the channel dimension: f(x)[i] = sum_j M[i, j] x[j]; r = M's 16 entries row
+    by row (or M itself as 4x4), or one matrix per batch item.
+
+    The authors' code: ``tensor_multiply(op)`` = ``torch.tensordot(op, x, dims=1)`` on a (4, H, W) latent, the same
+    contraction (M's rows index the output channels). Their JAES videos take M from a 16-value audio embedding
+    (see `bendlab.mapping.Mapping`, feature embed16). matrix with the identity is no bend; diag(1, 1, 1, -1) is
+    ``reflect 3``; any rotation R_k is ``matrix`` with R_k's entries.
+    """
+    M = _vector(x, r, "matrix")
+    return _contract(x, M.reshape(*M.shape[:-1], 4, 4))
+
+
+# the six planes of 4-D channel space, in the authors' order (their make_six_plane_rotation_matrix)
+SIX_PLANES = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+
+
+def six_plane_matrix(angles) -> torch.Tensor:
+    """The authors' six-plane rotation: R(0-1, a0) R(0-2, a1) R(0-3, a2) R(1-2, a3) R(1-3, a4) R(2-3, a5), each
+    plane's R(i-j, a) the identity with [i, i] = [j, j] = cos a, [i, j] = -sin a, [j, i] = +sin a, multiplied left
+    to right (so the 2-3 plane acts first). angles: (6,) -> (4, 4), or (B, 6) -> (B, 4, 4).
+
+    Agrees with the authors' ``make_six_plane_rotation_matrix`` (the same planes, signs and order). Against the
+    paper's R1..R4 (`rotation_matrix`): plane 1-2 is R1 and plane 0-1 is R4 with the same angle, but planes 0-2
+    and 0-3 carry the opposite sign (the paper prints R2 and R3 with +sin above the diagonal), so a0-only is
+    R4(a0), a3-only is R1(a3), a1-only is R2(-a1), a2-only is R3(-a2).
+    """
+    a = torch.as_tensor(angles, dtype=torch.float32)
+    c, s = torch.cos(a), torch.sin(a)
+    M = torch.eye(4, device=a.device).expand(*a.shape[:-1], 4, 4).clone()
+    for k, (i, j) in enumerate(SIX_PLANES):
+        R = torch.eye(4, device=a.device).expand(*a.shape[:-1], 4, 4).clone()
+        R[..., i, i] = c[..., k]
+        R[..., j, j] = c[..., k]
+        R[..., i, j] = -s[..., k]
+        R[..., j, i] = s[..., k]
+        M = M @ R
+    return M
+
+
+def rotate6(x: torch.Tensor, r) -> torch.Tensor:
+    """Rotate in all six planes of the 4-D channel space: contract `six_plane_matrix(r)` with the channel
+    dimension; r = six angles in radians (planes 0-1, 0-2, 0-3, 1-2, 1-3, 2-3), or one set per batch item.
+
+    The authors' ``six_plane_rotation(angles)``, the same matrix and contraction. Zero angles are no bend.
+    """
+    return _contract(x, six_plane_matrix(_vector(x, r, "rotate6")))
+
+
+# the normalised Sylvester-Hadamard matrix (scipy.linalg.hadamard(4) / 2): symmetric and orthogonal, H H = I
+HADAMARD = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0],
+                         [1.0, -1.0, -1.0, 1.0]]) / 2
+
+
+def hadamard(x: torch.Tensor, r=0.0) -> torch.Tensor:
+    """Contract the normalised 4x4 Hadamard matrix H = hadamard(4) / 2 with the channel dimension; it is its own
+    inverse (two hadamard bends are no bend). r is ignored (there is no parameter; 0 by default).
+
+    The authors' ``hadamard1(r)`` contracts scipy's *unnormalised* hadamard(4) (entries +-1), which also scales
+    the latent by 2 (H H = 4 I); bendlab divides by 2 so the transform keeps the latent's norm and undoes itself.
+    The authors' r is ignored there too. Their ``hadamard2`` (a 64x64 Hadamard over the latent's rows) is not
+    here.
+    """
+    return _contract(x, HADAMARD)
+
+
 # ------------------------------------------------------------------------------------------ morphological
 def _morph(fn_name: str) -> Callable:
     def morph(x: torch.Tensor, r) -> torch.Tensor:
@@ -150,10 +260,12 @@ erode, dilate = _morph("erosion"), _morph("dilation")
 OPERATORS: dict[str, Callable] = {
     "add": add, "multiply": multiply, "threshold": threshold, "gate": gate, "invert": invert,
     "rotate1": rotate1, "rotate2": rotate2, "rotate3": rotate3, "rotate4": rotate4, "reflect": reflect,
-    "erode": erode, "dilate": dilate,
+    "erode": erode, "dilate": dilate, "matrix": matrix, "rotate6": rotate6, "hadamard": hadamard,
 }
 # operators that mix the 4 latent channels (only valid on the latent itself, not on other UNet activations)
-CHANNEL_OPERATORS = {"rotate1", "rotate2", "rotate3", "rotate4", "reflect"}
+CHANNEL_OPERATORS = {"rotate1", "rotate2", "rotate3", "rotate4", "reflect", "matrix", "rotate6", "hadamard"}
+# operators without a parameter (r is accepted and ignored, so every front door treats them alike)
+NO_PARAM_OPERATORS = ("hadamard",)
 
 # the formulas, for the README table, the CLI help and the widgets
 FORMULAS = {
@@ -163,6 +275,9 @@ FORMULAS = {
     "rotate3": "R3(r) . x, channels 0-3", "rotate4": "R4(r) . x, channels 0-1",
     "reflect": "diag(.., -1 at channel r, ..) . x, r in 0..3",
     "erode": "erosion, r x r kernel of ones, r >= 1", "dilate": "dilation, r x r kernel of ones, r >= 1",
+    "matrix": "M . x, any 4x4 M: 16 values, row by row",
+    "rotate6": "R01(a0) R02(a1) .. R23(a5) . x, 6 angles",
+    "hadamard": "H . x, H = hadamard(4) / 2 (H H = I)",
 }
 
 # the kind of parameter each operator takes: (low, high) typical slider range
@@ -170,8 +285,8 @@ PARAM_RANGES = {
     "add": (-3.0, 3.0), "multiply": (-10.0, 10.0), "threshold": (-2.0, 2.0), "gate": (0.0, 2.0),
     "invert": (0.5, 1000.0), "rotate1": (0.0, 2 * math.pi), "rotate2": (0.0, 2 * math.pi),
     "rotate3": (0.0, 2 * math.pi), "rotate4": (0.0, 2 * math.pi), "reflect": (0, 3), "erode": (1, 8),
-    "dilate": (1, 8),
-}
+    "dilate": (1, 8), "matrix": (-2.0, 2.0), "rotate6": (0.0, 2 * math.pi), "hadamard": (0.0, 0.0),
+}  # matrix, rotate6: the range of each of their values; hadamard: no parameter
 
 
 def slider_range(name: str) -> tuple[float, float, float]:
@@ -179,7 +294,7 @@ def slider_range(name: str) -> tuple[float, float, float]:
     (channels, kernel sizes), 1/200 of the range otherwise."""
     get(name)
     lo, hi = PARAM_RANGES[name]
-    return float(lo), float(hi), 1.0 if name in INTEGER_OPERATORS else (hi - lo) / 200
+    return float(lo), float(hi), 1.0 if name in INTEGER_OPERATORS + NO_PARAM_OPERATORS else (hi - lo) / 200
 
 
 def get(name: str) -> Callable:
@@ -191,24 +306,41 @@ def get(name: str) -> Callable:
 
 
 def check_param(name: str, r) -> None:
-    """Raise a one-line ValueError if `r` is outside the domain of operator `name`."""
+    """Raise a one-line ValueError if `r` is outside the domain of operator `name` (for the operators with
+    several parameters, `N_PARAMS`, also if it is not K numbers or a (B, K) set of them)."""
     get(name)
-    vals = torch.as_tensor(r, dtype=torch.float64).reshape(-1)
+    r = canonical_param(name, r)
+    vals = torch.as_tensor(r, dtype=torch.float64)
+    if name in N_PARAMS:
+        k = N_PARAMS[name]
+        if vals.ndim == 0 or vals.shape[-1] != k or vals.ndim > 2 or vals.shape[0] == 0:
+            n = vals.numel()
+            count = f"{n} parameter value{'s' * (n != 1)}" if vals.ndim <= 1 else f"parameter of shape " \
+                f"{tuple(vals.shape)}"
+            raise ValueError(f"{name}: {count}; accepted: {_ACCEPTED[name]}")
+    vals = vals.reshape(-1)
+    r = _show(r)
     if vals.numel() == 0:
         raise ValueError(f"{name}: parameter is empty; accepted: a number or one number per batch item")
     if not torch.isfinite(vals).all():
-        raise ValueError(f"{name}: parameter {r!r} is NaN or infinite; accepted: finite numbers")
+        raise ValueError(f"{name}: parameter {r} is NaN or infinite; accepted: finite numbers")
     if (vals.abs() > F32_MAX).any():
-        raise ValueError(f"{name}: parameter {r!r} is beyond the float32 range of the latent; accepted: "
+        raise ValueError(f"{name}: parameter {r} is beyond the float32 range of the latent; accepted: "
                          f"|r| <= {F32_MAX:.3g}")
     if name == "invert" and (vals == 0).any():
         raise ValueError("invert: parameter r = 0 has no inverse (f(x) = 1/r - x); accepted: any r != 0")
     if name == "invert" and (vals.abs() < 1 / F32_MAX).any():
-        raise ValueError(f"invert: parameter {r!r} makes 1/r overflow float32; accepted: |r| >= {1 / F32_MAX:.3g}")
+        raise ValueError(f"invert: parameter {r} makes 1/r overflow float32; accepted: |r| >= {1 / F32_MAX:.3g}")
     if name == "reflect" and ((vals != vals.round()) | (vals < 0) | (vals > 3)).any():
-        raise ValueError(f"reflect: channel {r!r} is not an integer in 0..3; accepted: 0, 1, 2 or 3")
+        raise ValueError(f"reflect: channel {r} is not an integer in 0..3; accepted: 0, 1, 2 or 3")
     if name in ("erode", "dilate") and ((vals != vals.round()) | (vals < 1)).any():
-        raise ValueError(f"{name}: kernel size {r!r} is not an integer >= 1; accepted: 1, 2, 3, ...")
+        raise ValueError(f"{name}: kernel size {r} is not an integer >= 1; accepted: 1, 2, 3, ...")
+
+
+def _show(r) -> str:
+    """A parameter as one short line (a tensor's repr wraps across lines)."""
+    text = str(r.tolist()) if isinstance(r, torch.Tensor) else repr(r)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 F32_MAX = float(torch.finfo(torch.float32).max)

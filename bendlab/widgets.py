@@ -244,7 +244,8 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
     slider.observe(lambda change: setattr(exact, "value", change["new"]), names="value")
     controls = dict(
         prompt=w.Text(value=prompt, description="prompt", continuous_update=False),
-        op=w.Dropdown(options=list(operators.OPERATORS), value=op, description="operator"),
+        op=w.Dropdown(options=[k for k in operators.OPERATORS if k not in operators.N_PARAMS], value=op,
+                      description="operator"),  # one slider: the one-parameter operators
         param=slider,
         layer=w.IntSlider(value=min(layer, steps), min=0, max=steps, description="layer", continuous_update=False),
         where=w.Text(value=where, description="where", continuous_update=False),
