@@ -23,6 +23,10 @@ Other features of the same frames:
     beat, beat_phase, bar_phase, lfo:K     from librosa's beat tracker, see `bendlab.rhythm`
     pca:K           K-th principal component of the track's frame-wise log-mel spectrogram (fitted on this
                     track; sign chosen so it rises with rms): "whatever changes most in this music"
+    embed16         16 values per frame: pca:1..16 together (components beyond the track's rank are 0), the
+                    JAES paper's audio embedding computed from the track itself with no weights; it drives the
+                    16 entries of the `matrix` operator (see `bendlab.mapping.Mapping`). The authors reduce
+                    EnCodec features with t-SNE instead; an EnCodec embedding is not in bendlab.
     midi_velocity, midi_pitch, midi_onset, midi_cc:N   from a MIDI file, see `bendlab.midi`
 
 Sources: `NAME@harmonic` and `NAME@percussive` read the harmonic or percussive part of the track (librosa's
@@ -54,10 +58,13 @@ MIDI = ("midi_velocity", "midi_pitch", "midi_onset")
 # every plain feature name; parametric ones: lfo:K, pca:K, midi_cc:N
 FEATURES = SPECTRAL + RHYTHM + MIDI
 PARAMETRIC = ("lfo:K", "pca:K", "midi_cc:N")
+# features with several values per frame: name -> how many (they are not in FEATURES: a CSV or a plot shows
+# them as NAME.1 .. NAME.K, see `Features.table`)
+EMBEDDINGS = {"embed16": 16}
 UNITS = {"rms": "amplitude", "centroid": "Hz", "spread": "Hz", "skewness": "", "kurtosis": "", "flux": "",
          "flux_rectified": "", "onset": "", "low": "energy", "mid": "energy", "high": "energy", "beat": "",
          "beat_phase": "0..1", "bar_phase": "0..1", "midi_velocity": "0..1", "midi_pitch": "MIDI note",
-         "midi_onset": "0..1", "lfo": "0..1", "pca": "", "midi_cc": "0..1"}
+         "midi_onset": "0..1", "lfo": "0..1", "pca": "", "midi_cc": "0..1", "embed16": ""}
 BANDS = {"low": (0.0, 250.0), "mid": (250.0, 2000.0), "high": (2000.0, math.inf)}
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 SOURCES = ("mix", "harmonic", "percussive")
@@ -85,8 +92,10 @@ def parse_feature(text: str) -> FeatureRef:
         raise BendlabValueError(f"feature {text!r} is not a name; accepted: {', '.join(FEATURES + PARAMETRIC)}")
     body, _, source = text.partition("@")
     name, _, arg = body.partition(":")
-    accepted = f"accepted: {', '.join(FEATURES + PARAMETRIC)}, each optionally @harmonic, @percussive or @STEM.wav"
-    if name not in FEATURES + ("lfo", "pca", "midi_cc") or (arg and name not in ("lfo", "pca", "midi_cc")):
+    accepted = (f"accepted: {', '.join(FEATURES + PARAMETRIC + tuple(EMBEDDINGS))}, each optionally @harmonic, "
+                "@percussive or @STEM.wav")
+    if name not in FEATURES + ("lfo", "pca", "midi_cc") + tuple(EMBEDDINGS) or (arg and name not in ("lfo", "pca",
+                                                                                                      "midi_cc")):
         raise BendlabValueError(f"unknown feature {text!r}; {accepted}")
     value = None
     if name in ("lfo", "pca", "midi_cc"):
@@ -255,11 +264,22 @@ def principal_component(logmel: np.ndarray, k: int, rms: np.ndarray) -> np.ndarr
     if k > min(X.shape):
         raise BendlabValueError(f"pca:{k} asks for component {k} of a {X.shape[0]}-frame track; accepted: "
                                 f"1..{min(X.shape)}")
+    return principal_components(logmel, k, rms)[:, k - 1]
+
+
+def principal_components(logmel: np.ndarray, n: int, rms: np.ndarray) -> np.ndarray:
+    """(frames, n) scores of the first n principal components of the frames' log-mel vectors, each signed as
+    `principal_component` signs it; components beyond the track's min(frames, mels) are 0 (feature embed16)."""
+    X = logmel.T - logmel.T.mean(axis=0)  # (frames, mels), centred
     U, S, _ = np.linalg.svd(X, full_matrices=False)
-    score = U[:, k - 1] * S[k - 1]
-    if score.std() > 0 and rms.std() > 0 and np.corrcoef(score, rms)[0, 1] < 0:
-        score = -score
-    return score
+    m = min(n, len(S))
+    scores = np.zeros((X.shape[0], n))
+    scores[:, :m] = U[:, :m] * S[:m]
+    for k in range(m):
+        score = scores[:, k]
+        if score.std() > 0 and rms.std() > 0 and np.corrcoef(score, rms)[0, 1] < 0:
+            scores[:, k] = -score
+    return scores
 
 
 @dataclass
@@ -337,6 +357,9 @@ class Features:
         if ref.name == "pca":
             return principal_component(self.spectral(ref.source)["_logmel"], int(ref.arg),
                                        self.spectral(ref.source)["rms"])
+        if ref.name in EMBEDDINGS:
+            return principal_components(self.spectral(ref.source)["_logmel"], EMBEDDINGS[ref.name],
+                                        self.spectral(ref.source)["rms"])
         if ref.name in RHYTHM or ref.name == "lfo":
             return rhythm.frame_feature(self.beats(ref.source), ref.name, ref.arg, n, self.fps)
         if self.midi is None:
@@ -353,10 +376,15 @@ class Features:
         return names + [p for k, p in enumerate(pcs, 1) if k <= has], [p for k, p in enumerate(pcs, 1) if k > has]
 
     def table(self, names=None) -> dict[str, np.ndarray]:
-        """Several features by name (default: `default_names`), for a CSV or a plot."""
+        """Several features by name (default: `default_names`), for a CSV or a plot; a feature with several
+        values per frame (embed16) gives one column per value, NAME.1 .. NAME.K."""
         if names is None:
             names = self.default_names()[0]
-        return {name: self[name] for name in names}
+        out = {}
+        for name in names:
+            x = self[name]
+            out.update({name: x} if x.ndim == 1 else {f"{name}.{d + 1}": x[:, d] for d in range(x.shape[1])})
+        return out
 
 
 def compute_features(y: np.ndarray, sr: int, fps: float = 20.0, midi=None) -> Features:

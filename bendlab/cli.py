@@ -239,6 +239,7 @@ def add_mapping_args(g) -> None:
     g.add_argument("--layer", type=int, help="layer 0..STEPS (default: 40 of 50 as the paper, at the same depth for "
                    "other step counts: 3 of 4, 1 of 1)")
     g.add_argument("--feature", metavar="F", help="audio feature: " + ", ".join(FEATURES + PARAMETRIC) +
+                   ", embed16 (16 values a frame, for --op matrix: the identity plus each value scaled into --range)"
                    f", each optionally @harmonic, @percussive or @STEM.wav (default {m.feature})")
     g.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"),
                    help=f"parameter range the feature is scaled into (default {m.low:g} {m.high:.6g} = 0..2 pi)")

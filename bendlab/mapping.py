@@ -29,6 +29,15 @@ class Mapping:
     attack, release: envelope follower time constants in seconds; median: odd running-median window (frames).
     layer: None -> the paper's 40 of 50 steps at the same relative depth of the video's steps (set when the
     video's spec is resolved: `videospec.resolve`).
+
+    The audio-driven matrix (the authors' JAES work): feature "embed16" (16 values per frame, `audio.EMBEDDINGS`)
+    with op "matrix". Each of the 16 values is smoothed and scaled on its own, as any feature is (median,
+    envelope, scaling over the track, gate, compressor, curve), into an offset in low..high, and frame t's matrix
+    is the identity plus those offsets, row by row: M_t = I + reshape(offsets_t, 4, 4). So a small range (e.g.
+    -0.3..0.3) bends around the identity (offsets 0 are no bend); the default 0..2 pi is far from it. The
+    authors instead use their smoothed t-SNE coordinates of EnCodec features as M_t directly (no scaling, no
+    identity). `params` gives the mean offset per frame (a one-number summary for plots and `Plan.curves`),
+    `vectors` the (frames, 16) matrices. rotate6 has no six-valued feature and is refused here.
     """
 
     feature: str = "rms"
@@ -60,8 +69,9 @@ class Mapping:
         check_number("ratio", self.ratio, 1, accepted="ratio >= 1 (1 = no compression)")
         check_choice("scaling", self.scaling, SCALINGS)
         audio.check_median(self.median)
+        self._check_vector_pair()
         for v in (self.low, self.high):
-            operators.check_param(self.op, round(v) if self.op in operators.INTEGER_OPERATORS else v)
+            operators.check_param(self.op, self._example(round(v) if self.op in operators.INTEGER_OPERATORS else v))
         if self.op == "invert" and min(self.low, self.high) <= 0 <= max(self.low, self.high):
             raise BendlabValueError(f"invert: range {self.low:g}..{self.high:g} passes through r = 0 (f(x) = 1/r - x); "
                                     "accepted: a range on one side of 0")
@@ -70,15 +80,58 @@ class Mapping:
             raise BendlabValueError(f"clip {self.clip!r} is not two percentiles; accepted: [low, high] with "
                                     "0 <= low < high <= 100")
         self.clip = c
-        Bend(self.op, self.low, self.layer or 0, self.where, self.norm)  # validates layer, where, norm
+        Bend(self.op, self._example(self.low), self.layer or 0, self.where, self.norm)  # layer, where, norm
+
+    @property
+    def dims(self) -> int | None:
+        """How many values per frame the feature gives (embed16: 16), None for a one-number feature."""
+        return audio.EMBEDDINGS.get(audio.parse_feature(self.feature).name)
+
+    def _check_vector_pair(self) -> None:
+        """A feature with several values per frame drives exactly the operator with that many parameters."""
+        k, dims = operators.N_PARAMS.get(self.op), self.dims
+        if k is None and dims is None:
+            return
+        if self.op == "matrix" and dims == 16:
+            return
+        if dims is not None:
+            raise BendlabValueError(f"feature {self.feature!r} gives {dims} values per frame; accepted: op matrix "
+                                    "(16 parameters)")
+        accepted = "feature embed16" if self.op == "matrix" else "rotate6 in render and recipes (no feature gives " \
+            "six values per frame), or op matrix with feature embed16"
+        raise BendlabValueError(f"{self.op} takes {k} parameters per frame and feature {self.feature!r} gives one; "
+                                f"accepted: {accepted}")
+
+    def _example(self, v: float):
+        """A parameter of this mapping's operator built from one value (the matrix: the identity plus v)."""
+        if self.op == "matrix":
+            return (np.eye(4).reshape(-1) + v).tolist()
+        return v
+
+    def _shaped(self, x: np.ndarray, fps: float) -> np.ndarray:
+        x = audio.smooth(x, fps, self.attack, self.release, self.median)
+        return audio.scale(x, self.low, self.high, self.scaling, self.clip, self.curve, self.gate, self.threshold,
+                           self.ratio)
 
     def params(self, feats: audio.Features) -> np.ndarray:
-        """The parameter value for every frame."""
-        x = audio.smooth(feats[self.feature], feats.fps, self.attack, self.release, self.median)
-        p = audio.scale(x, self.low, self.high, self.scaling, self.clip, self.curve, self.gate, self.threshold,
-                        self.ratio)
+        """The parameter value for every frame (embed16 -> matrix: the mean of the frame's 16 offsets)."""
+        x = feats[self.feature]
+        if x.ndim == 2:
+            return self._offsets(x, feats.fps).mean(axis=1)
+        p = self._shaped(x, feats.fps)
         return np.round(p) if self.op in operators.INTEGER_OPERATORS else p
 
+    def _offsets(self, x: np.ndarray, fps: float) -> np.ndarray:
+        return np.stack([self._shaped(x[:, d], fps) for d in range(x.shape[1])], axis=1)
+
+    def vectors(self, feats: audio.Features) -> np.ndarray | None:
+        """(frames, 16) matrices row by row for embed16 -> matrix (the identity plus each value's offset in
+        low..high), None for a one-number mapping."""
+        if self.dims is None:
+            return None
+        return np.eye(4).reshape(1, 16) + self._offsets(feats[self.feature], feats.fps)
+
     def bend(self, param) -> Bend:
-        """This mapping's bend with the given parameter (a number, or one value per frame of a batch)."""
+        """This mapping's bend with the given parameter (a number, or one value per frame of a batch; embed16 ->
+        matrix: 16 values, or a (frames, 16) set)."""
         return Bend(self.op, param, self.layer, self.where, self.norm)

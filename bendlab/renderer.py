@@ -52,9 +52,12 @@ def device_entry(pipe) -> str:
     return d + (f", {torch.get_num_threads()} threads" if pipe.device.type == "cpu" else "")
 
 
-def frame_bends(spec: VideoSpec, curves: np.ndarray, idx) -> list[Bend]:
-    """The mappings' bends for the frames `idx`, with one parameter value per frame."""
-    return [m.bend(torch.tensor(curves[j, idx], dtype=torch.float64)) for j, m in enumerate(spec.mappings)]
+def frame_bends(spec: VideoSpec, curves: np.ndarray, idx, vectors: dict | None = None) -> list[Bend]:
+    """The mappings' bends for the frames `idx`, with one parameter value per frame (one set of K per frame for
+    the mappings in `vectors`, `Plan.vectors`)."""
+    vectors = vectors or {}
+    return [m.bend(torch.tensor(vectors[j][idx] if j in vectors else curves[j, idx], dtype=torch.float64))
+            for j, m in enumerate(spec.mappings)]
 
 
 def aligned_batches(todo: list[int], batch: int, n_frames: int) -> list[list[int]]:
@@ -76,6 +79,7 @@ class FrameRenderer:
 
     def __init__(self, plan: Plan, pipe, share: bool = True):
         self.spec, self.curves, self.n_frames, self.pipe = plan.spec, plan.curves, plan.n_frames, pipe
+        self.vectors = plan.vectors
         self.weights = torch.tensor(prompt_weights(self.spec, self.n_frames), dtype=torch.float32)
         self.embeds = encode_prompts(pipe, self.spec.prompts)
         self.start = self.shared_layer(self.spec) if share and not models.is_stochastic(pipe.scheduler) else 0
@@ -88,7 +92,7 @@ class FrameRenderer:
         return min(m.layer for m in spec.mappings) if spec.method == "txt2img" and spec.walk == "none" else 0
 
     def bends(self, idx) -> list[Bend]:
-        return frame_bends(self.spec, self.curves, idx)
+        return frame_bends(self.spec, self.curves, idx, self.vectors)
 
     def _full(self, idx, output_type):
         noise = noise_walk(self.pipe, self.spec, self.n_frames, idx).to(self.pipe.device, self.pipe.unet.dtype)
@@ -148,7 +152,7 @@ def img2img_chain(plan: Plan, pipe, todo: list[int], frame_path):
     `spec.color_coherence` says (`coherence.match_colors`)."""
     spec, curves = plan.spec, plan.curves
     for i in todo:
-        bends = frame_bends(spec, curves, [i])
+        bends = frame_bends(spec, curves, [i], plan.vectors)
         if i == 0 and spec.init_image is not None:  # the paper: the first frame is the init image itself
             yield i, load_image(spec.init_image, pipe)
         elif i == 0:

@@ -171,11 +171,14 @@ def prompt_weights(spec: VideoSpec, n_frames: int) -> np.ndarray:
 @dataclass
 class Plan:
     """A video ready to render: the resolved spec (no None left), its features and the (n_mappings, n_frames)
-    parameter curves."""
+    parameter curves; `vectors` holds, for each mapping whose operator takes several parameters (embed16 ->
+    matrix), its (n_frames, K) parameter sets (its row of `curves` is then a one-number summary, see
+    `Mapping.params`)."""
 
     spec: VideoSpec
     feats: audio.Features | None  # None where only the curves travel (to a Ray worker)
     curves: np.ndarray
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)  # mapping index -> (n_frames, K)
 
     @property
     def n_frames(self) -> int:
@@ -208,7 +211,8 @@ def plan(spec: VideoSpec, model: models.Model | None = None) -> Plan:
     if spec.keyframes is not None and spec.keyframes[-1] > feats.duration:
         raise BendlabValueError(f"keyframe at {spec.keyframes[-1]:g} s is beyond the audio "
                                 f"({feats.duration:.2f} s)")
-    return Plan(spec, feats, np.stack([m.params(feats) for m in spec.mappings]))
+    vectors = {j: v for j, v in enumerate(m.vectors(feats) for m in spec.mappings) if v is not None}
+    return Plan(spec, feats, np.stack([m.params(feats) for m in spec.mappings]), vectors)
 
 
 def check_curves(p: Plan, shapes) -> None:
@@ -216,5 +220,8 @@ def check_curves(p: Plan, shapes) -> None:
     kernel sizes): `shapes` is a loaded pipeline or a `models.Skeleton` read from the model's configs."""
     shape = latent_shape(shapes, 1)
     for j, m in enumerate(p.spec.mappings):
+        if j in p.vectors:  # a matrix: only its layer and where depend on the model
+            check_bends(shapes, [m.bend(p.vectors[j][0].tolist())], p.spec.n_layers, shape)
+            continue
         check_bends(shapes, [m.bend(float(p.curves[j].min())), m.bend(float(p.curves[j].max()))], p.spec.n_layers,
                     shape)

@@ -206,3 +206,69 @@ def test_operators_lists_the_new_ones(capsys):
     for needle in ("matrix", "16 values", "rotate6", "6 values", "hadamard", "no parameter"):
         assert needle in text, needle
     assert math.isclose(ops.PARAM_RANGES["rotate6"][1], 2 * math.pi)
+
+
+# ------------------------------------------------------------------------------------------ the audio-driven matrix
+def test_embed16_is_the_first_16_principal_components():
+    from bendlab import audio
+    feats = audio.audio_features("bendlab/data/piano.ogg", 20)
+    e = feats["embed16"]
+    assert e.shape == (feats.n_frames, 16)
+    for k in (1, 2, 16):
+        np.testing.assert_array_equal(e[:, k - 1], feats[f"pca:{k}"])
+    # principal components: uncorrelated, variances falling, and together all of the log-mel's variance the
+    # first 16 directions hold (the centred log-mel projected on them)
+    logmel = feats.spectral()["_logmel"].T
+    X = logmel - logmel.mean(axis=0)
+    cov = np.cov(e.T)
+    assert np.abs(cov - np.diag(np.diag(cov))).max() < 1e-6 * cov.max()
+    assert (np.diff(np.diag(cov)) <= 0).all()
+    top = np.linalg.eigvalsh(np.cov(X.T))[::-1][:16]
+    np.testing.assert_allclose(np.diag(cov), top, rtol=1e-6)
+    rms = feats["rms"]
+    assert all(np.corrcoef(e[:, k], rms)[0, 1] >= 0 for k in range(16))  # each signed to rise with rms
+    table = feats.table(["rms", "embed16"])  # a CSV or a plot: one column per value
+    assert list(table)[:3] == ["rms", "embed16.1", "embed16.2"] and len(table) == 17
+
+
+def test_embed16_mapping_is_identity_plus_offsets():
+    from bendlab import audio
+    from bendlab.mapping import Mapping
+    feats = audio.audio_features("bendlab/data/piano.ogg", 20)
+    m = Mapping("embed16", "matrix", 3, -0.3, 0.3, median=3)
+    v = m.vectors(feats)
+    eye = np.eye(4).reshape(-1)
+    offsets = [audio.scale(audio.smooth(feats["embed16"][:, d], 20, median=3), -0.3, 0.3) for d in range(16)]
+    assert v.shape == (feats.n_frames, 16)
+    for d in (0, 5, 7, 15):  # each value shaped on its own, as a one-number feature is, then added to I's entry
+        np.testing.assert_array_equal(v[:, d], eye[d] + offsets[d])
+    np.testing.assert_allclose(m.params(feats), np.mean(offsets, axis=0), rtol=0, atol=1e-12)
+    assert Mapping("rms", "add").vectors(feats) is None
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(feature="rms", op="matrix"), "matrix takes 16 parameters per frame and feature 'rms' gives one"),
+    (dict(feature="embed16", op="rotate1"), "feature 'embed16' gives 16 values per frame; accepted: op matrix"),
+    (dict(feature="rms", op="rotate6"), "rotate6 takes 6 parameters per frame"),
+    (dict(feature="embed16:2", op="matrix"), "unknown feature 'embed16:2'"),
+])
+def test_embed16_mapping_refusals(kw, msg):
+    from bendlab.mapping import Mapping
+    with pytest.raises(ValueError) as e:
+        Mapping(**kw)
+    assert msg in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_embed16_video_frames_are_matrix_bends(pipe, clip):
+    from bendlab.mapping import Mapping
+    from bendlab.renderer import FrameRenderer
+    from bendlab.videospec import plan
+    from conftest import spec_for
+    p = plan(spec_for(clip, walk="none", batch=4, mappings=[Mapping("embed16", "matrix", 3, -0.5, 0.5)]))
+    assert p.curves.shape == (1, 12) and p.vectors[0].shape == (12, 16)
+    frames = FrameRenderer(p, pipe).render([0, 6, 11], output_type="np")
+    for i, frame in zip([0, 6, 11], frames):
+        alone = render(p.spec.prompts[0], [Bend("matrix", p.vectors[0][i].tolist(), 3)], pipe=pipe, steps=STEPS,
+                       seed=p.spec.seed, output_type="np")
+        assert_frames_close(frame, alone)
+    assert not np.array_equal(*(np.asarray(f) for f in frames[:2]))  # different matrices, different frames
