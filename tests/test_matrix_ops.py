@@ -74,6 +74,15 @@ def test_per_item_parameter_sets_equal_single(name, k):
         assert_latents_close(batched[b:b + 1], ops.OPERATORS[name](X[b:b + 1], p[b]), X)
 
 
+@pytest.mark.parametrize("name,r", [("matrix", torch.randn(16).tolist()), ("rotate6", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),
+                                    ("hadamard", 0.0)])
+def test_float16_in_float16_out(name, r):
+    f = ops.OPERATORS[name]
+    y16 = f(X.half(), r)
+    assert y16.dtype == torch.float16
+    torch.testing.assert_close(y16.float(), f(X, r), atol=5e-2, rtol=1e-2)
+
+
 # ------------------------------------------------------------------------------------------ the equalities
 def test_matrix_identity_is_no_bend(pipe):
     assert torch.equal(ops.matrix(X, IDENTITY), X)
