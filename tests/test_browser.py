@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow,  # runs two notebooks in JupyterLab
               pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no chromium/chromedriver installed (Debian: "
                                  "apt-get install chromium chromium-driver; .ci/run does this)")]
 ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 420  # s for a notebook to run all its cells in fast mode
+TIMEOUT = int(os.environ.get("BENDLAB_BROWSER_TIMEOUT", 420))  # s for a notebook to run all its cells (fast mode)
 
 
 @pytest.fixture(scope="module")
@@ -96,21 +96,23 @@ new MutationObserver(ms => { for (const m of ms) window.__imageChanges.push(perf
 """
 
 
-def kernel_states(url, token):
-    """The execution state of every kernel the server runs, from its REST API."""
-    with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5) as r:
-        return [k["execution_state"] for k in json.load(r)]
+def kernel_state(url, token, notebook) -> str | None:
+    """The execution state of the kernel of `notebook`'s session, from the server's REST API (None: no session
+    yet). JupyterLab may have started that kernel before the page asked (a restored workspace)."""
+    with urllib.request.urlopen(f"{url}/api/sessions?token={token}", timeout=5) as r:
+        states = [s["kernel"]["execution_state"] for s in json.load(r)
+                  if s.get("path", "").endswith(notebook) and s.get("kernel")]
+    return states[0] if states else None
 
 
 def run_all(driver, url, token, notebook):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-    kernels = len(kernel_states(url, token))  # those of notebooks opened before
     driver.get(f"{url}/lab/tree/{notebook}?token={token}")
     wait = WebDriverWait(driver, TIMEOUT)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"))
-    wait.until(lambda d: len(kernel_states(url, token)) > kernels  # this notebook's kernel started, and idles
-               and all(s == "idle" for s in kernel_states(url, token)))
+    wait.until(lambda d: kernel_state(url, token, notebook) == "idle",  # its kernel started, and idles
+               message=f"{notebook}: its kernel did not become idle in {TIMEOUT} s")
     time.sleep(2)  # the page connects to it
     menu = next(e for e in driver.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel") if e.text == "Run")
     menu.click()
@@ -121,13 +123,16 @@ def run_all(driver, url, token, notebook):
     since = [None]
 
     def idle_for_3_s(d):  # the kernel, asked through the server's REST API, and every prompt numbered
-        states = kernel_states(url, token)
+        state = kernel_state(url, token, notebook)
         prompts = [p.text for p in d.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputPrompt") if p.text.strip()]
-        done = states and all(s == "idle" for s in states) and prompts and all(
+        done = state == "idle" and prompts and all(
             any(c.isdigit() for c in p) and "*" not in p for p in prompts)
         since[0] = (since[0] or time.time()) if done else None
+        last[:] = [state, prompts]
         return done and time.time() - since[0] >= 3
-    WebDriverWait(driver, TIMEOUT, poll_frequency=1).until(idle_for_3_s)
+    last = []
+    WebDriverWait(driver, TIMEOUT, poll_frequency=1).until(
+        idle_for_3_s, message=f"{notebook} did not finish in {TIMEOUT} s (kernel state, prompts: {last})")
 
 
 def check_outputs(driver):
