@@ -82,3 +82,29 @@ def plot_panels(panels, ncols: int = 5, title: str | None = None, size: float = 
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def plot_drift(drifts: dict, ax=None):
+    """How far img2img chains drift from their first frame: the lightness change (%) of each chain per frame
+    (solid) and its SSIM to frame 0 (dashed, right axis), one colour per chain; `drifts` maps a label to a
+    `quality.Drift`. Returns the Axes.
+
+    Notebook: notebooks/07_audio_reactive_video.ipynb
+    """
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3), layout="constrained")
+    ax2 = ax.twinx()
+    for k, (label, d) in enumerate(drifts.items()):
+        color = f"C{k}"
+        ax.plot(100 * d.change(), color=color, lw=1.5, label=f"{label}: L* change")
+        ax2.plot(d.ssim, color=color, lw=1, ls="--", label=f"{label}: SSIM")
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("frame")
+    ax.set_ylabel("L* change from frame 0 (%)")
+    ax2.set_ylabel("SSIM to frame 0")
+    ax2.set_ylim(0, 1.05)
+    ax.legend(loc="upper left", fontsize=8)
+    ax2.legend(loc="upper right", fontsize=8)
+    return ax
