@@ -15,7 +15,7 @@ import sys
 
 from . import models, operators
 from .bend import Bend
-from .cluster import ClusterError
+from .cluster import WORKER_THREADS, ClusterError
 from .frames import IMAGE_SUFFIXES
 from .recipe import merge, read_render, read_video
 
@@ -76,7 +76,8 @@ def add_model_args(ap: argparse.ArgumentParser) -> None:
                    f"model {models.DEFAULT_MODEL}; e.g. CompVis/stable-diffusion-v1-4 on a GPU)")
     g.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda if available)")
     g.add_argument("--threads", type=int, help=f"torch CPU threads, 1..{models.available_cpus()} (default: torch's "
-                   "choice)")
+                   f"choice; on Ray CPU workers, {WORKER_THREADS} each: frames then do not depend on the number of "
+                   "workers)")
     g.add_argument("--seed", type=int, help="seed of the initial noise, 0..2**63-1 (default 46, as the paper)")
     g.add_argument("--steps", type=int, help="denoising steps, 1..1000 (default: the model's usual count: 50 "
                    "with DDIM as the paper, 4 for an LCM model, 1 for a Turbo model)")
@@ -323,8 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--preview", type=float, help="only the first SECONDS, to <out>-preview.mp4")
     f.add_argument("--overwrite", action="store_true", help="discard frames made with other settings")
     c = v.add_argument_group("rendering on Ray (see README: Rendering on a cluster)")
-    c.add_argument("--workers", type=int, help="render on N local Ray workers (the CPUs split among them; one GPU "
-                   "each where there are GPUs)")
+    c.add_argument("--workers", type=int, help="render on N local Ray workers in a new runtime on 127.0.0.1 (one "
+                   f"CPU and {WORKER_THREADS} torch thread each, or one GPU each where there are GPUs): N = the CPUs "
+                   "for the fastest render")
     c.add_argument("--ray-address", help="join a running Ray cluster: auto, or HOST:PORT of the head started with "
                    "`ray start --head`; one worker per GPU (or CPU) unless --workers says otherwise")
     add_model_args(v)

@@ -12,8 +12,10 @@ What crosses the network: to each worker once, the VideoSpec (prompts and settin
 Each worker loads the model itself by `spec.model` (the shipped model comes with bendlab; another folder must
 exist at the same path on every node, or be a hub id in each node's cache).
 
-A frame depends only on its index and its aligned batch, so the frames are byte-identical whatever the number
-of workers (tested), as long as every worker has the same device and thread count (recorded in the manifest).
+A frame depends only on its index and its aligned batch, and on the device and torch threads that compute it
+(recorded in the manifest). A CPU worker computes with `WORKER_THREADS` (1) torch threads unless told otherwise,
+and a machine's cores go to more workers, not to more threads per worker, so the frames are byte-identical
+whatever the number of workers (tested) and a render resumes on any number of them.
 A worker that dies (killed, out of memory, node lost) loses no frame: its batch is queued again and a new
 worker is started, up to `max_failures` times; then the render stops with a one-line error.
 
@@ -24,10 +26,12 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from contextlib import contextmanager
 
 from .checks import BendlabValueError, check_choice, check_int
 
 MAX_FAILURES = 3  # worker deaths tolerated in one render before it stops
+WORKER_THREADS = 1  # torch threads of a CPU worker unless `threads` says otherwise: the same on any split
 
 
 class ClusterError(RuntimeError):
@@ -40,10 +44,11 @@ def _ray():
     return ray
 
 
-def check_workers(workers, address, method: str, device: str | None = None) -> None:
+def check_workers(workers, address, method: str, device: str | None = None, threads: int | None = None) -> None:
     """One-line errors before any work (Ray is not started): workers an integer >= 1 and, on this machine, no
-    more than it has CPUs (or GPUs, for cuda workers); a device the workers can take (cuda only where there is
-    a GPU, for local workers); the img2img chain on one worker only; and a HOST:PORT where something answers."""
+    more than it has CPUs (or GPUs, for cuda workers), their threads included (a worker waits for its CPUs); a
+    device the workers can take (cuda only where there is a GPU, for local workers); the img2img chain on one
+    worker only; and a HOST:PORT where something answers."""
     from . import models
     if device is not None:
         check_choice("device for Ray workers", device, ("cpu", "cuda"))
@@ -64,6 +69,10 @@ def check_workers(workers, address, method: str, device: str | None = None) -> N
         if workers is not None and workers > n:
             raise BendlabValueError(f"workers {workers} is more than the {n} {what} of this machine (one each); "
                                     f"accepted: 1..{n} local workers, or --ray-address for a cluster")
+        if not gpu and threads and (workers or 1) * threads > n:
+            raise BendlabValueError(f"workers {workers or 1} with {threads} threads each need more than the {n} CPUs "
+                                    f"of this machine; accepted: workers x threads <= {n} (default: "
+                                    f"{WORKER_THREADS} thread a worker)")
     check_address(address)
 
 
@@ -87,20 +96,39 @@ def check_address(address: str | None) -> None:
                            "running head (`ray start --head` prints it)") from None
 
 
+@contextmanager
+def _loopback():
+    """While a local runtime starts: Ray's switch for single-node runtimes (its name is for Windows/macOS, where
+    it is the default) so that its processes listen on 127.0.0.1 only, not on the network. Ray reads the variable
+    when it is first imported and its processes inherit it; where the driver imported Ray before, its constant
+    is set too. Both are put back after, so that a cluster joined later by address is joined on the network."""
+    from ray._private import ray_constants
+    var = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR  # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER
+    old_env, old_const = os.environ.get(var), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[var], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = old_const
+        if old_env is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = old_env
+
+
 def connect(workers: int | None, address: str | None) -> int:
-    """Start a local Ray runtime (address None) or join a running one ("auto" or HOST:PORT); returns the number
-    of workers to start (workers, else one per GPU of the cluster, else one per CPU)."""
-    if address is None:
-        # a local runtime is one node: Ray then listens on the loopback address only, not on the network
-        # (set before ray is first imported; the variable's name is Ray's, for single-node Windows/macOS)
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    """Start a local Ray runtime (address None: always a new one on 127.0.0.1, never the cluster that RAY_ADDRESS
+    names or the last `ray start` on this machine, where Ray looks by default) or join a running one ("auto" or
+    HOST:PORT); returns the number of workers to start (workers, else one per GPU of the cluster, else one per
+    CPU)."""
     ray = _ray()
     if not ray.is_initialized():
         try:
             if address is None:
                 from .models import available_cpus
-                ray.init(num_cpus=max(workers or 1, available_cpus()), include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)
+                with _loopback():  # "local": Ray's address for a new runtime of this process's own
+                    ray.init(address="local", num_cpus=max(workers or 1, available_cpus()), include_dashboard=False,
+                             log_to_driver=False, configure_logging=False)
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
@@ -152,9 +180,8 @@ class Pool:
         ray = _ray()
         n = connect(workers, address)
         device = device or ("cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu")
-        if threads is None and device == "cpu" and address is None:
-            from .models import available_cpus
-            threads = max(1, available_cpus() // n)
+        if threads is None and device == "cpu":
+            threads = WORKER_THREADS
         self.actor_class = ray.remote(num_cpus=threads or 1, num_gpus=1 if device == "cuda" else 0)(Worker)
         from dataclasses import replace
         self.args = (ray.put(replace(plan, feats=None)), threads, device)  # the curves, not every feature
@@ -218,8 +245,9 @@ class Pool:
 
 class RaySource:
     """A frame source (`bendlab.renderer`) on Ray: N local workers (`workers`), or the workers of the cluster at
-    `address` ("auto": the running one), each with `threads` torch threads (default: the CPUs split among local
-    workers) on `device` ("cpu" or "cuda": one GPU each; default cuda where the cluster has GPUs).
+    `address` ("auto": the running one), each with `threads` torch threads (default on a CPU: `WORKER_THREADS`,
+    so that frames do not depend on the number of workers) on `device` ("cpu" or "cuda": one GPU each; default
+    cuda where the cluster has GPUs).
 
         make_video(spec, "song.mp4", source=RaySource(workers=2))
     """
@@ -232,8 +260,8 @@ class RaySource:
     def check(self, spec) -> None:
         """One-line errors before any work (`check_workers`, `models.check_threads`)."""
         from .models import check_threads
-        check_workers(self.workers, self.address, spec.method, self.device)
         check_threads(self.threads)
+        check_workers(self.workers, self.address, spec.method, self.device, self.threads)
 
     def model(self, spec):
         """What the spec is resolved and checked against before the workers start."""

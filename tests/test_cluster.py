@@ -1,5 +1,5 @@
-"""Rendering on Ray: a local runtime with 2 workers (1 torch thread each) started by these tests and shut down
-after. Frames must be byte-identical to the in-process render whatever the workers, survive a killed worker,
+"""Rendering on Ray: a local runtime with 2 workers (1 torch thread each, the default) started by these tests and
+shut down after. Frames must be byte-identical to the in-process render whatever the workers, survive a killed worker,
 and resume after an interruption."""
 
 import pytest
@@ -73,3 +73,61 @@ def test_img2img_chain_is_refused_on_several_workers(clip, tmp_path):
     with pytest.raises(ValueError, match="img2img renders each frame from the previous one"):
         render_frames(spec_for(clip, method="img2img", mappings=[Mapping("rms", "add", 1, 0, 1)]),
                       tmp_path / "v.mp4", source=cluster.RaySource(2))
+
+
+def test_a_render_resumes_on_another_number_of_workers_with_the_defaults(ray_runtime, reference, clip, tmp_path):
+    """No threads given: each worker computes with the same torch threads whatever the number of workers, so a
+    render begun on 2 workers resumes on 1 (same manifest) and its frames are the in-process frames (1 thread)."""
+    def interrupt(i):
+        if i >= 3:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=cluster.RaySource(2), progress=False,
+                      on_frame=interrupt)
+    folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=cluster.RaySource(1),
+                           progress=False)
+    assert same_frames(folder, reference)
+
+
+@pytest.fixture
+def no_runtime(ray_runtime):
+    """No Ray runtime in this process before the test (it must start its own), none left after it."""
+    ray_runtime.shutdown()
+    yield
+    ray_runtime.shutdown()
+
+
+@pytest.mark.parametrize("elsewhere", ["RAY_ADDRESS", "last ray start"])
+def test_local_workers_start_their_own_runtime(no_runtime, monkeypatch, reference, clip, tmp_path, elsewhere):
+    """`--workers N` without an address never joins another cluster: neither the one RAY_ADDRESS names nor the
+    one the last `ray start` on this machine recorded (where `ray.init()` looks without an address)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    other = "127.0.0.1:1"  # a cluster elsewhere; joining it fails at once (num_cpus is refused when joining)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths must fit in 107 bytes
+    try:
+        if elsewhere == "RAY_ADDRESS":
+            monkeypatch.setenv("RAY_ADDRESS", other)
+        else:
+            monkeypatch.setenv("RAY_TMPDIR", str(tmp))
+            (tmp / "ray").mkdir()
+            (tmp / "ray" / "ray_current_cluster").write_text(other)  # what `ray start --head` writes
+        folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=cluster.RaySource(2),
+                               progress=False)
+        assert same_frames(folder, reference)
+        import ray
+        assert [n["NodeManagerAddress"] for n in ray.nodes()] == ["127.0.0.1"]  # one node, on the loopback only
+    finally:
+        cluster.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_workers_times_threads_beyond_the_cpus_is_refused_before_ray(clip):
+    from bendlab.models import available_cpus
+    n = available_cpus()
+    if n < 2:
+        pytest.skip("needs 2 CPUs: 2 threads a worker")
+    with pytest.raises(ValueError, match=f"workers {n} with 2 threads each need more than the {n} CPUs"):
+        cluster.RaySource(n, threads=2, device="cpu").check(spec_for(clip))
