@@ -5,6 +5,7 @@
     bendlab video song.wav --op rotate1 --feature lfo:0.25 --layer 40 --out song.mp4
     bendlab features song.wav --out features.csv --plot features.png
     bendlab operators
+    bendlab targets --model path/to/diffusers-folder
 """
 
 from __future__ import annotations
@@ -230,6 +231,24 @@ def cmd_operators(a) -> None:
         print(f"{k:10s} {v:45s} {typical}")
 
 
+def cmd_targets(a) -> None:
+    targets = models.bend_targets(a.model)
+    print(f"{'target':40s} {'what':26s} {'shape':12s} status")
+    headers = {"conv_in": "UNet modules (Bend(..., module=NAME), --module NAME; any deeper dotted child of these is "
+                          "accepted too):",
+               "vae:": "VAE decoder (planned: VAE bends are not implemented yet):"}
+    for t in targets:
+        for start, header in list(headers.items()):
+            if t.name.startswith(start):
+                print(header)
+                del headers[start]
+        path = t.name.removeprefix("vae:decoder.")
+        indent = "  " * (path.count(".") // 2)  # a block's resnets, attentions and samplers under it
+        shape = "x".join(map(str, t.shape)) if t.shape else "?"
+        status = ("bendable (default)" if t.name == "latent" else "bendable") if t.bendable else "(planned)"
+        print(f"{indent + t.name:40s} {t.kind:26s} {shape:12s} {status}")
+
+
 def add_mapping_args(g) -> None:
     """The flags of one audio -> parameter mapping (bendlab.mapping.Mapping), for `video` and `features`."""
     from .audio import FEATURES, PARAMETRIC
@@ -347,6 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
     ft.set_defaults(func=cmd_features)
     o = sub.add_parser("operators", help="list the operators, their formulas and typical ranges")
     o.set_defaults(func=cmd_operators)
+    t = sub.add_parser("targets", help="list what a bend can target on a model (from its configs, no weights)",
+                       description="The latent, the UNet modules a module bend accepts and the VAE decoder's "
+                       "(planned), each with the shape bent at the model's native size, read from the model's "
+                       "config files: no weights load.")
+    t.add_argument("--model", help="diffusers folder, or a hub id in the local cache (default: the shipped model "
+                   f"{models.DEFAULT_MODEL})")
+    t.set_defaults(func=cmd_targets)
     return ap
 
 

@@ -274,7 +274,7 @@ def check_bends(pipe, bends: Sequence[Bend], n_layers: int, shape: tuple) -> Non
             except AttributeError:
                 names = [n for n, _ in pipe.unet.named_children() if "blocks" in n or n == "mid_block"]
                 raise ValueError(f"UNet has no module {b.module!r}; accepted: {', '.join(names)} or a dotted "
-                                 "child such as 'up_blocks.1'") from None
+                                 "child such as 'up_blocks.1' (`bendlab targets` lists them)") from None
 
 
 # ------------------------------------------------------------------------------------------ rendering

@@ -361,17 +361,36 @@ class Skeleton:
     vae_scale_factor: int
 
 
+def _component_config(path: str, component: str) -> dict:
+    """The config.json of a model's component ("unet", "vae"): a local folder's file, or a hub id's, fetched
+    alone by diffusers from its local cache (or the network, if the user allows it)."""
+    if Path(path).is_dir():
+        return json.loads((Path(path) / component / "config.json").read_text())
+    import warnings
+
+    import diffusers
+    cls = {"unet": diffusers.UNet2DConditionModel, "vae": diffusers.AutoencoderKL}[component]
+    with warnings.catch_warnings():  # huggingface_hub's deprecation notice about an argument diffusers passes
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return cls.load_config(path, subfolder=component)
+        except OSError as e:  # not in the local cache and no network
+            raise OSError(f"could not read the {component} config of model {path!r} ({str(e).splitlines()[0]}); "
+                          "accepted: a local folder, or a hub id in the local cache or with network access") from None
+
+
 @functools.lru_cache(maxsize=8)
 def _skeleton(path: str) -> Skeleton:
     from diffusers import UNet2DConditionModel
-    p = Path(path)
     try:
-        unet_cfg = json.loads((p / "unet" / "config.json").read_text())
-        vae_cfg = json.loads((p / "vae" / "config.json").read_text())
+        unet_cfg = _component_config(path, "unet")
+        vae_cfg = _component_config(path, "vae")
         with torch.device("meta"):
             unet = UNet2DConditionModel.from_config(unet_cfg)
         scale = 2 ** (len(vae_cfg["block_out_channels"]) - 1)
     except (OSError, ValueError, KeyError, TypeError) as e:
+        if isinstance(e, OSError) and not Path(path).is_dir():
+            raise  # a hub id not in the local cache: `_component_config` says so in one line
         raise ValueError(f"model folder {path!r} has an unreadable unet or vae config ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}); accepted: a folder written by "
                          "a pipeline's save_pretrained") from None
@@ -382,6 +401,94 @@ def skeleton(model: str | os.PathLike | None = None) -> Skeleton | None:
     """The shapes of a local model (or the shipped one) read from its configs in milliseconds; None for a hub id
     (its configs are known only once diffusers fetches it)."""
     return Model.of(model).shapes
+
+
+# ------------------------------------------------------------------------------------------ bend targets
+# the modules a feature map flows through, listed as targets: these top-level parts of a UNet or VAE decoder,
+# their numbered blocks and the blocks' resnets, attentions and samplers (any deeper dotted child is accepted too)
+FEATURE_MAP_PARTS = ("conv_in", "down_blocks", "mid_block", "up_blocks", "conv_norm_out", "conv_act", "conv_out")
+_LISTED = re.compile(r"(?P<part>[a-z_]+)(\.\d+)?(\.[a-z_]+\.\d+)?")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Something a bend can act on: the latent, or a module whose output it bends.
+
+    name: as a bend names it ("latent"; a UNet module as `Bend(..., module=name)` and `--module` take it;
+          "vae:decoder.up_blocks.1" for the VAE decoder); kind: "latent" or the module's class; shape: (C, H, W)
+          of what is bent at the model's native size (None where it could not be computed on the meta device);
+          bendable: False for targets planned but not yet implemented (the VAE decoder)."""
+
+    name: str
+    kind: str
+    shape: tuple | None
+    bendable: bool = True
+
+
+def _listed(model: torch.nn.Module, prefix: str, x: torch.Tensor, **kwargs) -> list[tuple[str, str, tuple | None]]:
+    """(name, class, (C, H, W) or None) of `model`'s listed modules, shapes from one forward on the meta device
+    with `x` (what a module bend's hook bends: the output, or a tuple's first element)."""
+    names = {n: type(m).__name__ for n, m in model.named_modules()
+             if (hit := _LISTED.fullmatch(n)) and hit["part"] in FEATURE_MAP_PARTS
+             and not isinstance(m, torch.nn.ModuleList)}
+    shapes = {}
+
+    def hook_for(name):
+        def hook(module, inputs, output):
+            out = output[0] if isinstance(output, tuple) else output
+            if isinstance(out, torch.Tensor):
+                shapes[name] = tuple(out.shape[1:])
+        return hook
+
+    hooks = [model.get_submodule(n).register_forward_hook(hook_for(n)) for n in names]
+    try:
+        with torch.no_grad():
+            model(x, **kwargs)
+    except (RuntimeError, NotImplementedError, TypeError, ValueError, KeyError, AttributeError):
+        shapes = {}  # an architecture whose forward needs more than these inputs: names and classes only
+    finally:
+        for h in hooks:
+            h.remove()
+    order = sorted(names, key=lambda n: FEATURE_MAP_PARTS.index(_LISTED.fullmatch(n)["part"]))  # as data flows
+    return [(prefix + n, names[n], shapes.get(n)) for n in order]
+
+
+def _unet_inputs(config) -> dict:
+    """Meta-device inputs for one UNet forward at its native size: text conditioning, and SDXL's added ones."""
+    dim = config.cross_attention_dim
+    dim = dim[0] if isinstance(dim, (list, tuple)) else dim
+    kwargs = dict(timestep=torch.tensor(1), encoder_hidden_states=torch.zeros(1, 77, dim))
+    if config.addition_embed_type == "text_time":
+        n = config.projection_class_embeddings_input_dim - 6 * config.addition_time_embed_dim
+        kwargs["added_cond_kwargs"] = dict(text_embeds=torch.zeros(1, n), time_ids=torch.zeros(1, 6))
+    return kwargs
+
+
+def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
+    """What a bend can target on `model` (None: the shipped model), read from its unet and vae configs with the
+    modules built on the meta device: no weights load. The latent; the UNet modules a module bend accepts
+    (`engine.check_bends`: any path of the UNet; listed are `FEATURE_MAP_PARTS`, their blocks and the blocks'
+    resnets, attentions and samplers, in the order data flows through them); the VAE decoder's, marked not
+    bendable (VAE bends are planned). A hub id's configs come from the local cache (one-line error if absent).
+
+    Notebook: notebooks/01_operators.ipynb
+    """
+    from diffusers import AutoencoderKL
+    path = resolve(model)
+    sk = _skeleton(path)
+    c = sk.unet.config
+    with torch.device("meta"):
+        latent = torch.zeros(1, c.in_channels, c.sample_size, c.sample_size)
+        unet = _listed(sk.unet, "", latent, **_unet_inputs(c))
+        try:
+            vae = AutoencoderKL.from_config(_component_config(path, "vae"))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"model {path!r} has an unreadable vae config ({type(e).__name__}: {e}); accepted: "
+                             "a folder written by a pipeline's save_pretrained") from None
+        decoder = _listed(vae.decoder, "vae:decoder.", torch.zeros(1, vae.config.latent_channels, c.sample_size,
+                                                                   c.sample_size))
+    return ([Target("latent", "latent", tuple(latent.shape[1:]))] + [Target(*t) for t in unet]
+            + [Target(*t, bendable=False) for t in decoder])
 
 
 def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None,

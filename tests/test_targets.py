@@ -1,0 +1,70 @@
+"""`bendlab targets` and `models.bend_targets`: what a bend can target, read from a model's configs (no weights)."""
+
+import pytest
+
+from bendlab import models, render
+from bendlab.bend import Bend
+from bendlab.cli import main
+from bendlab.engine import check_bends, latent_shape
+
+
+@pytest.fixture
+def no_weights(monkeypatch):
+    """Loading a model's weights fails the test."""
+    def no_model(*a, **k):
+        raise AssertionError("weights were loaded to list the targets")
+    monkeypatch.setattr("bendlab.models.load_pipeline", no_model)
+    monkeypatch.setattr("bendlab.models._load", no_model)
+
+
+def test_shipped_model_lists_latent_and_unet_blocks(no_weights):
+    targets = {t.name: t for t in models.bend_targets()}
+    assert targets["latent"].shape == (4, 16, 16) and targets["latent"].bendable
+    for name in ("conv_in", "down_blocks.0", "down_blocks.2.attentions.0", "mid_block", "mid_block.resnets.1",
+                 "up_blocks.1.upsamplers.0", "conv_out"):
+        assert targets[name].bendable, name
+    assert targets["down_blocks.0"].shape == (32, 8, 8)  # after its downsampler
+    assert targets["mid_block"].kind == "UNetMidBlock2DCrossAttn"
+    assert "time_embedding" not in targets  # not a feature map: a bend of it is not offered
+    vae = [t for t in targets.values() if t.name.startswith("vae:")]
+    assert vae and not any(t.bendable for t in vae)  # listed, marked planned
+    assert targets["vae:decoder.up_blocks.2"].shape == (16, 64, 64)
+
+
+def test_every_listed_unet_module_is_accepted_by_a_module_bend(no_weights):
+    skeleton = models.skeleton()
+    shape = latent_shape(skeleton)
+    names = [t.name for t in models.bend_targets() if t.bendable and t.name != "latent"]
+    assert len(names) > 20
+    check_bends(skeleton, [Bend("add", 0.5, layer=1, module=n) for n in names], 2, shape)
+    with pytest.raises(ValueError, match="UNet has no module"):  # the check can fail
+        check_bends(skeleton, [Bend("add", 0.5, layer=1, module="down_blocks.9")], 2, shape)
+
+
+@pytest.mark.parametrize("kind", ["Transformer2DModel", "Upsample2D"])
+def test_a_listed_module_bends_a_render(pipe, kind):
+    module = next(t.name for t in models.bend_targets() if t.kind == kind)
+    kw = dict(steps=2, seed=1, output_type="np")
+    plain = render("an orb", pipe=pipe, **kw)
+    bent = render("an orb", [Bend("add", 1.0, layer=(0, 1), module=module)], pipe=pipe, **kw)
+    assert abs(bent - plain).max() > 1 / 255
+
+
+def test_cli_prints_the_table(no_weights, capsys):
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert any(line.split()[:2] == ["latent", "latent"] and "4x16x16" in line for line in lines)
+    assert any(line.split()[0] == "down_blocks.0" and "32x8x8" in line for line in lines)
+    assert any(line.strip().startswith("mid_block ") for line in lines)
+    assert any(line.strip().startswith("vae:decoder.mid_block") and "(planned)" in line for line in lines)
+
+
+@pytest.mark.parametrize("model,msg", [("./no-such-folder", "model './no-such-folder' does not exist"),
+                                       ("nobody/not-in-the-cache", "could not read the unet config of model "
+                                                                   "'nobody/not-in-the-cache'")])
+def test_cli_bad_model_is_one_line(no_weights, capsys, model, msg):
+    """A missing folder, and a hub id not in the local cache (HF_HUB_OFFLINE: nothing is downloaded)."""
+    assert main(["targets", "--model", model]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"bendlab targets: error: {msg}"), err
