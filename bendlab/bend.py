@@ -5,8 +5,17 @@ just before the UNet evaluation of step L. Layer 0 is the initial noise (in imag
 latent), layer N is the final latent just before the VAE decodes it; layer 49 is "before the last step". In
 image-to-image N counts the steps actually run (about strength x steps).
 
-A module bend (``module="mid_block"``) instead applies the operator to the output of that UNet block during
-the UNet evaluations of the given steps (0..N-1): the original network bending of Broad et al.
+A bend's `target` says what it bends:
+- "latent" (the default): the latent x_t at the layers above;
+- "unet:<module path>" (the same as ``module="<path>"``, e.g. "unet:mid_block"): the output of that UNet block
+  during the UNet evaluations of the given steps (0..N-1): the original network bending of Broad et al.;
+- "vae:<module path>" (e.g. "vae:decoder.up_blocks.1"): the output of that block of the VAE decoder, once, when
+  the VAE decodes the final latent (a forward hook removed after the call). Its layer has no meaning: leave it
+  out, or give N (the final layer, where the decode happens); any other layer is refused in one line. A batch
+  carries one parameter per item, as the VAE decodes the B latents (no classifier-free guidance doubling).
+As for UNet modules, the operators that mix the 4 latent channels (`operators.CHANNEL_OPERATORS`) are refused,
+and `where` selects in the module's output (its channels, rows, columns). Targets "text" and "attn:<path>" are
+planned (issue 20) and refused in one line.
 
 Notebook: notebooks/01_operators.ipynb
 """
@@ -35,14 +44,17 @@ class Bend:
     where:  "all", "row:i", "column:i", "channel:c", "fraction:p[:seed=s]", "region:x0,y0,x1,y1"
     norm:   optional mean-normalisation after the operator: "channel", "row" or "column"
     module: optional UNet block (e.g. "mid_block", "up_blocks.1") whose output is bent instead of the latent
+    target: "latent" (default), "unet:<module path>" (sets `module`) or "vae:<module path>" (see the module's
+            docstring); after construction it always names the target, e.g. "unet:mid_block" for module="mid_block"
     """
 
     op: str
     param: object = 0.0
-    layer: int | tuple[int, int] = 0
+    layer: int | tuple[int, int] | None = None  # None: 0, or for a VAE target "at decode"
     where: Where | str = "all"
     norm: str | None = None
     module: str | None = None
+    target: str | None = None
     _mask_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -61,24 +73,42 @@ class Bend:
         self.where = Where.parse(self.where)
         if self.norm is not None and self.norm not in operators.NORM_DIMS:
             raise ValueError(f"unknown normalisation {self.norm!r}; accepted: {', '.join(operators.NORM_DIMS)}")
-        self.layer = _check_layer(self.layer)
         if self.module is not None and (not isinstance(self.module, str) or not self.module.strip()):
             raise ValueError(f"module {self.module!r} is not a UNet block name; accepted: e.g. mid_block, "
                              "up_blocks.1, or None to bend the latent")
-        if self.module is not None and self.op in operators.CHANNEL_OPERATORS:
+        self.target = _check_target(self.target, self.module)
+        if self.kind == "unet":
+            self.module = self.path
+        if not (self.kind == "vae" and self.layer is None):  # None: a VAE bend at decode
+            self.layer = _check_layer(0 if self.layer is None else self.layer)
+        if self.kind != "latent" and self.op in operators.CHANNEL_OPERATORS:
             allowed = ", ".join(sorted(set(operators.OPERATORS) - operators.CHANNEL_OPERATORS))
-            raise ValueError(f"{self.op} mixes the 4 latent channels and cannot bend a UNet module's output; "
+            what = "the VAE decoder's" if self.kind == "vae" else "a UNet"
+            raise ValueError(f"{self.op} mixes the 4 latent channels and cannot bend {what} module's output; "
                              f"accepted for modules: {allowed}")
 
     @property
+    def kind(self) -> str:
+        """"latent", "unet" or "vae": what the target bends."""
+        return self.target.split(":", 1)[0]
+
+    @property
+    def path(self) -> str | None:
+        """The module path of a "unet:" or "vae:" target inside that model (None for the latent)."""
+        return self.target.split(":", 1)[1] if ":" in self.target else None
+
+    @property
     def layers(self) -> tuple[int, ...]:
+        """The layers it acts at (empty for a VAE bend given no layer: it acts at decode)."""
+        if self.layer is None:
+            return ()
         if isinstance(self.layer, tuple):
             return tuple(range(self.layer[0], self.layer[1] + 1))
         return (self.layer,)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Bend":
-        """Build from a recipe entry: keys op, param, layer, where, norm, module."""
+        """Build from a recipe entry: keys op, param, layer, where, norm, module, target."""
         names = {f.name for f in fields(cls) if f.init}
         unknown = set(d) - names
         if unknown:
@@ -91,16 +121,23 @@ class Bend:
         p = self.param.tolist() if isinstance(self.param, torch.Tensor) else self.param
         d = {"op": self.op, "param": p, "layer": list(self.layer) if isinstance(self.layer, tuple) else self.layer,
              "where": str(self.where)}
+        if self.layer is None:
+            del d["layer"]
         if self.norm:
             d["norm"] = self.norm
         if self.module:
             d["module"] = self.module
+        if self.kind == "vae":
+            d["target"] = self.target
         return d
 
     def check(self, n_layers: int, latent_shape: tuple[int, ...] | None = None) -> None:
         """Raise a one-line error if this bend does not fit a render of n_layers steps (and that latent shape)."""
-        top = n_layers - 1 if self.module else n_layers
-        if max(self.layers) > top:
+        if self.kind == "vae":
+            if self.layer not in (None, n_layers):
+                raise ValueError(f"layer {self.layer} of {self.target}: a VAE bend acts once, when the VAE decodes "
+                                 f"the final latent; accepted: no layer, or layer {n_layers} (the final one)")
+        elif max(self.layers) > (top := n_layers - 1 if self.module else n_layers):
             what = "module bends act on the UNet evaluations of steps" if self.module else "layers run"
             raise ValueError(f"layer {self.layer} is outside 0..{top} ({what} 0..{top} for {n_layers} steps)")
         if latent_shape is None:
@@ -118,7 +155,7 @@ class Bend:
             if torch.as_tensor(p).max() > side:
                 raise ValueError(f"{self.op}: kernel size {_text(p)} is larger than the {latent_shape[-2]}x"
                                  f"{latent_shape[-1]} latent; accepted: 1..{side}")
-        if not self.module:
+        if self.kind == "latent":
             self.where.check(latent_shape)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,6 +176,30 @@ class Bend:
 
 def _text(p) -> str:
     return str(p.tolist() if isinstance(p, torch.Tensor) else p)
+
+
+TARGET_KINDS = ("latent", "unet", "vae")  # what a bend may target now
+PLANNED_TARGETS = ("text", "attn")  # issue 20: not yet implemented
+
+
+def _check_target(target, module: str | None) -> str:
+    """The canonical target: "latent", "unet:PATH" (from target, or from module) or "vae:PATH"; a one-line error
+    for anything else, for a planned target, and for a target and a module that disagree."""
+    accepted = "accepted: latent, unet:<module path> (e.g. unet:mid_block) or vae:<module path> (e.g. " \
+               "vae:decoder.up_blocks.1); `bendlab targets` lists them"
+    if target is None:
+        return "latent" if module is None else f"unet:{module}"
+    if not isinstance(target, str):
+        raise ValueError(f"target {target!r} is not a string; {accepted}")
+    kind, _, path = target.partition(":")
+    if kind in PLANNED_TARGETS:
+        raise ValueError(f"target {target!r} is planned (issue 20) but not implemented yet; {accepted}")
+    if target != "latent" and (kind not in TARGET_KINDS[1:] or not path.strip()):
+        raise ValueError(f"target {target!r} is not a bend target; {accepted}")
+    if module is not None and target != f"unet:{module}":
+        raise ValueError(f"target {target!r} and module {module!r} disagree; accepted: one of them (module=PATH is "
+                         "target='unet:PATH')")
+    return target
 
 
 def _check_layer(layer) -> int | tuple[int, int]:

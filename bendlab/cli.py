@@ -96,9 +96,12 @@ def add_bend_args(ap: argparse.ArgumentParser, param_help: str) -> None:
     g.add_argument("--norm", choices=list(operators.NORM_DIMS),
                    help="mean-normalise along channel | row | column after the operator (the paper's morphology)")
     g.add_argument("--module", help="bend this UNet block's output instead of the latent, e.g. mid_block, "
-                   "up_blocks.1 (Broad et al.'s network bending)")
+                   "up_blocks.1 (Broad et al.'s network bending); the same as --target unet:NAME")
+    g.add_argument("--target", help="what the bend acts on: latent (default), unet:MODULE (as --module) or "
+                   "vae:MODULE, a block of the VAE decoder bent once when it decodes, e.g. vae:decoder.up_blocks.1 "
+                   "(`bendlab targets` lists them)")
     g.add_argument("--recipe", help="TOML or YAML file: settings and a list of [[bend]] tables with keys op, param, "
-                   "layer, where, norm, module (flags given here override the recipe)")
+                   "layer, where, norm, module, target (flags given here override the recipe)")
 
 
 def _setup(a) -> None:
@@ -117,7 +120,7 @@ def cmd_render(a) -> None:
     if a.op:
         if a.param is None and a.op not in ("reflect",) + operators.NO_PARAM_OPERATORS:
             raise CLIError(f"--op {a.op} needs --param (r: {operators.FORMULAS[a.op]})")
-        bends.append(Bend(a.op, **given(a, ("param", "layer", "where", "norm", "module"))))
+        bends.append(Bend(a.op, **given(a, ("param", "layer", "where", "norm", "module", "target"))))
     settings = merge(recipe, {"prompt": a.prompt, "negative_prompt": a.negative, "model": a.model, "seed": a.seed,
                               "steps": a.steps, "guidance": a.guidance, "init_image": a.init_image,
                               "strength": a.strength})
@@ -236,7 +239,7 @@ def cmd_targets(a) -> None:
     print(f"{'target':40s} {'what':26s} {'shape':12s} status")
     headers = {"conv_in": "UNet modules (Bend(..., module=NAME), --module NAME; any deeper dotted child of these is "
                           "accepted too):",
-               "vae:": "VAE decoder (planned: VAE bends are not implemented yet):"}
+               "vae:": "VAE decoder (Bend(..., target=NAME), --target NAME; bent once, when the VAE decodes):"}
     for t in targets:
         for start, header in list(headers.items()):
             if t.name.startswith(start):

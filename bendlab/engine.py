@@ -5,7 +5,8 @@ Bends are installed only through diffusers' own extension points, for the durati
   `prepare_latents` so whatever it prepares is bent before the first UNet evaluation;
 - layers 1..N through `callback_on_step_end`, which receives the latent after step L-1, i.e. just before
   the UNet evaluation of step L (layer N: just before the VAE decodes);
-- module bends through forward hooks on UNet blocks, removed when the call ends.
+- module bends through forward hooks on UNet blocks, and VAE bends through forward hooks on blocks of the VAE
+  decoder (they act when the pipeline decodes), all removed when the call ends.
 
 Branching sweeps: renders that share prompt, seed and every bend before layer L share their first L steps;
 `render_grid` computes that prefix once and runs the branches as one batch from layer L, by truncating the
@@ -163,7 +164,7 @@ class BendCallback(PipelineCallback):
     def __init__(self, bends: Sequence[Bend] = (), start: int = 0, capture: Sequence[int] = (),
                  stop: int | None = None):
         super().__init__()
-        self.bends = [b for b in as_bends(bends) if b.module is None]
+        self.bends = [b for b in as_bends(bends) if b.kind == "latent"]
         self.start, self.capture, self.stop = start, set(capture), stop
         self.step = start  # the step whose UNet evaluation comes next (module bends read it)
         self.captured: dict[int, torch.Tensor] = {}
@@ -218,7 +219,8 @@ def _patched(obj, name: str, value):
 @contextlib.contextmanager
 def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] = (), stop: int | None = None):
     """Install `bends` on `pipe` for one pipeline call; yields the `BendCallback` to pass as
-    callback_on_step_end. Layer `start` is bent by wrapping `prepare_latents`; module bends are forward hooks;
+    callback_on_step_end. Layer `start` is bent by wrapping `prepare_latents`; module bends are forward hooks
+    (UNet ones act at their steps, VAE ones whenever the decoder runs in the call);
     with start > 0 the scheduler's timesteps are truncated to the steps from `start` on. Everything is undone
     when the block ends, and nesting is safe (each level restores what it found)."""
     bends = as_bends(bends)
@@ -245,7 +247,7 @@ def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] 
 
     def hook_for(b: Bend):
         def hook(module, inputs, output):
-            if cb.step not in b.layers:
+            if b.kind == "unet" and cb.step not in b.layers:
                 return None
             if isinstance(output, tuple):
                 return (b.apply(output[0]),) + tuple(output[1:])
@@ -259,8 +261,9 @@ def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] 
             if original_begin is not None:
                 stack.enter_context(_patched(scheduler, "set_begin_index", set_begin_index))
         for b in bends:
-            if b.module is not None:
-                stack.callback(pipe.unet.get_submodule(b.module).register_forward_hook(hook_for(b)).remove)
+            if b.kind != "latent":
+                model = pipe.unet if b.kind == "unet" else pipe.vae
+                stack.callback(model.get_submodule(b.path).register_forward_hook(hook_for(b)).remove)
         yield cb
 
 
@@ -268,13 +271,32 @@ def check_bends(pipe, bends: Sequence[Bend], n_layers: int, shape: tuple) -> Non
     """One-line errors for bends that do not fit this pipeline and render, before any model work."""
     for b in bends:
         b.check(n_layers, shape)
-        if b.module is not None:
+        if b.kind == "unet":
             try:
                 pipe.unet.get_submodule(b.module)
             except AttributeError:
                 names = [n for n, _ in pipe.unet.named_children() if "blocks" in n or n == "mid_block"]
                 raise ValueError(f"UNet has no module {b.module!r}; accepted: {', '.join(names)} or a dotted "
                                  "child such as 'up_blocks.1' (`bendlab targets` lists them)") from None
+        if b.kind == "vae":
+            check_vae_module(pipe.vae, b.path)
+
+
+VAE_DECODE_PARTS = ("decoder", "post_quant_conv")  # the parts of a VAE that run when it decodes
+
+
+def check_vae_module(vae, path: str) -> None:
+    """A one-line error unless `path` names a module of `vae` (a loaded one, or a `models.Skeleton`'s on the
+    meta device) that runs when it decodes."""
+    if path.split(".")[0] not in VAE_DECODE_PARTS:
+        raise ValueError(f"VAE module {path!r} runs when an image is encoded, not when the VAE decodes; accepted: "
+                         "a module of the decoder, e.g. vae:decoder.up_blocks.1 (`bendlab targets` lists them)")
+    try:
+        vae.get_submodule(path)
+    except AttributeError:
+        names = [f"vae:decoder.{n}" for n, _ in vae.decoder.named_children()]
+        raise ValueError(f"VAE has no module {path!r}; accepted: {', '.join(names)} or a dotted child such as "
+                         "vae:decoder.up_blocks.1 (`bendlab targets` lists them)") from None
 
 
 # ------------------------------------------------------------------------------------------ rendering
@@ -440,19 +462,20 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
     x0 = initial_noise(pipe, seed, 1, height, width)
     rows = []
     shared = branch and not models.is_stochastic(pipe.scheduler) and all(
-        max(b.layers) < min(layers) and b.module is None for b in base)
+        b.kind == "vae" or (b.kind == "latent" and max(b.layers) < min(layers)) for b in base)
+    at_decode = [b for b in base if b.kind == "vae"]  # not in the prefix (it never decodes): in every branch
     bar = _progress(len(layers), progress, "rows")
     if shared:
         prefix = sorted(set(layers))
         captured = {}
         if prefix[-1] > 0:
-            with bending(pipe, base, capture=prefix, stop=prefix[-1]) as cb:
+            with bending(pipe, [b for b in base if b.kind != "vae"], capture=prefix, stop=prefix[-1]) as cb:
                 denoise(pipe, embeds, x0.clone(), steps=steps, guidance=guidance, callback=cb)
             captured = cb.captured
         for L, b in zip(layers, sweep):
             start = captured.get(L, x0).expand(len(params), -1, -1, -1).clone()
-            rows.append(render_batch(pipe, [b], embeds=embeds.expand(len(params)), latents=start, steps=steps,
-                                     guidance=guidance, start=L, output_type=output_type))
+            rows.append(render_batch(pipe, at_decode + [b], embeds=embeds.expand(len(params)), latents=start,
+                                     steps=steps, guidance=guidance, start=L, output_type=output_type))
             bar.update()
     else:
         for b in sweep:

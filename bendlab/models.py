@@ -354,11 +354,12 @@ def check_threads(threads) -> int | None:
 @dataclass(frozen=True)
 class Skeleton:
     """A model's shapes without its weights: the UNet built on the meta device from its config (so module names
-    and the latent size are known) and the VAE's scale factor. Quacks like a pipeline for `latent_shape` and
-    `check_bends`, so bad bends are refused before the weights load."""
+    and the latent size are known), the VAE's scale factor and the VAE, built the same way. Quacks like a pipeline
+    for `latent_shape` and `check_bends`, so bad bends are refused before the weights load."""
 
     unet: torch.nn.Module
     vae_scale_factor: int
+    vae: torch.nn.Module
 
 
 def _component_config(path: str, component: str) -> dict:
@@ -381,12 +382,13 @@ def _component_config(path: str, component: str) -> dict:
 
 @functools.lru_cache(maxsize=8)
 def _skeleton(path: str) -> Skeleton:
-    from diffusers import UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     try:
         unet_cfg = _component_config(path, "unet")
         vae_cfg = _component_config(path, "vae")
         with torch.device("meta"):
             unet = UNet2DConditionModel.from_config(unet_cfg)
+            vae = AutoencoderKL.from_config(vae_cfg)
         scale = 2 ** (len(vae_cfg["block_out_channels"]) - 1)
     except (OSError, ValueError, KeyError, TypeError) as e:
         if isinstance(e, OSError) and not Path(path).is_dir():
@@ -394,7 +396,7 @@ def _skeleton(path: str) -> Skeleton:
         raise ValueError(f"model folder {path!r} has an unreadable unet or vae config ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}); accepted: a folder written by "
                          "a pipeline's save_pretrained") from None
-    return Skeleton(unet, scale)
+    return Skeleton(unet, scale, vae)
 
 
 def skeleton(model: str | os.PathLike | None = None) -> Skeleton | None:
@@ -417,7 +419,7 @@ class Target:
     name: as a bend names it ("latent"; a UNet module as `Bend(..., module=name)` and `--module` take it;
           "vae:decoder.up_blocks.1" for the VAE decoder); kind: "latent" or the module's class; shape: (C, H, W)
           of what is bent at the model's native size (None where it could not be computed on the meta device);
-          bendable: False for targets planned but not yet implemented (the VAE decoder)."""
+          bendable: False for targets planned but not yet implemented."""
 
     name: str
     kind: str
@@ -468,8 +470,9 @@ def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
     """What a bend can target on `model` (None: the shipped model), read from its unet and vae configs with the
     modules built on the meta device: no weights load. The latent; the UNet modules a module bend accepts
     (`engine.check_bends`: any path of the UNet; listed are `FEATURE_MAP_PARTS`, their blocks and the blocks'
-    resnets, attentions and samplers, in the order data flows through them); the VAE decoder's, marked not
-    bendable (VAE bends are planned). A hub id's configs come from the local cache (one-line error if absent).
+    resnets, attentions and samplers, in the order data flows through them); the VAE decoder's (a bend's
+    target "vae:decoder...", acting when the VAE decodes). A hub id's configs come from the local cache
+    (one-line error if absent).
 
     Notebook: notebooks/01_operators.ipynb
     """
@@ -488,7 +491,7 @@ def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
         decoder = _listed(vae.decoder, "vae:decoder.", torch.zeros(1, vae.config.latent_channels, c.sample_size,
                                                                    c.sample_size))
     return ([Target("latent", "latent", tuple(latent.shape[1:]))] + [Target(*t) for t in unet]
-            + [Target(*t, bendable=False) for t in decoder])
+            + [Target(*t) for t in decoder])
 
 
 def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None,
