@@ -133,7 +133,7 @@ def cmd_render(a) -> None:
 
 
 MAPPING_FLAGS = ("feature", "op", "layer", "where", "norm", "scaling", "clip", "gate", "threshold", "ratio", "curve",
-                 "attack", "release", "median")
+                 "attack", "release", "median", "target")
 SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", "img2img_prompt", "color_coherence",
               "img2img_noise", "init_image",
               "model", "batch", "midi")
@@ -268,6 +268,8 @@ def add_mapping_args(g) -> None:
                    help=f"parameter range the feature is scaled into (default {m.low:g} {m.high:.6g} = 0..2 pi)")
     g.add_argument("--where", help=WHERE_HELP)
     g.add_argument("--norm", choices=list(operators.NORM_DIMS), help="mean-normalise after the operator")
+    g.add_argument("--target", help="what the bend acts on: latent (default), unet:MODULE or vae:MODULE (a VAE "
+                   "decoder block, bent as each frame decodes), e.g. vae:decoder.up_blocks.1")
     g.add_argument("--scaling", choices=SCALINGS, help="normalise the feature over the track by min-max or "
                    f"between the --clip percentiles (default {m.scaling})")
     g.add_argument("--clip", nargs=2, type=float, metavar=("P_LOW", "P_HIGH"),

@@ -29,6 +29,8 @@ class Mapping:
     attack, release: envelope follower time constants in seconds; median: odd running-median window (frames).
     layer: None -> the paper's 40 of 50 steps at the same relative depth of the video's steps (set when the
     video's spec is resolved: `videospec.resolve`).
+    target: None (the latent) or a bend's target, e.g. "unet:mid_block" or "vae:decoder.up_blocks.1" (`Bend`);
+    a VAE target bends every frame once, when it is decoded, whatever the layer.
 
     The audio-driven matrix (the authors' JAES work): feature "embed16" (16 values per frame, `audio.EMBEDDINGS`)
     with op "matrix". Each of the 16 values is smoothed and scaled on its own, as any feature is (median,
@@ -56,6 +58,7 @@ class Mapping:
     threshold: float = 1.0
     ratio: float = 1.0
     clip: list[float] = field(default_factory=lambda: [5.0, 95.0])
+    target: str | None = None
 
     def __post_init__(self):
         audio.check_feature(self.feature)
@@ -80,7 +83,7 @@ class Mapping:
             raise BendlabValueError(f"clip {self.clip!r} is not two percentiles; accepted: [low, high] with "
                                     "0 <= low < high <= 100")
         self.clip = c
-        Bend(self.op, self._example(self.low), self.layer or 0, self.where, self.norm)  # layer, where, norm
+        self.bend(self._example(self.low), self.layer or 0)  # layer, where, norm, target
 
     @property
     def dims(self) -> int | None:
@@ -131,7 +134,9 @@ class Mapping:
             return None
         return np.eye(4).reshape(1, 16) + self._offsets(feats[self.feature], feats.fps)
 
-    def bend(self, param) -> Bend:
+    def bend(self, param, layer: int | None = None) -> Bend:
         """This mapping's bend with the given parameter (a number, or one value per frame of a batch; embed16 ->
-        matrix: 16 values, or a (frames, 16) set)."""
-        return Bend(self.op, param, self.layer, self.where, self.norm)
+        matrix: 16 values, or a (frames, 16) set); a VAE target's bend has no layer (it acts at decode)."""
+        vae = self.target is not None and self.target.startswith("vae:")
+        return Bend(self.op, param, None if vae else (self.layer if layer is None else layer), self.where,
+                    self.norm, target=self.target)

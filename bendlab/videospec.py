@@ -140,6 +140,9 @@ class VideoSpec:
         d["init_image"] = self.init_image and {"sha256": file_sha256(self.init_image)}
         d["midi"] = self.midi and {"sha256": file_sha256(self.midi)}
         d["stems"] = {s: file_sha256(s) for s in self.stems}
+        for m in d["mappings"]:
+            if m["target"] is None:  # a latent mapping: recorded as before targets existed (its folders resume)
+                del m["target"]
         if self.method == "img2img":
             del d["batch"]  # frames are rendered one by one
         return d

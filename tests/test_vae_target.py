@@ -119,3 +119,26 @@ def test_cli_target(tmp_path, pipe, monkeypatch):
                  "--target", VAE, "--out", str(out)]) == 0
     expected = render("an orb", [Bend("multiply", -1.0, target=VAE)], pipe=pipe, steps=STEPS, seed=3)
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+
+
+def test_video_mapping_drives_a_vae_target(pipe, clip, tmp_path):
+    """RMS -> multiply on a VAE block: the silent frames equal the unbent video's (multiply 1), the loud ones not."""
+    from bendlab.video import Mapping, render_frames
+    from conftest import frame_path, spec_for
+    m = Mapping("rms", "multiply", None, 1.0, -1.0, target=VAE)
+    assert m.bend(0.5) == Bend("multiply", 0.5, target=VAE)
+    bent = render_frames(spec_for(clip, mappings=[m]), tmp_path / "a.mp4", pipe=pipe, progress=False)
+    plain = render_frames(spec_for(clip, mappings=[Mapping("rms", "multiply", None, 1.0, 1.0 + 1e-9)]),
+                          tmp_path / "b.mp4", pipe=pipe, progress=False)
+    diff = [np.abs(np.asarray(Image.open(frame_path(bent, i)), float) - np.asarray(Image.open(frame_path(plain, i))))
+            .max() for i in range(12)]
+    assert max(diff[:6]) <= 1 and min(diff[6:8]) > 10, diff
+    # a latent mapping's record in the render folder is as before targets existed (old folders resume)
+    assert "target" not in spec_for(clip).identity()["mappings"][0]
+    assert spec_for(clip, mappings=[m]).identity()["mappings"][0]["target"] == VAE
+
+
+def test_cli_video_target_flag():
+    from bendlab.cli import build_parser, mapping_from_args
+    a = build_parser().parse_args(["video", "x.wav", "--op", "add", "--target", VAE, "--out", "v.mp4"])
+    assert mapping_from_args(a).target == VAE
