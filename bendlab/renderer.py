@@ -6,6 +6,7 @@ uses in this process (`cluster.RaySource` is the other: the same `FrameRenderer`
 A frame source is a small object the orchestration is handed:
 
     source.check(spec)                         # cheap checks before any work (device, workers)
+    model = source.model(spec)                 # the models.Model the spec is resolved and checked against
     identity = source.start(plan)              # loads the model(s); returns what the manifest records of them
     for i, image in source.frames(batches, folder): ...   # PIL images or PNG bytes, in any order
     source.close()
@@ -174,6 +175,7 @@ class LocalSource:
     def __init__(self, pipe=None, device: str | None = None):
         check_pipe(pipe)
         self.pipe, self.device = pipe, device
+        self.plan: Plan | None = None
         self.renderer: FrameRenderer | None = None
 
     def check(self, spec: VideoSpec) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from . import models
 from .checks import BendlabValueError, check_int, is_number
 from .files import check_output
 from .frames import RenderFolder, frames_dir
@@ -40,7 +39,7 @@ def check_spec(spec: VideoSpec, source=None) -> Plan:
     """Every check that needs no weights: the spec resolved against the model's configs, the audio and the curves
     (`plan`), and the bends against the model's shapes (a hub id's are checked once it is loaded)."""
     source = source or LocalSource()
-    model = source.model(spec) if hasattr(source, "model") else models.Model.of(spec.model)
+    model = source.model(spec)
     p = plan(spec, model)
     if model.shapes is not None:
         check_curves(p, model.shapes)
