@@ -426,9 +426,13 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
 def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[int], where="all",
                 norm: str | None = None, *, base=(), model=None, pipe=None, seed: int = SEED,
                 steps: int | None = None, guidance: float | None = None, branch: bool = True, output_type: str = "pil",
-                progress: bool = False, height: int | None = None, width: int | None = None):
+                progress: bool = False, height: int | None = None, width: int | None = None,
+                target: str | None = None):
     """A grid of variations: rows = layers, columns = params, every image `op(param)` at that layer (after the
-    optional `base` bends, which must all act before the smallest layer when branching).
+    optional `base` bends, which must all act before the smallest layer when branching; VAE bends among them
+    act in every branch). `target`: what the swept bend acts on (`Bend`); a VAE target takes layers=[steps]
+    (one row, the final layer), and branching then denoises once and decodes the final latent with each
+    parameter, as one batch.
 
     With branch=True the first L steps, shared by every image of row L, are computed once (one prefix run
     captures every row's latent) and each row's parameters run as one batch from layer L; the images equal
@@ -451,7 +455,7 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
     if any(not isinstance(L, int) or isinstance(L, bool) for L in layers):
         raise ValueError(f"layers {layers} are not all integers; accepted: layers 0..{steps}")
     base = as_bends(base)
-    sweep = [Bend(op, torch.tensor(params, dtype=torch.float64), L, where, norm) for L in layers]
+    sweep = [Bend(op, torch.tensor(params, dtype=torch.float64), L, where, norm, target=target) for L in layers]
     shapes = m.shapes
     if shapes is not None:
         check_bends(shapes, base + sweep, steps, latent_shape(shapes, len(params), height, width))
@@ -481,7 +485,7 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
         for b in sweep:
             row = []
             for p in params:
-                one = Bend(op, p, b.layer, b.where, b.norm)
+                one = Bend(op, p, b.layer, b.where, b.norm, target=b.target)
                 row.append(render_batch(pipe, base + [one], embeds=embeds,
                                         latents=x0.clone(), steps=steps, guidance=guidance,
                                         output_type=output_type, seed=seed)[0])

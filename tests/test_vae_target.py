@@ -142,3 +142,38 @@ def test_cli_video_target_flag():
     from bendlab.cli import build_parser, mapping_from_args
     a = build_parser().parse_args(["video", "x.wav", "--op", "add", "--target", VAE, "--out", "v.mp4"])
     assert mapping_from_args(a).target == VAE
+
+
+def test_grid_of_a_vae_bend_denoises_once(pipe):
+    """A sweep of a VAE bend: one denoising (STEPS UNet calls in all), then the final latent decoded with each
+    parameter as one batch; equal to independent renders as delivered (8-bit frames)."""
+    from bendlab import render_grid
+    from conftest import assert_frames_close
+    params = [1.0, -1.0, 0.5]
+    calls = []
+    h = pipe.unet.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        (row,) = render_grid("an orb", "multiply", params, [STEPS], target=VAE, pipe=pipe, steps=STEPS, seed=3,
+                             output_type="np")
+    finally:
+        h.remove()
+    assert len(calls) == STEPS
+    (alone,) = render_grid("an orb", "multiply", params, [STEPS], target=VAE, branch=False, pipe=pipe, steps=STEPS,
+                           seed=3, output_type="np")
+    for p, img, one in zip(params, row, alone):
+        assert np.array_equal(one, render("an orb", [Bend("multiply", p, target=VAE)], pipe=pipe, **KW))
+        assert_frames_close(img, one)
+    with pytest.raises(ValueError, match="a VAE bend acts once"):
+        render_grid("an orb", "multiply", params, [1], target=VAE, pipe=pipe, steps=STEPS)
+
+
+def test_grid_keeps_a_base_vae_bend_in_every_branch(pipe):
+    from bendlab import render_grid
+    from conftest import assert_frames_close
+    base = [Bend("multiply", -1.0, target=VAE)]
+    kw = dict(base=base, pipe=pipe, steps=STEPS, seed=3, output_type="np")
+    shared = render_grid("an orb", "add", [0.0, 0.5], [1], **kw)
+    alone = render_grid("an orb", "add", [0.0, 0.5], [1], branch=False, **kw)
+    for a, b in zip(shared[0], alone[0]):
+        assert_frames_close(a, b)
+    assert np.array_equal(alone[0][0], render("an orb", base, pipe=pipe, **KW))
