@@ -13,9 +13,16 @@ A bend's `target` says what it bends:
   the VAE decodes the final latent (a forward hook removed after the call). Its layer has no meaning: leave it
   out, or give N (the final layer, where the decode happens); any other layer is refused in one line. A batch
   carries one parameter per item, as the VAE decodes the B latents (no classifier-free guidance doubling).
+- "text": the prompt embedding (B, 77, D) the UNet is conditioned on, during the UNet evaluations of the given
+  steps (0..N-1, as for UNet modules): a forward pre-hook on the UNet bends its `encoder_hidden_states`, the
+  positive (prompt) half only under classifier-free guidance (the negative prompt is left as it is), removed
+  after the call. `where` selects tokens: "all", "token:I" (0 = the start token) or "token:WORD" (every token
+  of that word of the prompt; a word not in the prompt is refused in one line when the render starts, before the
+  UNet runs). Only the point-wise operators apply (`operators.POINTWISE_OPERATORS`), element-wise on the
+  selected tokens' vectors; the others and `norm` are refused in one line. A batch carries one parameter per item.
 As for UNet modules, the operators that mix the 4 latent channels (`operators.CHANNEL_OPERATORS`) are refused,
-and `where` selects in the module's output (its channels, rows, columns). Targets "text" and "attn:<path>" are
-planned (issue 20) and refused in one line.
+and `where` selects in the module's output (its channels, rows, columns). Target "attn:<path>" is planned
+(issue 20) and refused in one line.
 
 Notebook: notebooks/01_operators.ipynb
 """
@@ -44,7 +51,7 @@ class Bend:
     where:  "all", "row:i", "column:i", "channel:c", "fraction:p[:seed=s]", "region:x0,y0,x1,y1"
     norm:   optional mean-normalisation after the operator: "channel", "row" or "column"
     module: optional UNet block (e.g. "mid_block", "up_blocks.1") whose output is bent instead of the latent
-    target: "latent" (default), "unet:<module path>" (sets `module`) or "vae:<module path>" (see the module's
+    target: "latent" (default), "unet:<module path>" (sets `module`), "vae:<module path>" or "text" (see the module's
             docstring); after construction it always names the target, e.g. "unet:mid_block" for module="mid_block"
     """
 
@@ -81,6 +88,19 @@ class Bend:
             self.module = self.path
         if not (self.kind == "vae" and self.layer is None):  # None: a VAE bend at decode
             self.layer = _check_layer(0 if self.layer is None else self.layer)
+        if self.kind == "text":
+            if self.op not in operators.POINTWISE_OPERATORS:
+                raise ValueError(f"{self.op} is not point-wise and cannot bend the text embedding; accepted for "
+                                 f"target text: {', '.join(operators.POINTWISE_OPERATORS)}")
+            if self.norm is not None:
+                raise ValueError(f"norm {self.norm!r} has no meaning for the text embedding; accepted for target "
+                                 "text: no norm")
+            if self.where.kind not in ("all", "token"):
+                raise ValueError(f"where {self.where} selects in a latent, not among prompt tokens; accepted for "
+                                 "target text: all, token:I, token:WORD")
+        elif self.where.kind == "token":
+            raise ValueError(f"where {self.where} selects prompt tokens and cannot bend target {self.target}; "
+                             "accepted: target='text' for a token selection")
         if self.kind != "latent" and self.op in operators.CHANNEL_OPERATORS:
             allowed = ", ".join(sorted(set(operators.OPERATORS) - operators.CHANNEL_OPERATORS))
             what = "the VAE decoder's" if self.kind == "vae" else "a UNet"
@@ -89,7 +109,7 @@ class Bend:
 
     @property
     def kind(self) -> str:
-        """"latent", "unet" or "vae": what the target bends."""
+        """"latent", "unet", "vae" or "text": what the target bends."""
         return self.target.split(":", 1)[0]
 
     @property
@@ -127,7 +147,7 @@ class Bend:
             d["norm"] = self.norm
         if self.module:
             d["module"] = self.module
-        if self.kind == "vae":
+        if self.kind in ("vae", "text"):
             d["target"] = self.target
         return d
 
@@ -137,8 +157,9 @@ class Bend:
             if self.layer not in (None, n_layers):
                 raise ValueError(f"layer {self.layer} of {self.target}: a VAE bend acts once, when the VAE decodes "
                                  f"the final latent; accepted: no layer, or layer {n_layers} (the final one)")
-        elif max(self.layers) > (top := n_layers - 1 if self.module else n_layers):
-            what = "module bends act on the UNet evaluations of steps" if self.module else "layers run"
+        elif max(self.layers) > (top := n_layers - 1 if self.kind in ("unet", "text") else n_layers):
+            what = ("module bends act on the UNet evaluations of steps" if self.module else "text bends act on the "
+                    "UNet evaluations of steps" if self.kind == "text" else "layers run")
             raise ValueError(f"layer {self.layer} is outside 0..{top} ({what} 0..{top} for {n_layers} steps)")
         if latent_shape is None:
             return
@@ -158,8 +179,9 @@ class Bend:
         if self.kind == "latent":
             self.where.check(latent_shape)
 
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """x where not selected, op(x) (then mean-normalised if asked) where selected."""
+    def apply(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x where not selected, op(x) (then mean-normalised if asked) where selected; `mask` (broadcastable to
+        x, e.g. the tokens of a text bend) replaces the where's own."""
         p = self.param
         n = operators.batch_of(self.op, p)
         if n is not None and n != x.shape[0] and x.shape[0] % n == 0:  # classifier-free guidance doubles a module's
@@ -167,6 +189,8 @@ class Bend:
         y = operators.OPERATORS[self.op](x, p)
         if self.norm:
             y = operators.mean_normalise(y, self.norm)
+        if mask is not None:
+            return torch.where(mask, y, x)
         key = (tuple(x.shape[1:]), x.device)
         if key not in self._mask_cache:
             self._mask_cache[key] = self.where.mask(x.shape, x.device)
@@ -178,14 +202,14 @@ def _text(p) -> str:
     return str(p.tolist() if isinstance(p, torch.Tensor) else p)
 
 
-TARGET_KINDS = ("latent", "unet", "vae")  # what a bend may target now
-PLANNED_TARGETS = ("text", "attn")  # issue 20: not yet implemented
+TARGET_KINDS = ("latent", "unet", "vae", "text")  # what a bend may target now
+PLANNED_TARGETS = ("attn",)  # issue 20: not yet implemented
 
 
 def _check_target(target, module: str | None) -> str:
-    """The canonical target: "latent", "unet:PATH" (from target, or from module) or "vae:PATH"; a one-line error
+    """The canonical target: "latent", "text", "unet:PATH" (from target, or from module) or "vae:PATH"; a one-line error
     for anything else, for a planned target, and for a target and a module that disagree."""
-    accepted = "accepted: latent, unet:<module path> (e.g. unet:mid_block) or vae:<module path> (e.g. " \
+    accepted = "accepted: latent, text, unet:<module path> (e.g. unet:mid_block) or vae:<module path> (e.g. " \
                "vae:decoder.up_blocks.1); `bendlab targets` lists them"
     if target is None:
         return "latent" if module is None else f"unet:{module}"
@@ -194,7 +218,7 @@ def _check_target(target, module: str | None) -> str:
     kind, _, path = target.partition(":")
     if kind in PLANNED_TARGETS:
         raise ValueError(f"target {target!r} is planned (issue 20) but not implemented yet; {accepted}")
-    if target != "latent" and (kind not in TARGET_KINDS[1:] or not path.strip()):
+    if target not in ("latent", "text") and (kind not in ("unet", "vae") or not path.strip()):
         raise ValueError(f"target {target!r} is not a bend target; {accepted}")
     if module is not None and target != f"unet:{module}":
         raise ValueError(f"target {target!r} and module {module!r} disagree; accepted: one of them (module=PATH is "

@@ -23,7 +23,8 @@ from .recipe import merge, read_render, read_video
 LAYERS_HELP = ("denoising step the bend acts before, 0..STEPS (0 = initial noise, STEPS = final latent before "
                "decoding; 49 = before the last of 50 steps); 'A-B' for an inclusive range")
 WHERE_HELP = ("where in the latent: all | row:I | column:I | channel:C (0..3) | fraction:P[:seed=S] with 0 < P <= 1 "
-              "(e.g. fraction:0.05, the paper's 5%% of the features) | region:X0,Y0,X1,Y1 in [0, 1], top-left origin")
+              "(e.g. fraction:0.05, the paper's 5%% of the features) | region:X0,Y0,X1,Y1 in [0, 1], top-left origin; "
+              "for --target text: all | token:I (0 = start token) | token:WORD (the tokens of a word of the prompt)")
 
 
 class CLIError(ValueError):
@@ -97,9 +98,9 @@ def add_bend_args(ap: argparse.ArgumentParser, param_help: str) -> None:
                    help="mean-normalise along channel | row | column after the operator (the paper's morphology)")
     g.add_argument("--module", help="bend this UNet block's output instead of the latent, e.g. mid_block, "
                    "up_blocks.1 (Broad et al.'s network bending); the same as --target unet:NAME")
-    g.add_argument("--target", help="what the bend acts on: latent (default), unet:MODULE (as --module) or "
+    g.add_argument("--target", help="what the bend acts on: latent (default), unet:MODULE (as --module), "
                    "vae:MODULE, a block of the VAE decoder bent once when it decodes, e.g. vae:decoder.up_blocks.1 "
-                   "(`bendlab targets` lists them)")
+                   "(`bendlab targets` lists them), or text, the prompt embedding (point-wise operators only)")
     g.add_argument("--recipe", help="TOML or YAML file: settings and a list of [[bend]] tables with keys op, param, "
                    "layer, where, norm, module, target (flags given here override the recipe)")
 

@@ -6,7 +6,10 @@ Bends are installed only through diffusers' own extension points, for the durati
 - layers 1..N through `callback_on_step_end`, which receives the latent after step L-1, i.e. just before
   the UNet evaluation of step L (layer N: just before the VAE decodes);
 - module bends through forward hooks on UNet blocks, and VAE bends through forward hooks on blocks of the VAE
-  decoder (they act when the pipeline decodes), all removed when the call ends.
+  decoder (they act when the pipeline decodes), all removed when the call ends;
+- text bends through one forward pre-hook on the UNet that bends the positive half of its
+  `encoder_hidden_states` (the pipelines concatenate [negative, positive] under classifier-free guidance),
+  removed when the call ends.
 
 Branching sweeps: renders that share prompt, seed and every bend before layer L share their first L steps;
 `render_grid` computes that prefix once and runs the branches as one batch from layer L, by truncating the
@@ -217,10 +220,13 @@ def _patched(obj, name: str, value):
 
 
 @contextlib.contextmanager
-def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] = (), stop: int | None = None):
+def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] = (), stop: int | None = None,
+            prompts: Sequence[str] | None = None):
     """Install `bends` on `pipe` for one pipeline call; yields the `BendCallback` to pass as
     callback_on_step_end. Layer `start` is bent by wrapping `prepare_latents`; module bends are forward hooks
-    (UNet ones act at their steps, VAE ones whenever the decoder runs in the call);
+    (UNet ones act at their steps, VAE ones whenever the decoder runs in the call); text bends are one forward
+    pre-hook on the UNet, acting at their steps on the selected tokens of the batch's `prompts` (needed for
+    where="token:WORD"; a word not in a prompt is refused here, before the UNet runs);
     with start > 0 the scheduler's timesteps are truncated to the steps from `start` on. Everything is undone
     when the block ends, and nesting is safe (each level restores what it found)."""
     bends = as_bends(bends)
@@ -254,17 +260,53 @@ def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] 
             return b.apply(output)
         return hook
 
+    text = [(b, token_mask(pipe, b, prompts)) for b in bends if b.kind == "text"]
+
+    def text_hook(module, args, kwargs):
+        active = [(b, m) for b, m in text if cb.step in b.layers]
+        if not active:
+            return None
+        h = kwargs["encoder_hidden_states"]
+        half = h.shape[0] // 2 if pipe.do_classifier_free_guidance else 0  # [negative, positive]
+        pos = h[half:]
+        for b, m in active:
+            if m is not None and m.shape[0] not in (1, pos.shape[0]):
+                raise ValueError(f"{b.where} was found in {m.shape[0]} prompts for a batch of {pos.shape[0]}; "
+                                 "accepted: one prompt per batch item")
+            pos = b.apply(pos, None if m is None else m.to(pos.device))
+        kwargs["encoder_hidden_states"] = torch.cat([h[:half], pos]) if half else pos
+        return args, kwargs
+
     with contextlib.ExitStack() as stack:
         stack.enter_context(_patched(pipe, "prepare_latents", prepare_latents))
+        if text:
+            stack.callback(pipe.unet.register_forward_pre_hook(text_hook, with_kwargs=True).remove)
         if start:
             stack.enter_context(_patched(scheduler, "set_timesteps", set_timesteps))
             if original_begin is not None:
                 stack.enter_context(_patched(scheduler, "set_begin_index", set_begin_index))
         for b in bends:
-            if b.kind != "latent":
+            if b.kind in ("unet", "vae"):
                 model = pipe.unet if b.kind == "unet" else pipe.vae
                 stack.callback(model.get_submodule(b.path).register_forward_hook(hook_for(b)).remove)
         yield cb
+
+
+def token_mask(pipe, b: Bend, prompts: Sequence[str] | None = None) -> torch.Tensor | None:
+    """The tokens a text bend selects as a boolean mask (P, T, 1) over the prompt embedding's T tokens, one row
+    per prompt (None: every token); a one-line error for a token beyond T, a word not in a prompt, or a word
+    given without the prompts."""
+    if b.where.kind == "all":
+        return None
+    tok = pipe.tokenizer
+    if b.where.word is not None and prompts is None:
+        raise ValueError(f"where {b.where} needs the prompt's text to find the word; accepted: token:I, or "
+                         "prompts= given to render_batch with the embeddings")
+    rows = [b.where.token_positions(tok, p) for p in (prompts if b.where.word is not None else [""])]
+    m = torch.zeros(len(rows), tok.model_max_length, 1, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        m[i, r] = True
+    return m
 
 
 def check_bends(pipe, bends: Sequence[Bend], n_layers: int, shape: tuple) -> None:
@@ -319,7 +361,8 @@ def render_batch(pipe, bends=(), *, prompts: Sequence[str] | None = None, embeds
                  latents: torch.Tensor, steps: int | None = None, guidance: float | None = None, start: int = 0,
                  output_type: str = "pil", seed: int = 0):
     """Text-to-image for a batch: one latent per item (B, 4, h, w), prompts or `encode_prompts` embeddings per
-    item, and bends whose parameters may carry one value per item. Returns B images (PIL, or an array with
+    item (with embeddings, `prompts` may still be given: their text finds a text bend's token:WORD), and bends
+    whose parameters may carry one value per item. Returns B images (PIL, or an array with
     output_type="np").
     steps, guidance: None -> the model's usual ones (`models.usual_settings`: 50 and 7.5 with DDIM)
     seed: the noise that stochastic samplers (LCM, ancestral) add at each step; unused by DDIM."""
@@ -327,15 +370,16 @@ def render_batch(pipe, bends=(), *, prompts: Sequence[str] | None = None, embeds
     steps, guidance = models.Model.of(pipe=pipe).usual(steps, guidance)
     check_settings(steps, guidance)
     check_bends(pipe, bends, steps, tuple(latents.shape))
-    if embeds is None:
+    if prompts is not None:
         prompts = list(prompts)
         if len(prompts) != latents.shape[0]:
             raise ValueError(f"{len(prompts)} prompts for {latents.shape[0]} latents; accepted: one per latent")
+    if embeds is None:
         embeds = encode_prompts(pipe, prompts)
     if start and models.is_stochastic(pipe.scheduler):
         raise ValueError(f"a {type(pipe.scheduler).__name__} adds fresh noise at every step, so a render cannot "
                          "start from another's intermediate latent; accepted: start=0 with this sampler")
-    with bending(pipe, bends, start=start) as cb:
+    with bending(pipe, bends, start=start, prompts=prompts) as cb:
         out = denoise(pipe, embeds, latents, steps=steps, guidance=guidance, callback=cb, output_type=output_type,
                       seed=seed)
     return _to_images(out, output_type)
@@ -356,7 +400,7 @@ def render_img2img(pipe, image, bends=(), *, prompt: str | Sequence[str] = "", s
     check_bends(pipe, bends, n, latent_shape(pipe, len(images)))
     i2i = img2img_pipeline(pipe)
     prompts = [prompt] * len(images) if isinstance(prompt, str) else list(prompt)
-    with bending(i2i, bends) as cb:
+    with bending(i2i, bends, prompts=prompts) as cb:
         out = i2i(image=images, strength=strength, num_inference_steps=steps, guidance_scale=guidance,
                   generator=torch.Generator().manual_seed(seed), output_type=output_type,
                   callback_on_step_end=cb, prompt=prompts)
@@ -418,7 +462,7 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
                               guidance=guidance, output_type=output_type)[0]
     embeds = encode_prompts(pipe, [prompt], negative_prompt)
     x = initial_noise(pipe, seed, 1, height, width)
-    return render_batch(pipe, bends, embeds=embeds, latents=x, steps=steps,
+    return render_batch(pipe, bends, embeds=embeds, prompts=[prompt], latents=x, steps=steps,
                         guidance=guidance, output_type=output_type, seed=seed)[0]
 
 
@@ -478,7 +522,8 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
             captured = cb.captured
         for L, b in zip(layers, sweep):
             start = captured.get(L, x0).expand(len(params), -1, -1, -1).clone()
-            rows.append(render_batch(pipe, at_decode + [b], embeds=embeds.expand(len(params)), latents=start,
+            rows.append(render_batch(pipe, at_decode + [b], embeds=embeds.expand(len(params)),
+                                     prompts=[prompt] * len(params), latents=start,
                                      steps=steps, guidance=guidance, start=L, output_type=output_type))
             bar.update()
     else:
@@ -486,7 +531,7 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
             row = []
             for p in params:
                 one = Bend(op, p, b.layer, b.where, b.norm, target=b.target)
-                row.append(render_batch(pipe, base + [one], embeds=embeds,
+                row.append(render_batch(pipe, base + [one], embeds=embeds, prompts=[prompt],
                                         latents=x0.clone(), steps=steps, guidance=guidance,
                                         output_type=output_type, seed=seed)[0])
             rows.append(row)

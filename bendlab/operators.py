@@ -264,6 +264,8 @@ OPERATORS: dict[str, Callable] = {
 }
 # operators that mix the 4 latent channels (only valid on the latent itself, not on other UNet activations)
 CHANNEL_OPERATORS = {"rotate1", "rotate2", "rotate3", "rotate4", "reflect", "matrix", "rotate6", "hadamard"}
+# operators that act on each element alone (the only ones that apply to the text embedding)
+POINTWISE_OPERATORS = ("add", "multiply", "threshold", "gate", "invert")
 # operators without a parameter (r is accepted and ignored, so every front door treats them alike)
 NO_PARAM_OPERATORS = ("hadamard",)
 

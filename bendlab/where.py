@@ -12,6 +12,9 @@ A `Where` is written as a short string, the same in Python, the CLI and recipes:
     "fraction:0.05:seed=7"     own generator (default seed 0), independent of the diffusion noise and identical
                                for every frame of a video
     "region:0.25,0.25,0.75,0.75"  x0,y0,x1,y1 in [0, 1], origin top-left (the latent maps to the image layout)
+    "token:3"  "token:orb"     for a bend of target "text" only: one token of the prompt embedding (0 = the
+                               start token), or the tokens of a word of the prompt (found by the pipeline's
+                               tokenizer at render start, see `token_positions`)
 
 `mask(shape)` gives a boolean tensor broadcastable to the latent; the bend's result is
 ``torch.where(mask, op(x), x)``.
@@ -28,7 +31,7 @@ import torch
 
 from .checks import BendlabValueError, check_int
 
-KINDS = ("all", "row", "column", "channel", "fraction", "region")
+KINDS = ("all", "row", "column", "channel", "fraction", "region", "token")
 
 
 class WhereError(BendlabValueError):
@@ -50,6 +53,7 @@ class Where:
     fraction: float | None = None
     seed: int = 0
     box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 in [0, 1]
+    word: str | None = None  # token:WORD
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -58,7 +62,10 @@ class Where:
             if self.kind not in ("row", "column") or not (isinstance(self.rel, float) and 0 <= self.rel < 1):
                 raise WhereError(f"relative {self.kind} {self.rel!r}: accepted: row or column at a fraction in "
                                  "[0, 1), e.g. row:mid or row:0.25")
-        elif self.kind in ("row", "column", "channel"):
+        elif self.kind == "token" and self.word is not None:
+            if not isinstance(self.word, str) or not self.word.strip() or self.index is not None:
+                raise WhereError(f"token word {self.word!r} is empty; accepted: token:I or token:WORD")
+        elif self.kind in ("row", "column", "channel", "token"):
             _as_where_error(check_int, f"{self.kind} index", self.index, 0)
             if self.kind == "channel" and self.index > 3:
                 raise WhereError(f"channel {self.index} is out of range; accepted: 0..3")
@@ -94,6 +101,9 @@ class Where:
                 return cls(kind, rel=0.5 if rest.strip() == "mid" else float(rest))
             if kind in ("row", "column", "channel"):
                 return cls(kind, index=int(rest))
+            if kind == "token":
+                rest = rest.strip()
+                return cls(kind, index=int(rest)) if rest.lstrip("-").isdigit() else cls(kind, word=rest)
             if kind == "fraction":
                 p, _, seed = rest.partition(":")
                 return cls(kind, fraction=float(p), seed=int(seed.removeprefix("seed=")) if seed else 0)
@@ -103,15 +113,17 @@ class Where:
             if isinstance(e, WhereError):
                 raise
             raise ValueError(f"cannot read where {spec!r}: {e}; accepted forms: all, row:I, column:I, "
-                             "channel:C, fraction:P[:seed=S], region:X0,Y0,X1,Y1") from None
+                             "channel:C, fraction:P[:seed=S], region:X0,Y0,X1,Y1, token:I, token:WORD") from None
         raise ValueError(f"unknown where {spec!r}; accepted forms: all, row:I, column:I, channel:C, "
-                         "fraction:P[:seed=S], region:X0,Y0,X1,Y1")
+                         "fraction:P[:seed=S], region:X0,Y0,X1,Y1, token:I, token:WORD")
 
     def __str__(self) -> str:
         if self.kind == "all":
             return "all"
         if self.kind == "fraction":
             return f"fraction:{self.fraction:g}" + (f":seed={self.seed}" if self.seed else "")
+        if self.kind == "token":
+            return f"token:{self.index if self.word is None else self.word}"
         if self.kind == "region":
             return "region:" + ",".join(f"{v:g}" for v in self.box)
         if self.rel is not None:
@@ -132,8 +144,37 @@ class Where:
             raise ValueError(f"{self.kind} {self.index} is out of range for a {C}x{H}x{W} latent; "
                              f"accepted: 0..{size - 1}")
 
+    def token_positions(self, tokenizer, prompt: str) -> list[int]:
+        """The positions of the selected tokens in the prompt embedding of `prompt` (0 = the start token): every
+        token for "all", [I] for "token:I" (a one-line error beyond the tokenizer's length), and for "token:WORD"
+        the positions of each occurrence of the word's tokens (a one-line error naming the prompt's words if it
+        is not there)."""
+        n = tokenizer.model_max_length
+        if self.kind == "all":
+            return list(range(n))
+        if self.kind != "token":
+            raise WhereError(f"where {self} selects in a latent, not among prompt tokens; accepted for the text "
+                             "target: all, token:I, token:WORD")
+        if self.word is None:
+            if self.index >= n:
+                raise WhereError(f"token {self.index} is out of range for {n} prompt tokens; accepted: 0..{n - 1}")
+            return [self.index]
+        ids = tokenizer(prompt, truncation=True, max_length=n).input_ids
+        word = tokenizer(self.word, add_special_tokens=False).input_ids
+        k = len(word)
+        found = [i + j for i in range(len(ids) - k + 1) if ids[i:i + k] == word for j in range(k)]
+        if not word or not found:
+            words = " ".join(prompt.split()) or "(empty)"
+            raise WhereError(f"token word {self.word!r} is not in the prompt {prompt!r}; accepted: token:I "
+                             f"(0..{n - 1}) or a word of the prompt: {words}")
+        return found
+
     def mask(self, shape: tuple[int, ...], device=None) -> torch.Tensor | None:
         """Boolean mask broadcastable to `shape` (B, C, H, W); None means everything."""
+        if self.kind == "all":
+            return None
+        if self.kind == "token":
+            raise WhereError(f"where {self} selects prompt tokens; accepted: target='text' for a token selection")
         self.check(shape)
         _, C, H, W = shape
         if self.kind == "all":
