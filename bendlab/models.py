@@ -468,7 +468,8 @@ def _unet_inputs(config) -> dict:
 
 def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
     """What a bend can target on `model` (None: the shipped model), read from its unet and vae configs with the
-    modules built on the meta device: no weights load. The latent; the UNet modules a module bend accepts
+    modules built on the meta device: no weights load. The latent; the prompt embedding (target "text",
+    tokens x dim); the UNet modules a module bend accepts
     (`engine.check_bends`: any path of the UNet; listed are `FEATURE_MAP_PARTS`, their blocks and the blocks'
     resnets, attentions and samplers, in the order data flows through them); the VAE decoder's (a bend's
     target "vae:decoder...", acting when the VAE decodes). A hub id's configs come from the local cache
@@ -490,8 +491,9 @@ def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
                              "a folder written by a pipeline's save_pretrained") from None
         decoder = _listed(vae.decoder, "vae:decoder.", torch.zeros(1, vae.config.latent_channels, c.sample_size,
                                                                    c.sample_size))
-    return ([Target("latent", "latent", tuple(latent.shape[1:]))] + [Target(*t) for t in unet]
-            + [Target(*t) for t in decoder])
+    text = tuple(_unet_inputs(c)["encoder_hidden_states"].shape[1:])  # (tokens, dim) the UNet is conditioned on
+    return ([Target("latent", "latent", tuple(latent.shape[1:])), Target("text", "prompt embedding", text)]
+            + [Target(*t) for t in unet] + [Target(*t) for t in decoder])
 
 
 def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None,

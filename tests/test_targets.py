@@ -20,6 +20,7 @@ def no_weights(monkeypatch):
 def test_shipped_model_lists_latent_and_unet_blocks(no_weights):
     targets = {t.name: t for t in models.bend_targets()}
     assert targets["latent"].shape == (4, 16, 16) and targets["latent"].bendable
+    assert targets["text"].shape == (77, 96) and targets["text"].bendable  # tokens x the text encoder's width
     for name in ("conv_in", "down_blocks.0", "down_blocks.2.attentions.0", "mid_block", "mid_block.resnets.1",
                  "up_blocks.1.upsamplers.0", "conv_out"):
         assert targets[name].bendable, name
@@ -34,7 +35,7 @@ def test_shipped_model_lists_latent_and_unet_blocks(no_weights):
 def test_every_listed_unet_module_is_accepted_by_a_module_bend(no_weights):
     skeleton = models.skeleton()
     shape = latent_shape(skeleton)
-    names = [t.name for t in models.bend_targets() if t.bendable and t.name != "latent"]
+    names = [t.name for t in models.bend_targets() if t.bendable and t.name not in ("latent", "text")]
     unet = [n for n in names if not n.startswith("vae:")]
     assert len(unet) > 20 and len(names) - len(unet) > 10
     check_bends(skeleton, [Bend("add", 0.5, layer=1, module=n) for n in unet], 2, shape)
