@@ -44,6 +44,7 @@ FILES = {
     "dupmap.yaml": "mapping:\n  - feature: rms\n    op: add\n    op: rotate1\n",
     "deep.yaml": "prompt: " + "[" * 5000 + "]" * 5000 + "\n",
     "deep.toml": "prompt = " + "[" * 5000 + "]" * 5000 + "\n",
+    "matrix15.toml": 'prompt = "x"\n[[bend]]\nop = "matrix"\nparam = [' + ", ".join(["1"] * 15) + "]\n",
 }
 
 CASES = [
@@ -161,6 +162,14 @@ CASES = [
     (F + ["--op", "add", "--feature", "midi_cc:74"], "needs a MIDI file"),
     # leftovers
     (["video", PIANO, "--op", "rotate1", "--out", "taken.mp4"], "is not a folder"),
+    # operators with several parameters (issue 20): the count is checked before the model loads
+    (R + ["--op", "matrix", "--param", ",".join(["1"] * 15), "--out", "o.png"],
+     "matrix: 15 parameter values; accepted: 16 numbers"),
+    (R + ["--op", "rotate6", "--param", "0.1,0.2", "--out", "o.png"],
+     "rotate6: 2 parameter values; accepted: 6 angles"),
+    (R + ["--op", "matrix", "--param", "1,x", "--out", "o.png"],
+     "parameter '1,x' is not a number or comma-separated numbers"),
+    (R + ["--recipe", "matrix15.toml", "--out", "o.png"], "bend entry 1: matrix: 15 parameter values"),
 ]
 
 
@@ -196,7 +205,10 @@ def sandbox(tmp_path, monkeypatch):
 
 def run_one_line(argv, piano, capsys) -> str:
     """Run the command line; it must exit 2 with exactly one line on stderr, which is returned."""
-    code = main([str(piano) if a == PIANO else a for a in argv])
+    try:
+        code = main([str(piano) if a == PIANO else a for a in argv])
+    except SystemExit as e:  # argparse's own errors (a --param that is not numbers) exit, also with 2
+        code = e.code
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert code == 2, err

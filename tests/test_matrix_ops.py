@@ -154,35 +154,6 @@ def test_render_grid_refuses_several_parameters():
         render_grid("x", "matrix", IDENTITY, layers=[2])
 
 
-@pytest.fixture
-def no_model(tmp_path, monkeypatch):
-    def fail(*a, **k):
-        raise AssertionError("the model was loaded before the input was checked")
-    monkeypatch.setattr("bendlab.models.load_pipeline", fail)
-    monkeypatch.setattr("bendlab.models._load", fail)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.mark.parametrize("argv,msg", [
-    (["--op", "matrix", "--param", ",".join(["1"] * 15)], "matrix: 15 parameter values; accepted: 16 numbers"),
-    (["--op", "rotate6", "--param", "0.1,0.2"], "rotate6: 2 parameter values; accepted: 6 angles"),
-    (["--op", "matrix", "--param", "1,x"], "parameter '1,x' is not a number or comma-separated numbers"),
-    (["--op", "matrix", "--recipe", "bad.toml"], "bend entry 1: matrix: 15 parameter values"),
-])
-def test_cli_wrong_count_one_line_before_the_model(no_model, capsys, argv, msg):
-    (no_model / "bad.toml").write_text('prompt = "x"\n[[bend]]\nop = "matrix"\nparam = [' + ", ".join(["1"] * 15)
-                                       + "]\n")
-    if "--recipe" in argv:
-        argv = [a for a in argv if a not in ("--op", "matrix")]
-    try:
-        code = main(["render", "x", *argv, "--out", "o.png"])
-    except SystemExit as e:  # argparse's own errors (a value that is not numbers) exit
-        code = e.code
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and msg in lines[0], lines
-
-
 def test_cli_param_comma_separated(pipe, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("bendlab.models.load_pipeline", lambda *a, **k: pipe)
     out = tmp_path / "m.png"
