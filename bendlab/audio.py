@@ -235,8 +235,14 @@ def spectral_moments(mag: np.ndarray, freqs: np.ndarray) -> tuple[np.ndarray, ..
 def spectral_features(y: np.ndarray, sr: int, fps: float) -> dict[str, np.ndarray]:
     """The SPECTRAL features of every frame of y (definitions in the module docstring), and "_logmel", the
     (N_MELS, frames) log-mel spectrogram of the same frames."""
+    return window_features(frame_windows(y, sr, fps), sr)
+
+
+def window_features(win: np.ndarray, sr: int) -> dict[str, np.ndarray]:
+    """The SPECTRAL features (and "_logmel") of consecutive windows win (n, L) of sr Hz audio: row i's flux
+    and onset compare it with row i-1 (0 on row 0). The live analysis calls it on the newest two windows."""
     import librosa
-    win = frame_windows(y, sr, fps).astype(np.float64)
+    win = np.asarray(win, dtype=np.float64)
     L = win.shape[1]
     n_fft = 1 << max(8, (L - 1).bit_length())  # the next power of two (at least 256)
     mag = np.abs(np.fft.rfft(win, n=n_fft, axis=1)).T  # (bins, frames); rectangular window, as the authors
@@ -248,7 +254,7 @@ def spectral_features(y: np.ndarray, sr: int, fps: float) -> dict[str, np.ndarra
     v["flux_rectified"] = np.sqrt((np.maximum(diff, 0) ** 2).sum(axis=0))
     power = mag ** 2
     mel = librosa.feature.melspectrogram(S=power, sr=sr, n_fft=n_fft, n_mels=N_MELS)
-    logmel = librosa.power_to_db(mel, ref=1.0, amin=1e-10)
+    logmel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)  # absolute floor: same live
     v["onset"] = librosa.onset.onset_strength(S=logmel, sr=sr, lag=1, center=False)[: win.shape[0]]
     for name, (lo, hi) in BANDS.items():
         v[name] = power[(freqs >= lo) & (freqs < hi)].sum(axis=0) / n_fft
@@ -446,8 +452,21 @@ def scale(x: np.ndarray, low: float, high: float, mode: str = "minmax", percenti
     check_choice("scaling", mode, SCALINGS)
     x = np.asarray(x, dtype=np.float64)
     lo, hi = (x.min(), x.max()) if mode == "minmax" else np.percentile(x, percentiles)
+    return shape(normalise(x, lo, hi), low, high, curve, gate, threshold, ratio)
+
+
+def normalise(x, lo: float, hi: float) -> np.ndarray:
+    """x mapped from lo..hi to 0..1, clipped; a range of (numerically) zero width gives 0."""
+    x = np.asarray(x, dtype=np.float64)
     span = hi - lo
-    u = np.clip((x - lo) / span, 0, 1) if span > 1e-12 * max(1.0, abs(hi)) else np.zeros_like(x)
+    return np.clip((x - lo) / span, 0, 1) if span > 1e-12 * max(1.0, abs(hi)) else np.zeros_like(x)
+
+
+def shape(u, low: float, high: float, curve: float = 1.0, gate: float = 0.0, threshold: float = 1.0,
+          ratio: float = 1.0) -> np.ndarray:
+    """A normalised feature u in 0..1 through the gate, the compressor and the curve into low..high (see
+    `scale`); the live analysis (`bendlab.causal`) normalises causally and shapes with this same function."""
+    u = np.asarray(u, dtype=np.float64)
     u = np.where(u < gate, 0.0, u)
     if ratio != 1 and threshold < 1:
         u = np.where(u > threshold, threshold + (u - threshold) / ratio, u) / (threshold + (1 - threshold) / ratio)
