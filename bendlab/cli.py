@@ -154,9 +154,19 @@ def mapping_from_args(a):
 
 
 def video_spec_from_args(a):
-    """A VideoSpec from the flags given, then the recipe ([[mapping]] tables and settings), then the defaults."""
-    from .videospec import VideoSpec, parse_keyframe
+    """A VideoSpec from the flags given, then the recipe ([[mapping]] tables and settings), then the defaults;
+    with --session, the flags given, then the recipe's settings, then the session's (`videospec.session_spec`)."""
+    from .videospec import VideoSpec, parse_keyframe, session_spec
     recipe = read_video(a.recipe) if a.recipe else {}
+    if a.session is not None:  # the mappings and the prompt at each moment are the session's
+        stray = [n for n in MAPPING_FLAGS + ("range", "keyframe") if getattr(a, n) is not None]
+        if stray or recipe.pop("mappings", None):
+            raise CLIError(f"{', '.join('--' + n for n in sorted(stray)) or '[[mapping]] in --recipe'} given with "
+                           "--session; accepted: the session's recorded mappings and prompt changes (settings "
+                           "such as --steps, --model, --fps, --prompts with as many prompts)")
+        prompts = ([a.prompt] if a.prompt else []) + list(a.prompts or [])
+        return session_spec(a.session, **merge(recipe, {**given(a, SPEC_FLAGS), "audio": a.audio,
+                                                        "prompts": prompts or None}))
     mappings = recipe.pop("mappings", [])
     m = mapping_from_args(a)
     if m is not None:
@@ -311,7 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "frame's window of audio drive a bend's parameter; frames are written as they finish into "
                        "<out>.frames/ (run again to resume) and muxed with the audio into an H.264 + AAC mp4. "
                        "A flag given here overrides the recipe, which overrides the default.")
-    v.add_argument("audio", help="wav, flac, ogg or mp3 file")
+    v.add_argument("audio", nargs="?", help="wav, flac, ogg or mp3 file (none with --session)")
+    v.add_argument("--session", metavar="DIR", help="re-render a performance recorded by `bendlab live --record "
+                   "DIR`: its recorded parameters, prompts and layers (interpolated on the audio clock, not "
+                   "re-analysed) and its audio.wav; the session's model, steps, seed and fps unless given (another "
+                   "--steps carries the layers to the same relative depth)")
     v.add_argument("--prompt", help=f"text prompt (default \"{DEFAULT_PROMPT}\")")
     v.add_argument("--prompts", nargs="+", help="two or more prompts interpolated in text-embedding space from the "
                    "first frame to the last")

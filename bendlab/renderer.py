@@ -53,11 +53,14 @@ def device_entry(pipe) -> str:
     return d + (f", {torch.get_num_threads()} threads" if pipe.device.type == "cpu" else "")
 
 
-def frame_bends(spec: VideoSpec, curves: np.ndarray, idx, vectors: dict | None = None) -> list[Bend]:
+def frame_bends(spec: VideoSpec, curves: np.ndarray, idx, vectors: dict | None = None,
+                layers: tuple[int, ...] | None = None) -> list[Bend]:
     """The mappings' bends for the frames `idx`, with one parameter value per frame (one set of K per frame for
-    the mappings in `vectors`, `Plan.vectors`)."""
+    the mappings in `vectors`, `Plan.vectors`), at each mapping's layer or at `layers` (one per mapping, shared
+    by these frames: `Plan.layers`)."""
     vectors = vectors or {}
-    return [m.bend(torch.tensor(vectors[j][idx] if j in vectors else curves[j, idx], dtype=torch.float64))
+    return [m.bend(torch.tensor(vectors[j][idx] if j in vectors else curves[j, idx], dtype=torch.float64),
+                   None if layers is None else layers[j])
             for j, m in enumerate(spec.mappings)]
 
 
@@ -76,29 +79,38 @@ class FrameRenderer:
     (kept for the renderer's life) and frames run from there as one batch, as `render_grid` does for sweeps;
     frames between two keyframes (interpolated prompts) and bends at layer 0 run in full. Shared frames equal
     the full computation within float rounding (tests/conftest.py states the bound).
+
+    Per-frame prompts and layers (`Plan.weights`, `Plan.layers`: a recorded live session): the frames of a batch
+    are grouped by (prompt, layers) and each group is one `render_batch`; the shared prefix stops at the earliest
+    layer of any frame.
     """
 
     def __init__(self, plan: Plan, pipe, share: bool = True):
         self.spec, self.curves, self.n_frames, self.pipe = plan.spec, plan.curves, plan.n_frames, pipe
-        self.vectors = plan.vectors
-        self.weights = torch.tensor(prompt_weights(self.spec, self.n_frames), dtype=torch.float32)
+        self.vectors, self.layers = plan.vectors, plan.layers
+        weights = prompt_weights(self.spec, self.n_frames) if plan.weights is None else plan.weights
+        self.weights = torch.tensor(weights, dtype=torch.float32)
         self.embeds = encode_prompts(pipe, self.spec.prompts)
-        self.start = self.shared_layer(self.spec) if share and not models.is_stochastic(pipe.scheduler) else 0
+        stochastic = models.is_stochastic(pipe.scheduler)
+        self.start = self.shared_layer(self.spec, self.layers) if share and not stochastic else 0
         self._prefix: dict[int, torch.Tensor] = {}
 
     @staticmethod
-    def shared_layer(spec: VideoSpec) -> int:
-        """The layer up to which frames can share their steps: the earliest bent layer with walk "none", else 0
-        (`spec` resolved: every mapping has its layer)."""
-        return min(m.layer for m in spec.mappings) if spec.method == "txt2img" and spec.walk == "none" else 0
+    def shared_layer(spec: VideoSpec, layers: np.ndarray | None = None) -> int:
+        """The layer up to which frames can share their steps: the earliest bent layer (of any frame, with
+        per-frame `layers`) with walk "none", else 0 (`spec` resolved: every mapping has its layer)."""
+        if spec.method != "txt2img" or spec.walk != "none":
+            return 0
+        return int(layers.min()) if layers is not None else min(m.layer for m in spec.mappings)
 
-    def bends(self, idx) -> list[Bend]:
-        return frame_bends(self.spec, self.curves, idx, self.vectors)
+    def bends(self, idx, layers: tuple[int, ...] | None = None) -> list[Bend]:
+        return frame_bends(self.spec, self.curves, idx, self.vectors, layers)
 
-    def _full(self, idx, output_type):
+    def _full(self, idx, output_type, layers=None):
         noise = noise_walk(self.pipe, self.spec, self.n_frames, idx).to(self.pipe.device, self.pipe.unet.dtype)
-        return render_batch(self.pipe, self.bends(idx), embeds=self.embeds.mix(self.weights[idx]), latents=noise,
-                            steps=self.spec.steps, guidance=self.spec.guidance, output_type=output_type,
+        return render_batch(self.pipe, self.bends(idx, layers), embeds=self.embeds.mix(self.weights[idx]),
+                            latents=noise, steps=self.spec.steps, guidance=self.spec.guidance,
+                            output_type=output_type,
                             seed=self.spec.seed + idx[0])  # per aligned batch: the same whoever renders it
 
     def prefix(self, p: int) -> torch.Tensor:
@@ -112,9 +124,9 @@ class FrameRenderer:
             self._prefix[p] = cb.captured[L]
         return self._prefix[p]
 
-    def _shared(self, idx, p: int, output_type):
+    def _shared(self, idx, p: int, output_type, layers=None):
         B = len(idx)
-        return render_batch(self.pipe, self.bends(idx), embeds=self.embeds.row(p).expand(B),
+        return render_batch(self.pipe, self.bends(idx, layers), embeds=self.embeds.row(p).expand(B),
                             latents=self.prefix(p).expand(B, -1, -1, -1).clone(), steps=self.spec.steps,
                             guidance=self.spec.guidance, start=self.start, output_type=output_type)
 
@@ -122,16 +134,16 @@ class FrameRenderer:
     def render(self, idx, output_type: str = "pil") -> list:
         """The frames `idx` (a list of indices), in order."""
         idx = list(idx)
-        if not self.start:
-            return list(self._full(idx, output_type))
-        groups: dict[int | None, list[int]] = {}  # prompt index (None: interpolated) -> positions in idx
+        # (prompt index, or None: interpolated or no shared prefix; layers per mapping, or None) -> positions in idx
+        groups: dict[tuple, list[int]] = {}
         for k, i in enumerate(idx):
             w = self.weights[i]
-            groups.setdefault(int(w.argmax()) if w.max() == 1 else None, []).append(k)
+            p = int(w.argmax()) if self.start and w.max() == 1 else None
+            groups.setdefault((p, None if self.layers is None else tuple(self.layers[:, i].tolist())), []).append(k)
         out: list = [None] * len(idx)
-        for p, ks in groups.items():
+        for (p, layers), ks in groups.items():
             sub = [idx[k] for k in ks]
-            imgs = self._full(sub, output_type) if p is None else self._shared(sub, p, output_type)
+            imgs = self._full(sub, output_type, layers) if p is None else self._shared(sub, p, output_type, layers)
             for k, img in zip(ks, imgs):
                 out[k] = img
         return out

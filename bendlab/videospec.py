@@ -11,16 +11,18 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
-from . import audio, models
+from . import audio, models, operators, session
 from .checks import (BendlabValueError, check_choice, check_int, check_number, check_numbers, check_str,
                      check_strings)
 from .coherence import COHERENCE
 from .engine import check_bends, check_settings, img2img_layers, latent_shape, load_image
 from .files import file_sha256
 from .mapping import Mapping
+from .audio import DEFAULT_SR
 from .paper import LAYER, SEED, fit_layer
 
 METHODS = ("txt2img", "img2img")
@@ -68,8 +70,24 @@ FIELD_RULES = {
     "sr": audio.check_sr,
     "batch": lambda v: check_int("batch", v, 1, MAX_BATCH, accepted="frames rendered together"),
     "midi": lambda v: _path("midi", v),
+    "session": lambda v: _path("session", v),
 }
-OPTIONAL = {"keyframes", "init_image", "midi"}
+OPTIONAL = {"keyframes", "init_image", "midi", "session"}
+
+
+def check_audio_or_session(audio_path, session_dir) -> str:
+    """The one rule for what a video's audio is: an audio file, or a recorded session's audio.wav (a session folder
+    given instead of the audio); returns the audio path. A session given with another audio file is refused."""
+    if session_dir is None:
+        if audio_path is None:
+            raise BendlabValueError("no audio; accepted: an audio file (wav, flac, ogg, mp3), or a session folder "
+                                    "(session=DIR, bendlab video --session DIR) whose recorded audio.wav it plays")
+        return _path("audio", audio_path)
+    own = str(Path(_path("session", session_dir)) / session.AUDIO)
+    if audio_path is not None and str(audio_path) != own:
+        raise BendlabValueError(f"audio {str(audio_path)!r:.60} given with session {str(session_dir)!r:.60}; accepted: "
+                                "one of them (a session re-renders with its recorded audio.wav)")
+    return own
 
 
 @dataclass
@@ -82,7 +100,7 @@ class VideoSpec:
     changes pixels at the float-rounding level and is part of the identity; 8 is ~2.4x faster than 1 on a CPU).
     """
 
-    audio: str
+    audio: str | None = None  # None: a session's audio.wav (`session`)
     prompts: list[str] = field(default_factory=lambda: [DEFAULT_PROMPT])
     keyframes: list[float] | None = None  # seconds, one per prompt; None: prompts spread from first to last frame
     mappings: list[Mapping] = field(default_factory=lambda: [Mapping()])
@@ -98,13 +116,14 @@ class VideoSpec:
     img2img_noise: float = 0.0  # img2img: std of fresh Gaussian noise added to the previous frame (0..1 pixel units)
     init_image: str | None = None  # img2img: first frame; else the first frame is text-to-image
     model: str = models.DEFAULT_MODEL
-    sr: int = audio.DEFAULT_SR
+    sr: int = DEFAULT_SR  # (the class's `audio` field hides the module here)
     batch: int = 8
     midi: str | None = None  # a .mid file for the midi_* features
+    session: str | None = None  # a recorded live session: its automation drives the frames (`session_spec`)
 
     def __post_init__(self):
         """Types and ranges, field by field (`FIELD_RULES`), then the rules that join fields; no file is read."""
-        self.audio = _path("audio", self.audio)
+        self.audio = check_audio_or_session(self.audio, self.session)
         self.mappings = _mappings(self.mappings)
         for name, rule in FIELD_RULES.items():
             value = getattr(self, name)
@@ -113,16 +132,25 @@ class VideoSpec:
         check_settings(50 if self.steps is None else self.steps, 0.0 if self.guidance is None else self.guidance,
                        self.seed, self.strength if self.method == "img2img" else None)
         _check_keyframes(self.keyframes, self.prompts)
+        if self.session is not None:
+            for name, bad in (("keyframes", self.keyframes is not None), ("midi", self.midi is not None),
+                              ("method img2img", self.method == "img2img")):
+                if bad:
+                    raise BendlabValueError(f"{name} given with session {self.session!r:.60}; accepted: the "
+                                            "session's recorded prompts and parameters, text-to-image frames")
         for m in self.mappings:
             if self.steps is not None and m.layer is not None and m.layer > self.n_layers:
                 raise BendlabValueError(f"layer {m.layer} is outside 0..{self.n_layers} (the {self.method} frames "
                                         f"run {self.n_layers} steps)")
-            if audio.parse_feature(m.feature).name.startswith("midi") and self.midi is None:
+            if audio.parse_feature(m.feature).name.startswith("midi") and self.midi is None and \
+                    self.session is None:  # a session's recorded mappings read no feature
                 raise BendlabValueError(f"feature {m.feature!r} needs a MIDI file; accepted: midi=... (--midi FILE)")
 
     @property
     def stems(self) -> list[str]:
         """The stem files the mappings read."""
+        if self.session is not None:  # the recorded automation drives the frames, not features
+            return []
         return sorted({r.source for r in (audio.parse_feature(m.feature) for m in self.mappings)
                        if r.source not in audio.SOURCES})
 
@@ -140,6 +168,11 @@ class VideoSpec:
         d["init_image"] = self.init_image and {"sha256": file_sha256(self.init_image)}
         d["midi"] = self.midi and {"sha256": file_sha256(self.midi)}
         d["stems"] = {s: file_sha256(s) for s in self.stems}
+        if self.session is None:
+            del d["session"]  # recorded as before sessions existed (their folders resume)
+        else:
+            d["session"] = {name: file_sha256(Path(self.session) / name) for name in (session.META,
+                                                                                        session.AUTOMATION)}
         for m in d["mappings"]:
             if m["target"] is None:  # a latent mapping: recorded as before targets existed (its folders resume)
                 del m["target"]
@@ -182,6 +215,8 @@ class Plan:
     feats: audio.Features | None  # None where only the curves travel (to a Ray worker)
     curves: np.ndarray
     vectors: dict[int, np.ndarray] = field(default_factory=dict)  # mapping index -> (n_frames, K)
+    weights: np.ndarray | None = None  # (n_frames, n_prompts) prompt weights per frame; None: `prompt_weights`
+    layers: np.ndarray | None = None  # (n_mappings, n_frames) each mapping's layer per frame; None: its `layer`
 
     @property
     def n_frames(self) -> int:
@@ -203,7 +238,8 @@ def resolve(spec: VideoSpec, model: models.Model | None = None) -> VideoSpec:
     if spec.midi is not None:
         from . import midi
         midi.read(spec.midi)  # exists and parses
-    audio.check_sources([m.feature for m in spec.mappings], spec.midi)
+    if spec.session is None:  # a session's mappings read no feature
+        audio.check_sources([m.feature for m in spec.mappings], spec.midi)
     return spec
 
 
@@ -211,6 +247,8 @@ def plan(spec: VideoSpec, model: models.Model | None = None) -> Plan:
     """`resolve` the spec, then compute its features and parameter curves: cheap, no model weights."""
     spec = resolve(spec, model)
     feats = audio.audio_features(spec.audio, spec.fps, spec.sr, spec.midi)
+    if spec.session is not None:
+        return session_plan(spec, feats)
     if spec.keyframes is not None and spec.keyframes[-1] > feats.duration:
         raise BendlabValueError(f"keyframe at {spec.keyframes[-1]:g} s is beyond the audio "
                                 f"({feats.duration:.2f} s)")
@@ -219,12 +257,80 @@ def plan(spec: VideoSpec, model: models.Model | None = None) -> Plan:
 
 
 def check_curves(p: Plan, shapes) -> None:
-    """The mappings' bends at both ends of their curves against a model's shapes (row/column/channel indices,
-    kernel sizes): `shapes` is a loaded pipeline or a `models.Skeleton` read from the model's configs."""
+    """The mappings' bends at both ends of their curves (at every layer a session recorded) against a model's
+    shapes (row/column/channel indices, kernel sizes): `shapes` is a loaded pipeline or a `models.Skeleton` read
+    from the model's configs."""
     shape = latent_shape(shapes, 1)
     for j, m in enumerate(p.spec.mappings):
         if j in p.vectors:  # a matrix: only its layer and where depend on the model
             check_bends(shapes, [m.bend(p.vectors[j][0].tolist())], p.spec.n_layers, shape)
             continue
-        check_bends(shapes, [m.bend(float(p.curves[j].min())), m.bend(float(p.curves[j].max()))], p.spec.n_layers,
-                    shape)
+        ends = (float(p.curves[j].min()), float(p.curves[j].max()))
+        layers = [None] if p.layers is None else sorted(set(p.layers[j].tolist()))
+        check_bends(shapes, [m.bend(v, layer) for layer in layers for v in ends], p.spec.n_layers, shape)
+
+
+# ------------------------------------------------------------------------------------------ live sessions
+def session_spec(folder, **settings) -> VideoSpec:
+    """The VideoSpec that re-renders a recorded live session (`bendlab video --session DIR`; the folder:
+    `bendlab.session`). The settings given win; the rest are the session's (session.json): prompts, mappings,
+    model, seed, fps, sr, and walk "none" (live frames start from the seed's fixed noise; a "walk" key in
+    session.json says otherwise). Steps and guidance are the session's with its model, the other model's usual
+    ones with another (`model=`). Each mapping's layer is carried to the re-render's steps at the same relative
+    depth, as every recorded layer is (`session.fit_layers`). Reads session.json (and, for another model with no
+    steps given, its scheduler config): no weights, no audio.
+
+    Notebook: notebooks/08_live.ipynb
+    """
+    check_audio_or_session(settings.get("audio"), folder)
+    if "mappings" in settings:
+        raise BendlabValueError(f"mappings given with session {str(folder)!r:.60}; accepted: the session's recorded "
+                                "mappings (its automation holds their parameters)")
+    meta = session.read_meta(folder)
+    base = {k: meta[k] for k in ("prompts", "model", "seed", "fps", "sr", "walk") if meta.get(k) is not None}
+    base.setdefault("walk", "none")
+    if settings.get("model", base.get("model")) == base.get("model"):  # the session's model: its steps, guidance
+        base.update({k: meta[k] for k in ("steps", "guidance") if meta.get(k) is not None})
+    kw = {**base, **settings}
+    steps = kw.get("steps")
+    if steps is None:
+        model = models.Model.of(kw.get("model", models.DEFAULT_MODEL))
+        steps = model.usual(None, kw.get("guidance"))[0]
+    try:
+        recorded = [Mapping(**m) for m in meta["mappings"]]
+    except (TypeError, ValueError) as e:
+        raise BendlabValueError(f"session {str(folder)!r:.60}: a recorded mapping is not a Mapping ({e})") from None
+    mappings = [m if m.layer is None else replace(m, layer=int(session.fit_layers(m.layer, meta["steps"], steps)))
+                for m in recorded]
+    return VideoSpec(**kw, session=str(folder), mappings=mappings)
+
+
+def session_plan(spec: VideoSpec, feats: audio.Features) -> Plan:
+    """The plan of a session re-render (`plan` of a spec with `session`): frame k (shown from k/fps s) takes the
+    automation at k/fps on the audio clock (`session.Session.at`: the parameters interpolated, the prompt and
+    the layers as they were), i.e. what was on screen live at that moment less the live render's latency; the
+    layers carried to the re-render's steps; one-hot prompt weights. No audio feature is computed."""
+    s = session.read_session(spec.session)
+    recorded = s.meta["mappings"]
+    if len(recorded) != len(spec.mappings):
+        raise BendlabValueError(f"{len(spec.mappings)} mappings for a session that recorded {len(recorded)}; accepted: "
+                                "the session's mappings (videospec.session_spec)")
+    for j, (m, d) in enumerate(zip(spec.mappings, recorded)):
+        theirs = (d.get("op"), d.get("where", "all"), d.get("norm"), d.get("target"))
+        if (m.op, m.where, m.norm, m.target) != theirs:
+            raise BendlabValueError(f"mapping {j} bends {m.op} at {m.where}, the session's {theirs[0]} at {theirs[1]}; "
+                                    "accepted: the session's mappings (videospec.session_spec)")
+        if m.op in operators.N_PARAMS:
+            raise BendlabValueError(f"mapping {j}: {m.op} takes {operators.N_PARAMS[m.op]} parameters a frame; a "
+                                    "session records one")
+    params, prompt, layers = s.at(feats.times)
+    if not np.isfinite(params).all():
+        raise BendlabValueError(f"session {spec.session!r:.60}: automation.csv holds a parameter that is not finite")
+    if prompt.min() < 0 or prompt.max() >= len(spec.prompts):
+        raise BendlabValueError(f"session {spec.session!r:.60} shows prompt {int(prompt.max())} of {len(spec.prompts)} "
+                                "prompts; accepted: prompt indices 0.. the number of prompts - 1")
+    for j, m in enumerate(spec.mappings):
+        if m.op in operators.INTEGER_OPERATORS:
+            params[j] = np.round(params[j])
+    layers = session.fit_layers(layers, s.meta["steps"], spec.n_layers)
+    return Plan(spec, feats, params, {}, np.eye(len(spec.prompts))[prompt], layers)

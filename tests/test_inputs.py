@@ -14,7 +14,9 @@ from PIL import Image
 
 from bendlab import Bend, audio, recipe, render, render_grid
 from bendlab.cli import main
-from bendlab.video import Mapping, VideoSpec
+from bendlab.session import SessionWriter, read_session
+from bendlab.video import Mapping, VideoSpec, check_spec
+from bendlab.videospec import session_spec
 
 PIANO = "PIANO"  # replaced by the shipped clip's path
 R = ["render", "x"]
@@ -170,6 +172,15 @@ CASES = [
     (R + ["--op", "matrix", "--param", "1,x", "--out", "o.png"],
      "parameter '1,x' is not a number or comma-separated numbers"),
     (R + ["--recipe", "matrix15.toml", "--out", "o.png"], "bend entry 1: matrix: 15 parameter values"),
+    # live session re-renders (issue 19): the folder and the flags checked before the model loads
+    (["video", "--session", "nosuch", "--out", "v.mp4"], "session folder 'nosuch' does not exist"),
+    (["video", "--session", "folder", "--out", "v.mp4"], "session folder 'folder' has no session.json"),
+    (["video", PIANO, "--session", "folder", "--out", "v.mp4"], "given with session 'folder'; accepted: one of them"),
+    (["video", "--op", "rotate1", "--out", "v.mp4"], "no audio; accepted: an audio file"),
+    (["video", "--session", "folder", "--feature", "rms", "--out", "v.mp4"], "--feature given with --session"),
+    (["video", "--session", "folder", "--keyframe", "0:00 a", "--out", "v.mp4"], "--keyframe given with --session"),
+    (["video", "--session", "folder", "--recipe", "map.toml", "--out", "v.mp4"],
+     "[[mapping]] in --recipe given with --session"),
 ]
 
 
@@ -261,6 +272,16 @@ API_CASES = [
     (lambda: render("x", guidance=True), "guidance True"),
     (lambda: render("x", steps=10, output_type="foo"), "output_type 'foo'"),
     (lambda: render("x", steps=10, height=100), "height 100 is not a positive multiple of 4 and of 8"),
+    # live session re-renders (issue 19)
+    (lambda: check_spec(session_spec(_session("s", rows=0))), "holds no automation rows"),
+    (lambda: check_spec(session_spec(_session("s", prompt=1))), "shows prompt 1 of 1 prompts"),
+    (lambda: session_spec(_session("s"), audio="song.wav"), "audio 'song.wav' given with session 's'"),
+    (lambda: session_spec(_session("s"), mappings=[Mapping()]), "mappings given with session"),
+    (lambda: VideoSpec("song.wav", session="s"), "audio 'song.wav' given with session 's'"),
+    (lambda: VideoSpec(session="s", keyframes=[0.0]), "keyframes given with session"),
+    (lambda: VideoSpec(session="s", method="img2img"), "method img2img given with session"),
+    (lambda: SessionWriter(_session("s"), {}), "already holds session.json"),
+    (lambda: read_session(_session("s", header="time,prompt")), "does not start with the header of 1 mapping"),
 ]
 
 
@@ -376,3 +397,16 @@ def test_a_killed_mux_leaves_no_temporary_audio_beside_the_video(tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         video.mux(frames, "bendlab/data/piano.ogg", out_dir / "v.mp4", 20)
     assert os.listdir(out_dir) == []
+
+
+def _session(name: str, rows: int = 2, prompt: int = 0, header: str | None = None) -> str:
+    """A small recorded session in the working folder (one mapping, rotate1 at layer 3 of 4 steps)."""
+    from bendlab.session import AUTOMATION
+    with SessionWriter(name, {"steps": 4, "fps": 10, "sr": 22050, "prompts": ["a"],
+                              "mappings": [Mapping("rms", "rotate1", 3, 0, 1)]}) as w:
+        w.audio(np.zeros(22050, np.float32))
+        for k in range(rows):
+            w.row(w.seconds * k / max(rows - 1, 1), prompt, [(0.5, 0.0, 1.0, 3)])
+    if header is not None:
+        Path(name, AUTOMATION).write_text(header + "\n")
+    return name
