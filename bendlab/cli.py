@@ -263,6 +263,46 @@ def cmd_targets(a) -> None:
         print(f"{indent + t.name:40s} {t.kind:26s} {shape:12s} {status}")
 
 
+LIVE_FLAGS = ("fps", "steps", "guidance", "seed", "model", "halflife", "soundcheck", "bpm")
+
+
+def cmd_live(a) -> None:
+    """`bendlab live`: list devices or ports, or check every flag, load the model and play until stopped."""
+    from . import audioin, control
+    from .live import Live, LiveSpec
+    if a.list_devices or a.list_midi:
+        if a.list_devices:
+            print(audioin.list_devices())
+        if a.list_midi:
+            ports = control.list_midi()
+            print("\n".join(ports) if ports else "no MIDI input ports (is a MIDI or JACK server running?)")
+        return
+    if a.play is not None and a.input_device is not None:
+        raise CLIError("--play and --input-device both given; accepted: one audio input (--play FILE plays a file "
+                       "to --output-device and analyses it; --input-device captures a device)")
+    m = mapping_from_args(a)
+    spec = LiveSpec(prompts=([a.prompt] if a.prompt else []) + list(a.prompts or []) or LiveSpec().prompts,
+                    mappings=[m] if m is not None else LiveSpec().mappings, **given(a, LIVE_FLAGS))
+    _setup(a)
+    import warnings
+    warnings.formatwarning = lambda message, *args, **kwargs: f"bendlab live: warning: {message}\n"
+    sr = spec.sr
+    source = audioin.Player(a.play, sr, a.output_device) if a.play is not None else \
+        audioin.Microphone(a.input_device, sr)
+    session = Live(spec, source, device=a.device, record=a.record, midi_in=a.midi_in, cc=a.cc or (), osc=a.osc,
+                   serve=a.serve)
+    print(f"live: {spec.prompts[0]!r}, {session.spec.steps} steps, " + ", ".join(
+        f"{mp.feature} -> {mp.op} {mp.low:g}..{mp.high:g} at layer {mp.layer}" for mp in session.spec.mappings) +
+        f"; input: {a.play or a.input_device or 'the default input'}" +
+        (f"; recording into {a.record}/" if a.record else "") + "; Ctrl-C stops", flush=True)
+    reason = session.run(a.seconds)
+    print(session.stats.line(spec.fps) + f"; stopped: {reason}", flush=True)
+    if a.record:
+        print(f"session in {a.record}/: re-render it with bendlab video --session {a.record} --out OUT.mp4")
+    if reason not in ("stopped", "seconds", "end of file"):
+        raise CLIError(f"{reason}; the session folder is complete up to there" if a.record else reason)
+
+
 def add_mapping_args(g) -> None:
     """The flags of one audio -> parameter mapping (bendlab.mapping.Mapping), for `video` and `features`."""
     from .audio import FEATURES, PARAMETRIC
@@ -393,7 +433,59 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", help="diffusers folder, or a hub id in the local cache (default: the shipped model "
                    f"{models.DEFAULT_MODEL})")
     t.set_defaults(func=cmd_targets)
+    add_live_parser(sub)
     return ap
+
+
+def add_live_parser(sub) -> None:
+    from .causal import DEFAULT_HALFLIFE, LIVE_FEATURES
+    from .control import CC_FORMAT, OSC_ADDRESSES
+    from .live import LIVE_STEPS
+    osc = "\n".join(f"  {k:<28} {v}" for k, v in OSC_ADDRESSES.items())
+    lv = sub.add_parser("live", help="bend the model live from a microphone or a playing file (MIDI, OSC, tempo)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Render frame after frame from the newest audio (the same features as "
+                        "offline, normalised by a running range), always the newest state: when rendering is slower "
+                        "than --fps, frames are dropped, never queued. Prints fps and latency every second. "
+                        "Frames are served as an MJPEG stream with --serve (a source for OBS, VLC or a browser); "
+                        "--record DIR writes a session folder that `bendlab video --session DIR` re-renders. "
+                        f"Defaults: {LIVE_STEPS} steps (fewer where the model's usual count is smaller), the mapping "
+                        "bent at layer 8 of 10 (the paper's 40 of 50), 20 fps.",
+                        epilog="OSC addresses (--osc):\n" + osc + "\n\nMIDI (--midi-in): note velocity is the "
+                        "midi_velocity / midi_onset features, CC N the midi_cc:N feature; MIDI clock (24 per beat) "
+                        "sets the tempo of beat, beat_phase, bar_phase and lfo:K (else --bpm).\n--cc " + CC_FORMAT)
+    i = lv.add_argument_group("audio in")
+    i.add_argument("--play", metavar="FILE", help="play this file to the output device and analyse its samples as "
+                   "they are played (to rehearse with a track)")
+    i.add_argument("--output-device", help="where --play plays: a PortAudio device, or none (silently, on the "
+                   "system clock; also the fallback where no output device opens)")
+    i.add_argument("--input-device", help="capture this input (index or name from --list-devices; default: the "
+                   "default input). With PulseAudio: pulse, and PULSE_SOURCE=NAME.monitor captures a monitor")
+    i.add_argument("--list-devices", action="store_true", help="list the audio devices and exit")
+    i.add_argument("--halflife", type=float, help="running range's half-life, s > 0 (default "
+                   f"{DEFAULT_HALFLIFE:g}): how fast the normalisation forgets a loud passage")
+    i.add_argument("--soundcheck", type=float, help="instead, the range heard in the first SECONDS, then fixed")
+    lv.add_argument("--prompt", help="the first prompt (OSC /bendlab/prompt changes it live)")
+    lv.add_argument("--prompts", nargs="+", help="more prompts, for --cc or OSC to switch between")
+    g = lv.add_argument_group("mapping (one; live features: " + ", ".join(LIVE_FEATURES) + ", lfo:K, midi_cc:N)")
+    add_mapping_args(g)
+    c = lv.add_argument_group("control")
+    c.add_argument("--midi-in", metavar="PORT", help="MIDI input port (name or part of it; --list-midi)")
+    c.add_argument("--list-midi", action="store_true", help="list the MIDI input ports and exit")
+    c.add_argument("--cc", action="append", metavar="CC=J.FIELD[:LO:HI]", help="map a MIDI CC to mapping J's low, "
+                   "high, layer or param (repeatable), e.g. 1=0.high:0:6.2832")
+    c.add_argument("--bpm", type=float, help="tempo without MIDI clock, beats per minute (default 120)")
+    c.add_argument("--osc", metavar="[HOST:]PORT", help="serve OSC on this UDP port (host 127.0.0.1 unless given)")
+    o = lv.add_argument_group("output")
+    o.add_argument("--serve", metavar="[HOST:]PORT", help="MJPEG stream of the frames at http://HOST:PORT/ "
+                   "(host 127.0.0.1 unless given; port 0 picks a free one)")
+    o.add_argument("--record", metavar="DIR", help="write a session folder: audio.wav, automation.csv, "
+                   "events.jsonl, session.json")
+    o.add_argument("--seconds", type=float, help="stop after SECONDS (default: until Ctrl-C or the file ends)")
+    o.add_argument("--fps", type=float, help="target frame rate, never exceeded; also the analysis window (1/fps "
+                   "s; default 20)")
+    add_model_args(lv)
+    lv.set_defaults(func=cmd_live)
 
 
 def main(argv=None) -> int:

@@ -275,9 +275,13 @@ class Live:
             self.controls.on_prompt(lambda i, prompts: self.writer.prompts(list(prompts)))
         self.midi = None if self.midi_port is None else control.MidiInput(self.controls, self.midi_port)
         self.osc = None if self.osc_address is None else control.OscServer(self.controls, *self.osc_address)
+        if self.osc is not None and self.status:
+            print(f"osc: udp {self.osc.address[0]}:{self.osc.address[1]} (addresses: bendlab live --help)", flush=True)
         if self.serve_address is not None:
             from .stream import MjpegServer
             self.server = MjpegServer(*self.serve_address)
+            if self.status:
+                print(f"stream: {self.server.url} (MJPEG: {self.server.url}stream.mjpg)", flush=True)
         self.analyser = Analyser([m.feature for m in self.spec.mappings], self.spec.sr, self.spec.fps)
         self.shapers = [LiveMapping(m, self.spec.fps, self.spec.halflife, self.spec.soundcheck)
                         for m in self.spec.mappings]

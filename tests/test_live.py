@@ -84,3 +84,193 @@ def test_features_that_need_the_whole_track_are_refused_live(feature):
     with pytest.raises(ValueError, match="accepted live") as e:
         causal.check_live_feature(feature)
     assert "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------ the loop
+def live_spec(**kw):
+    from bendlab.live import LiveSpec
+    m = kw.pop("mapping", Mapping(feature="rms", op="rotate1", low=0.0, high=2 * math.pi))
+    return LiveSpec(mappings=[m], **kw)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from bendlab import models
+    return models.load_pipeline(device="cpu")
+
+
+def recorded_vs_offline(folder: Path, fps: float = FPS):
+    """The recorded parameter of each shown frame, and the offline rms of the recorded audio over that frame's
+    window (the 1/fps s from its recorded time)."""
+    from bendlab.session import read_session
+    s = read_session(folder)
+    y = audio.load_audio(s.audio, SR)
+    L = math.ceil(SR / fps)
+    starts = np.round(s.times * SR).astype(int)
+    rms = np.array([np.sqrt(np.mean(np.pad(y[a:a + L], (0, max(0, a + L - len(y)))) ** 2)) for a in starts])
+    return s, s.params[0], rms
+
+
+def test_live_from_a_played_file_records_a_session_that_follows_the_audio(pipe, tmp_path):
+    """The silent-clock player (no sound server): frames at the target rate, every one recorded, the recorded
+    parameter following the offline rms of the recorded audio (the running range is the only difference)."""
+    from bendlab.audioin import Player
+    from bendlab.live import Live
+    shown = []
+    live = Live(live_spec(), Player(PIANO, SR, device="none"), pipe=pipe, record=tmp_path / "s",
+                on_frame=lambda im, f: shown.append((im, f)), status=False)
+    assert live.run(seconds=3.0) == "seconds"
+    s, param, rms = recorded_vs_offline(tmp_path / "s")
+    assert len(s.times) == len(shown) >= 20 and live.stats.fps > 0
+    assert np.all(np.diff(s.times) > 0) and s.duration == pytest.approx(3.0, abs=0.3)
+    assert np.corrcoef(param[5:], rms[5:])[0, 1] >= 0.9  # after the range has heard a note
+    assert len({im.tobytes() for im, _ in shown}) > 5  # the picture moves with the music
+    with wave.open(str(s.audio)) as w:
+        assert w.getframerate() == SR and w.getnframes() / SR == pytest.approx(s.duration)
+
+
+SLOW = 0.2  # seconds a slow renderer adds to every frame (20 fps asked: at most 5 can be shown)
+
+
+def test_a_slow_renderer_drops_frames_and_its_latency_stays_one_render(pipe, tmp_path):
+    from bendlab.audioin import Player
+    from bendlab.live import Live
+
+    class Slow(Live):
+        def _render(self, *args):
+            time.sleep(SLOW)
+            return super()._render(*args)
+
+    live = Slow(live_spec(), Player(PIANO, SR, device="none"), pipe=pipe, status=False)
+    live.run(seconds=2.0)
+    st = live.stats
+    assert st.dropped >= 0.5 * 2.0 * FPS  # 20 fps asked, under 5 rendered: most frames dropped
+    assert st.frames <= 2.0 / SLOW + 1
+    assert st.latency(95) < SLOW + 0.25  # one render (+ its analysis), never a queue's worth
+
+
+def test_mjpeg_stream_serves_the_live_frames(pipe):
+    from bendlab.audioin import Player
+    from bendlab.live import Live
+    live = Live(live_spec(), Player(PIANO, SR, device="none"), pipe=pipe, serve="127.0.0.1:0", status=False)
+    live.start()
+    try:
+        for _ in range(200):
+            if live.server is not None and live.stats.frames > 3:
+                break
+            time.sleep(0.05)
+        url = live.server.url
+        with urllib.request.urlopen(url + "stream.mjpg", timeout=10) as r:
+            assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+            data = b""
+            while data.count(b"\xff\xd8") < 3:  # three JPEG frames arrive
+                data += r.read(4096)
+        with urllib.request.urlopen(url + "frame.jpg", timeout=10) as r:
+            assert r.read(2) == b"\xff\xd8"
+    finally:
+        live.stop()
+    assert live.reason == "stopped"
+
+
+# ------------------------------------------------------------------------------------------ PulseAudio
+@pytest.fixture()
+def pulse(tmp_path):
+    """A PulseAudio server with a null sink "virt" and no hardware (its monitor is the test's microphone), started
+    in a temporary runtime folder and stopped by pid. Yields the environment that reaches it."""
+    if shutil.which("pulseaudio") is None or shutil.which("paplay") is None:
+        pytest.skip("PulseAudio is not installed (.ci/run installs Debian's pulseaudio pulseaudio-utils)")
+    run = tmp_path / "xdg"
+    run.mkdir()
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(run), "PULSE_SOURCE": "virt.monitor", "PULSE_SINK": "virt"}
+    proc = subprocess.Popen(["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm=yes",
+                             "--load=module-null-sink sink_name=virt",
+                             "--load=module-native-protocol-unix"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if (run / "pulse" / "native").exists():
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.skip("PulseAudio did not start here")
+    saved = {k: os.environ.get(k) for k in ("XDG_RUNTIME_DIR", "PULSE_SOURCE", "PULSE_SINK")}
+    os.environ.update({k: env[k] for k in saved})
+    try:
+        yield proc, env
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def paplay(env):
+    return subprocess.Popen(["paplay", "-d", "virt", str(PIANO)], env=env)
+
+
+def test_microphone_capture_through_pulseaudio_follows_the_audio_heard(pulse, pipe, tmp_path):
+    """The piano played into a null sink and captured from its monitor through ALSA's pulse device, exactly as
+    a microphone is: the recorded parameter follows the offline rms of what was recorded."""
+    from bendlab.audioin import Microphone
+    from bendlab.live import Live
+    proc, env = pulse
+    live = Live(live_spec(), Microphone("pulse", SR), pipe=pipe, record=tmp_path / "s", status=False)
+    live.start()
+    while live.stats.frames < 3 and live._thread.is_alive():  # the session runs, then the music starts
+        time.sleep(0.05)
+    player = paplay(env)
+    try:
+        player.wait(30)
+        time.sleep(0.5)
+    finally:
+        player.kill()
+        live.stop()
+    assert live.reason == "stopped"
+    s, param, rms = recorded_vs_offline(tmp_path / "s")
+    loud = rms > 0.2 * rms.max()
+    assert loud.sum() > 20, "the piano was not heard"
+    assert np.corrcoef(param[5:], rms[5:])[0, 1] >= 0.9
+
+
+def test_the_input_device_vanishing_ends_the_session_with_a_valid_folder(pulse, pipe, tmp_path):
+    from bendlab.audioin import Microphone
+    from bendlab.live import Live
+    from bendlab.session import read_session
+    proc, env = pulse
+    live = Live(live_spec(), Microphone("pulse", SR), pipe=pipe, record=tmp_path / "s", status=False)
+    player = paplay(env)
+    live.start()
+    time.sleep(3.0)
+    proc.kill()  # the sound server (the device) gone mid-session
+    live._thread.join(30)
+    player.kill()
+    assert not live._thread.is_alive()
+    assert live.reason not in ("seconds", "stopped", None) and "\n" not in live.reason
+    s = read_session(tmp_path / "s")
+    assert len(s.times) > 10 and s.duration > 1.0
+    assert s.events[-1]["kind"] == "stop"
+
+
+def test_ctrl_c_closes_the_recording(tmp_path):
+    """`bendlab live` interrupted by SIGINT: exit 0, a readable WAV, a session that reads."""
+    from bendlab.session import read_session
+    folder = tmp_path / "s"
+    proc = subprocess.Popen([sys.executable, "-m", "bendlab.cli", "live", "--play", str(PIANO), "--output-device",
+                             "none", "--record", str(folder), "--op", "rotate1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:  # wait for two status lines: frames are being shown and recorded
+        lines.append(line)
+        if sum(x.startswith("live ") for x in lines) >= 2:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, "".join(lines) + out
+    assert "stopped: stopped" in out
+    s = read_session(folder)
+    with wave.open(str(s.audio)) as w:
+        assert w.getnframes() > SR  # over a second of audio, header closed properly
+    assert len(s.times) > 10
