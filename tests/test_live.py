@@ -20,6 +20,7 @@ import pytest
 from bendlab import audio, causal
 from bendlab.control import MappingControl
 from bendlab.mapping import Mapping
+from tests.test_control import Sender, jack  # noqa: F401 - the JACK server fixture
 
 PIANO = Path(__file__).resolve().parents[1] / "bendlab" / "data" / "piano.ogg"
 SR, FPS = 44100, 20
@@ -274,3 +275,59 @@ def test_ctrl_c_closes_the_recording(tmp_path):
     with wave.open(str(s.audio)) as w:
         assert w.getnframes() > SR  # over a second of audio, header closed properly
     assert len(s.times) > 10
+
+
+# ------------------------------------------------------------------------------------------ MIDI, OSC, re-render
+@pytest.mark.usefixtures("jack")
+def test_midi_cc_and_osc_prompt_land_in_the_automation_then_the_session_re_renders(pipe, tmp_path):
+    """A live session driven by a CC sweep over a JACK MIDI port and a prompt sent by OSC: both appear in the
+    automation when they were sent; `video --session` then renders duration x fps frames with the recorded
+    parameters and the recorded audio."""
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from bendlab.audioin import Player
+    from bendlab.live import Live
+    from bendlab.session import read_session
+    from bendlab.video import make_video, video_info
+    from bendlab.videospec import plan, session_spec
+    sender = Sender("bendlab-live-cc")
+    folder = tmp_path / "s"
+    live = Live(live_spec(mapping=Mapping(feature="rms", op="rotate1", low=0.0, high=1.0)),
+                Player(PIANO, SR, device="none"), pipe=pipe, record=folder, midi_in="bendlab-live-cc",
+                cc=["1=0.high:0:6"], osc="127.0.0.1:0", status=False)
+    live.start()
+    try:
+        while live.osc is None or live.stats.frames < 5:
+            time.sleep(0.05)
+        SimpleUDPClient(*live.osc.address).send_message("/bendlab/prompt", "a floating orb")
+        t_prompt = live.audio_in.seconds
+        time.sleep(0.5)
+        t_cc = live.audio_in.seconds
+        for v in range(0, 128, 8):  # a CC sweep over ~0.8 s
+            sender.send(0xB0, 1, v)
+            time.sleep(0.05)
+        sender.send(0xB0, 1, 127)
+        time.sleep(0.5)
+    finally:
+        live.stop()
+        sender.close()
+    s = read_session(folder)
+    assert s.meta["prompts"] == [live.spec.prompts[0], "a floating orb"]
+    first = s.times[np.argmax(s.prompt == 1)]
+    assert (s.prompt == 1).any() and t_prompt - 0.1 <= first + 1 / FPS <= t_prompt + 0.6  # its prefix: ~8 steps
+    assert np.all(s.prompt[s.times > first] == 1)
+    high = s.highs[0]
+    assert high[s.times < t_cc].max() == 1.0 and high[-1] == 6.0
+    assert np.all(np.diff(high[s.times >= t_cc]) >= 0)  # follows the sweep up
+    assert any(e["kind"] == "midi" for e in s.events) and any(e["kind"] == "osc" for e in s.events)
+    # the re-render: the recorded automation at k / fps, the recorded audio
+    spec = session_spec(folder, steps=4)
+    p = plan(spec)
+    n = math.ceil(s.duration * FPS - 1e-9)
+    assert p.n_frames == n
+    k = np.arange(n) / FPS
+    np.testing.assert_allclose(p.curves[0], np.interp(k, s.times, s.params[0]), rtol=1e-9, atol=1e-12)
+    out = make_video(spec, tmp_path / "re.mp4", pipe=pipe, progress=False)
+    info = video_info(out)
+    assert info["frames"] == n and info["audio"]
+    assert info["duration"] == pytest.approx(s.duration, abs=1 / FPS + 0.05)
