@@ -256,8 +256,9 @@ class Live:
         self._bg = self._bg_pipe = None
         if all((m.target or "latent") == "latent" for m in self.spec.mappings):
             try:
-                self._bg_pipe = type(self.pipe)(**{**self.pipe.components,
-                                                   "scheduler": copy.deepcopy(self.pipe.scheduler)})
+                with models.quiet_loading():  # diffusers' safety-checker notice, as every pipeline bendlab builds
+                    self._bg_pipe = type(self.pipe)(**{**self.pipe.components,
+                                                       "scheduler": copy.deepcopy(self.pipe.scheduler)})
                 self._bg_pipe.set_progress_bar_config(disable=True)
                 self._bg = ThreadPoolExecutor(1, thread_name_prefix="bendlab-prefix")
             except Exception:  # noqa: BLE001 - a pipeline that cannot be rebuilt: prefixes in the loop

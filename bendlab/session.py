@@ -8,8 +8,10 @@ DIR` reads to re-render the performance offline at full quality (`videospec.sess
       audio.wav        every sample heard: mono, 16-bit PCM at sr (Python's `wave`: the header is patched after
                         every block, so the file is a valid WAV up to the last block written)
       automation.csv   time,prompt,m0.param,m0.low,m0.high,m0.layer,m1.param,...: one row per frame shown live;
-                        time in seconds on the audio clock (samples written / sr when the frame's audio window
-                        ended), the prompt index, then each mapping's parameter value, range and layer
+                        time: the start of the 1/fps window of audio the frame analysed, in seconds on the
+                        audio clock (samples delivered / sr when it was read, minus 1/fps), so frame k of an
+                        offline render at k/fps analyses the same window; the prompt index, then each mapping's
+                        parameter value, range and layer
       events.jsonl     one JSON object a line, {"time": s, "kind": "...", ...}: prompt changes, MIDI and OSC
                         messages, warnings, start / stop / device lost
 
