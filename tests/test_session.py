@@ -196,3 +196,18 @@ def test_the_session_is_in_the_manifest_and_other_videos_are_not(tmp_path, clip)
     assert set(identity["session"]) == {"session.json", "automation.csv"}
     assert identity["audio"]["sha256"]
     assert "session" not in spec_for(clip).identity()  # every other video's render folder resumes as before
+
+
+def test_a_session_renders_the_same_frames_on_ray_workers(pipe, tmp_path):
+    """The per-frame prompts and layers travel with the plan to a Ray worker: its frames are byte-identical."""
+    pytest.importorskip("ray", reason="ray is installed by `make install`")
+    from bendlab import cluster
+    from bendlab.video import render_frames
+    from conftest import same_frames
+    spec = session_spec(perform(tmp_path / "s"), fps=10, batch=4)
+    local = render_frames(spec, tmp_path / "local.mp4", pipe=pipe, progress=False)
+    try:
+        ray = render_frames(spec, tmp_path / "ray.mp4", source=cluster.RaySource(1, threads=1), progress=False)
+    finally:
+        cluster.shutdown()
+    assert same_frames(local, ray, 15)
