@@ -14,6 +14,9 @@ prefix   40 fixed-noise frames, R1 at layer 40: shared / unshared render time  g
 workers  40 sincos frames on 2 Ray workers / 1 worker (1 thread each): throughput ratio, goal >= 1.7, frames equal
 memory   peak RSS of the render process, 2000-frame render (2 steps) / 200-frame render   goal: <= 1.2
 analysis audio analysis of a 60 s track / its render time (1200 frames at 20 fps)       goal: <= 2%
+live     `bendlab live` on the shipped piano (silent clock), 10 steps bent at layer 8, 8 s: achieved fps, audio-to-
+         frame latency p50/p95, a live frame's cost / a full 50-step render   goal: >= 15 fps, p95 <= 150 ms,
+         cost <= 0.06; with --live-fps 0 the loop runs unpaced (the most frames this machine can show)
 
 Real architectures with random weights (no download; benchmarks/archs.py holds their published configs):
 
@@ -56,7 +59,8 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu", help="cpu (float32) or cuda (float16)")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--only", nargs="*", default=["render", "bend", "branch", "batch", "explorer", "prefix", "workers",
-                                                  "memory", "analysis"])
+                                                  "memory", "analysis", "live"])
+    ap.add_argument("--live-fps", type=float, default=20.0, help="live: the target frame rate (0: unpaced)")
     ap.add_argument("--arch", choices=["sd14", "sdxl"], help="a random-weight pipeline with this model's exact "
                     "architecture instead of --model (see below)")
     ap.add_argument("--size", type=int, help="--arch: image side in pixels (default: the model's native size on "
@@ -138,6 +142,41 @@ def main(argv=None) -> None:
 
     if {"prefix", "workers", "memory", "analysis"} & set(a.only):
         video_benchmarks(a, pipe)
+
+    if "live" in a.only:
+        live_benchmark(a, pipe)
+
+
+def live_benchmark(a, pipe, seconds: float = 8.0) -> None:
+    """The live loop as `bendlab live --play` runs it, and a full render measured beside it."""
+    from bendlab import Bend, render
+    from bendlab.audioin import Player
+    from bendlab.live import Live, LiveSpec
+    from bendlab.mapping import Mapping
+    piano = Path(__file__).resolve().parents[1] / "bendlab" / "data" / "piano.ogg"
+    costs = []
+
+    class Timed(Live):
+        def frame(self):
+            t0 = time.perf_counter()
+            out = super().frame()
+            costs.append(time.perf_counter() - t0)
+            return out
+
+    fps = a.live_fps or 240.0  # 0: as fast as it goes (240 fps is bendlab's ceiling)
+    spec = LiveSpec(mappings=[Mapping("rms", "rotate1", 8)], fps=fps)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the silent clock's notice
+        live = Timed(spec, Player(piano, spec.sr, device="none"), pipe=pipe, status=False)
+        live.run(seconds=seconds)
+    st = live.stats
+    full = statistics.median(timed(lambda: render("3D mesh geometry", [Bend("rotate1", 1.0, 40)], pipe=pipe), 3))
+    cost = statistics.median(costs)
+    print(f"live     {live.spec.steps} steps, R1 at layer {live.spec.mappings[0].layer}, target {a.live_fps:g} fps: "
+          f"{st.frames / st.elapsed:.1f} fps over {st.elapsed:.1f} s ({st.dropped} dropped), latency p50 "
+          f"{st.latency(50) * 1000:.0f} ms p95 {st.latency(95) * 1000:.0f} ms; a frame {cost * 1000:.1f} ms = "
+          f"{cost / full:.3f} of a 50-step render ({full:.3f} s)   goal >= 15 fps, p95 <= 150 ms, <= 0.06")
 
 
 def arch_benchmark(a) -> None:
