@@ -308,8 +308,9 @@ def session_spec(folder, **settings) -> VideoSpec:
 def session_plan(spec: VideoSpec, feats: audio.Features) -> Plan:
     """The plan of a session re-render (`plan` of a spec with `session`): frame k (shown from k/fps s) takes the
     automation at k/fps on the audio clock (`session.Session.at`: the parameters interpolated, the prompt and
-    the layers as they were), i.e. what was on screen live at that moment less the live render's latency; the
-    layers carried to the re-render's steps; one-hot prompt weights. No audio feature is computed."""
+    the layers as they were), the live frames that analysed the window starting there (a row's time is the start
+    of its window); the layers carried to the re-render's steps; one-hot prompt weights. The audio is loaded for
+    its duration (ceil(duration x fps) frames); no feature is computed."""
     s = session.read_session(spec.session)
     recorded = s.meta["mappings"]
     if len(recorded) != len(spec.mappings):
