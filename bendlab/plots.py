@@ -108,3 +108,26 @@ def plot_drift(drifts: dict, ax=None):
     ax.legend(loc="upper left", fontsize=8)
     ax2.legend(loc="upper right", fontsize=8)
     return ax
+
+
+def plot_session(s, ax=None):
+    """A recorded live session's automation (`session.read_session`): each mapping's parameter against the audio
+    clock (solid), its low and high as they were set (dotted), and the prompt changes (vertical lines). Returns
+    the Axes.
+
+    Notebook: notebooks/08_live.ipynb
+    """
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 2.5), layout="constrained")
+    for j, m in enumerate(s.meta["mappings"]):
+        color = f"C{j}"
+        ax.plot(s.times, s.params[j], color=color, lw=1.2, label=f"{j}: {m['op']} <- {m['feature']}")
+        ax.plot(s.times, s.lows[j], color=color, lw=0.8, ls=":")
+        ax.plot(s.times, s.highs[j], color=color, lw=0.8, ls=":")
+    for t in s.times[1:][np.diff(s.prompt) != 0]:
+        ax.axvline(t, color="0.5", lw=0.8, ls="--")
+    ax.set_xlabel("time (s, audio clock)")
+    ax.set_ylabel("parameter")
+    ax.legend(loc="upper right", fontsize=8)
+    return ax

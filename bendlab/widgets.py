@@ -4,6 +4,8 @@ on release (`continuous_update=False`) into one `widgets.Image` updated in place
 `slider_view` serves every figure notebook's closing slider cell; `explorer` is the full explorer of
 notebooks/01_operators.ipynb. Renders are cached on their (hashable) arguments, so moving a slider back is free,
 in one `Renders` per pipeline that goes when the pipeline does (closing a view frees what it holds).
+`LiveView` is the live view of notebooks/08_live.ipynb: a `live.Live` session's frames in one Image, updated in
+place, with its readouts and controls.
 
 The explorer answers a move from a cache of the unbent render's latent before every layer (one render fills
 it): a bend at layer L then runs only the steps after L (branching, as `render_grid` does), so at layer 40 of
@@ -17,7 +19,11 @@ from __future__ import annotations
 import functools
 import io
 import json
+import threading
+import time
 import weakref
+from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -282,3 +288,154 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
 def image_array(box) -> np.ndarray:
     """The image a slider view currently shows, as an array (tests compare it before and after a change)."""
     return np.asarray(Image.open(io.BytesIO(box.image.value)))
+
+
+def input_devices() -> list[tuple[str, int]]:
+    """PortAudio's input devices as (label, index) Dropdown options; none where PortAudio is missing."""
+    try:
+        import sounddevice as sd
+    except OSError:  # no PortAudio library: a file is the only input
+        return []
+    return [(f"{i}: {d['name']}", i) for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
+
+
+class LiveView:
+    """The live view of a `live.Live` session: one Image updated in place with every frame, readouts of the
+    achieved fps, the audio-to-frame latency (p50/p95) and the frames shown/dropped, a start/stop toggle, the
+    input (the file `play`, played to `output`, or a PortAudio input device), per mapping sliders for its low,
+    high and layer and the prompt box (set on the running session through `Live.controls`, and kept for the next
+    start), and a record box (each run a new session folder under `out_dir`; the last one in `.session`).
+
+    `run(seconds)` plays a session in the caller's thread (a notebook cell, papermill); the toggle runs one in a
+    thread until it is pressed again or the input ends. `.box` is the VBox to display; `.live` the last session.
+
+    Notebook: notebooks/08_live.ipynb
+    """
+
+    READOUT_EVERY = 0.25  # seconds between readout updates (the image: every frame)
+
+    def __init__(self, spec, pipe, play, output=None, out_dir=None, record: bool = False, height: int = 280):
+        import ipywidgets as w
+        from .live import resolve
+        from .models import Model
+        self.spec, self.pipe, self.play, self.output = resolve(spec, Model.of(spec.model, pipe)), pipe, play, output
+        self.out_dir, self.live, self.session, self._thread, self._shown = out_dir, None, None, None, 0.0
+        self.image = w.Image(format="png", layout=w.Layout(height=f"{height}px", object_fit="contain"))
+        self.fps, self.latency, self.frames, self.status = w.Label(), w.Label(), w.Label(), w.Label()
+        self.toggle = w.ToggleButton(description="start", icon="play")
+        self.input = w.Dropdown(options=[(f"play: {Path(play).name}", "play")] + input_devices(), description="input")
+        self.record = w.Checkbox(value=record, description="record", disabled=out_dir is None)
+        self.prompt = w.Text(value=self.spec.prompts[0], description="prompt", continuous_update=False,
+                             layout=w.Layout(width="500px"))
+        rows = []
+        for j, m in enumerate(self.spec.mappings):
+            lo, hi, step = operators.slider_range(m.op)
+            row = [w.FloatSlider(value=v, min=min(lo, v), max=max(hi, v), step=step, description=f"{j} {name}",
+                                 readout_format=_readout(m.op)) for name, v in (("low", m.low), ("high", m.high))]
+            row.append(w.IntSlider(value=m.layer, min=0, max=self.spec.steps, description=f"{j} layer"))
+            for field, s in zip(("low", "high", "layer"), row):
+                s.observe(functools.partial(self._set, j, field), names="value")
+            rows.append(w.HBox(row))
+        self.prompt.observe(self._set_prompt, names="value")
+        self.toggle.observe(self._toggled, names="value")
+        self.box = w.VBox([w.HBox([self.toggle, self.input, self.record]), self.image,
+                           w.HBox([self.fps, self.latency, self.frames]), *rows, self.prompt, self.status])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.box)
+
+    # ------------------------------------------------------------------ the performer's changes
+    def _set(self, j: int, field: str, change) -> None:
+        from .checks import BendlabValueError
+        try:
+            if self.live is not None and self.live.controls is not None and self.running:
+                self.live.controls.set(j, field, change["new"])
+            mappings = list(self.spec.mappings)
+            mappings[j] = replace(mappings[j], **{field: change["new"]})  # kept for the next start
+            self.spec.mappings = mappings
+        except (BendlabValueError, ValueError) as e:  # a range the operator refuses: say so, play on
+            self.status.value = str(e)
+
+    def _set_prompt(self, change) -> None:
+        from .checks import BendlabValueError
+        try:
+            if self.live is not None and self.live.controls is not None and self.running:
+                self.live.controls.set_prompt(change["new"])
+            self.spec.prompts = [change["new"]]
+        except BendlabValueError as e:
+            self.status.value = str(e)
+
+    # ------------------------------------------------------------------ a session
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _audio_in(self):
+        from . import audioin
+        if self.input.value == "play":
+            return audioin.Player(self.play, self.spec.sr, device=self.output)
+        return audioin.Microphone(self.input.value, self.spec.sr)
+
+    def _folder(self):
+        if not (self.record.value and self.out_dir is not None):
+            return None
+        stem = Path(self.out_dir) / time.strftime("session-%Y%m%d-%H%M%S")
+        folder, k = stem, 1
+        while folder.exists():
+            folder, k = stem.with_name(f"{stem.name}-{k}"), k + 1
+        return folder
+
+    def _frame(self, image, info) -> None:
+        self.image.value = to_png(image)
+        if time.monotonic() - self._shown >= self.READOUT_EVERY:
+            self._readouts()
+
+    def _readouts(self) -> None:
+        st, self._shown = self.live.stats, time.monotonic()
+        self.fps.value = f"{st.fps:.1f} fps (target {self.spec.fps:g})"
+        self.latency.value = f"latency p50 {st.latency(50) * 1000:.0f} ms, p95 {st.latency(95) * 1000:.0f} ms"
+        self.frames.value = f"{st.frames} shown, {st.dropped} dropped"
+
+    def run(self, seconds: float | None = None) -> str:
+        """Play a session here until `seconds`, the input's end or a stop; returns why it stopped."""
+        from .live import Live
+        if self.running and self._thread is not threading.current_thread():
+            raise RuntimeError("a session is playing (the start/stop button); stop it first")
+        folder = self._folder()
+        self.live = Live(self.spec, self._audio_in(), pipe=self.pipe, record=folder, on_frame=self._frame,
+                         status=False)
+        self.status.value = f"playing {self.input.label}" + (f", recording to {folder}" if folder else "")
+        reason = self.live.run(seconds)
+        self._readouts()
+        self.session = folder or self.session
+        self.status.value = f"stopped: {reason}" + (f"; recorded in {folder}" if folder else "")
+        return reason
+
+    def start(self) -> None:
+        """Play a session in a thread (what the toggle does)."""
+        if not self.running:
+            self._thread = threading.Thread(target=self._played, daemon=True, name="bendlab-live-view")
+            self._thread.start()
+
+    def _played(self) -> None:
+        try:
+            self.run()
+        except Exception as e:  # noqa: BLE001 - shown under the picture: the thread has no one else to tell
+            self.status.value = f"{type(e).__name__}: {e}"
+        finally:
+            self.toggle.value = False
+
+    def stop(self) -> None:
+        """Stop the session the toggle started (its recording closed) and wait for it."""
+        if self.live is not None:
+            self.live.stop(wait=False)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _toggled(self, change) -> None:
+        self.toggle.description, self.toggle.icon = ("stop", "stop") if change["new"] else ("start", "play")
+        if change["new"]:
+            self.start()
+        else:
+            self.stop()

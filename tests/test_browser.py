@@ -1,8 +1,10 @@
 """The notebooks as a user meets them: JupyterLab from .venv on 127.0.0.1, opened in headless Chromium (Debian's
 chromium and chromedriver, driven by selenium), every cell run, then the explorer's parameter slider, operator
-and layer changed (notebook 01) and the closing slider moved (notebook 03). Asserts the widgets rendered, no
-error output or browser-console error, and new pixels after each change; prints slider-to-image latencies
-measured from in-page events. Skips, saying why, where Chromium is not installed (`.ci/run` installs it)."""
+and layer changed (notebook 01), the closing slider moved (notebook 03), and the live view started and stopped
+(notebook 08). Asserts the widgets rendered, no error output or browser-console error, and new pixels after each
+change (the live image: at least 10 new pictures while it plays, and an fps readout above 0); prints
+slider-to-image latencies measured from in-page events. Skips, saying why, where Chromium is not installed
+(`.ci/run` installs it)."""
 
 import json
 import os
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 CHROMIUM, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
-pytestmark = [pytest.mark.slow,  # runs two notebooks in JupyterLab
+pytestmark = [pytest.mark.slow,  # runs three notebooks in JupyterLab
               pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no chromium/chromedriver installed (Debian: "
                                  "apt-get install chromium chromium-driver; .ci/run does this)")]
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +32,7 @@ def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 serving copies of the notebooks (the repository's stay untouched)."""
     pytest.importorskip("selenium")
     root = tmp_path_factory.mktemp("lab")
-    for nb in ("01_operators.ipynb", "03_figure2_rotation_sweep.ipynb"):
+    for nb in ("01_operators.ipynb", "03_figure2_rotation_sweep.ipynb", "08_live.ipynb"):
         shutil.copy(ROOT / "notebooks" / nb, root / nb)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -105,7 +107,9 @@ def kernel_state(url, token, notebook) -> str | None:
     return states[0] if states else None
 
 
-def run_all(driver, url, token, notebook):
+def run_all(driver, url, token, notebook, script=None):
+    """Open the notebook, wait for its kernel, run every cell and wait until all have run; `script`: JavaScript
+    run in the page just before (to watch what the cells do while they run)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
     driver.get(f"{url}/lab/tree/{notebook}?token={token}")
@@ -114,6 +118,8 @@ def run_all(driver, url, token, notebook):
     wait.until(lambda d: kernel_state(url, token, notebook) == "idle",  # its kernel started, and idles
                message=f"{notebook}: its kernel did not become idle in {TIMEOUT} s")
     time.sleep(2)  # the page connects to it
+    if script:
+        driver.execute_script(script)
     menu = next(e for e in driver.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel") if e.text == "Run")
     menu.click()
     item = WebDriverWait(driver, 10).until(lambda d: next(
@@ -201,3 +207,59 @@ def test_figure_notebook_slider_in_a_real_browser(lab, browser, capsys):
     check_outputs(browser)
     with capsys.disabled():
         print(f"\nfigure 2 slider-to-image latency: {ms:.0f} ms (in-page)")
+
+
+WATCH_LIVE = """
+window.__liveFrames = new Set();
+new MutationObserver(ms => { for (const m of ms)
+    if (m.target.classList.contains('widget-image') && m.target.src) window.__liveFrames.add(m.target.src); })
+  .observe(document.body, {subtree: true, attributes: true, attributeFilter: ['src']});
+"""
+
+
+def live_frames(driver) -> int:
+    """Distinct pictures the live image has shown since WATCH_LIVE: each new value the kernel sends becomes a new
+    blob URL, and ipywidgets sends a value only when its bytes differ from the last."""
+    return driver.execute_script("return window.__liveFrames.size;")
+
+
+def readout(driver, pattern):
+    """The number in the first widget label matching `pattern` (a regex with one group), or None."""
+    import re
+    from selenium.webdriver.common.by import By
+    for label in driver.find_elements(By.CSS_SELECTOR, ".widget-label"):
+        m = re.search(pattern, label.text)
+        if m:
+            return float(m.group(1))
+    return None
+
+
+def test_live_view_in_a_real_browser(lab, browser, capsys):
+    """Notebook 08: the cell that plays a few seconds of the piano updates the live image in place (at least 10
+    new pictures) and the fps readout; then the start button plays a session in the background, changing the
+    picture again, and the stop button ends it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    url, token = lab
+    t0 = time.time()
+    run_all(browser, url, token, "08_live.ipynb", script=WATCH_LIVE)
+    check_outputs(browser)
+    played, fps = live_frames(browser), readout(browser, r"([\d.]+) fps")
+    assert played >= 10, f"the live image changed {played} times while the piano played"
+    assert fps is not None and fps > 0, f"fps readout {fps}"
+    ran = time.time() - t0
+
+    def button(text):
+        return next(b for b in browser.find_elements(By.CSS_SELECTOR, ".widget-toggle-button") if b.text == text)
+    button("start").click()
+    WebDriverWait(browser, 60).until(lambda d: live_frames(d) >= played + 10,
+                                     message="the start button did not bring new pictures")
+    button("stop").click()
+    WebDriverWait(browser, 30).until(  # the session closed: the button reads "start" again, the status says why
+        lambda d: any(b.text == "start" for b in d.find_elements(By.CSS_SELECTOR, ".widget-toggle-button"))
+        and any(e.text.startswith("stopped: stopped") for e in d.find_elements(By.CSS_SELECTOR, ".widget-label")),
+        message="the stop button did not stop the session")
+    check_outputs(browser)
+    with capsys.disabled():
+        print(f"\nlive view: {played} pictures while the cell played ({fps:g} fps readout), "
+              f"{live_frames(browser) - played} more from the start button; notebook run {ran:.0f} s")
