@@ -269,7 +269,7 @@ LIVE_FLAGS = ("fps", "steps", "guidance", "seed", "model", "halflife", "soundche
 def cmd_live(a) -> None:
     """`bendlab live`: list devices or ports, or check every flag, load the model and play until stopped."""
     from . import audioin, control
-    from .live import Live, LiveSpec
+    from .live import Live, LiveSpec, check_seconds
     if a.list_devices or a.list_midi:
         if a.list_devices:
             print(audioin.list_devices())
@@ -280,6 +280,7 @@ def cmd_live(a) -> None:
     if a.play is not None and a.input_device is not None:
         raise CLIError("--play and --input-device both given; accepted: one audio input (--play FILE plays a file "
                        "to --output-device and analyses it; --input-device captures a device)")
+    check_seconds(a.seconds)
     m = mapping_from_args(a)
     spec = LiveSpec(prompts=([a.prompt] if a.prompt else []) + list(a.prompts or []) or LiveSpec().prompts,
                     mappings=[m] if m is not None else LiveSpec().mappings, **given(a, LIVE_FLAGS))

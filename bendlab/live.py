@@ -84,6 +84,12 @@ class LiveSpec:
         check_number("bpm", self.bpm, 1, 999, accepted="beats per minute 1..999")
 
 
+def check_seconds(seconds) -> None:
+    """How long a session runs: None (until stopped) or seconds > 0."""
+    if seconds is not None:
+        check_number("seconds", seconds, 0, low_open=True, accepted="seconds > 0 (or none: until stopped)")
+
+
 def resolve(spec: LiveSpec, model: models.Model | None = None) -> LiveSpec:
     """Every None decided by the model's configs (no weights): steps, guidance, each mapping's layer (the
     paper's 40 of 50 at the same depth: 8 of 10)."""
@@ -332,8 +338,7 @@ class Live:
     def run(self, seconds: float | None = None) -> str:
         """Render live until stopped; returns why it stopped ("stopped", "seconds", "end of file" or the input's
         failure). Ctrl-C stops it cleanly (the recording closed: a readable WAV)."""
-        if seconds is not None:
-            check_number("seconds", seconds, 0, low_open=True, accepted="seconds > 0")
+        check_seconds(seconds)
         self.reason = None
         self._setup()
         status_due = STATUS_EVERY

@@ -22,6 +22,7 @@ PIANO = "PIANO"  # replaced by the shipped clip's path
 R = ["render", "x"]
 RO = R + ["--out", "o.png"]
 V = ["video", PIANO, "--op", "rotate1", "--out", "v.mp4"]
+LIVE = ["live", "--play", PIANO, "--output-device", "none", "--op", "rotate1"]
 F = ["features", PIANO, "--out", "f.csv"]
 
 FILES = {
@@ -181,6 +182,26 @@ CASES = [
     (["video", "--session", "folder", "--keyframe", "0:00 a", "--out", "v.mp4"], "--keyframe given with --session"),
     (["video", "--session", "folder", "--recipe", "map.toml", "--out", "v.mp4"],
      "[[mapping]] in --recipe given with --session"),
+    # bendlab live (issue 19): every flag checked before the model loads
+    (["live", "--play", "nosuch.ogg", "--op", "rotate1"], "audio file 'nosuch.ogg' does not exist"),
+    (LIVE + ["--feature", "pca:1"], "feature 'pca:1' needs the whole track (offline only); accepted live: rms"),
+    (LIVE + ["--feature", "rms@percussive"], "needs the whole track; accepted live: the mix"),
+    (LIVE + ["--cc", "1=0.high"], "--cc '1=0.high': high needs a range LO:HI"),
+    (LIVE + ["--cc", "200=0.layer"], "CC 200 is not in 0..127"),
+    (LIVE + ["--cc", "1=3.low:0:1"], "--cc '1=3.low:0:1'"),
+    (LIVE + ["--osc", "99999"], "port '99999' is not in 0..65535"),
+    (LIVE + ["--serve", "abc"], "address 'abc' is not HOST:PORT or PORT"),
+    (LIVE + ["--midi-in", "nosuchport"], "MIDI port 'nosuchport'"),
+    (LIVE + ["--input-device", "1"], "--play and --input-device both given"),
+    (["live", "--input-device", "99", "--op", "rotate1"], "input device 99"),
+    (LIVE + ["--fps", "0"], "fps 0.0 is outside (0, 240]"),
+    (LIVE + ["--halflife", "0"], "halflife 0.0 is not > 0"),
+    (LIVE + ["--soundcheck", "-1"], "soundcheck -1.0"),
+    (LIVE + ["--layer", "11"], "layer 11 is outside 0..10 (the live frames run 10 steps)"),
+    (LIVE + ["--seconds", "-1"], "seconds -1.0"),
+    (LIVE + ["--bpm", "0"], "bpm 0.0"),
+    (LIVE + ["--range", "0", "1e309"], "range high inf is not a finite number"),
+    (LIVE + ["--record", "recorded"], "session folder 'recorded' already holds a session"),
 ]
 
 
@@ -205,6 +226,8 @@ def sandbox(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     os.symlink("loop", tmp_path / "models" / "loop")
     (tmp_path / "taken.frames").write_text("a file where the render folder goes")
+    (tmp_path / "recorded").mkdir()
+    (tmp_path / "recorded" / "session.json").write_text("{}")
 
     def no_model(*a, **k):
         raise AssertionError("the model was loaded before the input was checked")
