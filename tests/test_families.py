@@ -309,3 +309,37 @@ def test_an_lcm_pipeline_folder_loads_as_the_sd_family(tmp_path):
     plain = render("mice", pipe=pipe, output_type="np")
     assert not np.array_equal(plain, render("mice", pipe=pipe, guidance=2.0, output_type="np"))  # w embedded
     assert not np.array_equal(plain, render("mice", [Bend("rotate1", 1.0, 2)], pipe=pipe, output_type="np"))
+
+
+@pytest.mark.parametrize("family", ["sd2", "sdxl", "lcm"])
+def test_live_runs_on_every_family(family, sd2_folder, sdxl_folder, tmp_path):
+    """`bendlab live`'s loop on SD 2.x, SDXL and an LCM sampler (no shared prefix: fresh noise every step, so
+    each frame runs in full from the seed's noise): frames shown, the picture moving with the music, and a prompt
+    change taking over (on the second pipeline object for DDIM/Euler, in the loop for LCM)."""
+    import time
+    import warnings
+
+    from bendlab.audioin import Player
+    from bendlab.live import Live, LiveSpec
+    from bendlab.mapping import Mapping
+    folder = {"sd2": sd2_folder, "sdxl": sdxl_folder,
+              "lcm": lambda: few_step_folder(tmp_path, "LCMScheduler")}[family]
+    folder = folder() if callable(folder) else folder
+    pipe = load_pipeline(folder, device="cpu")
+    spec = LiveSpec(mappings=[Mapping("rms", "rotate1", low=0, high=6.2832)], model=str(folder), fps=10)
+    shown = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the silent clock's notice
+        live = Live(spec, Player("bendlab/data/piano.ogg", spec.sr, device="none"), pipe=pipe,
+                    on_frame=lambda im, f: shown.append((im.tobytes(), f.prompt)), status=False)
+        live.start()
+        while len(shown) < 4 and live._thread.is_alive():
+            time.sleep(0.02)
+        live.controls.set_prompt("a floating orb")
+        deadline = len(shown) + 40
+        while not any(p == 1 for _, p in shown) and len(shown) < deadline and live._thread.is_alive():
+            time.sleep(0.02)
+        live.stop()
+    assert live.reason == "stopped"
+    assert len({im for im, _ in shown}) >= 3
+    assert shown[-1][1] == 1
