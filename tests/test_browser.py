@@ -237,9 +237,12 @@ def readout(driver, pattern):
 def test_live_view_in_a_real_browser(lab, browser, capsys):
     """Notebook 08: the cell that plays a few seconds of the piano updates the live image in place (at least 10
     new pictures) and the fps readout; then the start button plays a session in the background, changing the
-    picture again, and the stop button ends it."""
+    picture again, the prompt box and a range slider change the running session (its recording says so), and
+    the stop button ends it."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
+    from bendlab.session import read_session
     url, token = lab
     t0 = time.time()
     run_all(browser, url, token, "08_live.ipynb", script=WATCH_LIVE)
@@ -251,15 +254,26 @@ def test_live_view_in_a_real_browser(lab, browser, capsys):
 
     def button(text):
         return next(b for b in browser.find_elements(By.CSS_SELECTOR, ".widget-toggle-button") if b.text == text)
+
+    def status(d):
+        return next((e.text for e in d.find_elements(By.CSS_SELECTOR, ".widget-label")
+                     if e.text.startswith(("playing", "stopped"))), "")
     button("start").click()
     WebDriverWait(browser, 60).until(lambda d: live_frames(d) >= played + 10,
                                      message="the start button did not bring new pictures")
+    change(browser, "prompt", "a red apple", "text")  # while it plays (the piano lasts 9 s)
+    change(browser, "0 high", 1.0)
+    assert status(browser).startswith("playing"), status(browser)
     button("stop").click()
     WebDriverWait(browser, 30).until(  # the session closed: the button reads "start" again, the status says why
         lambda d: any(b.text == "start" for b in d.find_elements(By.CSS_SELECTOR, ".widget-toggle-button"))
-        and any(e.text.startswith("stopped: stopped") for e in d.find_elements(By.CSS_SELECTOR, ".widget-label")),
-        message="the stop button did not stop the session")
+        and status(d).startswith("stopped: stopped"), message="the stop button did not stop the session")
     check_outputs(browser)
+    session = read_session(status(browser).split("recorded in ")[1])
+    assert session.meta["prompts"] == ["3D mesh geometry", "a red apple"] and session.prompt[-1] == 1
+    assert session.highs[0][0] == pytest.approx(3.14159, abs=1e-4)  # the notebook's HIGH, then the slider's
+    assert session.highs[0][-1] == pytest.approx(1.0, abs=0.016)  # 1.0 on the slider's step (pi/200)
     with capsys.disabled():
         print(f"\nlive view: {played} pictures while the cell played ({fps:g} fps readout), "
-              f"{live_frames(browser) - played} more from the start button; notebook run {ran:.0f} s")
+              f"{live_frames(browser) - played} more from the start button ({session.rows} frames recorded); "
+              f"notebook run {ran:.0f} s")
