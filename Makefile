@@ -10,7 +10,9 @@ NOTEBOOKS  := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # `make figures` runs the notebooks that write figures/; left out, with the reason:
 #   01_operators.ipynb            the explorer: no paper figure
 #   07_audio_reactive_video.ipynb renders a video, not a figure (`make demo` renders the full video)
-FIGURE_NBS := $(filter-out notebooks/01_operators.ipynb notebooks/07_audio_reactive_video.ipynb,$(NOTEBOOKS))
+#   08_live.ipynb                 the live view: no figure
+FIGURE_NBS := $(filter-out notebooks/01_operators.ipynb notebooks/07_audio_reactive_video.ipynb \
+                           notebooks/08_live.ipynb,$(NOTEBOOKS))
 EXEC       := notebooks/executed
 MODEL_DIR  := bendlab/models/bendlab-tiny-sd
 
@@ -44,7 +46,7 @@ notebooks:  ## execute every notebook headless with papermill, fast mode, into n
 	done
 
 figures:  ## run the figure notebooks at full settings (50 steps) and rewrite figures/
-	@echo "not run by this target: notebooks/01_operators.ipynb (no figure), notebooks/07_audio_reactive_video.ipynb (video: make demo)"
+	@echo "not run by this target: notebooks/01_operators.ipynb (no figure), notebooks/07_audio_reactive_video.ipynb (video: make demo), notebooks/08_live.ipynb (live view)"
 	@mkdir -p $(EXEC)
 	@for nb in $(FIGURE_NBS); do \
 	  echo "papermill $$nb (full)"; \
