@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import queue
 import re
 import statistics
 import threading
@@ -247,10 +248,12 @@ class Controls:
             self._on_prompt.append(callback)
 
     # ------------------------------------------------------------------------------------------------ MIDI
-    def midi(self, msg, source: str = "midi") -> None:
+    def midi(self, msg, source: str = "midi", arrived: float | None = None) -> None:
         """Take one mido.Message: notes (velocity, onset), control_change (cc, then cc_map), clock, start, stop,
-        continue, songpos; every message is logged, a value the cc_map's target refuses is a warning."""
+        continue, songpos; every message is logged, a value the cc_map's target refuses is a warning.
+        arrived: time.monotonic() when the message arrived (default now), for the clock's tempo."""
         kind = msg.type
+        late = 0.0 if arrived is None else max(0.0, time.monotonic() - arrived)
         with self._lock:
             self.log_event("midi", message={k: v for k, v in msg.dict().items() if k != "time"}, source=source)
             if kind == "note_on" and msg.velocity > 0:
@@ -267,11 +270,11 @@ class Controls:
                     except BendlabValueError as e:
                         self.warn(f"CC {msg.control} value {msg.value}: {e}", source)
             elif kind == "clock":
-                now = time.monotonic()
+                now = time.monotonic() - late
                 if self._tick_times and now - self._tick_times[-1] > CLOCK_TIMEOUT:
                     self._tick_times.clear()  # a new run of the clock: old intervals say nothing
                 self._tick_times.append(now)
-                self._tick_audio = float(self._clock())
+                self._tick_audio = float(self._clock()) - late
                 self._ticks += self._transport
             elif kind == "start":
                 self._ticks, self._transport = 0, True
@@ -442,16 +445,29 @@ class MidiInput:
         api = getattr(rtmidi, f"API_{self._api}")
         with _quiet_stderr():
             self._probe = rtmidi.MidiIn(rtapi=api)  # lists the ports while the session runs
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._open()
+        self._worker = threading.Thread(target=self._work, name=f"bendlab MIDI {self.name}", daemon=True)
+        self._worker.start()
         self._watch = threading.Thread(target=self._watch_loop, name=f"bendlab MIDI watch {self.name}", daemon=True)
         self._watch.start()
 
     def _open(self) -> None:
-        self._port = self._backend.open_input(self.name, callback=self._receive)
+        # rtmidi calls back from the MIDI driver's thread (JACK's process cycle): a slow callback loses messages,
+        # so it only stamps and queues each one; the worker thread hands them to the controls
+        self._port = self._backend.open_input(self.name, callback=lambda msg: self._queue.put((time.monotonic(),
+                                                                                               msg)))
 
-    def _receive(self, msg) -> None:
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            self._receive(*item)
+
+    def _receive(self, arrived: float, msg) -> None:
         try:
-            self.controls.midi(msg)
+            self.controls.midi(msg, arrived=arrived)
         except Exception as e:  # a fault in one message never stops the input
             self.controls.warn(f"MIDI message {msg!s:.60} from {self.name!r} failed ({type(e).__name__}: {e})",
                                "midi")
@@ -493,6 +509,8 @@ class MidiInput:
                 self._port.close()
                 self._port = None
         self._watch.join(timeout=2)
+        self._queue.put(None)
+        self._worker.join(timeout=2)
         self._probe.delete()
 
 
