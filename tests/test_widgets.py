@@ -77,3 +77,30 @@ def test_a_closed_explorer_frees_its_pipeline(pipe):
     del own, box
     gc.collect()
     assert alive() is None  # nothing in bendlab keeps a pipeline once its explorer is closed
+
+
+def test_live_view_plays_shows_and_passes_slider_moves_to_the_session(tmp_path):
+    """Headless: the live view's image and readouts fill as a session plays; a slider moved while it plays
+    reaches the running session's controls (and the recording)."""
+    import time
+
+    from bendlab import load_pipeline
+    from bendlab.live import LiveSpec
+    from bendlab.mapping import Mapping
+    from bendlab.session import read_session
+    from bendlab.widgets import LiveView
+    view = LiveView(LiveSpec(mappings=[Mapping("rms", "rotate1", low=0.0, high=3.0)]), load_pipeline(device="cpu"),
+                    "bendlab/data/piano.ogg", output="none", out_dir=tmp_path, record=True)
+    assert view.run(seconds=1.0) == "seconds"
+    assert view.image.value[:4] == b"\x89PNG" and "fps" in view.fps.value and "shown" in view.frames.value
+    first = view.live
+    view.start()
+    while view.live is first or view.live.controls is None or view.live.stats.frames < 3:
+        time.sleep(0.02)
+    high = next(s for row in view.box.children if hasattr(row, "children") for s in row.children
+                if getattr(s, "description", "") == "0 high")
+    high.value = 1.5
+    time.sleep(0.5)
+    view.stop()
+    s = read_session(view.session)
+    assert s.highs[0][0] == 3.0 and s.highs[0][-1] == 1.5
