@@ -31,6 +31,7 @@ from collections import deque
 import numpy as np
 
 from . import audio, operators
+from .rhythm import BEATS_PER_BAR
 from .checks import BendlabValueError, check_number
 from .mapping import Mapping
 
@@ -131,7 +132,7 @@ class Analyser:
             elif r.name == "beat_phase":
                 v[n] = snap.beats % 1.0
             elif r.name == "bar_phase":
-                v[n] = (snap.beats % 4) / 4
+                v[n] = (snap.beats % BEATS_PER_BAR) / BEATS_PER_BAR
             elif r.name == "lfo":
                 v[n] = 0.5 - 0.5 * math.cos(2 * math.pi * r.arg * snap.beats)
             elif r.name == "midi_velocity":

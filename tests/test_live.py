@@ -41,6 +41,24 @@ def test_live_window_features_equal_the_offline_ones():
             assert got[name] == pytest.approx(offline[name][i], rel=1e-9, abs=1e-12), (name, i)
 
 
+def test_live_rhythm_and_midi_features_read_the_controls():
+    """beat is 1 on the first frame of each beat; the phases and lfo:K follow the beat count as offline
+    (rhythm.frame_feature's formulas); MIDI features read the snapshot."""
+    from bendlab import control, rhythm
+    c = control.Controls([Mapping()], ["x"], 10, clock=lambda: 0.0, bpm=120)
+    an = causal.Analyser(["beat", "beat_phase", "bar_phase", "lfo:0.25", "midi_velocity", "midi_cc:74"], SR, FPS)
+    beats = rhythm.Beats(np.arange(0, 20, 0.5), 120.0)  # a grid at 120 bpm from t = 0
+    t = np.arange(0, 6, 1 / FPS)
+    c.midi(__import__("mido").Message("control_change", control=74, value=127))
+    got = [an(np.zeros(10), c.snapshot(ti)) for ti in t]
+    for name in ("beat_phase", "bar_phase", "lfo:0.25"):
+        ref = audio.parse_feature(name)
+        want = rhythm.frame_feature(beats, ref.name, ref.arg, len(t), FPS)
+        np.testing.assert_allclose([g[name] for g in got], want, atol=1e-9, err_msg=name)
+    assert [i for i, g in enumerate(got) if g["beat"] == 1] == list(range(10, len(t), 10))  # every 0.5 s
+    assert got[-1]["midi_cc:74"] == 1.0 and got[-1]["midi_velocity"] == 0.0
+
+
 def test_running_range_widens_at_once_and_decays_with_its_half_life():
     r = causal.RunningRange(fps=10, halflife=2.0)
     assert r(0.0) == 0.0
