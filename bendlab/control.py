@@ -109,6 +109,14 @@ def check_prompt(text) -> str:
     return text
 
 
+def _warn_safely(controls: "Controls", message: str, source: str) -> None:
+    """controls.warn from a MIDI or OSC thread, which must not die: if the log itself fails, a plain warning."""
+    try:
+        controls.warn(message, source)
+    except Exception as e:
+        warnings.warn(f"{message} (and the log failed: {type(e).__name__}: {e})", ControlWarning, stacklevel=2)
+
+
 def _short(v):
     """A message argument as logged: JSON-friendly and short (a huge string or a blob is summarised)."""
     if isinstance(v, str):
@@ -117,6 +125,8 @@ def _short(v):
         return f"<blob of {len(v)} bytes>"
     if v is None or isinstance(v, (bool, int, float)):
         return v
+    if isinstance(v, (list, tuple)):  # a system exclusive message's data
+        return list(v) if len(v) <= 32 else f"<{len(v)} bytes>"
     return repr(v)[:60]
 
 
@@ -255,7 +265,8 @@ class Controls:
         kind = msg.type
         late = 0.0 if arrived is None else max(0.0, time.monotonic() - arrived)
         with self._lock:
-            self.log_event("midi", message={k: v for k, v in msg.dict().items() if k != "time"}, source=source)
+            self.log_event("midi", message={k: _short(v) for k, v in msg.dict().items() if k != "time"},
+                           source=source)
             if kind == "note_on" and msg.velocity > 0:
                 self._held[(msg.channel, msg.note)] = msg.velocity
                 self._onset = max(self._onset, msg.velocity / 127)
@@ -469,8 +480,8 @@ class MidiInput:
         try:
             self.controls.midi(msg, arrived=arrived)
         except Exception as e:  # a fault in one message never stops the input
-            self.controls.warn(f"MIDI message {msg!s:.60} from {self.name!r} failed ({type(e).__name__}: {e})",
-                               "midi")
+            _warn_safely(self.controls, f"MIDI message {msg!s:.60} from {self.name!r} failed ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:80]})", "midi")
 
     def _exists(self) -> bool:
         import rtmidi
@@ -488,21 +499,34 @@ class MidiInput:
                 if self._port is not None and not exists:
                     self._port.close()
                     self._port = None
-                    self.controls.warn(f"MIDI port {self.name!r} vanished; the session goes on without it (it is "
-                                       "opened again if it comes back)", "midi")
+                    _warn_safely(self.controls, f"MIDI port {self.name!r} vanished; the session goes on without it "
+                                 "(it is opened again if it comes back)", "midi")
                 elif self._port is None and exists:
                     try:
                         self._open()
                     except OSError:
                         continue
-                    self.controls.log_event("midi", message={"type": "reconnected", "port": self.name},
-                                            source="midi")
+                    try:
+                        self.controls.log_event("midi", message={"type": "reconnected", "port": self.name},
+                                                source="midi")
+                    except Exception as e:
+                        _warn_safely(self.controls, f"MIDI port {self.name!r} is back but the log failed "
+                                     f"({type(e).__name__}: {e})", "midi")
 
     @property
     def connected(self) -> bool:
         return self._port is not None
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def close(self) -> None:
+        """Stop listening (a second close does nothing)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         with self._lock:
             if self._port is not None:
@@ -548,8 +572,8 @@ def _server_class():
             try:
                 osc_packet.OscPacket(data)
             except osc_packet.ParseError as e:
-                self.controls.warn(f"OSC packet of {len(data)} bytes from {client_address[0]} does not parse "
-                                   f"({' '.join(str(e).split())[:80]}); ignored", "osc")
+                _warn_safely(self.controls, f"OSC packet of {len(data)} bytes from {client_address[0]} does not "
+                             f"parse ({' '.join(str(e).split())[:80]}); ignored", "osc")
                 return []
             return super().call_handlers_for_packet(data, client_address)
 
@@ -560,15 +584,15 @@ def _server_class():
         def verify_request(self, request, client_address):
             ok = super().verify_request(request, client_address)
             if not ok:
-                self.dispatcher.controls.warn(f"UDP datagram of {len(request[0])} bytes from {client_address[0]} "
-                                              "is not an OSC message or bundle; ignored", "osc")
+                _warn_safely(self.dispatcher.controls, f"UDP datagram of {len(request[0])} bytes from "
+                             f"{client_address[0]} is not an OSC message or bundle; ignored", "osc")
             return ok
 
         def handle_error(self, request, client_address):  # a handler's fault: a warning, the server serves on
             import sys
             e = sys.exc_info()[1]
-            self.dispatcher.controls.warn(f"OSC message from {client_address[0]} failed ({type(e).__name__}: "
-                                          f"{' '.join(str(e).split())[:80]})", "osc")
+            _warn_safely(self.dispatcher.controls, f"OSC message from {client_address[0]} failed "
+                         f"({type(e).__name__}: {' '.join(str(e).split())[:80]})", "osc")
 
     return Checked, Server
 
@@ -641,7 +665,17 @@ class OscServer:
             return self._apply(address, int(match[1]), match[2], args)
         self._refuse(address, f"unknown address; accepted: {', '.join(OSC_ADDRESSES)}")
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def close(self) -> None:
+        """Stop serving and free the port (a second close does nothing)."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
         self._server.shutdown()
         self._server.server_close()
-        self._thread.join(timeout=2)
+        thread.join(timeout=2)

@@ -287,6 +287,32 @@ def test_random_bytes_never_stop_the_server(osc):
     assert c.snapshot().prompts[-1] == "still here" and len(log.of("warning")) > 100
 
 
+def test_a_failing_log_or_prompt_hook_never_stops_the_server():
+    c, log = make_controls()
+    broken = threading.Event()
+
+    def flaky(event):
+        if broken.is_set():
+            raise OSError("disk full")
+        log(event)
+
+    c._log = flaky
+    c.on_prompt(lambda i, prompts: 1 / 0 if prompts[i] == "boom" else None)
+    with OscServer(c, "127.0.0.1", 0) as server:
+        from pythonosc.udp_client import SimpleUDPClient
+        client = SimpleUDPClient(*server.address)
+        sent(log, client, "/bendlab/prompt", "boom")
+        assert "ZeroDivisionError" in log.of("warning")[-1]["message"] and c.snapshot().prompts[-1] == "boom"
+        broken.set()
+        with pytest.warns(ControlWarning, match="the log failed: OSError: disk full"):
+            client.send_message("/bendlab/mapping/0/low", 0.5)
+            time.sleep(0.3)
+        broken.clear()
+        sent(log, client, "/bendlab/mapping/0/low", 0.25)
+        assert c.snapshot().mappings[0].low == 0.25
+    server.close()  # a second close does nothing
+
+
 def test_a_taken_osc_port_is_refused_in_one_line():
     c, _ = make_controls()
     server = OscServer(c, "127.0.0.1", 0)
@@ -366,9 +392,11 @@ class Sender:
         with log.lock:
             log.clear()
 
-    def close(self):
-        self.out.close_port()
-        self.out.delete()
+    def close(self):  # twice would crash rtmidi (a deleted port's memory)
+        if self.out is not None:
+            self.out.close_port()
+            self.out.delete()
+            self.out = None
 
 
 @pytest.fixture()
@@ -508,12 +536,16 @@ def test_a_midi_port_that_vanishes_is_a_warning_not_a_crash(jack):
         assert wait_for(lambda: c.snapshot().mappings[0].high == 0.0)
     finally:
         port.close()
+        port.close()  # a second close does nothing
         sender.close()
 
 
 def test_sixteenth_songpos_and_python_messages():
     import mido
     c, log = make_controls()
+    c.midi(mido.Message("sysex", data=[1] * 1000))
+    assert log.of("midi")[0]["message"] == {"type": "sysex", "data": "<1000 bytes>"}
+    log.clear()
     c.midi(mido.Message("songpos", pos=8))  # 8 sixteenths = 2 beats
     c.midi(mido.Message("clock"))
     assert c.snapshot(t=1.0).tempo == 90 and c.snapshot(t=1.0).beats == 1.5  # one tick: no clock running yet
