@@ -136,7 +136,7 @@ def cmd_render(a) -> None:
 MAPPING_FLAGS = ("feature", "op", "layer", "where", "norm", "scaling", "clip", "gate", "threshold", "ratio", "curve",
                  "attack", "release", "median", "target")
 SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", "img2img_prompt", "color_coherence",
-              "img2img_noise", "init_image",
+              "img2img_noise", "flow", "init_image",
               "model", "batch", "midi")
 
 
@@ -390,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "paper); the drift against frame 0 is printed at the end")
     f.add_argument("--img2img-noise", type=float, help="img2img: std of fresh Gaussian noise added to the previous "
                    "frame before it seeds the next, 0..1 (default 0)")
+    f.add_argument("--flow", type=float, help="img2img: warp the previous frame on by this fraction of the last two "
+                   "frames' motion (OpenCV's DIS optical flow) before it seeds the next, 0..2 (default 0: none, as "
+                   "the paper; 1: the motion goes on as it went)")
     f.add_argument("--init-image", help="img2img: the first frame, each next one made from the previous "
                    "(default: the first frame is text-to-image)")
     f.add_argument("--midi", help="a .mid file for the midi_* features (midi_velocity, midi_pitch, midi_onset, "

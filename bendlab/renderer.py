@@ -149,8 +149,13 @@ class FrameRenderer:
         return out
 
 
-def img2img_seed(spec: VideoSpec, previous: Image.Image, i: int) -> Image.Image:
-    """What seeds frame i: the previous frame with `spec.img2img_noise` of fresh Gaussian noise (seeded by i)."""
+def img2img_seed(spec: VideoSpec, previous: Image.Image, i: int, before: Image.Image | None = None) -> Image.Image:
+    """What seeds frame i: the previous frame, warped on by `spec.flow` of the motion from the frame `before` it
+    (frame i - 2; `motion.carry`) when flow is on and there is one, then with `spec.img2img_noise` of fresh
+    Gaussian noise (seeded by i)."""
+    if spec.flow and before is not None:
+        from .motion import carry
+        previous = carry(before, previous, spec.flow)
     if not spec.img2img_noise:
         return previous
     g = torch.Generator().manual_seed(spec.seed + i)
@@ -161,8 +166,9 @@ def img2img_seed(spec: VideoSpec, previous: Image.Image, i: int) -> Image.Image:
 
 def img2img_chain(plan: Plan, pipe, todo: list[int], frame_path):
     """Yield (i, image) for the img2img frames `todo`, each from the previous frame on disk (`frame_path(k)`:
-    frame k's file; frame i - 1 is written before frame i is computed), its colours matched to frame 0's as
-    `spec.color_coherence` says (`coherence.match_colors`)."""
+    frame k's file; frame i - 1 is written before frame i is computed), with flow on warped by the motion from
+    frame i - 2 (also read from disk, so a resumed chain seeds each frame exactly as an unbroken one), its colours
+    matched to frame 0's as `spec.color_coherence` says (`coherence.match_colors`)."""
     spec, curves = plan.spec, plan.curves
     for i in todo:
         bends = frame_bends(spec, curves, [i], plan.vectors)
@@ -172,7 +178,8 @@ def img2img_chain(plan: Plan, pipe, todo: list[int], frame_path):
             yield i, render_batch(pipe, bends, embeds=encode_prompts(pipe, spec.prompts[:1]), seed=spec.seed,
                                   latents=initial_noise(pipe, spec.seed), steps=spec.steps, guidance=spec.guidance)[0]
         else:
-            prev = img2img_seed(spec, load_image(frame_path(i - 1), pipe), i)
+            before = load_image(frame_path(i - 2), pipe) if spec.flow and i >= 2 else None
+            prev = img2img_seed(spec, load_image(frame_path(i - 1), pipe), i, before)
             img = render_img2img(pipe, prev, bends, prompt=spec.img2img_prompt, strength=spec.strength,
                                  seed=spec.seed + i, steps=spec.steps, guidance=spec.guidance)[0]
             if spec.color_coherence != "none":

@@ -65,6 +65,8 @@ FIELD_RULES = {
     "color_coherence": lambda v: check_choice("color coherence", v, COHERENCE),
     "img2img_noise": lambda v: check_number("img2img noise", v, 0, 1, accepted="a standard deviation in 0..1 "
                                             "(pixel values 0..1; 0 = none)"),
+    "flow": lambda v: check_number("flow", v, 0, 2, accepted="the fraction of the last two frames' motion carried "
+                                   "into the next seed, 0..2 (0 = none, 1 = the same motion again)"),
     "init_image": lambda v: _path("init_image", v),
     "model": lambda v: _path("model", v),
     "sr": audio.check_sr,
@@ -114,6 +116,7 @@ class VideoSpec:
     img2img_prompt: str = ""  # img2img frames after the first: the paper uses an empty prompt; the prompt keeps it
     color_coherence: str = "none"  # img2img: each frame's colours matched to frame 0's (coherence.COHERENCE)
     img2img_noise: float = 0.0  # img2img: std of fresh Gaussian noise added to the previous frame (0..1 pixel units)
+    flow: float = 0.0  # img2img: the previous frame warped on by this fraction of the last two frames' optical flow
     init_image: str | None = None  # img2img: first frame; else the first frame is text-to-image
     model: str = models.DEFAULT_MODEL
     sr: int = DEFAULT_SR  # (the class's `audio` field hides the module here)

@@ -202,6 +202,9 @@ CASES = [
     (LIVE + ["--bpm", "0"], "bpm 0.0"),
     (LIVE + ["--range", "0", "1e309"], "range high inf is not a finite number"),
     (LIVE + ["--record", "recorded"], "session folder 'recorded' already holds a session"),
+    (V + ["--method", "img2img", "--flow", "-0.5"], "flow -0.5 is not >= 0 and <= 2; accepted: the fraction of the "
+                                                   "last two frames' motion"),
+    (V + ["--method", "img2img", "--flow", "nan"], "flow nan is not a finite number"),
 ]
 
 
@@ -303,6 +306,7 @@ API_CASES = [
     (lambda: VideoSpec("song.wav", session="s"), "audio 'song.wav' given with session 's'"),
     (lambda: VideoSpec(session="s", keyframes=[0.0]), "keyframes given with session"),
     (lambda: VideoSpec(session="s", method="img2img"), "method img2img given with session"),
+    (lambda: VideoSpec("song.wav", method="img2img", flow="1"), "flow '1' is not a finite number"),
     (lambda: SessionWriter(_session("s"), {}), "already holds session.json"),
     (lambda: read_session(_session("s", header="time,prompt")), "does not start with the header of 1 mapping"),
 ]
