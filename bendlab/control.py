@@ -12,9 +12,12 @@ MIDI (`MidiInput`, `--midi-in PORT`, ports from `list_midi` on every compiled rt
     control_change       `Snapshot.cc[N]` = value/127 (the live midi_cc:N), then the `--cc` map (`parse_cc`):
                          CC=J.FIELD[:LO:HI] sets mapping J's low, high, layer or param, value 0..127 -> LO..HI
     clock (24 per beat)  `Snapshot.tempo` from the median span of 24 ticks among the last 96 (one beat; robust to
-                         ticks delivered in bursts), `Snapshot.beats` = ticks/24; start resets the count to 0,
-                         stop freezes it, continue resumes it, song position sets it. Without ticks for
-                         CLOCK_TIMEOUT seconds the clock is not running: tempo = bpm given, beats = t*bpm/60.
+                         ticks delivered in bursts; the bpm given until MIN_TICKS came), `Snapshot.beats` =
+                         ticks/24, advanced at the tempo between ticks by at most a tick; start resets the count
+                         to 0, stop freezes it, continue resumes it, song position sets it. Without ticks for
+                         CLOCK_TIMEOUT seconds the clock is not running: tempo = bpm given, beats = t*bpm/60
+                         (so beats jump when a clock starts or stops: the automation records parameters, not beats).
+    The MIDI driver's thread only queues each message; a worker thread applies them in order.
     A port that vanishes mid-session is a warning (once); MidiInput reconnects when the port comes back.
 
 OSC (`OscServer`, `--osc HOST:PORT`, 127.0.0.1 unless told): the addresses of `OSC_ADDRESSES`. Messages are
@@ -47,6 +50,7 @@ FIELDS = ("low", "high", "layer", "param")  # what a control sets on a mapping
 TICKS_PER_BEAT = 24  # MIDI clock
 CLOCK_TICKS = 96  # recent clock ticks kept for the tempo (4 beats)
 CLOCK_TIMEOUT = 0.5  # seconds without a clock tick: the MIDI clock is not running
+MIN_TICKS = 7  # clock ticks before their tempo is used (a quarter of a beat)
 MIDI_POLL = 0.2  # seconds between checks that the MIDI input port still exists
 CC_FORMAT = "CC=J.FIELD[:LO:HI], e.g. 1=0.high:0:6.2832, 7=0.layer, 74=0.param (CC 0..127, J a mapping, FIELD " \
     "low|high|layer|param; low and high need LO:HI, layer defaults to 0..steps, param is 0..1)"
@@ -296,23 +300,27 @@ class Controls:
             elif kind == "songpos":  # in sixteenth notes: 6 ticks each
                 self._ticks = msg.pos * TICKS_PER_BEAT // 4
 
-    def _clock_tempo(self) -> float | None:
-        """The MIDI clock's tempo while it runs (None otherwise): 60 / the median time of 24 ticks (one beat)."""
+    def _midi_clock(self) -> tuple[bool, float]:
+        """(whether the MIDI clock runs: a tick within CLOCK_TIMEOUT, its tempo): 60 / the median time of 24
+        ticks (one beat) among the recent ones (of single ticks while fewer than 25 came); the bpm given until
+        MIN_TICKS came (two ticks delivered in one driver cycle would say any tempo)."""
         times = list(self._tick_times)
-        if len(times) < 2 or time.monotonic() - times[-1] > CLOCK_TIMEOUT:
-            return None
-        span = min(TICKS_PER_BEAT, len(times) - 1)
+        if not times or time.monotonic() - times[-1] > CLOCK_TIMEOUT:
+            return False, self.bpm
+        if len(times) < MIN_TICKS:
+            return True, self.bpm
+        span = TICKS_PER_BEAT if len(times) > TICKS_PER_BEAT else 1
         beat = statistics.median(b - a for a, b in zip(times, times[span:])) * TICKS_PER_BEAT / span
-        return 60.0 / beat if beat > 0 else None
+        return True, 60.0 / beat if beat > 0 else self.bpm
 
     # ------------------------------------------------------------------------------------------------ reading
     def snapshot(self, t: float | None = None) -> Snapshot:
         """The state now, for a frame at audio time t (default clock()); resets the onset."""
         with self._lock:
             t = float(self._clock()) if t is None else float(t)
-            tempo = self._clock_tempo()
-            if tempo is None:
-                tempo, beats = self.bpm, t * self.bpm / 60
+            running, tempo = self._midi_clock()
+            if not running:
+                beats = t * self.bpm / 60
             else:  # between ticks, advance at the tempo, by at most one tick either way
                 step = (t - self._tick_audio) * tempo / 60 if self._transport else 0.0
                 beats = self._ticks / TICKS_PER_BEAT + max(-1 / TICKS_PER_BEAT, min(1 / TICKS_PER_BEAT, step))
