@@ -334,7 +334,7 @@ class Controls:
 
     @property
     def mappings(self) -> list[Mapping]:
-        """The mappings as they are now (low and high as set; each one's layer is in `snapshot`)."""
+        """The mappings as they are now: low, high and layer as set (a layer None resolved; a VAE one stays None)."""
         with self._lock:
             return list(self._mappings)
 
