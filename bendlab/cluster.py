@@ -19,13 +19,22 @@ whatever the number of workers (tested) and a render resumes on any number of th
 A worker that dies (killed, out of memory, node lost) loses no frame: its batch is queued again and a new
 worker is started, up to `max_failures` times; then the render stops with a one-line error.
 
+No fixed toll: starting Ray and its actors takes seconds (here about 7 s for the runtime and 7 s more for two
+actors to import bendlab and load the model). With local CPU workers, `RaySource` starts them in the background
+(on a thread kept for the life of the runtime: Ray's processes die with the thread that started them) while the
+driver loads the model itself and renders the first batches in this process, with the workers' thread count (so
+its frames are the frames a worker would make: tested byte-identical); the batches still to do go to the
+workers once they are ready.
+
 Notebook: notebooks/07_audio_reactive_video.ipynb
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from .checks import BendlabValueError, check_choice, check_int
@@ -97,6 +106,17 @@ def check_address(address: str | None) -> None:
 
 
 @contextmanager
+def _quiet_start():
+    log = logging.getLogger("ray._private.worker")
+    f = _NotMainThread()
+    log.addFilter(f)
+    try:
+        yield
+    finally:
+        log.removeFilter(f)
+
+
+@contextmanager
 def _loopback():
     """While a local runtime starts: Ray's switch for single-node runtimes (its name is for Windows/macOS, where
     it is the default) so that its processes listen on 127.0.0.1 only, not on the network. Ray reads the variable
@@ -116,6 +136,23 @@ def _loopback():
             os.environ[var] = old_env
 
 
+_starter: ThreadPoolExecutor | None = None  # the thread local runtimes are started on, kept while Ray runs
+
+
+def _start_thread() -> ThreadPoolExecutor:
+    global _starter
+    if _starter is None:
+        _starter = ThreadPoolExecutor(1, thread_name_prefix="bendlab-ray")
+    return _starter
+
+
+class _NotMainThread(logging.Filter):
+    """Ray's notice that it sets no SIGTERM handler off the main thread (bendlab's driver handles signals)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
 def connect(workers: int | None, address: str | None) -> int:
     """Start a local Ray runtime (address None: always a new one on 127.0.0.1, never the cluster that RAY_ADDRESS
     names or the last `ray start` on this machine, where Ray looks by default) or join a running one ("auto" or
@@ -126,7 +163,7 @@ def connect(workers: int | None, address: str | None) -> int:
         try:
             if address is None:
                 from .models import available_cpus
-                with _loopback():  # "local": Ray's address for a new runtime of this process's own
+                with _loopback(), _quiet_start():  # "local": Ray's address for a new runtime of its own
                     ray.init(address="local", num_cpus=max(workers or 1, available_cpus()), include_dashboard=False,
                              log_to_driver=False, configure_logging=False)
             else:
@@ -249,13 +286,21 @@ class RaySource:
     so that frames do not depend on the number of workers) on `device` ("cpu" or "cuda": one GPU each; default
     cuda where the cluster has GPUs).
 
+    overlap (local CPU workers only): while Ray and the actors start, render in this process with the workers'
+    threads (see the module docstring); `started` then holds the seconds until the pool took over and
+    `local_frames` how many frames the driver made meanwhile.
+
         make_video(spec, "song.mp4", source=RaySource(workers=2))
     """
 
     def __init__(self, workers: int | None = None, address: str | None = None, threads: int | None = None,
-                 device: str | None = None):
+                 device: str | None = None, overlap: bool = True):
         self.workers, self.address, self.threads, self.device = workers, address, threads, device
+        self.overlap = overlap
         self.pool: Pool | None = None
+        self._future = None
+        self._local = None
+        self.local_frames, self.started = 0, None
 
     def check(self, spec) -> None:
         """One-line errors before any work (`check_workers`, `models.check_threads`)."""
@@ -268,16 +313,69 @@ class RaySource:
         from .models import Model
         return Model.of(spec.model)
 
+    def _pool(self, plan) -> Pool:
+        return Pool(plan, workers=self.workers, address=self.address, threads=self.threads, device=self.device)
+
     def start(self, plan) -> dict:
-        self.pool = Pool(plan, workers=self.workers, address=self.address, threads=self.threads, device=self.device)
-        self.batch, self.n_frames = plan.spec.batch, plan.n_frames
-        return self.pool.identity
+        import time
+        self.batch, self.n_frames, self._t0 = plan.spec.batch, plan.n_frames, time.perf_counter()
+        if not (self.overlap and self.address is None and self.device in (None, "cpu")):
+            self.pool = self._pool(plan)
+            self.started = time.perf_counter() - self._t0
+            return self.pool.identity
+        import torch
+
+        from . import models
+        from .renderer import FrameRenderer, device_entry
+        self._future = _start_thread().submit(self._pool, plan)  # Ray and its actors, in the background
+        self._saved_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads or WORKER_THREADS)  # the driver computes as a worker does
+        pipe = models.load_pipeline(plan.spec.model, "cpu")
+        self._local = FrameRenderer(plan, pipe)
+        self._identity = {"weights": models.weights_fingerprint(pipe), "device": device_entry(pipe)}
+        return self._identity
+
+    def _take_over(self, wait: bool) -> bool:
+        """Whether the pool is ready (waiting for it with `wait`); its identity checked against the driver's."""
+        import time
+        if self.pool is not None:
+            return True
+        if self._future is None or not (wait or self._future.done()):
+            return False
+        self.pool = self._future.result()  # a start-up failure is raised here, in the driver
+        self._future = None
+        self.started = time.perf_counter() - self._t0
+        self._release_local()
+        if self.pool.identity != self._identity:
+            raise ClusterError(f"the workers compute on {self.pool.identity['device']} with other weights or "
+                               f"threads than this process ({self._identity['device']}); accepted: the same")
+        return True
+
+    def _release_local(self) -> None:
+        if self._local is not None:
+            import torch
+            self._local = None
+            torch.set_num_threads(self._saved_threads)
 
     def frames(self, todo: list[int], folder):
         from .renderer import aligned_batches
-        return self.pool.render(aligned_batches(todo, self.batch, self.n_frames))
+        batches = deque(aligned_batches(todo, self.batch, self.n_frames))
+        while batches and not self._take_over(wait=False):  # the driver renders while the workers start
+            idx = batches.popleft()
+            self.local_frames += len(idx)
+            yield from zip(idx, self._local.render(idx))
+        if batches:
+            self._take_over(wait=True)
+            yield from self.pool.render(list(batches))
 
     def close(self) -> None:
+        if self._future is not None:  # the render ended before the workers were ready: stop them once they are
+            try:
+                self.pool = self._future.result()
+            except Exception:  # noqa: BLE001 - a start that failed has nothing to close; never mask the error
+                self.pool = None
+            self._future = None
+        self._release_local()
         if self.pool is not None:
             self.pool.close()
             self.pool = None

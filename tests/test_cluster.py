@@ -34,8 +34,35 @@ def reference(pipe, clip, tmp_path_factory):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_workers_render_the_same_frames_as_one_process(ray_runtime, reference, clip, tmp_path, workers):
-    folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4",
-                           source=cluster.RaySource(workers, threads=1), progress=False)
+    source = cluster.RaySource(workers, threads=1, overlap=False)  # every frame on the workers
+    folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=source, progress=False)
+    assert same_frames(folder, reference) and source.local_frames == 0
+
+
+class SlowDriver(cluster.RaySource):
+    """After its first batch the driver waits for the workers to be ready before each batch, so they take over
+    after one or two batches whatever the machine's speed."""
+
+    def start(self, plan):
+        identity = super().start(plan)
+        render, first = self._local.render, []
+
+        def slow(idx):
+            if first and self._future is not None:
+                self._future.exception(timeout=300)  # the pool is ready (or failed)
+            first.append(idx)
+            return render(idx)
+        self._local.render = slow
+        return identity
+
+
+def test_the_driver_renders_while_the_workers_start_and_hands_over(ray_runtime, reference, clip, tmp_path):
+    """No fixed toll: the first frames come from this process (as a worker computes them) while Ray and the
+    actors start; the rest from the workers; all byte-identical to the in-process render."""
+    ray_runtime.shutdown()  # a cold start, as `bendlab video --workers 2` has
+    source = SlowDriver(2)
+    folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=source, progress=False)
+    assert 0 < source.local_frames < 12 and source.started is not None
     assert same_frames(folder, reference)
 
 
@@ -47,8 +74,8 @@ def test_a_killed_worker_loses_no_frame(ray_runtime, reference, clip, tmp_path):
         if not killed:
             killed.append(i)
             ray.kill(ray.get_actor("bendlab-worker-0"))  # as if its node were lost
-    folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=cluster.RaySource(2, threads=1),
-                           progress=False, on_frame=kill_once)
+    folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4",
+                           source=cluster.RaySource(2, threads=1, overlap=False), progress=False, on_frame=kill_once)
     assert killed and same_frames(folder, reference)
 
 
