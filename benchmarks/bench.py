@@ -12,6 +12,9 @@ explorer a parameter move at layer 40 / a full render (cache miss)   goal: <= 0.
          value with the layer strip on   goal: <= 0.1 s
 prefix   40 fixed-noise frames, R1 at layer 40: shared / unshared render time  goal: <= 0.30 (UNet-call limit 0.22)
 workers  40 sincos frames on 2 Ray workers / 1 worker (1 thread each): throughput ratio, goal >= 1.7, frames equal
+startup  `bendlab video` of 160 frames as a whole process: in-process, --workers 1, --workers 2: seconds to the first
+         frame and in all; 2 workers / 1 worker whole-process ratio   goal >= 1.4; what Ray adds before the first
+         frame against in-process   goal <= 10 s
 memory   peak RSS of the render process, 2000-frame render (2 steps) / 200-frame render   goal: <= 1.2
 analysis audio analysis of a 60 s track / its render time (1200 frames at 20 fps)       goal: <= 2%
 live     `bendlab live` on the shipped piano (silent clock), 10 steps bent at layer 8, 8 s: achieved fps, audio-to-
@@ -59,7 +62,7 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu", help="cpu (float32) or cuda (float16)")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--only", nargs="*", default=["render", "bend", "branch", "batch", "explorer", "prefix", "workers",
-                                                  "memory", "analysis", "live"])
+                                                  "memory", "analysis", "live", "startup"])
     ap.add_argument("--live-fps", type=float, default=20.0, help="live: the target frame rate (0: unpaced)")
     ap.add_argument("--arch", choices=["sd14", "sdxl"], help="a random-weight pipeline with this model's exact "
                     "architecture instead of --model (see below)")
@@ -145,6 +148,38 @@ def main(argv=None) -> None:
 
     if "live" in a.only:
         live_benchmark(a, pipe)
+
+    if "startup" in a.only:
+        startup_benchmark()
+
+
+def startup_benchmark(frames: int = 160, fps: float = 20.0) -> None:
+    """Three whole `bendlab video` processes on the same clip, one after the other: what a user waits for."""
+    import os
+    import subprocess
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = _clip(Path(tmp), frames / fps)
+        runs = {}
+        for label, extra in (("in-process", ["--threads", "1"]), ("1 worker", ["--workers", "1"]),
+                             ("2 workers", ["--workers", "2"])):
+            out = Path(tmp) / f"{label.replace(' ', '-')}.mp4"
+            frames_dir = out.with_suffix(".frames")
+            t0 = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "-m", "bendlab.cli", "video", str(wav), "--op", "rotate1",
+                                     "--fps", str(fps), "--out", str(out), *extra], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            first = None
+            while proc.poll() is None:
+                if first is None and frames_dir.is_dir() and any(frames_dir.glob("*.png")):
+                    first = time.perf_counter() - t0
+                time.sleep(0.05)
+            if proc.returncode:
+                raise SystemExit(f"startup: bendlab video {' '.join(extra)} failed ({proc.returncode})")
+            runs[label] = (first, time.perf_counter() - t0)
+        line = ", ".join(f"{k} first frame {f:.1f} s, all {t:.1f} s" for k, (f, t) in runs.items())
+        print(f"startup  {frames} frames: {line}; whole process 2 workers / 1: "
+              f"{runs['1 worker'][1] / runs['2 workers'][1]:.2f}   goal >= 1.4; Ray before the first frame "
+              f"+{runs['2 workers'][0] - runs['in-process'][0]:.1f} s   goal <= 10 s")
 
 
 def live_benchmark(a, pipe, seconds: float = 8.0) -> None:
