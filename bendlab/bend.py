@@ -20,9 +20,21 @@ A bend's `target` says what it bends:
   of that word of the prompt; a word not in the prompt is refused in one line when the render starts, before the
   UNet runs). Only the point-wise operators apply (`operators.POINTWISE_OPERATORS`), element-wise on the
   selected tokens' vectors; the others and `norm` are refused in one line. A batch carries one parameter per item.
+- "attn:<module path>" (e.g. "attn:down_blocks.2.attentions.0.transformer_blocks.0.attn2"): the attention
+  probabilities (the softmax, before it weighs the values) of that diffusers `Attention` module of the UNet
+  (`attn1` self-attention, `attn2` cross-attention to the prompt's tokens), during the UNet evaluations of the given
+  steps (0..N-1, as for UNet modules), through an attention processor installed on that module for the call (the
+  original processor object put back afterwards, also on an error). `where`: "all", or for a cross-attention
+  module "token:I" / "token:WORD" (the columns of those prompt tokens; refused in one line for self-attention).
+  Operators: the point-wise ones on the selected probabilities, and AttentionBender's spatial transforms of a
+  token's map over the image (`operators.ATTN_OPERATORS`: attn_rotate, attn_translate, attn_flip, attn_blur, valid
+  for attention targets only), each column's map reshaped to the block's h x w; then every bent row is clamped
+  at 0 and renormalised to sum to 1 (a row bent to all zeros becomes uniform). Under classifier-free guidance
+  only the conditional (prompt) half is bent, as for the text target; a batch carries one parameter per item.
+  Where a bend leaves the probabilities exactly as they were (an identity), the module's own processor computes
+  the output, so the image is bit-identical. `norm` is refused (the rows are renormalised anyway).
 As for UNet modules, the operators that mix the 4 latent channels (`operators.CHANNEL_OPERATORS`) are refused,
-and `where` selects in the module's output (its channels, rows, columns). Target "attn:<path>" is planned
-(issue 20) and refused in one line.
+and `where` selects in the module's output (its channels, rows, columns).
 
 Notebook: notebooks/01_operators.ipynb
 """
@@ -51,8 +63,9 @@ class Bend:
     where:  "all", "row:i", "column:i", "channel:c", "fraction:p[:seed=s]", "region:x0,y0,x1,y1"
     norm:   optional mean-normalisation after the operator: "channel", "row" or "column"
     module: optional UNet block (e.g. "mid_block", "up_blocks.1") whose output is bent instead of the latent
-    target: "latent" (default), "unet:<module path>" (sets `module`), "vae:<module path>" or "text" (see the module's
-            docstring); after construction it always names the target, e.g. "unet:mid_block" for module="mid_block"
+    target: "latent" (default), "unet:<module path>" (sets `module`), "vae:<module path>", "text" or
+            "attn:<module path>" (see the module's docstring); after construction it always names the target, e.g.
+            "unet:mid_block" for module="mid_block"
     """
 
     op: str
@@ -98,23 +111,48 @@ class Bend:
             if self.where.kind not in ("all", "token"):
                 raise ValueError(f"where {self.where} selects in a latent, not among prompt tokens; accepted for "
                                  "target text: all, token:I, token:WORD")
+        elif self.kind == "attn":
+            self._check_attn()
         elif self.where.kind == "token":
             raise ValueError(f"where {self.where} selects prompt tokens and cannot bend target {self.target}; "
-                             "accepted: target='text' for a token selection")
+                             "accepted: target='text' or a cross-attention target 'attn:...attn2' for a token "
+                             "selection")
+        if self.kind != "attn" and self.op in operators.ATTN_OPERATORS:
+            raise ValueError(f"{self.op} transforms a token's attention map and cannot bend target {self.target}; "
+                             "accepted: target='attn:<module path>' (`bendlab targets` lists them)")
         if self.kind != "latent" and self.op in operators.CHANNEL_OPERATORS:
             allowed = ", ".join(sorted(set(operators.OPERATORS) - operators.CHANNEL_OPERATORS))
             what = "the VAE decoder's" if self.kind == "vae" else "a UNet"
             raise ValueError(f"{self.op} mixes the 4 latent channels and cannot bend {what} module's output; "
                              f"accepted for modules: {allowed}")
 
+    def _check_attn(self) -> None:
+        """One-line errors for what an attention target cannot take: operators that are neither point-wise nor
+        spatial, a norm, a where other than all/token, and a token selection on a self-attention module (known
+        here by its name, attn1; `engine.check_bends` checks the module itself)."""
+        allowed = operators.POINTWISE_OPERATORS + operators.ATTN_OPERATORS
+        if self.op not in allowed:
+            raise ValueError(f"{self.op} cannot bend attention probabilities; accepted for attn targets: "
+                             f"{', '.join(allowed)}")
+        if self.norm is not None:
+            raise ValueError(f"norm {self.norm!r} has no meaning for attention probabilities (their rows are "
+                             "renormalised to sum to 1); accepted for attn targets: no norm")
+        if self.where.kind not in ("all", "token"):
+            raise ValueError(f"where {self.where} selects in a latent, not among attention columns; accepted for "
+                             "attn targets: all, or token:I / token:WORD for cross-attention (attn2)")
+        if self.where.kind == "token" and self.path.rsplit(".", 1)[-1] == "attn1":
+            raise ValueError(f"where {self.where} selects prompt tokens, but {self.target} is self-attention (its "
+                             "keys are image positions); accepted: where='all', or a cross-attention module "
+                             "(attn2) for a token")
+
     @property
     def kind(self) -> str:
-        """"latent", "unet", "vae" or "text": what the target bends."""
+        """"latent", "unet", "vae", "text" or "attn": what the target bends."""
         return self.target.split(":", 1)[0]
 
     @property
     def path(self) -> str | None:
-        """The module path of a "unet:" or "vae:" target inside that model (None for the latent)."""
+        """The module path of a "unet:", "vae:" or "attn:" target inside that model (None for the latent, text)."""
         return self.target.split(":", 1)[1] if ":" in self.target else None
 
     @property
@@ -147,7 +185,7 @@ class Bend:
             d["norm"] = self.norm
         if self.module:
             d["module"] = self.module
-        if self.kind in ("vae", "text"):
+        if self.kind in ("vae", "text", "attn"):
             d["target"] = self.target
         return d
 
@@ -157,9 +195,10 @@ class Bend:
             if self.layer not in (None, n_layers):
                 raise ValueError(f"layer {self.layer} of {self.target}: a VAE bend acts once, when the VAE decodes "
                                  f"the final latent; accepted: no layer, or layer {n_layers} (the final one)")
-        elif max(self.layers) > (top := n_layers - 1 if self.kind in ("unet", "text") else n_layers):
-            what = ("module bends act on the UNet evaluations of steps" if self.module else "text bends act on the "
-                    "UNet evaluations of steps" if self.kind == "text" else "layers run")
+        elif max(self.layers) > (top := n_layers - 1 if self.kind in ("unet", "text", "attn") else n_layers):
+            what = ("module bends act on the UNet evaluations of steps" if self.module else
+                    f"{self.kind} bends act on the UNet evaluations of steps" if self.kind in ("text", "attn") else
+                    "layers run")
             raise ValueError(f"layer {self.layer} is outside 0..{top} ({what} 0..{top} for {n_layers} steps)")
         if latent_shape is None:
             return
@@ -202,23 +241,22 @@ def _text(p) -> str:
     return str(p.tolist() if isinstance(p, torch.Tensor) else p)
 
 
-TARGET_KINDS = ("latent", "unet", "vae", "text")  # what a bend may target now
-PLANNED_TARGETS = ("attn",)  # issue 20: not yet implemented
+TARGET_KINDS = ("latent", "unet", "vae", "text", "attn")  # what a bend may target
+PATH_KINDS = ("unet", "vae", "attn")  # the kinds that name a module: "KIND:<module path>"
 
 
 def _check_target(target, module: str | None) -> str:
-    """The canonical target: "latent", "text", "unet:PATH" (from target, or from module) or "vae:PATH"; a one-line error
-    for anything else, for a planned target, and for a target and a module that disagree."""
-    accepted = "accepted: latent, text, unet:<module path> (e.g. unet:mid_block) or vae:<module path> (e.g. " \
-               "vae:decoder.up_blocks.1); `bendlab targets` lists them"
+    """The canonical target: "latent", "text", "unet:PATH" (from target, or from module), "vae:PATH" or "attn:PATH";
+    a one-line error for anything else, and for a target and a module that disagree."""
+    accepted = "accepted: latent, text, unet:<module path> (e.g. unet:mid_block), vae:<module path> (e.g. " \
+               "vae:decoder.up_blocks.1) or attn:<attention module path> (e.g. " \
+               "attn:mid_block.attentions.0.transformer_blocks.0.attn2); `bendlab targets` lists them"
     if target is None:
         return "latent" if module is None else f"unet:{module}"
     if not isinstance(target, str):
         raise ValueError(f"target {target!r} is not a string; {accepted}")
     kind, _, path = target.partition(":")
-    if kind in PLANNED_TARGETS:
-        raise ValueError(f"target {target!r} is planned (issue 20) but not implemented yet; {accepted}")
-    if target not in ("latent", "text") and (kind not in ("unet", "vae") or not path.strip()):
+    if target not in ("latent", "text") and (kind not in PATH_KINDS or not path.strip()):
         raise ValueError(f"target {target!r} is not a bend target; {accepted}")
     if module is not None and target != f"unet:{module}":
         raise ValueError(f"target {target!r} and module {module!r} disagree; accepted: one of them (module=PATH is "

@@ -9,7 +9,10 @@ Bends are installed only through diffusers' own extension points, for the durati
   decoder (they act when the pipeline decodes), all removed when the call ends;
 - text bends through one forward pre-hook on the UNet that bends the positive half of its
   `encoder_hidden_states` (the pipelines concatenate [negative, positive] under classifier-free guidance),
-  removed when the call ends.
+  removed when the call ends;
+- attention bends (target "attn:PATH") through diffusers' attention processors: the `Attention` module at PATH
+  gets an `AttnBendProcessor` (`Attention.set_processor`) wrapping the one it had, which is put back when the call
+  ends (also on an error).
 
 Branching sweeps: renders that share prompt, seed and every bend before layer L share their first L steps;
 `render_grid` computes that prefix once and runs the branches as one batch from layer L, by truncating the
@@ -21,7 +24,9 @@ Notebook: notebooks/01_operators.ipynb
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,9 +175,11 @@ class BendCallback(PipelineCallback):
         self.bends = [b for b in as_bends(bends) if b.kind == "latent"]
         self.start, self.capture, self.stop = start, set(capture), stop
         self.step = start  # the step whose UNet evaluation comes next (module bends read it)
+        self.latent_hw: tuple[int, int] | None = None  # the latent's (h, w) (attention bends read it)
         self.captured: dict[int, torch.Tensor] = {}
 
     def at(self, layer: int, x: torch.Tensor, guidance: float | None = None) -> torch.Tensor:
+        self.latent_hw = tuple(x.shape[-2:])
         if layer > self.start and not torch.isfinite(x).all():
             raise NonFiniteLatentError(
                 f"the latent became NaN or infinite in denoising step {layer - 1} (before layer {layer}); "
@@ -204,6 +211,127 @@ def _param_text(p) -> str:
     return f"{float(p):g}"
 
 
+class AttnBendProcessor:
+    """A diffusers attention processor that bends the attention probabilities of one `Attention` module.
+
+    At the steps of its bends (`cb.step`, as UNet module hooks read it) it computes attention as diffusers'
+    `AttnProcessor` does, with the probabilities explicit (`attn.get_attention_scores`: softmax(q k^T * scale)),
+    bends them (`bend_probs`) and multiplies the bent probabilities with the values. At every other step, and
+    whenever the bends leave the probabilities exactly as they were (an identity bend), it hands the call to the
+    module's own processor (`original`, e.g. AttnProcessor2_0's fused kernel), so an unbent render is
+    bit-identical.
+
+    bends: (Bend, mask) pairs; mask None (every column) or a boolean (P, K, 1) over the K key tokens, one row per
+           prompt (`token_mask`); cb: the call's `BendCallback`; cfg: a function telling, during the call, whether
+           the batch is [negative, positive] (classifier-free guidance), in which case only the positive half is
+           bent, as the text target does.
+    """
+
+    def __init__(self, original, bends, cb: BendCallback, cfg):
+        self.original, self.bends, self.cb, self.cfg = original, bends, cb, cfg
+
+    def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, **kwargs):
+        def stock():
+            extra = dict(kwargs, **({} if temb is None else {"temb": temb}))
+            return self.original(attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
+                                 attention_mask=attention_mask, **extra)
+
+        active = [(b, m) for b, m in self.bends if self.cb.step in b.layers]
+        if not active:
+            return stock()
+        # diffusers' AttnProcessor, step by step, with the probabilities bent
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        hw = None
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hw = (height, width)
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size, sequence_length, _ = (
+            hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape)
+        mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        query = attn.to_q(hidden_states)
+        context = hidden_states if encoder_hidden_states is None else (
+            attn.norm_encoder_hidden_states(encoder_hidden_states) if attn.norm_cross else encoder_hidden_states)
+        key, value = attn.to_k(context), attn.to_v(context)
+        query, key, value = attn.head_to_batch_dim(query), attn.head_to_batch_dim(key), attn.head_to_batch_dim(value)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        probs = attn.get_attention_scores(query, key, mask)
+        bent = self.bend_probs(probs, attn.heads, active, hw or self._map_shape(query.shape[1]))
+        if bent is None:  # an identity: the module's own processor, bit for bit
+            return stock()
+        out = attn.batch_to_head_dim(torch.bmm(bent, value))
+        out = attn.to_out[1](attn.to_out[0](out))
+        if input_ndim == 4:
+            out = out.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+    def _map_shape(self, queries: int) -> tuple[int, int]:
+        """The (h, w) of a block's query positions: the latent's size halved k times as diffusers' downsamplers
+        halve it (ceil), the k whose h x w is the number of queries."""
+        H, W = self.cb.latent_hw
+        for k in range(8):
+            h, w = -(-H // 2**k), -(-W // 2**k)
+            if h * w == queries:
+                return h, w
+        raise ValueError(f"{queries} attention queries are not the {H}x{W} latent at any block resolution; accepted: "
+                         "an attn target of a UNet whose attention runs on the latent's grid")
+
+    def bend_probs(self, probs: torch.Tensor, heads: int, active, hw: tuple[int, int]) -> torch.Tensor | None:
+        """The bent probabilities (B * heads, Q, K), or None when every bend left them as they were.
+
+        The positive half of the batch under classifier-free guidance (all of it without), as (B, heads, Q, K):
+        a point-wise operator acts on the selected columns; a spatial one (`operators.ATTN_OPERATORS`) on each
+        selected column's map over the image, the Q queries as the block's h x w grid (row-major), each batch
+        item with its parameter. Then, once, every bent row is clamped at 0 and divided by its sum (a row whose
+        sum is 0 becomes uniform, 1/K), so each row sums to 1 again."""
+        n, Q, K = probs.shape
+        P = probs.view(n // heads, heads, Q, K)
+        half = P.shape[0] // 2 if self.cfg() else 0
+        x = P[half:]
+        changed = False
+        for b, m in active:
+            if m is not None:
+                if m.shape[1] != K:
+                    raise ValueError(f"{b.where} selects among {m.shape[1]} prompt tokens, but {b.target} attends to "
+                                     f"{K} keys; accepted: where='all' for this module")
+                if m.shape[0] not in (1, x.shape[0]):
+                    raise ValueError(f"{b.where} was found in {m.shape[0]} prompts for a batch of {x.shape[0]}; "
+                                     "accepted: one prompt per batch item")
+                m = m.to(x.device).view(m.shape[0], 1, 1, K)
+            y = self._apply(b, x, hw)
+            if m is not None:
+                y = torch.where(m, y, x)
+            if not torch.equal(y, x):
+                x, changed = y, True
+        if not changed:
+            return None
+        x = x.clamp_min(0)
+        total = x.sum(dim=-1, keepdim=True)
+        x = torch.where(total > 0, x / total.clamp_min(torch.finfo(x.dtype).tiny), torch.full_like(x, 1.0 / K))
+        return (torch.cat([P[:half], x]) if half else x).reshape(n, Q, K)
+
+    @staticmethod
+    def _apply(b: Bend, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """b's operator on every column of x (B, heads, Q, K), with one parameter per batch item."""
+        f = operators.OPERATORS[b.op]
+        if b.op not in operators.ATTN_OPERATORS:
+            return f(x, b.param)
+        B, heads, Q, K = x.shape
+        maps = x.transpose(2, 3).reshape(B, heads * K, *hw)  # each (head, key) column as an h x w image
+        return f(maps, b.param).reshape(B, heads, K, Q).transpose(2, 3)
+
+
 @contextlib.contextmanager
 def _patched(obj, name: str, value):
     """Set an instance attribute for the duration of a block and restore what was there before (an outer
@@ -226,7 +354,8 @@ def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] 
     callback_on_step_end. Layer `start` is bent by wrapping `prepare_latents`; module bends are forward hooks
     (UNet ones act at their steps, VAE ones whenever the decoder runs in the call); text bends are one forward
     pre-hook on the UNet, acting at their steps on the selected tokens of the batch's `prompts` (needed for
-    where="token:WORD"; a word not in a prompt is refused here, before the UNet runs);
+    where="token:WORD"; a word not in a prompt is refused here, before the UNet runs); attention bends are an
+    `AttnBendProcessor` per bent module (its bends together), the module's own processor put back at the end;
     with start > 0 the scheduler's timesteps are truncated to the steps from `start` on. Everything is undone
     when the block ends, and nesting is safe (each level restores what it found)."""
     bends = as_bends(bends)
@@ -277,8 +406,18 @@ def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] 
         kwargs["encoder_hidden_states"] = torch.cat([h[:half], pos]) if half else pos
         return args, kwargs
 
+    attn: dict[str, list] = {}
+    for b in bends:
+        if b.kind == "attn":
+            attn.setdefault(b.path, []).append((b, token_mask(pipe, b, prompts)))
+
     with contextlib.ExitStack() as stack:
         stack.enter_context(_patched(pipe, "prepare_latents", prepare_latents))
+        for path, pairs in attn.items():
+            module = pipe.unet.get_submodule(path)
+            stack.callback(module.set_processor, module.processor)
+            module.set_processor(AttnBendProcessor(module.processor, pairs, cb,
+                                                   lambda: pipe.do_classifier_free_guidance))
         if text:
             stack.callback(pipe.unet.register_forward_pre_hook(text_hook, with_kwargs=True).remove)
         if start:
@@ -293,9 +432,9 @@ def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] 
 
 
 def token_mask(pipe, b: Bend, prompts: Sequence[str] | None = None) -> torch.Tensor | None:
-    """The tokens a text bend selects as a boolean mask (P, T, 1) over the prompt embedding's T tokens, one row
-    per prompt (None: every token); a one-line error for a token beyond T, a word not in a prompt, or a word
-    given without the prompts."""
+    """The tokens a text (or cross-attention) bend selects as a boolean mask (P, T, 1) over the prompt embedding's
+    T tokens, one row per prompt (None: every token); a one-line error for a token beyond T, a word not in a
+    prompt, or a word given without the prompts."""
     if b.where.kind == "all":
         return None
     tok = pipe.tokenizer
@@ -322,6 +461,63 @@ def check_bends(pipe, bends: Sequence[Bend], n_layers: int, shape: tuple) -> Non
                                  "child such as 'up_blocks.1' (`bendlab targets` lists them)") from None
         if b.kind == "vae":
             check_vae_module(pipe.vae, b.path)
+        if b.kind == "attn":
+            check_attn_module(pipe.unet, b)
+
+
+def attention_modules(unet) -> list[tuple[str, object]]:
+    """(path, module) of every diffusers `Attention` module of a UNet (a loaded one, or a `models.Skeleton`'s on
+    the meta device), in the order of `named_modules`."""
+    from diffusers.models.attention_processor import Attention
+    return [(n, m) for n, m in unet.named_modules() if isinstance(m, Attention)]
+
+
+def check_attn_module(unet, b: Bend) -> None:
+    """A one-line error unless an attention bend's path names an `Attention` module of `unet`, and (for a token
+    selection) a cross-attention one."""
+    from diffusers.models.attention_processor import Attention
+    found = attention_modules(unet)
+    example = next((n for n, m in found if m.is_cross_attention), found[0][0] if found else None)
+    accepted = (f"accepted: the path of an attention module, e.g. attn:{example} (`bendlab targets` lists them)"
+                if example else "accepted: a UNet with attention modules")
+    try:
+        module = unet.get_submodule(b.path)
+    except AttributeError:
+        raise ValueError(f"UNet has no module {b.path!r}; {accepted}") from None
+    if not isinstance(module, Attention):
+        raise ValueError(f"UNet module {b.path!r} is a {type(module).__name__}, not an attention module; {accepted}")
+    if b.where.kind == "token" and not module.is_cross_attention:
+        raise ValueError(f"where {b.where} selects prompt tokens, but {b.target} is self-attention (its keys are "
+                         "image positions); accepted: where='all', or a cross-attention module (attn2) for a token")
+
+
+def check_token_words(model: "models.Model", bends: Sequence[Bend], prompts: Sequence[str]) -> None:
+    """One-line errors for a token:WORD bend (text or cross-attention) whose word is not in each of the prompts,
+    before the model loads: the tokenizer is the loaded pipeline's, or read from a local folder's tokenizer files
+    (no weights). A hub id's words are checked when the render starts (`bending`), as every word is there too."""
+    words = [b for b in bends if b.where.kind == "token" and b.where.word is not None]
+    tok = _tokenizer(model) if words else None
+    for b in words if tok is not None else ():
+        for p in prompts:
+            b.where.token_positions(tok, p)
+
+
+def _tokenizer(model: "models.Model"):
+    if model.pipe is not None:
+        return model.pipe.tokenizer
+    return _folder_tokenizer(model.path) if Path(model.path).is_dir() else None
+
+
+@functools.lru_cache(maxsize=4)
+def _folder_tokenizer(path: str):
+    """The tokenizer a local model folder's pipeline loads (the class its model_index.json names), or None if it
+    cannot be read here (the loader reports that)."""
+    import transformers
+    try:
+        _, cls = json.loads((Path(path) / "model_index.json").read_text())["tokenizer"]
+        return getattr(transformers, cls).from_pretrained(Path(path) / "tokenizer")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 VAE_DECODE_PARTS = ("decoder", "post_quant_conv")  # the parts of a VAE that run when it decodes
@@ -456,6 +652,7 @@ def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | N
         init_image = load_image(init_image)
     if shapes is not None:
         check_bends(shapes, bends, n_layers, latent_shape(shapes, 1, height, width))
+    check_token_words(m, bends, [prompt])
     pipe = m.load(device)
     if init_image is not None:
         return render_img2img(pipe, init_image, bends, prompt=prompt, strength=strength, seed=seed, steps=steps,
@@ -503,6 +700,7 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
     shapes = m.shapes
     if shapes is not None:
         check_bends(shapes, base + sweep, steps, latent_shape(shapes, len(params), height, width))
+    check_token_words(m, base + sweep, [prompt])
     pipe = m.load()
     if shapes is None:  # a hub id: its shapes are known only now
         check_bends(pipe, base + sweep, steps, latent_shape(pipe, len(params), height, width))

@@ -417,8 +417,10 @@ class Target:
     """Something a bend can act on: the latent, or a module whose output it bends.
 
     name: as a bend names it ("latent"; a UNet module as `Bend(..., module=name)` and `--module` take it;
-          "vae:decoder.up_blocks.1" for the VAE decoder); kind: "latent" or the module's class; shape: (C, H, W)
-          of what is bent at the model's native size (None where it could not be computed on the meta device);
+          "vae:decoder.up_blocks.1" for the VAE decoder; "attn:PATH" for an attention module's probabilities);
+          kind: "latent" or the module's class ("Attention (self)" / "Attention (cross)"); shape: (C, H, W) of what
+          is bent at the model's native size, (queries, keys) for attention (None where it could not be computed
+          on the meta device);
           bendable: False for targets planned but not yet implemented."""
 
     name: str
@@ -455,6 +457,36 @@ def _listed(model: torch.nn.Module, prefix: str, x: torch.Tensor, **kwargs) -> l
     return [(prefix + n, names[n], shapes.get(n)) for n in order]
 
 
+def _attention(unet, x: torch.Tensor, **kwargs) -> list[tuple[str, str, tuple | None]]:
+    """("attn:PATH", "Attention (self|cross)", (queries, keys) or None) of every diffusers `Attention` module of
+    `unet`, in the order data flows through the UNet, the shapes from one forward on the meta device with `x`."""
+    from diffusers.models.attention_processor import Attention
+    modules = {n: m for n, m in unet.named_modules() if isinstance(m, Attention)}
+    shapes = {}
+
+    def hook_for(name):
+        def hook(module, args, kw):
+            h = args[0] if args else kw["hidden_states"]
+            q = h.shape[1] if h.ndim == 3 else h.shape[2] * h.shape[3]
+            e = kw.get("encoder_hidden_states")
+            shapes[name] = (q, q if e is None else e.shape[1])
+        return hook
+
+    hooks = [m.register_forward_pre_hook(hook_for(n), with_kwargs=True) for n, m in modules.items()]
+    try:
+        with torch.no_grad():
+            unet(x, **kwargs)
+    except (RuntimeError, NotImplementedError, TypeError, ValueError, KeyError, AttributeError):
+        shapes = {}  # names and kinds only, as `_listed`
+    finally:
+        for h in hooks:
+            h.remove()
+    order = sorted(modules, key=lambda n: FEATURE_MAP_PARTS.index(n.split(".")[0])
+                   if n.split(".")[0] in FEATURE_MAP_PARTS else len(FEATURE_MAP_PARTS))
+    return [(f"attn:{n}", f"Attention ({'cross' if modules[n].is_cross_attention else 'self'})", shapes.get(n))
+            for n in order]
+
+
 def _unet_inputs(config) -> dict:
     """Meta-device inputs for one UNet forward at its native size: text conditioning, and SDXL's added ones."""
     dim = config.cross_attention_dim
@@ -471,8 +503,10 @@ def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
     modules built on the meta device: no weights load. The latent; the prompt embedding (target "text",
     tokens x dim); the UNet modules a module bend accepts
     (`engine.check_bends`: any path of the UNet; listed are `FEATURE_MAP_PARTS`, their blocks and the blocks'
-    resnets, attentions and samplers, in the order data flows through them); the VAE decoder's (a bend's
-    target "vae:decoder...", acting when the VAE decodes). A hub id's configs come from the local cache
+    resnets, attentions and samplers, in the order data flows through them); the UNet's attention modules (target
+    "attn:PATH", kind "Attention (self)" for attn1 or "Attention (cross)" for attn2, shape (query positions, keys):
+    e.g. (16, 77) for a 4x4 block attending to 77 prompt tokens); the VAE decoder's (a bend's target
+    "vae:decoder...", acting when the VAE decodes). A hub id's configs come from the local cache
     (one-line error if absent).
 
     Notebook: notebooks/01_operators.ipynb
@@ -484,6 +518,7 @@ def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
     with torch.device("meta"):
         latent = torch.zeros(1, c.in_channels, c.sample_size, c.sample_size)
         unet = _listed(sk.unet, "", latent, **_unet_inputs(c))
+        attention = _attention(sk.unet, latent, **_unet_inputs(c))
         try:
             vae = AutoencoderKL.from_config(_component_config(path, "vae"))
         except (ValueError, KeyError, TypeError) as e:
@@ -493,7 +528,7 @@ def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
                                                                    c.sample_size))
     text = tuple(_unet_inputs(c)["encoder_hidden_states"].shape[1:])  # (tokens, dim) the UNet is conditioned on
     return ([Target("latent", "latent", tuple(latent.shape[1:])), Target("text", "prompt embedding", text)]
-            + [Target(*t) for t in unet] + [Target(*t) for t in decoder])
+            + [Target(*t) for t in unet] + [Target(*t) for t in attention] + [Target(*t) for t in decoder])
 
 
 def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None,

@@ -1,5 +1,6 @@
 """The paper's operators on a latent batch (B, C, H, W): point-wise, tensor (channel rotations, reflections),
-and morphological.
+and morphological; and AttentionBender's spatial transforms of attention maps (`ATTN_OPERATORS`, attention targets
+only).
 
 Every operator has the signature ``f(x, r) -> tensor`` where ``r`` is a float or a tensor of shape (B,), one
 value per batch item (so a batch of video frames can carry different values). The operators with several
@@ -131,11 +132,13 @@ def reflect(x: torch.Tensor, r) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------ the authors' follow-up
 # operators with several parameters: how many numbers each takes (every other operator takes one)
-N_PARAMS = {"matrix": 16, "rotate6": 6}
+N_PARAMS = {"matrix": 16, "rotate6": 6, "attn_translate": 2}
 _ACCEPTED = {"matrix": "16 numbers (a 4x4 matrix row by row, m00,m01,..,m33), a 4x4 nested list, or one such "
                        "matrix per batch item, shape (B, 16) or (B, 4, 4)",
              "rotate6": "6 angles in radians (planes 0-1, 0-2, 0-3, 1-2, 1-3, 2-3), or one set per batch item, "
-                        "shape (B, 6)"}
+                        "shape (B, 6)",
+             "attn_translate": "2 numbers dx,dy (fractions of the map's width and height), or one pair per batch "
+                               "item, shape (B, 2)"}
 
 
 def canonical_param(name: str, r):
@@ -257,10 +260,76 @@ def _morph(fn_name: str) -> Callable:
 
 erode, dilate = _morph("erosion"), _morph("dilation")
 
+
+# ------------------------------------------------------------------------------------------ attention maps
+# AttentionBender's (arXiv 2604.20936) spatial transforms of a token's attention map. They act on x (B, C, H, W) as
+# C images of H x W: an attention target (`Bend(..., target="attn:...")`) hands them each token's map over the
+# image, at that block's resolution, as one such image; every other target refuses them (`ATTN_OPERATORS`).
+# Warps and blur use kornia in float32 (cast back); a zero parameter returns x unchanged, bit for bit.
+def _items(x: torch.Tensor, r, k: int = 1) -> torch.Tensor:
+    """r as a float32 (B,) tensor (k = 1) or (B, k) tensor on x's device: a number or k numbers repeated for every
+    item, or one value (one set) per item."""
+    r = torch.as_tensor(r, dtype=torch.float32, device=x.device)
+    one = r.ndim == 0 if k == 1 else r.shape == (k,)
+    if one:
+        return r.expand(x.shape[0], *([k] if k > 1 else []))
+    if r.shape[0] != x.shape[0]:
+        _per_item(x, r if k == 1 else r[:, 0])  # raises the one-line shape error
+    return r
+
+
+def _keep_zero(x: torch.Tensor, y: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """y, except the items whose parameter is all zeros, which keep x exactly."""
+    zero = (r == 0) if r.ndim == 1 else (r == 0).all(dim=1)
+    return torch.where(zero.view(-1, *([1] * (x.ndim - 1))), x, y)
+
+
+def attn_rotate(x: torch.Tensor, r) -> torch.Tensor:
+    """Rotate each H x W map by r radians about its centre, counter-clockwise as the image is shown (kornia's
+    convention), bilinear, zeros where the rotated map leaves the frame."""
+    from kornia.geometry.transform import rotate
+    r = _items(x, r)
+    y = rotate(x.float(), torch.rad2deg(r), mode="bilinear", padding_mode="zeros", align_corners=True)
+    return _keep_zero(x, y.to(x.dtype), r)
+
+
+def attn_translate(x: torch.Tensor, r) -> torch.Tensor:
+    """Shift each H x W map by (dx, dy) fractions of its width and height (r = two numbers, or one pair per item;
+    +dx moves it right, +dy down), bilinear, zeros where it leaves the frame."""
+    from kornia.geometry.transform import translate
+    r = _items(x, canonical_param("attn_translate", r), 2)
+    pixels = r * torch.tensor([x.shape[-1], x.shape[-2]], dtype=torch.float32, device=x.device)
+    y = translate(x.float(), pixels, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return _keep_zero(x, y.to(x.dtype), r)
+
+
+def attn_flip(x: torch.Tensor, r) -> torch.Tensor:
+    """Flip each H x W map: r = 0 turns it upside down (its rows reversed), r = 1 mirrors it left-right."""
+    r = _items(x, r).round()
+    rows = (r == 0).view(-1, *([1] * (x.ndim - 1)))
+    return torch.where(rows, x.flip(-2), x.flip(-1))
+
+
+def attn_blur(x: torch.Tensor, r) -> torch.Tensor:
+    """Gaussian blur of each H x W map with standard deviation r pixels (of the map; r >= 0, 0 is no blur),
+    kornia's gaussian_blur2d with replicated borders, the kernel 2 ceil(3 r) + 1 wide (at most 2 max(H, W) - 1)."""
+    import kornia.filters
+    r = _items(x, r)
+    if not (r > 0).any():
+        return x
+    k = min(2 * math.ceil(3 * float(r.max())) + 1, 2 * max(x.shape[-2:]) - 1)
+    sigma = r.clamp_min(1e-3).unsqueeze(1).expand(-1, 2)
+    y = kornia.filters.gaussian_blur2d(x.float(), (k, k), sigma, border_type="replicate")
+    return _keep_zero(x, y.to(x.dtype), r)
+
+
+ATTN_OPERATORS = ("attn_rotate", "attn_translate", "attn_flip", "attn_blur")
+
 OPERATORS: dict[str, Callable] = {
     "add": add, "multiply": multiply, "threshold": threshold, "gate": gate, "invert": invert,
     "rotate1": rotate1, "rotate2": rotate2, "rotate3": rotate3, "rotate4": rotate4, "reflect": reflect,
     "erode": erode, "dilate": dilate, "matrix": matrix, "rotate6": rotate6, "hadamard": hadamard,
+    "attn_rotate": attn_rotate, "attn_translate": attn_translate, "attn_flip": attn_flip, "attn_blur": attn_blur,
 }
 # operators that mix the 4 latent channels (only valid on the latent itself, not on other UNet activations)
 CHANNEL_OPERATORS = {"rotate1", "rotate2", "rotate3", "rotate4", "reflect", "matrix", "rotate6", "hadamard"}
@@ -280,6 +349,10 @@ FORMULAS = {
     "matrix": "M . x, any 4x4 M: 16 values, row by row",
     "rotate6": "R01(a0) R02(a1) .. R23(a5) . x, 6 angles",
     "hadamard": "H . x, H = hadamard(4) / 2 (H H = I)",
+    "attn_rotate": "attn targets: token maps rotated by r radians",
+    "attn_translate": "attn targets: token maps shifted by dx,dy of the side",
+    "attn_flip": "attn targets: token maps flipped, r = 0 rows, 1 columns",
+    "attn_blur": "attn targets: token maps blurred, sigma r pixels",
 }
 
 # the kind of parameter each operator takes: (low, high) typical slider range
@@ -288,6 +361,7 @@ PARAM_RANGES = {
     "invert": (0.5, 1000.0), "rotate1": (0.0, 2 * math.pi), "rotate2": (0.0, 2 * math.pi),
     "rotate3": (0.0, 2 * math.pi), "rotate4": (0.0, 2 * math.pi), "reflect": (0, 3), "erode": (1, 8),
     "dilate": (1, 8), "matrix": (-2.0, 2.0), "rotate6": (0.0, 2 * math.pi), "hadamard": (0.0, 0.0),
+    "attn_rotate": (-math.pi, math.pi), "attn_translate": (-0.5, 0.5), "attn_flip": (0, 1), "attn_blur": (0.0, 3.0),
 }  # matrix, rotate6: the range of each of their values; hadamard: no parameter
 
 
@@ -337,6 +411,10 @@ def check_param(name: str, r) -> None:
         raise ValueError(f"reflect: channel {r} is not an integer in 0..3; accepted: 0, 1, 2 or 3")
     if name in ("erode", "dilate") and ((vals != vals.round()) | (vals < 1)).any():
         raise ValueError(f"{name}: kernel size {r} is not an integer >= 1; accepted: 1, 2, 3, ...")
+    if name == "attn_flip" and ((vals != 0) & (vals != 1)).any():
+        raise ValueError(f"attn_flip: axis {r} is not 0 or 1; accepted: 0 (upside down) or 1 (left-right)")
+    if name == "attn_blur" and (vals < 0).any():
+        raise ValueError(f"attn_blur: sigma {r} is negative; accepted: r >= 0 pixels (0 is no blur)")
 
 
 def _show(r) -> str:
@@ -347,7 +425,7 @@ def _show(r) -> str:
 
 F32_MAX = float(torch.finfo(torch.float32).max)
 # operators whose parameter is an integer (a channel, a kernel size); audio-driven values are rounded for them
-INTEGER_OPERATORS = ("reflect", "erode", "dilate")
+INTEGER_OPERATORS = ("reflect", "erode", "dilate", "attn_flip")
 KERNEL_OPERATORS = ("erode", "dilate")
 
 NORM_DIMS = {"channel": 1, "row": -1, "column": -2}

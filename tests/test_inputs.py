@@ -24,6 +24,7 @@ RO = R + ["--out", "o.png"]
 V = ["video", PIANO, "--op", "rotate1", "--out", "v.mp4"]
 LIVE = ["live", "--play", PIANO, "--output-device", "none", "--op", "rotate1"]
 F = ["features", PIANO, "--out", "f.csv"]
+ATTN1, ATTN2 = (f"attn:mid_block.attentions.0.transformer_blocks.0.attn{k}" for k in (1, 2))
 
 FILES = {
     "bend5.toml": 'prompt = "x"\nbend = 5\n',
@@ -202,6 +203,28 @@ CASES = [
     (LIVE + ["--bpm", "0"], "bpm 0.0"),
     (LIVE + ["--range", "0", "1e309"], "range high inf is not a finite number"),
     (LIVE + ["--record", "recorded"], "session folder 'recorded' already holds a session"),
+    # attention targets (issue 20): the module, the where, the word and the operator checked before the model loads
+    (RO + ["--op", "add", "--param", "1", "--target", "attn:down_blocks.9.attn2"],
+     "UNet has no module 'down_blocks.9.attn2'; accepted: the path of an attention module, e.g. attn:down_blocks.2"),
+    (RO + ["--op", "add", "--param", "1", "--target", "attn:mid_block.attentions.0"],
+     "UNet module 'mid_block.attentions.0' is a Transformer2DModel, not an attention module"),
+    (RO + ["--op", "add", "--param", "1", "--target", ATTN1, "--where", "token:x"],
+     "is self-attention (its keys are image positions)"),
+    (RO + ["--op", "add", "--param", "1", "--target", ATTN2, "--where", "token:cat"],
+     "token word 'cat' is not in the prompt 'x'"),
+    (RO + ["--op", "add", "--param", "1", "--target", "text", "--where", "token:cat"],
+     "token word 'cat' is not in the prompt 'x'"),
+    (RO + ["--op", "attn_rotate", "--param", "1"], "attn_rotate transforms a token's attention map and cannot bend "
+     "target latent"),
+    (RO + ["--op", "attn_blur", "--param", "1", "--target", "vae:decoder.up_blocks.1"],
+     "attn_blur transforms a token's attention map and cannot bend target vae:decoder.up_blocks.1"),
+    (RO + ["--op", "erode", "--param", "2", "--target", ATTN2],
+     "erode cannot bend attention probabilities; accepted for attn targets: add, multiply"),
+    (RO + ["--op", "attn_flip", "--param", "2", "--target", ATTN2], "attn_flip: axis 2.0 is not 0 or 1"),
+    (RO + ["--op", "attn_translate", "--param", "0.1", "--target", ATTN2],
+     "attn_translate: 1 parameter value; accepted: 2 numbers dx,dy"),
+    (RO + ["--op", "add", "--param", "1", "--layer", "50", "--target", ATTN2],
+     "layer 50 is outside 0..49 (attn bends act on the UNet evaluations"),
     (V + ["--method", "img2img", "--flow", "-0.5"], "flow -0.5 is not >= 0 and <= 2; accepted: the fraction of the "
                                                    "last two frames' motion"),
     (V + ["--method", "img2img", "--flow", "nan"], "flow nan is not a finite number"),
@@ -298,6 +321,17 @@ API_CASES = [
     (lambda: render("x", guidance=True), "guidance True"),
     (lambda: render("x", steps=10, output_type="foo"), "output_type 'foo'"),
     (lambda: render("x", steps=10, height=100), "height 100 is not a positive multiple of 4 and of 8"),
+    # attention targets (issue 20)
+    (lambda: render("x", [Bend("add", 1, 0, target="attn:nope")]), "UNet has no module 'nope'"),
+    (lambda: render("x", [Bend("add", 1, 0, target="attn:mid_block")]), "is a UNetMidBlock2DCrossAttn, not an "
+     "attention module"),
+    (lambda: Bend("add", 1, where="token:orb", target=ATTN1), "is self-attention"),
+    (lambda: render("an orb", [Bend("multiply", 0, 0, "token:cat", target=ATTN2)]), "'cat' is not in the prompt"),
+    (lambda: render_grid("an orb", "add", [1.0], [1], "token:cat", target=ATTN2), "'cat' is not in the prompt"),
+    (lambda: Bend("attn_translate", [0.1, 0.2], module="mid_block"), "attn_translate transforms a token's attention"),
+    (lambda: Bend("add", 1, norm="row", target=ATTN2), "norm 'row' has no meaning for attention probabilities"),
+    (lambda: Bend("add", 1, where="region:0,0,0.5,0.5", target=ATTN2), "not among attention columns"),
+    (lambda: Bend("attn_blur", -1, target=ATTN2), "attn_blur: sigma -1 is negative"),
     # live session re-renders (issue 19)
     (lambda: check_spec(session_spec(_session("s", rows=0))), "holds no automation rows"),
     (lambda: check_spec(session_spec(_session("s", prompt=1))), "shows prompt 1 of 1 prompts"),

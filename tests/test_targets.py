@@ -35,7 +35,8 @@ def test_shipped_model_lists_latent_and_unet_blocks(no_weights):
 def test_every_listed_unet_module_is_accepted_by_a_module_bend(no_weights):
     skeleton = models.skeleton()
     shape = latent_shape(skeleton)
-    names = [t.name for t in models.bend_targets() if t.bendable and t.name not in ("latent", "text")]
+    names = [t.name for t in models.bend_targets() if t.bendable and t.name not in ("latent", "text")
+             and not t.name.startswith("attn:")]
     unet = [n for n in names if not n.startswith("vae:")]
     assert len(unet) > 20 and len(names) - len(unet) > 10
     check_bends(skeleton, [Bend("add", 0.5, layer=1, module=n) for n in unet], 2, shape)
@@ -71,3 +72,24 @@ def test_cli_bad_model_is_one_line(no_weights, capsys, model, msg):
     assert main(["targets", "--model", model]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"bendlab targets: error: {msg}"), err
+
+
+def test_attention_modules_are_listed_with_queries_x_keys(no_weights, capsys):
+    """Every `Attention` module of the shipped UNet, self (attn1: 16 queries x 16 keys at its 4x4 block) and cross
+    (attn2: 16 x 77 prompt tokens), each accepted by an attention bend (a token selection for attn2 only)."""
+    from bendlab.engine import attention_modules
+    skeleton = models.skeleton()
+    attn = [t for t in models.bend_targets() if t.name.startswith("attn:")]
+    assert {t.name.removeprefix("attn:") for t in attn} == {n for n, _ in attention_modules(skeleton.unet)}
+    assert len(attn) == 8 and all(t.bendable for t in attn)
+    for t in attn:
+        cross = t.name.endswith("attn2")
+        assert t.kind == ("Attention (cross)" if cross else "Attention (self)")
+        assert t.shape == ((16, 77) if cross else (16, 16)), t
+    assert attn[0].name.startswith("attn:down_blocks.") and attn[-1].name.startswith("attn:up_blocks.")  # data flow
+    check_bends(skeleton, [Bend("add", 0.5, 1, "token:3" if t.name.endswith("attn2") else "all", target=t.name)
+                           for t in attn], 2, latent_shape(skeleton))
+    assert main(["targets"]) == 0
+    assert any(line.split()[:4] == [attn[1].name, "Attention", "(cross)", "16x77"] for line in
+               capsys.readouterr().out.splitlines())
+
