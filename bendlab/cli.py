@@ -100,7 +100,11 @@ def add_bend_args(ap: argparse.ArgumentParser, param_help: str) -> None:
                    "up_blocks.1 (Broad et al.'s network bending); the same as --target unet:NAME")
     g.add_argument("--target", help="what the bend acts on: latent (default), unet:MODULE (as --module), "
                    "vae:MODULE, a block of the VAE decoder bent once when it decodes, e.g. vae:decoder.up_blocks.1 "
-                   "(`bendlab targets` lists them), or text, the prompt embedding (point-wise operators only)")
+                   "(`bendlab targets` lists them), text, the prompt embedding (point-wise operators only), or "
+                   "attn:MODULE, the attention probabilities of an attention module, e.g. "
+                   "attn:down_blocks.2.attentions.0.transformer_blocks.0.attn2 (attn1 self, attn2 cross-attention; "
+                   "--where all, or token:I / token:WORD for attn2; point-wise operators and attn_rotate, "
+                   "attn_translate, attn_flip, attn_blur on each token's map; rows renormalised to sum to 1)")
     g.add_argument("--recipe", help="TOML or YAML file: settings and a list of [[bend]] tables with keys op, param, "
                    "layer, where, norm, module, target (flags given here override the recipe)")
 
@@ -321,7 +325,9 @@ def add_mapping_args(g) -> None:
     g.add_argument("--where", help=WHERE_HELP)
     g.add_argument("--norm", choices=list(operators.NORM_DIMS), help="mean-normalise after the operator")
     g.add_argument("--target", help="what the bend acts on: latent (default), unet:MODULE or vae:MODULE (a VAE "
-                   "decoder block, bent as each frame decodes), e.g. vae:decoder.up_blocks.1")
+                   "decoder block, bent as each frame decodes), e.g. vae:decoder.up_blocks.1, or attn:MODULE (an "
+                   "attention module's probabilities, e.g. attn:mid_block.attentions.0.transformer_blocks.0.attn2; "
+                   "`bendlab targets` lists them)")
     g.add_argument("--scaling", choices=SCALINGS, help="normalise the feature over the track by min-max or "
                    f"between the --clip percentiles (default {m.scaling})")
     g.add_argument("--clip", nargs=2, type=float, metavar=("P_LOW", "P_HIGH"),
