@@ -60,7 +60,8 @@ class Bend:
             parameters (`operators.N_PARAMS`: matrix 16, row by row or as 4x4; rotate6 6 angles) take K numbers,
             or a (B, K) tensor with one set per batch item; hadamard has none (r is ignored)
     layer:  an int in 0..N, or (first, last) for every layer of that inclusive range
-    where:  "all", "row:i", "column:i", "channel:c", "fraction:p[:seed=s]", "region:x0,y0,x1,y1"
+    where:  "all", "row:i", "column:i", "channel:c", "fraction:p[:seed=s]", "region:x0,y0,x1,y1"; for targets "text"
+            and cross-attention "attn:...attn2" also "token:I" / "token:WORD"
     norm:   optional mean-normalisation after the operator: "channel", "row" or "column"
     module: optional UNet block (e.g. "mid_block", "up_blocks.1") whose output is bent instead of the latent
     target: "latent" (default), "unet:<module path>" (sets `module`), "vae:<module path>", "text" or
