@@ -183,6 +183,27 @@ for _op, _params in SWEEP_PARAMS.items():
         sweeps=[Sweep(ORB, _op, _params, SWEEP_LAYERS)], ncols=len(_params),
         settings=f"orb; {_op} r in {_params}; layers {SWEEP_LAYERS}"))
 
+# the img2img chain strip (issue 21): the paper's method B on the shipped piano (each frame from the previous, empty
+# prompt after the first; R1 driven by RMS over the mapping's default 0..2 pi at its default layer), one row per
+# finishing setting, one column per frame; rendered by `make_chain_strip`, not `render_figure`
+PIANO_FILE = Path(__file__).resolve().parent / "data" / "piano.ogg"  # the shipped synthesized piano
+CHAIN = {"prompt": "3D mesh geometry", "strength": 0.5, "fps": 10.0, "feature": "rms", "op": "rotate1"}
+CHAIN_FRAMES = (0, 10, 20, 40, 60)
+CHAIN_ROWS = {  # row label -> the VideoSpec settings it adds
+    "none (the paper)": {"color_coherence": "none"},
+    "--color-coherence lab": {"color_coherence": "lab"},
+    "lab + --flow 0.5": {"color_coherence": "lab", "flow": 0.5},
+    "lab + --flow 1": {"color_coherence": "lab", "flow": 1.0},
+}
+_add(Figure(
+    "video-coherence", f"The img2img chain on the piano: \"{CHAIN['prompt']}\", strength {CHAIN['strength']:g}, "
+    f"{CHAIN['fps']:g} fps, {CHAIN['op']} <- {CHAIN['feature']}; rows: {'; '.join(CHAIN_ROWS)}",
+    "07_audio_reactive_video.ipynb", ncols=len(CHAIN_FRAMES),
+    settings=f"shipped piano; img2img, strength {CHAIN['strength']:g}, {CHAIN['fps']:g} fps, {CHAIN['op']} driven by "
+             f"{CHAIN['feature']}; frames {', '.join(map(str, CHAIN_FRAMES))}; rows: no coherence, "
+             "--color-coherence lab, lab + --flow 0.5, lab + --flow 1; each panel: its L* mean change from frame 0 "
+             "and SSIM"))
+
 
 # ------------------------------------------------------------------------------------------ rendering
 def _fit(bend: dict, steps: int) -> Bend:
@@ -255,6 +276,51 @@ def make_figure(name: str, pipe, *, steps: int | None = None, seed: int = PAPER_
     fig = plot_panels(panels, f.ncols, f.title + (f"  [{steps} steps]" if steps != PAPER_STEPS else ""))
     savefig(fig, name, folder, {"steps": steps, "seed": seed, "model": model})
     return fig
+
+
+def make_chain_strip(pipe, out_dir, *, track: str | None = None, steps: int | None = None, seed: int = PAPER_SEED,
+                     frames=CHAIN_FRAMES, folder=None, model: str = "", progress: bool = False):
+    """Render the img2img chain of `CHAIN` once per row of `CHAIN_ROWS` (each into its own render folder under
+    `out_dir`, resumed if there), plot frames `frames` of each in a row (`plots.plot_strip`), every panel titled
+    with its frame, its L* mean change from frame 0 and its SSIM to frame 0 (`quality.drift`), and save it as
+    figure "video-coherence" through `savefig`. track: the audio (None: the shipped piano); steps: None -> the
+    model's usual count (strength 0.5 runs half of them). Returns (the matplotlib Figure, {row label: Drift}).
+
+    Notebook: notebooks/07_audio_reactive_video.ipynb
+    """
+    from PIL import Image
+
+    from .mapping import Mapping
+    from .models import DEFAULT_MODEL, usual_steps
+    from .plots import plot_strip
+    from .quality import drift
+    from .video import VideoSpec, render_frames
+    steps = usual_steps(pipe=pipe) if steps is None else steps
+    n = max(frames) + 1
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    rows, drifts = {}, {}
+    for label, settings in CHAIN_ROWS.items():
+        spec = VideoSpec(audio=str(track or PIANO_FILE), prompts=[CHAIN["prompt"]], method="img2img",
+                         strength=CHAIN["strength"], fps=CHAIN["fps"], steps=steps, seed=seed,
+                         model=model or DEFAULT_MODEL, mappings=[Mapping(CHAIN["feature"], CHAIN["op"])], **settings)
+        slug = "-".join(f"{v:g}" if isinstance(v, float) else v for v in settings.values())
+        done = render_frames(spec, Path(out_dir) / f"chain-strip-{slug}.mp4", pipe=pipe, limit=n, progress=progress)
+        paths = [done / f"frame_{k:05d}.png" for k in range(n)]
+        if not paths[-1].is_file():
+            raise ValueError(f"frames {tuple(frames)} of a chain of {len(list(done.glob('frame_*.png')))} frames; "
+                             "accepted: frames the track has at this frame rate")
+        d = drifts[label] = drift(paths)
+        m0 = d.lab_mean[0, 0]
+        rows[label] = [(f"frame {k}" if k == 0 else
+                        f"frame {k}: L* {round(100 * (d.lab_mean[k, 0] - m0) / m0):+d}%, SSIM {d.ssim[k]:.2f}",
+                        Image.open(paths[k])) for k in frames]
+    fig = plot_strip(rows, f"img2img chain, \"{CHAIN['prompt']}\", strength {CHAIN['strength']:g}, {steps} steps, "
+                     f"{CHAIN['fps']:g} fps, {CHAIN['op']} <- {CHAIN['feature']} (L* change and SSIM: to frame 0)")
+    savefig(fig, "video-coherence", folder, {"steps": steps, "seed": seed, "model": model,
+                                             "frames": list(frames), **{k: v for k, v in CHAIN.items()},
+                                             "frame_drift": {label: d.summary(frames[1:]) for label, d in
+                                                             drifts.items()}})
+    return fig, drifts
 
 
 def readme_table() -> str:

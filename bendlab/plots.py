@@ -131,3 +131,35 @@ def plot_session(s, ax=None):
     ax.set_ylabel("parameter")
     ax.legend(loc="upper right", fontsize=8)
     return ax
+
+
+
+def plot_strip(rows: dict, title: str | None = None, size: float = 1.6, axes=None):
+    """Rows of labelled images: `rows` maps a row's label (written at its left) to its (panel title, image)
+    pairs, one column per pair. axes: a (rows, columns) array of Axes to draw in, or None for a new Figure.
+    Returns the Figure.
+
+    Notebook: notebooks/07_audio_reactive_video.ipynb
+    """
+    import matplotlib.pyplot as plt
+    ncols = max(len(r) for r in rows.values())
+    if axes is None:
+        fig, axes = plt.subplots(len(rows), ncols, figsize=(size * ncols + 0.5, (size + 0.3) * len(rows)
+                                                            + (0.4 if title else 0)), squeeze=False,
+                                 layout="constrained")
+    fig = axes[0][0].figure
+    for r, (label, panels) in enumerate(rows.items()):
+        for c in range(ncols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(panels):
+                ax.set_axis_off()
+                continue
+            name, img = panels[c]
+            ax.imshow(np.asarray(img), interpolation="nearest")
+            ax.set_title(name, fontsize=7)
+        axes[r][0].set_ylabel(label, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
