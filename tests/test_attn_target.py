@@ -321,11 +321,35 @@ def sdxl(tmp_path_factory):
     return load_pipeline(tiny_sdxl(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl"), device="cpu")
 
 
-def test_attn_target_on_sdxl(sdxl, spy):
+@pytest.fixture(scope="module")
+def sd2(pipe):
+    """An SD 2.x-style pipeline as test_families builds one (linear projections, per-block head counts,
+    v-prediction), in memory: the shipped VAE and text encoder, a random UNet."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=96,
+                                attention_head_dim=(2, 4), use_linear_projection=True, norm_num_groups=16)
+    scheduler = DDIMScheduler.from_config({**pipe.scheduler.config, "prediction_type": "v_prediction"})
+    sd2 = StableDiffusionPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=unet,
+                                  scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                  requires_safety_checker=False)
+    sd2.set_progress_bar_config(disable=True)
+    return sd2
+
+
+@pytest.mark.parametrize("family,first", [("sdxl", "down_blocks.1.attentions.0.transformer_blocks.0.attn2"),
+                                          ("sd2", "down_blocks.0.attentions.0.transformer_blocks.0.attn2")])
+def test_attn_target_on_other_families(request, spy, family, first):
+    """The tiny SDXL pipeline (two text encoders, 3-D hidden states in linear-projection transformers) and an SD
+    2.x-style one (v-prediction, an 8x8 block): identity bit-identical, real bends change the image, the word's
+    column zeroed in the prompt half, processors put back."""
+    sdxl = request.getfixturevalue(family)
     kw = dict(steps=STEPS, seed=3, output_type="np")
     names = [n for n, m in attention_modules(sdxl.unet) if m.is_cross_attention]
     target = f"attn:{names[0]}"
-    assert target == "attn:down_blocks.1.attentions.0.transformer_blocks.0.attn2"
+    assert target == f"attn:{first}"
     before = processors(sdxl.unet)
     plain = render("mice", pipe=sdxl, **kw)
     assert np.array_equal(plain, render("mice", [Bend("multiply", 1.0, ALL_STEPS, "token:mice", target=target)],
