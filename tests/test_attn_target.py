@@ -343,8 +343,8 @@ def sd2(pipe):
                                           ("sd2", "down_blocks.0.attentions.0.transformer_blocks.0.attn2")])
 def test_attn_target_on_other_families(request, spy, family, first):
     """The tiny SDXL pipeline (two text encoders, 3-D hidden states in linear-projection transformers) and an SD
-    2.x-style one (v-prediction, an 8x8 block): identity bit-identical, real bends change the image, the word's
-    column zeroed in the prompt half, processors put back."""
+    2.x-style one (v-prediction, attention at the 16x16 latent itself): identity bit-identical, real bends change
+    the image, the word's column zeroed in the prompt half, processors put back."""
     sdxl = request.getfixturevalue(family)
     kw = dict(steps=STEPS, seed=3, output_type="np")
     names = [n for n, m in attention_modules(sdxl.unet) if m.is_cross_attention]
