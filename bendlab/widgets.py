@@ -94,8 +94,8 @@ class Renders:
     def branched(self, prompt: str, bend: Bend | None = None, seed: int = paper.SEED, steps: int | None = None,
                  guidance: float | None = None):
         """The image of `prompt` with one bend (None: unbent), memoised, and branched from the cached latent
-        before the bend's layer: only the steps after it run. A module (UNet or VAE) bend or a layer range renders
-        in full.
+        before the bend's layer: only the steps after it run. A VAE bend decodes the cached final latent (no
+        denoising); a UNet module or text bend, or a layer range, renders in full.
         Equal to `engine.render` within float rounding (tested to 1e-5)."""
         pipe = self.pipe
         steps, guidance = usual_settings(steps, guidance, pipe=pipe)
@@ -103,7 +103,7 @@ class Renders:
             return self._trace(prompt, seed, steps, guidance)[2]
         from .engine import check_bends, latent_shape
         check_bends(pipe, [bend], steps, latent_shape(pipe, 1))
-        if bend.kind != "latent" or isinstance(bend.layer, tuple) or is_stochastic(pipe.scheduler):
+        if bend.kind not in ("latent", "vae") or isinstance(bend.layer, tuple) or is_stochastic(pipe.scheduler):
             return self.render(prompt, [bend], seed, steps, guidance)
         return self._branched(prompt, seed, steps, guidance, json.dumps(bend.to_dict(), sort_keys=True))
 
@@ -123,12 +123,14 @@ class Renders:
         return embeds, cb.captured, out.images[0]
 
     def _branched_uncached(self, prompt: str, seed: int, steps: int, guidance: float, bend_json: str):
-        """The image of one latent bend at one layer, run from the cached latent before that layer."""
+        """The image of one latent bend at one layer, run from the cached latent before that layer (a VAE bend:
+        from the final latent, so only the decode runs, as `engine.render_grid` branches VAE sweeps)."""
         from .engine import render_batch
         embeds, latents, _ = self._trace(prompt, seed, steps, guidance)
         bend = Bend.from_dict(json.loads(bend_json))
-        return render_batch(self.pipe, [bend], embeds=embeds, latents=latents[bend.layer].clone(), steps=steps,
-                            guidance=guidance, start=bend.layer)[0]
+        start = steps if bend.kind == "vae" else bend.layer
+        return render_batch(self.pipe, [bend], embeds=embeds, latents=latents[start].clone(), steps=steps,
+                            guidance=guidance, start=start)[0]
 
 
 _RENDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline -> its Renders, gone with it
@@ -223,15 +225,40 @@ def _set_range(slider, lo: float, hi: float) -> None:
         slider.min, slider.max = lo, hi
 
 
+def target_choices(model=None) -> list[str]:
+    """The explorer's target options, from `models.bend_targets(model)` (its configs, no weights): "latent" first
+    (the default), the UNet modules as "unet:NAME", the VAE decoder's blocks, "text", then any other bendable
+    target (the attention modules' "attn:PATH" where the model lists them).
+
+    Notebook: notebooks/01_operators.ipynb
+    """
+    from .models import bend_targets
+    names = [t.name for t in bend_targets(model) if t.bendable]
+    unet = [f"unet:{n}" for n in names if ":" not in n and n not in ("latent", "text")]
+    vae = [n for n in names if n.startswith("vae:")]
+    other = [n for n in names if ":" in n and not n.startswith("vae:")]
+    return ["latent", *unet, *vae, "text", *other]
+
+
+def _model_of(pipe):
+    """The folder or hub id `pipe` was loaded from (None: not known, e.g. a pipeline built in memory)."""
+    return getattr(pipe, "name_or_path", None) or None
+
+
 def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: float = 1.57, layer: int = 20,
              where: str = "all", seed: int = paper.SEED, steps: int | None = None,
-             strip_layers=(0, 10, 20, 30, 40, 49, 50), strip: bool = False, guidance: float | None = None):
+             strip_layers=(0, 10, 20, 30, 40, 49, 50), strip: bool = False, guidance: float | None = None,
+             target: str = "latent", targets=None):
     """Pickers for prompt, operator, parameter (a slider over the operator's own range, re-ranged when the
-    operator changes, its exact value editable beside it), layer, where and seed; shows the unbent image, the
-    bent one, and (with "layer strip" ticked) the same bend at each of `strip_layers`, every panel labelled.
-    A bad input keeps the last picture and says why in one line. Returns the VBox (`.image`, `.controls`,
-    `.status`, `.pipe` and `.renders`, the pipeline's caches); `.close()` closes it and every widget in it, and
-    with them the explorer's hold on the pipeline.
+    operator changes, its exact value editable beside it), layer, where, seed and target; shows the unbent image,
+    the bent one, and (with "layer strip" ticked) the same bend at each of `strip_layers`, every panel labelled.
+    The target Dropdown lists `targets` (None: `target_choices` of the model `pipe` was loaded from; "latent"
+    alone for a pipeline built in memory): the latent, a UNet module (the layer is then the step whose UNet
+    evaluation it bends, 0..N-1), a VAE decoder block (bent once at decode: the layer and the strip do not
+    apply; the cached final latent is decoded, no denoising) or the text (where="token:WORD" picks a word).
+    A bad input, or an operator, layer or where the target does not take, keeps the last picture and says why in
+    one line. Returns the VBox (`.image`, `.controls`, `.status`, `.pipe` and `.renders`, the pipeline's caches);
+    `.close()` closes it and every widget in it, and with them the explorer's hold on the pipeline.
 
     Notebook: notebooks/01_operators.ipynb
     """
@@ -258,24 +285,38 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
         where=w.Text(value=where, description="where", continuous_update=False),
         seed=w.IntText(value=seed, description="seed"),
         strip=w.Checkbox(value=strip, description="layer strip"),
+        target=w.Dropdown(options=list(targets) if targets is not None else
+                          target_choices(model) if (model := _model_of(pipe)) else ["latent"],
+                          value=target, description="target"),
     )
     controls["op"].observe(lambda change: _rerange(slider, change["new"]), names="value")  # before the render
     status = w.HTML()
 
-    def view(prompt, op, param, layer, where, seed, strip):
+    def view(prompt, op, param, layer, where, seed, strip, target):
+        kind = target.partition(":")[0]
+        at = None if kind == "vae" else layer  # a VAE bend acts once, at decode
         try:
-            bend = Bend(op, param, layer, where)
+            bend = Bend(op, param, at, where, target=target)
             images = [shown.branched(prompt, None, seed, steps, guidance),
                       shown.branched(prompt, bend, seed, steps, guidance)]
-            labels = ["no bend", f"{op}({param:.4g}) @ layer {layer}"]
-            for L in sorted({paper.fit_layer(L, steps) for L in strip_layers}) if strip else []:
-                images.append(shown.branched(prompt, Bend(op, param, L, where), seed, steps, guidance))
+            labels = ["no bend", f"{op}({param:.4g}) @ layer {layer}" if kind == "latent" else
+                      f"{op}({param:.4g}) {target} @ " + ("decode" if kind == "vae" else f"step {layer}")]
+            top = steps if kind == "latent" else steps - 1  # modules and the text: the UNet's steps
+            for L in sorted({min(paper.fit_layer(L, steps), top) for L in strip_layers}) if strip and at is not None \
+                    else []:
+                images.append(shown.branched(prompt, Bend(op, param, L, where, target=target), seed, steps, guidance))
                 labels.append(f"layer {L}")
-        except ValueError as e:  # bad input from a picker: say so, keep the last picture
+        except ValueError as e:  # bad input from a picker, or one the target does not take: say so, keep the picture
             status.value = f"<b style='color:#b00'>{e}</b>"
             return None
-        status.value = f"{op}({param:.4g}) at layer {layer}, where {where}" + (
-            "; the strip: the same bend at each layer" if strip else "")
+        if kind == "latent":
+            status.value = f"{op}({param:.4g}) at layer {layer}, where {where}" + (
+                "; the strip: the same bend at each layer" if strip else "")
+        else:
+            status.value = f"{op}({param:.4g}) on {target} " + (
+                "when the VAE decodes (the layer and the strip do not apply)" if kind == "vae" else
+                f"at step {layer}") + f", where {where}" + (
+                "; the strip: the same bend at each step" if strip and kind != "vae" else "")
         return images, labels
 
     box = slider_view(view, **controls)

@@ -104,3 +104,32 @@ def test_live_view_plays_shows_and_passes_slider_moves_to_the_session(tmp_path):
     view.stop()
     s = read_session(view.session)
     assert s.highs[0][0] == 3.0 and s.highs[0][-1] == 1.5
+
+
+def test_explorer_target_dropdown_renders_a_vae_bend(pipe):
+    """The target Dropdown lists `bendlab targets` (latent first); a VAE decoder block renders with
+    Bend(..., target=...) (decoding the cached final latent), unlike the latent bend; a target that does not
+    take the operator says so in the status and keeps the picture."""
+    from bendlab.models import bend_targets
+    box = explorer(pipe, steps=STEPS, layer=2, op="multiply", param=2.0)
+    targets = box.controls["target"]
+    assert targets.value == "latent" and targets.options[0] == "latent"
+    listed = {t.name for t in bend_targets()}
+    assert {"unet:mid_block", "vae:decoder.up_blocks.1", "text"} <= set(targets.options)
+    assert {o.removeprefix("unet:") for o in targets.options} <= listed
+    latent = image_array(box)
+    targets.value = "vae:decoder.up_blocks.1"
+    vae = image_array(box)
+    assert vae.shape == latent.shape and np.abs(vae.astype(int) - latent).mean() > 1
+    assert "multiply(2) on vae:decoder.up_blocks.1 when the VAE decodes" in box.status.value
+    full = np.asarray(render("a floating orb", [Bend("multiply", 2.0, target="vae:decoder.up_blocks.1")], pipe=pipe,
+                             steps=STEPS))
+    s = DISPLAY_SIDE // full.shape[1]
+    side = full.shape[1] * s
+    assert_frames_close(vae[:side:s, vae.shape[1] - side::s], full)  # the bent panel: a full render's image
+    box.controls["op"].value = "rotate1"  # a channel operator cannot bend a VAE block
+    assert "rotate1 mixes the 4 latent channels" in box.status.value and np.array_equal(image_array(box), vae)
+    targets.value = "text"
+    assert "rotate1 is not point-wise" in box.status.value and np.array_equal(image_array(box), vae)
+    targets.value = "latent"
+    assert "at layer 2, where all" in box.status.value and not np.array_equal(image_array(box), vae)
