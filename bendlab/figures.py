@@ -205,9 +205,116 @@ _add(Figure(
              "and SSIM"))
 
 
+# the bend targets and what a model computes inside (issue 20 section 3): notebooks/09_bending_targets.ipynb
+ATTN2_DOWN = "down_blocks.2.attentions.0.transformer_blocks.0.attn2"  # the first cross-attention of the UNet
+ATTN2_MID = "mid_block.attentions.0.transformer_blocks.0.attn2"
+TARGET_ROWS = {  # row label -> what a bend of that row targets (a paper layer, or a range of UNet steps)
+    "latent, layer 20": {"layer": 20},
+    "unet:mid_block, steps 0-49": {"layer": [0, 49], "target": "unet:mid_block"},
+    "vae:decoder.up_blocks.1, at decode": {"target": "vae:decoder.up_blocks.1"},
+    "text token:orb, steps 0-49": {"layer": [0, 49], "where": "token:orb", "target": "text"},
+    "attn:down_blocks.2...attn2 token:orb, steps 0-49": {"layer": [0, 49], "where": "token:orb",
+                                                          "target": "attn:" + ATTN2_DOWN},
+}
+TARGET_PARAMS = [-1.0, 0.0, 0.5, 1.0, 2.0, 4.0]  # multiply r: 1 is no bend
+_add(Figure(
+    "targets-multiply", "Bend targets: multiply r on \"a floating orb\" (rows: targets; columns: r, 1 = no bend)",
+    "09_bending_targets.ipynb",
+    panels=[Panel(f"{row}: r = {r:g}" if j == 0 else f"r = {r:g}", ORB,
+                  [{"op": "multiply", "param": r, "where": "all", **t}])
+            for row, t in TARGET_ROWS.items() for j, r in enumerate(TARGET_PARAMS)],
+    ncols=len(TARGET_PARAMS),
+    settings=f"orb; multiply r in {TARGET_PARAMS} on the latent @20, unet:mid_block steps 0-49, "
+             "vae:decoder.up_blocks.1 at decode, the text embedding of \"orb\" steps 0-49, the attention "
+             "probabilities of \"orb\" in down_blocks.2's attn2 steps 0-49 (rows renormalised)"))
+
+FOLLOW_UP = {  # the authors' follow-up operators (issue 20 section 2): row label -> (op, param)
+    "hadamard": ("hadamard", 0.0),
+    "rotate6, pi/4 in all six planes": ("rotate6", [round(PI / 4, 6)] * 6),
+    "rotate6, pi/2 in all six planes": ("rotate6", [round(PI / 2, 6)] * 6),
+    "matrix: channel k <- channel k+1 (mod 4)": ("matrix", [0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0]),
+}
+_add(Figure(
+    "targets-follow-up-operators", "The authors' follow-up operators on the latent (rows: operators; columns: layers)",
+    "09_bending_targets.ipynb",
+    panels=[Panel(f"{row}\nlayer {L}" if j == 0 else f"layer {L}", ORB, [_b(op, prm, L)])
+            for row, (op, prm) in FOLLOW_UP.items() for j, L in enumerate(SWEEP_LAYERS)],
+    ncols=len(SWEEP_LAYERS),
+    settings=f"orb; hadamard, rotate6 (pi/4 and pi/2 in every plane), matrix (a cycle of the channels); layers "
+             f"{SWEEP_LAYERS}"))
+
+
+@dataclass
+class View:
+    """One row of an insides figure: `prompt` rendered with `bends`, seen through the figure's view. target: the
+    module (feature maps: "unet:PATH" or "vae:PATH"; cross-attention: a UNet path); layer: a paper layer (of 50),
+    the step of a UNet view (None: a VAE view, at decode); means: channel means instead of channels."""
+
+    label: str
+    prompt: str
+    bends: list[dict] = field(default_factory=list)
+    target: str = ""
+    layer: int | None = None
+    means: bool = False
+
+
+@dataclass
+class Insides(Figure):
+    """A figure of what the model computes inside (`insides.make_figure` renders it): `view` is "feature_maps"
+    (each row: its views' maps side by side), "latent_steps" (each row: the 4 channels at `layers`) or
+    "cross_attention" (each row: the image and its word tokens' maps); `rows` label -> the row's `View`s."""
+
+    view: str = "feature_maps"
+    rows: dict = field(default_factory=dict)
+    layers: list[int] = field(default_factory=list)
+
+
+R1_PI = _b("rotate1", round(PI, 6), 20)  # Figure 2's rotation, half a turn at layer 20
+TEXT_ORB = {"op": "multiply", "param": 3.0, "layer": [0, 49], "where": "token:orb", "target": "text"}
+_add(Insides(
+    "insides-feature-maps", "Feature maps of \"a floating orb\": unet:up_blocks.1 at step 25 and "
+    "vae:decoder.up_blocks.1 at decode (rows: no bend; R1 pi at layer 20)", "09_bending_targets.ipynb",
+    view="feature_maps",
+    rows={label: [View("unet:up_blocks.1, step 25: 16 of 64 channels", ORB, bends, "unet:up_blocks.1", 25),
+                  View("vae:decoder.up_blocks.1: 16 channel means of 32", ORB, bends, "vae:decoder.up_blocks.1",
+                       means=True)]
+          for label, bends in (("no bend", []), ("rotate1 pi @20", [R1_PI]))},
+    settings="orb; unet:up_blocks.1 @ step 25 (16 of its 64 channels) and vae:decoder.up_blocks.1 at decode (16 means "
+             "of pairs of its 32 channels), each tile on its own scale; no bend vs rotate1 pi @20"))
+_add(Insides(
+    "insides-latent-steps", "The latent's 4 channels across the steps of \"a floating orb\" (top: no bend; bottom: "
+    "R1 pi at layer 20)", "09_bending_targets.ipynb", view="latent_steps",
+    rows={"no bend": [View("no bend", ORB)], "rotate1 pi @20": [View("rotate1 pi @20", ORB, [R1_PI])]},
+    layers=[0, 5, 10, 15, 20, 25, 30, 40, 50],
+    settings="orb; channels 0-3 at layers 0, 5, 10, 15, 20, 25, 30, 40, 50, each row on its own +- scale; no bend vs "
+             "rotate1 pi @20"))
+_ORB_MAP = {"layer": [0, 49], "where": "token:orb", "target": "attn:" + ATTN2_MID}
+_add(Insides(
+    "insides-cross-attention", "Cross-attention of \"a floating orb\" per word in the middle block at step 25 (rows: "
+    "no bend; the text of \"orb\" x 3; its attention map mirrored; turned a quarter)", "09_bending_targets.ipynb",
+    view="cross_attention",
+    rows={"no bend": [View("no bend", ORB, [], "mid_block", 25)],
+          "text orb x 3": [View("text token:orb x 3, steps 0-49", ORB, [TEXT_ORB], "mid_block", 25)],
+          "attn_flip": [View("attn:mid_block...attn2 attn_flip 1 (mirror) on orb, steps 0-49", ORB,
+                             [{"op": "attn_flip", "param": 1, **_ORB_MAP}], "mid_block", 25)],
+          "attn_rotate": [View("attn:mid_block...attn2 attn_rotate pi/2 on orb, steps 0-49", ORB,
+                               [{"op": "attn_rotate", "param": round(PI / 2, 6), **_ORB_MAP}], "mid_block", 25)]},
+    settings="orb; mid_block's cross-attention (heads averaged) @ step 25, the prompt's words, each row on its own "
+             "scale (the rest of each softmax goes to the start and end tokens); no bend, multiply 3 on the text "
+             "embedding of \"orb\", and attn_flip 1 / attn_rotate pi/2 of \"orb\"'s map in mid_block's attn2 (rows "
+             "renormalised), @0-49"))
+
+
 # ------------------------------------------------------------------------------------------ rendering
 def _fit(bend: dict, steps: int) -> Bend:
-    return Bend.from_dict({**bend, "layer": fit_layer(bend["layer"], steps)})
+    """A spec's bend at `steps` steps: its layer (or [first, last] range) mapped by `fit_layer`, kept within the
+    layers its target takes (UNet steps and the text: 0..steps-1); no layer (a VAE bend) stays none."""
+    layer = bend.get("layer")
+    if layer is None:
+        return Bend.from_dict(bend)
+    top = steps - 1 if Bend.from_dict(bend).kind in ("unet", "text", "attn") else steps
+    fitted = [min(fit_layer(v, steps), top) for v in (layer if isinstance(layer, list) else [layer])]
+    return Bend.from_dict({**bend, "layer": fitted if isinstance(layer, list) else fitted[0]})
 
 
 def render_figure(name: str, pipe, *, steps: int | None = None, seed: int = PAPER_SEED, guidance: float | None = None,

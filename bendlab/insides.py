@@ -28,7 +28,7 @@ from . import models
 from .bend import Bend, as_bends
 from .checks import BendlabValueError, check_int, check_str
 from .engine import (BendCallback, bending, check_bends, check_pipe, check_settings, denoise, encode_prompts,
-                     initial_noise, latent_shape)
+                     initial_noise, latent_shape, render)
 from .paper import SEED
 
 FEATURE_KINDS = ("unet", "vae")  # the targets whose output is a feature map
@@ -181,7 +181,8 @@ def attention_probs(attn, hidden_states, encoder_hidden_states=None, attention_m
 class AttentionCapture:
     """An attention processor that records a module's attention probabilities (`attention_probs`) on the calls
     `when()` approves and leaves its output alone: the processor it replaces computes it, so the render is the
-    same with or without the capture."""
+    same with or without the capture. Where that processor is an attention bend's (`engine.AttnBendProcessor`),
+    the probabilities recorded are the bent ones, as that processor bends them (`bent_probs`)."""
 
     def __init__(self, inner, when: Callable[[], bool]):
         self.inner, self.when = inner, when
@@ -189,8 +190,24 @@ class AttentionCapture:
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
         if self.when():
-            self.probs.append(attention_probs(attn, hidden_states, encoder_hidden_states, attention_mask, temb))
+            probs = attention_probs(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+            hw = tuple(hidden_states.shape[-2:]) if hidden_states.ndim == 4 else None
+            self.probs.append(bent_probs(self.inner, probs, hw))
         return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
+
+
+def bent_probs(processor, probs: torch.Tensor, hw: tuple[int, int] | None = None) -> torch.Tensor:
+    """Attention probabilities (B, heads, Q, K) as a module's `processor` uses them: bent by the bends of an
+    `engine.AttnBendProcessor` active at its step (its own `bend_probs`), unchanged for any other processor."""
+    from .engine import AttnBendProcessor
+    if not isinstance(processor, AttnBendProcessor):
+        return probs
+    active = [(b, m) for b, m in processor.bends if processor.cb.step in b.layers]
+    if not active:
+        return probs
+    B, heads, Q, K = probs.shape
+    bent = processor.bend_probs(probs.reshape(B * heads, Q, K), heads, active, hw or processor._map_shape(Q))
+    return probs if bent is None else bent.view(B, heads, Q, K)
 
 
 @contextlib.contextmanager
@@ -302,3 +319,60 @@ def cross_attention(pipe, prompt: str, module: str, layer: int, bends=(), seed: 
                       torch.nn.functional.interpolate(m, size=side, mode="bilinear", align_corners=False)
                       for m in maps]).mean(0)  # (keys, h, w)
     return {label: maps[pos].sum(0).cpu().numpy() for label, pos in token_labels(pipe.tokenizer, prompt)}
+
+
+# ------------------------------------------------------------------------------------------ figures
+def _fit_view(v, steps: int):
+    """A spec `View`'s step and bends at `steps` steps (paper layers mapped, UNet steps kept below `steps`)."""
+    from .figures import _fit
+    from .paper import fit_layer
+    layer = None if v.layer is None else min(fit_layer(v.layer, steps), steps - 1)
+    return layer, [_fit(b, steps) for b in v.bends]
+
+
+def make_figure(name: str, pipe, *, steps: int | None = None, seed: int = SEED, folder=None, model: str = ""):
+    """Render the insides figure `figures.FIGURES[name]` (a `figures.Insides`: feature maps, the latent's steps or
+    cross-attention, one row per entry of its `rows`), plot it (`plots.plot_feature_maps`, `plot_latent_steps`,
+    `plot_cross_attention`) and save it through `figures.savefig`; returns the matplotlib Figure. Layers are the
+    paper's (of 50), mapped when `steps` differs (None: the model's usual count).
+
+    Notebook: notebooks/09_bending_targets.ipynb
+    """
+    import matplotlib.pyplot as plt
+
+    from . import figures, plots
+    from .paper import STEPS as PAPER_STEPS, fit_layer
+    f = figures.FIGURES[name]
+    steps = models.usual_steps(pipe=pipe) if steps is None else steps
+    rows = list(f.rows.items())
+    ncols = max(len(views) for _, views in rows)
+    size = {"feature_maps": (4.2 * ncols, 4.4), "latent_steps": (0.9 * len(f.layers) + 1, 4.2),
+            "cross_attention": (7.5, 1.9)}[f.view]
+    fig = plt.figure(figsize=(size[0], size[1] * len(rows) + 0.4), layout="constrained")
+    subs = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
+    for k, (label, views) in enumerate(rows):
+        sub = subs[k]
+        sub.suptitle(label, fontsize=9)
+        if f.view == "feature_maps":
+            cells = sub.subfigures(1, ncols, squeeze=False)[0]
+            for cell, v in zip(cells, views):
+                layer, bends = _fit_view(v, steps)
+                maps = feature_maps(pipe, v.prompt, v.target, layer if v.target.startswith("unet:") else None, bends,
+                                    seed, steps)
+                title = v.label if steps == PAPER_STEPS or layer is None else f"{v.label} (run: step {layer})"
+                plots.plot_feature_maps(maps, cell, means=v.means, title=title)
+        elif f.view == "latent_steps":
+            v = views[0]
+            lat = latent_steps(pipe, v.prompt, _fit_view(v, steps)[1], seed, steps)
+            plots.plot_latent_steps(lat, sorted({fit_layer(L, steps) for L in f.layers}), sub,
+                                    title=f"the latent's channels, {steps} steps (each row on its own +- scale)")
+        else:  # the prompt's words, each row on its own scale (its colour bar): a bent map stays visible
+            v = views[0]
+            layer, bends = _fit_view(v, steps)
+            maps = cross_attention(pipe, v.prompt, v.target, layer, bends, seed, steps)
+            image = render(v.prompt, bends, pipe=pipe, seed=seed, steps=steps)
+            plots.plot_cross_attention({t: m for t, m in maps.items() if t not in ("<start>", "<end>")}, sub,
+                                       image=image, title=f"{v.label}: the prompt's words at step {layer} of {steps}")
+    fig.suptitle(f.title + (f"  [{steps} steps]" if steps != PAPER_STEPS else ""), fontsize=10)
+    figures.savefig(fig, name, folder, {"steps": steps, "seed": seed, "model": model})
+    return fig

@@ -133,7 +133,6 @@ def plot_session(s, ax=None):
     return ax
 
 
-
 def plot_strip(rows: dict, title: str | None = None, size: float = 1.6, axes=None):
     """Rows of labelled images: `rows` maps a row's label (written at its left) to its (panel title, image)
     pairs, one column per pair. axes: a (rows, columns) array of Axes to draw in, or None for a new Figure.
@@ -163,3 +162,137 @@ def plot_strip(rows: dict, title: str | None = None, size: float = 1.6, axes=Non
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
+
+
+# ------------------------------------------------------------------------------------------ insides (notebook 09)
+def _mosaic(tiles: np.ndarray, gap: int = 1) -> np.ndarray:
+    """(R, C, h, w) tiles as one (R h + gaps, C w + gaps) image, NaN (drawn blank) between tiles."""
+    R, C, h, w = tiles.shape
+    out = np.full((R * (h + gap) - gap, C * (w + gap) - gap), np.nan, dtype=np.float32)
+    for r in range(R):
+        for c in range(C):
+            out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tiles[r, c]
+    return out
+
+
+def _axes_in(ax, figsize):
+    """ax itself if it is an Axes; one Axes filling a Figure or SubFigure; a new Figure's Axes for None."""
+    import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
+    if isinstance(ax, Axes):
+        return ax
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+        return ax
+    return ax.subplots()
+
+
+def _ticks_at_tiles(ax, n: int, size: int, gap: int, labels, axis: str = "x", fontsize: int = 7) -> None:
+    centres = [k * (size + gap) + (size - 1) / 2 for k in range(n)]
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(centres, [str(v) for v in labels], fontsize=fontsize)
+
+
+def plot_feature_maps(maps: np.ndarray, ax=None, max_channels: int = 16, means: bool = False, title: str | None = None,
+                      cmap: str = "viridis"):
+    """A module's feature maps (C, h, w) (`insides.feature_maps`) as a grid of its first `max_channels` channels,
+    or with means=True of `max_channels` channel means (the C channels split into that many consecutive groups,
+    each shown as its mean, so every channel counts), each tile scaled to its own range (its colours show where a
+    channel is high, not how high), labelled with its channel(s). ax: an Axes, a Figure or SubFigure to fill, or
+    None for a new Figure. Returns the Axes.
+
+    Notebook: notebooks/09_bending_targets.ipynb
+    """
+    C, h, w = maps.shape
+    if means:
+        groups = np.array_split(np.arange(C), min(max_channels, C))
+        tiles = np.stack([maps[g].mean(0) for g in groups])
+        names = [f"{g[0]}" if len(g) == 1 else f"{g[0]}-{g[-1]}" for g in groups]
+    else:
+        tiles, names = maps[:max_channels], [str(c) for c in range(min(max_channels, C))]
+    lo = tiles.min(axis=(1, 2), keepdims=True)
+    span = tiles.max(axis=(1, 2), keepdims=True) - lo
+    tiles = np.where(span > 0, (tiles - lo) / np.where(span > 0, span, 1), 0.5)
+    n = len(tiles)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * cols, h, w), np.nan, dtype=np.float32)
+    grid[:n] = tiles
+    gap = max(1, h // 16)
+    ax = _axes_in(ax, (1.0 * cols, 1.0 * rows + 0.3))
+    ax.imshow(_mosaic(grid.reshape(rows, cols, h, w), gap), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    for k, name in enumerate(names):
+        r, c = divmod(k, cols)
+        ax.text(c * (w + gap) + 0.5, r * (h + gap) + 0.5, name, color="white", fontsize=5, va="top", ha="left",
+                bbox=dict(facecolor="black", alpha=0.5, pad=0.5, linewidth=0))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    what = "channel means" if means else "channels"
+    ax.set_title(title or f"{n} {what} of {C} ({h}x{w})", fontsize=8)
+    return ax
+
+
+def plot_latent_steps(lat: np.ndarray, layers=None, ax=None, title: str | None = None, cmap: str = "RdBu_r"):
+    """The latent's 4 channels across the steps (`insides.latent_steps`, (N + 1, 4, h, w)): one row per channel,
+    one column per layer of `layers` (None: about 8 spread over 0..N), each row on one colour scale symmetric
+    about 0 (its largest |value| over the columns shown), so a row shows how its channel forms. ax: an Axes, a
+    Figure or SubFigure, or None for a new Figure. Returns the Axes.
+
+    Notebook: notebooks/09_bending_targets.ipynb
+    """
+    n = lat.shape[0] - 1
+    layers = sorted(set(np.linspace(0, n, min(n + 1, 8)).round().astype(int).tolist())) if layers is None else \
+        list(layers)
+    tiles = lat[layers].transpose(1, 0, 2, 3)  # (channels, columns, h, w)
+    scale = np.abs(tiles).max(axis=(1, 2, 3), keepdims=True)
+    tiles = tiles / np.where(scale > 0, scale, 1)
+    C, _, h, w = tiles.shape
+    gap = max(1, h // 16)
+    ax = _axes_in(ax, (0.9 * len(layers) + 0.6, 0.9 * C + 0.5))
+    ax.imshow(_mosaic(tiles, gap), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+    _ticks_at_tiles(ax, len(layers), w, gap, layers)
+    _ticks_at_tiles(ax, C, h, gap, [f"ch {c}" for c in range(C)], "y")
+    ax.set_xlabel("layer", fontsize=7)
+    ax.tick_params(length=0)
+    ax.set_title(title or f"the latent's channels over {n} steps (each row: its own +-scale)", fontsize=8)
+    return ax
+
+
+def plot_cross_attention(maps: dict, ax=None, image=None, vmax: float | None = None, title: str | None = None,
+                         cmap: str = "magma"):
+    """Cross-attention maps (`insides.cross_attention`, {token: (h, w)}) side by side, one panel per token,
+    labelled with it, on one colour scale 0..vmax (None: the largest value shown; pass the same vmax to compare
+    two calls, say before and after a bend), after the rendered `image` when given. ax: an Axes, a Figure or
+    SubFigure, or None for a new Figure. Returns the Axes.
+
+    Notebook: notebooks/09_bending_targets.ipynb
+    """
+    import matplotlib.colors
+    tokens = list(maps)
+    tiles = np.stack([maps[t] for t in tokens])[None]
+    h, w = tiles.shape[-2:]
+    vmax = float(tiles.max()) if vmax is None else vmax
+    cells = tiles[0] / (vmax or 1)
+    labels = tokens
+    if image is not None:  # the picture, downsampled to the maps' grid side, as the first panel (in colour)
+        img = np.asarray(image.resize((w * 8, h * 8)) if hasattr(image, "resize") else image, dtype=np.float32)
+        img = img / 255 if img.max() > 1 else img
+    ax = _axes_in(ax, (0.9 * (len(tokens) + (image is not None)) + 0.4, 1.4))
+    gap = 1
+    scale = 8  # each map pixel drawn as 8 x 8, so the picture can sit beside at 8 x the maps' resolution
+    big = np.kron(cells, np.ones((scale, scale)))
+    rgb = matplotlib.colormaps[cmap](np.clip(big, 0, 1))[..., :3]
+    panels = ([img[..., :3]] if image is not None else []) + list(rgb)
+    labels = (["image"] if image is not None else []) + labels
+    H, W = h * scale, w * scale
+    canvas = np.ones((H, len(panels) * (W + gap * scale) - gap * scale, 3), dtype=np.float32)
+    for k, p in enumerate(panels):
+        canvas[:, k * (W + gap * scale):k * (W + gap * scale) + W] = p
+    ax.imshow(canvas, interpolation="nearest")
+    _ticks_at_tiles(ax, len(panels), W, gap * scale, labels)
+    ax.set_yticks([])
+    ax.tick_params(length=0)
+    norm = matplotlib.colors.Normalize(0, vmax)
+    ax.figure.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.8, pad=0.01,
+                       label="attention")
+    ax.set_title(title or f"cross-attention per token ({h}x{w}; sums to 1 over the tokens)", fontsize=8)
+    return ax

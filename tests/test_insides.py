@@ -135,3 +135,35 @@ def test_capture_processor_wraps_and_restores_on_error(pipe):
             raise RuntimeError("boom")
     assert all(pipe.unet.attn_processors[k] is v for k, v in before.items())
     assert torch.is_grad_enabled()
+
+
+def test_cross_attention_shows_an_attention_bend_as_the_module_uses_it(pipe):
+    """Under an attention bend (engine.AttnBendProcessor) the capture records the bent probabilities: unchanged
+    before the bend's first step, after it the word's map mirrored (attn_flip 1) and every position still summing
+    to 1; both processors are gone after the call."""
+    processors = dict(pipe.unet.attn_processors)
+    path = insides.cross_attention_modules(pipe.unet, "mid_block")[0]
+    bend = [Bend("attn_flip", 1, (3, STEPS - 1), "token:orb", target=f"attn:{path}")]
+    plain = [insides.cross_attention(pipe, PROMPT, path, s, steps=STEPS) for s in (2, 3)]
+    bent = [insides.cross_attention(pipe, PROMPT, path, s, bend, steps=STEPS) for s in (2, 3)]
+    assert all(np.array_equal(plain[0][k], bent[0][k]) for k in plain[0])
+    assert np.abs(sum(bent[1].values()) - 1).max() <= SUM_ATOL
+    orb, mirror = bent[1]["orb"].ravel(), np.fliplr(plain[1]["orb"]).ravel()
+    assert np.corrcoef(orb, mirror)[0, 1] > 0.9 > np.corrcoef(orb, plain[1]["orb"].ravel())[0, 1]
+    after = pipe.unet.attn_processors
+    assert all(after[k] is v for k, v in processors.items())
+
+
+def test_the_insides_figures_are_valid_views():
+    """Every insides figure's views name a module and a step their view takes, with bends that fit 50 steps."""
+    from bendlab import figures
+    shown = [f for f in figures.FIGURES.values() if isinstance(f, figures.Insides)]
+    assert {f.view for f in shown} == {"feature_maps", "latent_steps", "cross_attention"}
+    for f in shown:
+        for v in (v for views in f.rows.values() for v in views):
+            for b in v.bends:
+                Bend.from_dict(b).check(50, (1, 4, 16, 16))
+            if f.view == "feature_maps":
+                insides.check_feature_target(v.target, v.layer, 50, models.skeleton())
+            if f.view == "cross_attention":
+                insides.check_attention_module(models.skeleton().unet, v.target)
