@@ -266,29 +266,25 @@ def plot_cross_attention(maps: dict, ax=None, image=None, vmax: float | None = N
 
     Notebook: notebooks/09_bending_targets.ipynb
     """
+    import matplotlib.cm
     import matplotlib.colors
-    tokens = list(maps)
-    tiles = np.stack([maps[t] for t in tokens])[None]
+    scale, gap = 8, 8  # each map pixel drawn 8 x 8 (the picture sits beside at 8 x the maps' grid), 8 px apart
+    tiles = np.stack(list(maps.values()))
     h, w = tiles.shape[-2:]
     vmax = float(tiles.max()) if vmax is None else vmax
-    cells = tiles[0] / (vmax or 1)
-    labels = tokens
-    if image is not None:  # the picture, downsampled to the maps' grid side, as the first panel (in colour)
-        img = np.asarray(image.resize((w * 8, h * 8)) if hasattr(image, "resize") else image, dtype=np.float32)
-        img = img / 255 if img.max() > 1 else img
-    ax = _axes_in(ax, (0.9 * (len(tokens) + (image is not None)) + 0.4, 1.4))
-    gap = 1
-    scale = 8  # each map pixel drawn as 8 x 8, so the picture can sit beside at 8 x the maps' resolution
-    big = np.kron(cells, np.ones((scale, scale)))
-    rgb = matplotlib.colormaps[cmap](np.clip(big, 0, 1))[..., :3]
-    panels = ([img[..., :3]] if image is not None else []) + list(rgb)
-    labels = (["image"] if image is not None else []) + labels
+    big = np.kron(tiles / (vmax or 1), np.ones((1, scale, scale)))
+    panels = list(matplotlib.colormaps[cmap](np.clip(big, 0, 1))[..., :3])
+    labels = list(maps)
+    if image is not None:  # the rendered picture first, at the panels' size
+        img = np.asarray(image.resize((w * scale, h * scale)) if hasattr(image, "resize") else image, np.float32)
+        panels, labels = [(img / 255 if img.max() > 1 else img)[..., :3]] + panels, ["image"] + labels
     H, W = h * scale, w * scale
-    canvas = np.ones((H, len(panels) * (W + gap * scale) - gap * scale, 3), dtype=np.float32)
+    ax = _axes_in(ax, (0.9 * len(panels) + 0.4, 1.4))
+    canvas = np.ones((H, len(panels) * (W + gap) - gap, 3), dtype=np.float32)
     for k, p in enumerate(panels):
-        canvas[:, k * (W + gap * scale):k * (W + gap * scale) + W] = p
+        canvas[:, k * (W + gap):k * (W + gap) + W] = p
     ax.imshow(canvas, interpolation="nearest")
-    _ticks_at_tiles(ax, len(panels), W, gap * scale, labels)
+    _ticks_at_tiles(ax, len(panels), W, gap, labels)
     ax.set_yticks([])
     ax.tick_params(length=0)
     norm = matplotlib.colors.Normalize(0, vmax)
