@@ -31,6 +31,7 @@ Notebook: notebooks/07_audio_reactive_video.ipynb
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import deque
@@ -40,6 +41,7 @@ from contextlib import contextmanager
 from .checks import BendlabValueError, check_choice, check_int
 
 MAX_FAILURES = 3  # worker deaths tolerated in one render before it stops
+START_TIMEOUT = 120.0  # seconds a render waits for a replacement worker when no other is left
 WORKER_THREADS = 1  # torch threads of a CPU worker unless `threads` says otherwise: the same on any split
 
 
@@ -166,8 +168,11 @@ def connect(workers: int | None, address: str | None) -> int:
                 with _loopback(), _quiet_start():  # "local": Ray's address for a new runtime of its own
                     ray.init(address="local", num_cpus=max(workers or 1, available_cpus()), include_dashboard=False,
                              log_to_driver=False, configure_logging=False)
-            else:
-                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            else:  # a head on the loopback (`ray start --head --node-ip-address 127.0.0.1`): join it there
+                local = address.rpartition(":")[0] in ("127.0.0.1", "localhost")
+                with _loopback() if local else contextlib.nullcontext():
+                    ray.init(address=address, log_to_driver=False, configure_logging=False,
+                             **({"_node_ip_address": "127.0.0.1"} if local else {}))
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ClusterError(f"could not {'start' if address is None else 'join'} Ray"
                                f"{'' if address is None else f' at {address!r}'}: {' '.join(str(e).split())[:300]}; "
@@ -242,14 +247,32 @@ class Pool:
         return self.actor_class.options(name=f"{self.name}-{self.started - 1}").remote(*self.args)
 
     def render(self, batches: list[list[int]]):
-        """Yield (frame index, PNG bytes) as batches finish; a dead worker's batch is queued again."""
+        """Yield (frame index, PNG bytes) as batches finish; a dead worker's batch is queued again and a
+        replacement started, used once it is ready (on a cluster that lost a node it may never be: the other
+        workers carry on; with none left and none starting within START_TIMEOUT s, a one-line error)."""
         ray = _ray()
-        queue, idle, pending = deque(batches), list(self.actors), {}
+        queue, idle, pending, starting = deque(batches), list(self.actors), {}, {}
         while queue or pending:
             while queue and idle:
                 actor, idx = idle.pop(), queue.popleft()
                 pending[actor.render.remote(idx)] = (actor, idx)
-            [ref], _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending) + list(starting), num_returns=1,
+                                timeout=None if pending else START_TIMEOUT)
+            if not ready:
+                raise ClusterError(f"no worker left and none could start within {START_TIMEOUT:g} s (nodes lost?); "
+                                   "finished frames are kept: run again to resume")
+            [ref] = ready
+            if ref in starting:  # a replacement is ready
+                actor = starting.pop(ref)
+                try:
+                    identity = ray.get(ref)
+                except ray.exceptions.RayError:
+                    continue
+                if identity != self.identity:
+                    raise ClusterError("a replacement worker has other weights or another device; accepted: the "
+                                       "same model, device and threads on every node") from None
+                idle.append(actor)
+                continue
             actor, idx = pending.pop(ref)
             try:
                 frames = ray.get(ref)
@@ -265,10 +288,7 @@ class Pool:
                 self.actors.remove(actor)
                 replacement = self._start()
                 self.actors.append(replacement)
-                if ray.get(replacement.describe.remote()) != self.identity:
-                    raise ClusterError("a replacement worker has other weights or another device; accepted: the "
-                                       "same model, device and threads on every node") from None
-                idle.append(replacement)
+                starting[replacement.describe.remote()] = replacement
                 continue
             idle.append(actor)
             yield from frames

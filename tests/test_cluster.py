@@ -158,3 +158,73 @@ def test_workers_times_threads_beyond_the_cpus_is_refused_before_ray(clip):
         pytest.skip("needs 2 CPUs: 2 threads a worker")
     with pytest.raises(ValueError, match=f"workers {n} with 2 threads each need more than the {n} CPUs"):
         cluster.RaySource(n, threads=2, device="cpu").check(spec_for(clip))
+
+
+@pytest.mark.slow
+def test_two_nodes_and_a_node_lost_mid_render(no_runtime, reference, clip, tmp_path):
+    """A two-node cluster on this machine (ray.cluster_utils.Cluster, one CPU each, as Ray's testing tips have
+    it): frames byte-identical to in-process; the second node removed mid-render (its worker dies, no CPU is left
+    for a replacement) and the render still completes with every frame, on the node that is left."""
+    from ray.cluster_utils import Cluster
+    with cluster._loopback():  # its processes on 127.0.0.1 only
+        c = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 1, "node_ip_address": "127.0.0.1",  # a lost node noticed in about a second, not 15 s
+            "_system_config": {"health_check_failure_threshold": 2, "health_check_period_ms": 500,
+                               "health_check_initial_delay_ms": 0}})
+        node = c.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    try:
+        c.wait_for_nodes()
+        source = cluster.RaySource(2, address=c.address)
+        removed = []
+
+        def lose_a_node(i):
+            if not removed:
+                removed.append(i)
+                c.remove_node(node)
+        folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=source, progress=False,
+                               on_frame=lose_a_node)
+        assert removed and same_frames(folder, reference)
+    finally:
+        cluster.shutdown()
+        c.shutdown()
+
+
+@pytest.mark.slow
+def test_joins_a_ray_start_head_runtime_by_address(no_runtime, monkeypatch, reference, clip, tmp_path):
+    """`--ray-address HOST:PORT` joins a runtime started with `ray start --head` (here on 127.0.0.1, in the
+    foreground with --block so that the test stops it by pid)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a token-authenticated head needs its token (Ray's docs)
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                             f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+                             "--node-ip-address=127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # 127.0.0.1 only
+                                 "RAY_AUTH_MODE": "disabled"})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        source = cluster.RaySource(2, address=f"127.0.0.1:{port}")
+        folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=source, progress=False)
+        assert same_frames(folder, reference)
+        import ray
+        assert len(ray.nodes()) == 1 and ray.nodes()[0]["NodeManagerAddress"] == "127.0.0.1"
+    finally:
+        cluster.shutdown()
+        head.terminate()
+        try:
+            head.wait(30)
+        except subprocess.TimeoutExpired:
+            head.kill()
