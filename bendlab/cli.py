@@ -254,14 +254,16 @@ def cmd_targets(a) -> None:
     print(f"{'target':40s} {'what':26s} {'shape':12s} status")
     headers = {"conv_in": "UNet modules (Bend(..., module=NAME), --module NAME; any deeper dotted child of these is "
                           "accepted too):",
-               "vae:": "VAE decoder (Bend(..., target=NAME), --target NAME; bent once, when the VAE decodes):"}
+               "vae:": "VAE decoder (Bend(..., target=NAME), --target NAME; bent once, when the VAE decodes):",
+               "attn:": "UNet attention probabilities (Bend(..., target=NAME), --target NAME; attn1 self, attn2 "
+                        "cross: query tokens x key tokens):"}
     for t in targets:
         for start, header in list(headers.items()):
             if t.name.startswith(start):
                 print(header)
                 del headers[start]
         path = t.name.removeprefix("vae:decoder.")
-        indent = "  " * (path.count(".") // 2)  # a block's resnets, attentions and samplers under it
+        indent = "" if path.startswith("attn:") else "  " * (path.count(".") // 2)  # a block's parts under it
         shape = "x".join(map(str, t.shape)) if t.shape else "?"
         status = ("bendable (default)" if t.name == "latent" else "bendable") if t.bendable else "(planned)"
         print(f"{indent + t.name:40s} {t.kind:26s} {shape:12s} {status}")

@@ -108,8 +108,9 @@ class FrameRenderer:
 
     def _full(self, idx, output_type, layers=None):
         noise = noise_walk(self.pipe, self.spec, self.n_frames, idx).to(self.pipe.device, self.pipe.unet.dtype)
+        words = [self.spec.prompts[int(self.weights[i].argmax())] for i in idx]  # token:WORD finds its tokens
         return render_batch(self.pipe, self.bends(idx, layers), embeds=self.embeds.mix(self.weights[idx]),
-                            latents=noise, steps=self.spec.steps, guidance=self.spec.guidance,
+                            prompts=words, latents=noise, steps=self.spec.steps, guidance=self.spec.guidance,
                             output_type=output_type,
                             seed=self.spec.seed + idx[0])  # per aligned batch: the same whoever renders it
 
@@ -127,7 +128,8 @@ class FrameRenderer:
     def _shared(self, idx, p: int, output_type, layers=None):
         B = len(idx)
         return render_batch(self.pipe, self.bends(idx, layers), embeds=self.embeds.row(p).expand(B),
-                            latents=self.prefix(p).expand(B, -1, -1, -1).clone(), steps=self.spec.steps,
+                            prompts=[self.spec.prompts[p]] * B, latents=self.prefix(p).expand(B, -1, -1, -1).clone(),
+                            steps=self.spec.steps,
                             guidance=self.spec.guidance, start=self.start, output_type=output_type)
 
     @torch.no_grad()
@@ -176,6 +178,7 @@ def img2img_chain(plan: Plan, pipe, todo: list[int], frame_path):
             yield i, load_image(spec.init_image, pipe)
         elif i == 0:
             yield i, render_batch(pipe, bends, embeds=encode_prompts(pipe, spec.prompts[:1]), seed=spec.seed,
+                                  prompts=spec.prompts[:1],
                                   latents=initial_noise(pipe, spec.seed), steps=spec.steps, guidance=spec.guidance)[0]
         else:
             before = load_image(frame_path(i - 2), pipe) if spec.flow and i >= 2 else None

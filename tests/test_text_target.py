@@ -120,3 +120,21 @@ def test_cli_text_target(tmp_path, pipe, monkeypatch):
     expected = render("an orb", [Bend("multiply", 0.0, 0, "token:orb", target="text")], pipe=pipe, steps=STEPS,
                       seed=3)
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+
+
+@pytest.mark.parametrize("target", ["text", "attn:mid_block.attentions.0.transformer_blocks.0.attn2"])
+def test_a_video_mapping_bends_a_word(target, tmp_path):
+    """token:WORD in a video mapping: the frame renderer passes each frame's prompt, so the word's tokens are
+    found (loud frames bent, the picture differs from the unbent video)."""
+    from conftest import spec_for, write_clip
+
+    from bendlab.video import Mapping, render_frames
+    clip = write_clip(tmp_path / "c.wav")
+    folders = {}
+    for name, high in (("plain", 1.0 + 1e-9), ("bent", 3.0)):  # plain: multiply by ~1 (low == high is refused)
+        spec = spec_for(clip, prompts=["a floating orb"],
+                        mappings=[Mapping("rms", "multiply", 1, 1.0, high, where="token:orb", target=target)])
+        folders[name] = render_frames(spec, tmp_path / f"{name}.mp4", progress=False)
+    frames = {k: sorted(f.glob("*.png")) for k, f in folders.items()}
+    assert len(frames["bent"]) == len(frames["plain"]) > 0
+    assert any(a.read_bytes() != b.read_bytes() for a, b in zip(frames["plain"], frames["bent"]))
