@@ -26,7 +26,19 @@ Other features of the same frames:
     embed16         16 values per frame: pca:1..16 together (components beyond the track's rank are 0), the
                     JAES paper's audio embedding computed from the track itself with no weights; it drives the
                     16 entries of the `matrix` operator (see `bendlab.mapping.Mapping`). The authors reduce
-                    EnCodec features with t-SNE instead; an EnCodec embedding is not in bendlab.
+                    EnCodec features with t-SNE instead: that is encodec16.
+    encodec16       16 values per frame from EnCodec, when its weights are on this machine: the folder of a
+                    transformers `EncodecModel` (config.json and *.safetensors, e.g. facebook/encodec_24khz
+                    downloaded beforehand) named by the environment variable BENDLAB_ENCODEC. Nothing is ever
+                    downloaded: an unset variable, an absent folder or one without safetensors weights is refused
+                    in one line before any analysis. The track is resampled to the model's sampling_rate, its
+                    encoder (no quantiser; CPU, no grad, in 30 s blocks) gives D latent values at
+                    sampling_rate / prod(upsampling_ratios) Hz (75 Hz at 24 kHz); frame i averages the latent
+                    frames that start in [i/fps, (i+1)/fps) (the latent frame under i/fps when none does), and
+                    D -> 16 by PCA fitted on this track, signed as pca:K (components beyond its rank are 0).
+                    PCA, not the authors' t-SNE: deterministic (no random start, the same track gives the same
+                    matrices) and linear, so a frame's value is a fixed projection of its own latent.
+                    Like embed16 it drives `matrix`; `encodec16@percussive` or @STEM.wav encode that signal.
     midi_velocity, midi_pitch, midi_onset, midi_cc:N   from a MIDI file, see `bendlab.midi`
 
 Sources: `NAME@harmonic` and `NAME@percussive` read the harmonic or percussive part of the track (librosa's
@@ -60,11 +72,13 @@ FEATURES = SPECTRAL + RHYTHM + MIDI
 PARAMETRIC = ("lfo:K", "pca:K", "midi_cc:N")
 # features with several values per frame: name -> how many (they are not in FEATURES: a CSV or a plot shows
 # them as NAME.1 .. NAME.K, see `Features.table`)
-EMBEDDINGS = {"embed16": 16}
+EMBEDDINGS = {"embed16": 16, "encodec16": 16}
+ENCODEC_ENV = "BENDLAB_ENCODEC"  # the EnCodec model folder of feature encodec16
+ENCODEC_BLOCK_S = 30.0  # seconds of audio per encoder pass (bounds the memory of a long track)
 UNITS = {"rms": "amplitude", "centroid": "Hz", "spread": "Hz", "skewness": "", "kurtosis": "", "flux": "",
          "flux_rectified": "", "onset": "", "low": "energy", "mid": "energy", "high": "energy", "beat": "",
          "beat_phase": "0..1", "bar_phase": "0..1", "midi_velocity": "0..1", "midi_pitch": "MIDI note",
-         "midi_onset": "0..1", "lfo": "0..1", "pca": "", "midi_cc": "0..1", "embed16": ""}
+         "midi_onset": "0..1", "lfo": "0..1", "pca": "", "midi_cc": "0..1", "embed16": "", "encodec16": ""}
 BANDS = {"low": (0.0, 250.0), "mid": (250.0, 2000.0), "high": (2000.0, math.inf)}
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 SOURCES = ("mix", "harmonic", "percussive")
@@ -182,6 +196,8 @@ def check_sources(features, midi=None) -> None:
             if not Path(ref.source).is_file():
                 raise MissingFileError(f"stem {ref.source!r} of feature {text!r} does not exist")
             check_input_file(f"stem of feature {text!r}", ref.source, AUDIO_SUFFIXES)
+        if ref.name == "encodec16":
+            encodec_folder(text)
 
 
 def load_audio(path: str | Path, sr: int = DEFAULT_SR) -> np.ndarray:
@@ -288,6 +304,86 @@ def principal_components(logmel: np.ndarray, n: int, rms: np.ndarray) -> np.ndar
     return scores
 
 
+def encodec_folder(feature: str = "encodec16") -> Path:
+    """The EnCodec model folder named by $BENDLAB_ENCODEC, checked without loading it: it exists and holds
+    config.json and safetensors weights (one-line errors; nothing is downloaded)."""
+    import os
+    folder = os.environ.get(ENCODEC_ENV, "")
+    accepted = (f"accepted: {ENCODEC_ENV}=DIR, a transformers EncodecModel folder (config.json and *.safetensors, "
+                "e.g. facebook/encodec_24khz downloaded beforehand; bendlab never downloads it), or feature embed16")
+    if not folder:
+        raise BendlabValueError(f"feature {feature!r} needs EnCodec weights on this machine and {ENCODEC_ENV} is not "
+                                f"set; {accepted}")
+    p = Path(folder).expanduser()
+    if not p.is_dir():
+        raise MissingFileError(f"EnCodec folder {folder!r} ({ENCODEC_ENV}, feature {feature!r}) does not exist; "
+                               f"{accepted}")
+    if not (p / "config.json").is_file() or not any(p.glob("*.safetensors")):
+        missing = "config.json" if not (p / "config.json").is_file() else "safetensors weights"
+        raise BendlabValueError(f"EnCodec folder {folder!r} ({ENCODEC_ENV}, feature {feature!r}) has no {missing}; "
+                                f"{accepted}")
+    return p
+
+
+def load_encodec(folder: Path):
+    """transformers' EncodecModel from a local folder (safetensors only, never a download), in eval mode."""
+    try:
+        from transformers import EncodecModel
+        from transformers.utils import logging as tlog
+        level, bars = tlog.get_verbosity(), tlog.is_progress_bar_enabled()
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()  # no "Loading weights" bar in a CLI run (restored below)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = EncodecModel.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
+        finally:
+            tlog.set_verbosity(level)
+            if bars:
+                tlog.enable_progress_bar()
+    except Exception as e:  # a foreign config, truncated weights, a transformers without EnCodec
+        first = str(e).splitlines()[0] if str(e) else "unreadable"
+        raise BendlabValueError(f"EnCodec folder {str(folder)!r} ({ENCODEC_ENV}) could not be loaded as an "
+                                f"EncodecModel ({type(e).__name__}: {first})") from None
+    return model.eval()
+
+
+def encodec_latents(model, y: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
+    """(T', D) encoder latents of the mono track y (sr Hz) and their frame rate (Hz): the track resampled to
+    the model's rate, copied to each of its channels, RMS-normalised when the config says so, encoded in
+    ENCODEC_BLOCK_S blocks (a multiple of the hop, so the latent frames stay on the hop grid)."""
+    import librosa
+    import torch
+    cfg = model.config
+    hop = int(np.prod(cfg.upsampling_ratios))
+    x = librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr, target_sr=cfg.sampling_rate)
+    if cfg.normalize:
+        x = x / (np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-8)
+    block = max(hop, int(ENCODEC_BLOCK_S * cfg.sampling_rate) // hop * hop)
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(x), block):
+            chunk = torch.from_numpy(np.ascontiguousarray(x[s:s + block], dtype=np.float32))
+            chunk = chunk.reshape(1, 1, -1).expand(1, cfg.audio_channels, -1).contiguous()
+            out.append(model.encoder(chunk)[0].T.double().numpy())  # (frames, D)
+    return np.concatenate(out), cfg.sampling_rate / hop
+
+
+def encodec_embedding(y: np.ndarray, sr: int, fps: float, rms: np.ndarray, n: int = 16) -> np.ndarray:
+    """(frames, n) feature encodec16 of the track y (sr Hz) for a video at fps (see the module docstring):
+    EnCodec latents averaged over each frame's window, then PCA to n dims signed to rise with rms."""
+    lat, rate = encodec_latents(load_encodec(encodec_folder()), y, sr)
+    n_frames = len(rms)
+    owner = np.floor(np.arange(len(lat)) / rate * fps + 1e-9).astype(int)  # the video frame each latent starts in
+    keep = owner < n_frames
+    sums = np.zeros((n_frames, lat.shape[1]))
+    np.add.at(sums, owner[keep], lat[keep])
+    counts = np.bincount(owner[keep], minlength=n_frames)[:, None]
+    under = np.minimum(np.floor(np.arange(n_frames) / fps * rate + 1e-9).astype(int), len(lat) - 1)
+    frames = np.where(counts > 0, sums / np.maximum(counts, 1), lat[under])
+    return np.nan_to_num(principal_components(frames.T, n, rms))
+
+
 @dataclass
 class Features:
     """The per-frame features of one track, computed when first asked for and kept: `feats["rms"]`,
@@ -363,6 +459,8 @@ class Features:
         if ref.name == "pca":
             return principal_component(self.spectral(ref.source)["_logmel"], int(ref.arg),
                                        self.spectral(ref.source)["rms"])
+        if ref.name == "encodec16":
+            return encodec_embedding(self.signal(ref.source), self.sr, self.fps, self.spectral(ref.source)["rms"])
         if ref.name in EMBEDDINGS:
             return principal_components(self.spectral(ref.source)["_logmel"], EMBEDDINGS[ref.name],
                                         self.spectral(ref.source)["rms"])

@@ -487,3 +487,16 @@ def _session(name: str, rows: int = 2, prompt: int = 0, header: str | None = Non
     if header is not None:
         Path(name, AUTOMATION).write_text(header + "\n")
     return name
+
+
+@pytest.mark.parametrize("argv", [F + ["--op", "matrix", "--feature", "encodec16", "--range", "-0.3", "0.3"],
+                                  V[:2] + ["--op", "matrix", "--feature", "encodec16", "--range", "-0.3", "0.3",
+                                           "--out", "v.mp4"]])
+def test_encodec16_without_its_weights_is_refused_before_the_analysis(sandbox, capsys, monkeypatch, argv):
+    def no_analysis(*a, **k):
+        raise AssertionError("the audio was analysed before the EnCodec folder was checked")
+    monkeypatch.setattr("bendlab.audio.audio_features", no_analysis)
+    monkeypatch.delenv("BENDLAB_ENCODEC", raising=False)
+    assert "BENDLAB_ENCODEC is not set" in run_one_line(argv, sandbox, capsys)
+    monkeypatch.setenv("BENDLAB_ENCODEC", str(sandbox.parent / "no-such-encodec"))
+    assert "no-such-encodec" in run_one_line(argv, sandbox, capsys)
