@@ -7,6 +7,8 @@
 render   one 50-step image with guidance 7.5 (seconds, median)          goal: <= 1 s on 1 CPU thread
 bend     bent / unbent render time (add at layer 40)                    goal: <= 1.03
 branch   8 parameter values at layer 40: branched / independent time  goal: <= 0.35 (limit 0.30), max |diff| <= 1e-5
+vaesweep 8 values of a VAE bend (multiply on vae:decoder.up_blocks.1): one denoising + 8 decodes / 8 independent
+         renders   goal <= 0.2
 batch    video frames: batched throughput / sequential throughput      goal: >= 2
 explorer a parameter move at layer 40 / a full render (cache miss)   goal: <= 0.35 and <= 0.3 s; back to a shown
          value with the layer strip on   goal: <= 0.1 s
@@ -61,8 +63,8 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu (float32) or cuda (float16)")
     ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--only", nargs="*", default=["render", "bend", "branch", "batch", "explorer", "prefix", "workers",
-                                                  "memory", "analysis", "live", "startup"])
+    ap.add_argument("--only", nargs="*", default=["render", "bend", "branch", "vaesweep", "batch", "explorer", "prefix",
+                                                  "workers", "memory", "analysis", "live", "startup"])
     ap.add_argument("--live-fps", type=float, default=20.0, help="live: the target frame rate (0: unpaced)")
     ap.add_argument("--arch", choices=["sd14", "sdxl"], help="a random-weight pipeline with this model's exact "
                     "architecture instead of --model (see below)")
@@ -103,6 +105,16 @@ def main(argv=None) -> None:
         r = statistics.median(t_branch) / statistics.median(t_indep)
         print(f"branch   8 params @ layer 40: {statistics.median(t_branch):.2f} / {statistics.median(t_indep):.2f} s"
               f" = {r:.3f}   goal <= 0.35 (limit 0.30); max |diff| {np.abs(fast - slow).max():.2e} (<= 1e-5)")
+
+    if "vaesweep" in a.only:
+        values = [0.5 + k * 0.25 for k in range(8)]
+        kw = dict(pipe=pipe, output_type="np", target="vae:decoder.up_blocks.1")
+        t_sweep = statistics.median(timed(lambda: render_grid("a gorgeous landscape", "multiply", values, [50],
+                                                              **kw), 3))
+        t_indep = statistics.median(timed(lambda: [render("a gorgeous landscape", [Bend(
+            "multiply", v, None, target=kw["target"])], pipe=pipe) for v in values], 3))
+        print(f"vaesweep 8 values of a VAE bend: {t_sweep:.2f} / {t_indep:.2f} s (8 independent renders) = "
+              f"{t_sweep / t_indep:.3f}   goal <= 0.2")
 
     if "batch" in a.only:
         from bendlab import audio

@@ -214,6 +214,9 @@ def pulse(tmp_path):
         pytest.skip("PulseAudio did not start here")
     saved = {k: os.environ.get(k) for k in ("XDG_RUNTIME_DIR", "PULSE_SOURCE", "PULSE_SINK")}
     os.environ.update({k: env[k] for k in saved})
+    import sounddevice
+    sounddevice._terminate()  # PortAudio lists devices when it starts: start it again to see the new server
+    sounddevice._initialize()
     try:
         yield proc, env
     finally:
