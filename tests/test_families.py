@@ -343,3 +343,26 @@ def test_live_runs_on_every_family(family, sd2_folder, sdxl_folder, tmp_path):
     assert live.reason == "stopped"
     assert len({im for im, _ in shown}) >= 3
     assert shown[-1][1] == 1
+
+
+TARGETS = ["latent", "unet:mid_block", "vae:decoder.up_blocks.1", "text"]
+CROSS = {"sd2": "attn:down_blocks.0.attentions.0.transformer_blocks.0.attn2",  # each one's cross-attention block
+         "sdxl": "attn:down_blocks.1.attentions.0.transformer_blocks.0.attn2"}
+
+
+@pytest.mark.parametrize("family", ["sd2", "sdxl"])
+def test_every_target_on_sd2_and_sdxl(family, sd2_folder, sdxl_folder):
+    """Each bend target on the SD 2.x-style and SDXL pipelines: an identity bend is bit-identical, a real bend
+    changes the picture, a VAE sweep branches like independent renders."""
+    pipe = load_pipeline(sd2_folder if family == "sd2" else sdxl_folder, device="cpu")
+    plain = render("mice", pipe=pipe, steps=4, output_type="np")
+    for target in TARGETS + [CROSS[family]]:
+        layer = None if target.startswith("vae:") else 2
+        same = render("mice", [Bend("multiply", 1.0, layer, target=target)], pipe=pipe, steps=4, output_type="np")
+        bent = render("mice", [Bend("multiply", 0.2, layer, target=target)], pipe=pipe, steps=4, output_type="np")
+        assert np.array_equal(plain, same), target
+        assert not np.array_equal(plain, bent), target
+    kw = dict(pipe=pipe, steps=4, output_type="np", target="vae:decoder.up_blocks.1")
+    grid = np.asarray(render_grid("mice", "multiply", [0.5, 2.0], [4], **kw))
+    solo = np.asarray(render_grid("mice", "multiply", [0.5, 2.0], [4], branch=False, **kw))
+    assert_frames_close(grid, solo)
