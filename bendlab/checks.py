@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -133,3 +134,18 @@ def check_input_file(name: str, path, suffixes: Iterable[str] | None = None) -> 
         if p.suffix.lower() not in suffixes:
             raise BendlabValueError(f"{name} {str(p)!r} has suffix {p.suffix!r}; accepted: {', '.join(suffixes)}")
     return p
+
+
+def check_host_port(flag: str, text, example_port: int = 9000) -> tuple[str, int]:
+    """`flag`'s HOST:PORT or PORT (host 127.0.0.1 unless given) as (host, port); port 0 asks for a free one."""
+    e = example_port
+    accepted = (f"accepted: HOST:PORT or PORT, e.g. 127.0.0.1:{e}, 0.0.0.0:{e} (every interface), {e}, [::1]:{e}")
+    if not isinstance(text, str) or not text.strip():
+        raise BendlabValueError(f"{flag} {text!r:.60} is not an address; {accepted}")
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]") if sep else "127.0.0.1"
+    if not port.isdigit() or int(port) > 65535:
+        raise BendlabValueError(f"{flag} {text!r}: port {port!r} is not in 0..65535; {accepted}")
+    if not re.fullmatch(r"[A-Za-z0-9._:%-]+", host):
+        raise BendlabValueError(f"{flag} {text!r}: host {host!r} is not a host name or IP address; {accepted}")
+    return host, int(port)

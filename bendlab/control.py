@@ -41,7 +41,8 @@ import warnings
 from collections import deque
 from dataclasses import dataclass, replace
 
-from .checks import BendlabValueError, check_choice, check_int, check_number, check_str, check_strings, is_number
+from .checks import (BendlabValueError, check_choice, check_host_port, check_int, check_number, check_str,
+                     check_strings, is_number)
 from .mapping import Mapping
 from .paper import LAYER, fit_layer
 
@@ -552,16 +553,7 @@ def parse_osc(text: str) -> tuple[str, int]:
 
     Notebook: notebooks/08_live.ipynb
     """
-    accepted = "accepted: HOST:PORT or PORT, e.g. 127.0.0.1:9000, 0.0.0.0:9000 (every interface), 9000, [::1]:9000"
-    if not isinstance(text, str) or not text.strip():
-        raise BendlabValueError(f"--osc {text!r:.60} is not an address; {accepted}")
-    host, sep, port = text.strip().rpartition(":")
-    host = host.strip("[]") if sep else "127.0.0.1"
-    if not port.isdigit() or int(port) > 65535:
-        raise BendlabValueError(f"--osc {text!r}: port {port!r} is not in 0..65535; {accepted}")
-    if not re.fullmatch(r"[A-Za-z0-9._:%-]+", host):
-        raise BendlabValueError(f"--osc {text!r}: host {host!r} is not a host name or IP address; {accepted}")
-    return host, int(port)
+    return check_host_port("--osc", text)
 
 
 def _server_class():

@@ -36,7 +36,7 @@ import torch
 
 from . import audio, models
 from .causal import DEFAULT_HALFLIFE, Analyser, LiveMapping, RunningRange, check_live_feature
-from .checks import BendlabValueError, check_number, check_strings
+from .checks import BendlabValueError, check_host_port, check_number, check_strings
 from .engine import (bending, check_bends, check_settings, denoise, encode_prompts, initial_noise, latent_shape,
                      render_batch)
 from .mapping import Mapping
@@ -154,7 +154,6 @@ class Live:
                  midi_in: str | None = None, cc=(), osc: str | None = None, serve: str | None = None,
                  on_frame=None, status: bool = True):
         from . import control
-        from .stream import parse_address
         if not isinstance(spec, LiveSpec):
             raise BendlabValueError(f"spec {spec!r:.60} is not a LiveSpec")
         self.model = models.Model.of(spec.model, pipe)
@@ -175,7 +174,7 @@ class Live:
         self.cc = dict(control.parse_cc(c, len(self.spec.mappings), n_layers) for c in cc)
         self.midi_port = None if midi_in is None else control.check_midi_port(midi_in)
         self.osc_address = None if osc is None else control.parse_osc(osc)
-        self.serve_address = None if serve is None else parse_address(serve)
+        self.serve_address = None if serve is None else check_host_port("--serve", serve, 8090)
         self.on_frame, self.status = on_frame, status
         self.stats = LiveStats()
         self.controls: control.Controls | None = None

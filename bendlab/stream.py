@@ -25,15 +25,6 @@ PAGE = (b"<!doctype html><title>bendlab live</title><body style='margin:0;backgr
 BOUNDARY = "bendlabframe"
 
 
-def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """'HOST:PORT' or 'PORT' -> (host, port); port 0 picks a free one."""
-    host, _, port = str(text).rpartition(":")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise BendlabValueError(f"address {text!r} is not HOST:PORT or PORT; accepted: e.g. 8090 or 127.0.0.1:8090 "
-                                "(port 0..65535)")
-    return host or default_host, int(port)
-
-
 class MjpegServer:
     """Serves the newest frame (`show(image)`) to every client; `address` is the (host, port) bound."""
 

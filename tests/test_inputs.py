@@ -191,7 +191,7 @@ CASES = [
     (LIVE + ["--cc", "200=0.layer"], "CC 200 is not in 0..127"),
     (LIVE + ["--cc", "1=3.low:0:1"], "--cc '1=3.low:0:1'"),
     (LIVE + ["--osc", "99999"], "port '99999' is not in 0..65535"),
-    (LIVE + ["--serve", "abc"], "address 'abc' is not HOST:PORT or PORT"),
+    (LIVE + ["--serve", "abc"], "--serve 'abc': port 'abc' is not in 0..65535"),
     (LIVE + ["--midi-in", "nosuchport"], "MIDI port 'nosuchport'"),
     (LIVE + ["--input-device", "1"], "--play and --input-device both given"),
     (["live", "--input-device", "99", "--op", "rotate1"], "input device 99"),
