@@ -64,7 +64,8 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu", help="cpu (float32) or cuda (float16)")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--only", nargs="*", default=["render", "bend", "branch", "vaesweep", "batch", "explorer", "prefix",
-                                                  "workers", "memory", "analysis", "live", "startup"])
+                                                  "workers", "memory", "analysis", "interpolate", "live",
+                                                  "startup"])
     ap.add_argument("--live-fps", type=float, default=20.0, help="live: the target frame rate (0: unpaced)")
     ap.add_argument("--arch", choices=["sd14", "sdxl"], help="a random-weight pipeline with this model's exact "
                     "architecture instead of --model (see below)")
@@ -155,6 +156,9 @@ def main(argv=None) -> None:
               f"   goal <= 0.35 and <= 0.3 s; with the strip {t_strip:.2f} s; back to a shown value (strip on) "
               f"{t_back:.3f} s   goal <= 0.1 s")
 
+    if "interpolate" in a.only:
+        interpolate_benchmark(pipe)
+
     if {"prefix", "workers", "memory", "analysis"} & set(a.only):
         video_benchmarks(a, pipe)
 
@@ -192,6 +196,37 @@ def startup_benchmark(frames: int = 160, fps: float = 20.0) -> None:
         print(f"startup  {frames} frames: {line}; whole process 2 workers / 1: "
               f"{runs['1 worker'][1] / runs['2 workers'][1]:.2f}   goal >= 1.4; Ray before the first frame "
               f"+{runs['2 workers'][0] - runs['in-process'][0]:.1f} s   goal <= 10 s")
+
+
+def interpolate_benchmark(pipe, seconds: float = 4.0, fps: float = 10.0, out_fps: float = 40.0) -> None:
+    """The two ways `--interpolate` fills a 4x higher rate, side by side on the same rendered frames (txt2img and
+    the img2img chain with lab colour coherence): the flicker of the mp4's own frames (mean, 95th percentile and
+    max of consecutive differences, 8-bit levels) and the seconds each adds after the render."""
+    import os
+
+    from bendlab.quality import consecutive_diffs, mp4_frames
+    from bendlab.video import Mapping, VideoSpec, make_video
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = _clip(Path(tmp), seconds)
+        for name, kw in (("txt2img", dict(mappings=[Mapping("rms", "rotate1", 40)])),
+                         ("img2img", dict(method="img2img", color_coherence="lab", strength=0.5, steps=20,
+                                          mappings=[Mapping("rms", "rotate1", 5)]))):
+            spec, out = VideoSpec(audio=str(wav), fps=fps, **kw), Path(tmp) / f"{name}.mp4"
+            make_video(spec, out, pipe=pipe, upscale=1, progress=False)
+            rows = {}  # none: each rendered frame shown 4 times, what the 40 fps screen shows without it
+            rows["none"] = consecutive_diffs(np.repeat(np.stack(mp4_frames(out)), round(out_fps / fps), axis=0))
+            secs = {}
+            for method in ("minterpolate", "latent"):
+                t0 = time.perf_counter()
+                make_video(spec, out, pipe=pipe, upscale=1, interpolate=out_fps, interpolate_method=method,
+                           progress=False)
+                secs[method] = time.perf_counter() - t0
+                rows[method] = consecutive_diffs(mp4_frames(out))
+                os.replace(out, out.with_name(f"{name}-{method}.mp4"))
+            line = "; ".join(f"{k} mean {d.mean():.2f} p95 {np.percentile(d, 95):.2f} max {d.max():.2f}"
+                             + (f" ({secs[k]:.1f} s)" if k in secs else "") for k, d in rows.items())
+            print(f"interpolate {name} {int(seconds * fps)} frames at {fps:g} -> {out_fps:g} fps, flicker of the "
+                  f"mp4 (levels): {line}")
 
 
 def live_benchmark(a, pipe, seconds: float = 8.0) -> None:

@@ -198,7 +198,7 @@ def cmd_video(a) -> None:
     ray = a.workers is not None or a.ray_address is not None
     if not ray:
         _setup(a)
-    kw = given(a, ("preview", "upscale", "interpolate"))
+    kw = given(a, ("preview", "upscale", "interpolate", "interpolate_method"))
     if ray:
         from .cluster import RaySource
         kw["source"] = RaySource(a.workers, a.ray_address, a.threads, a.device)
@@ -347,6 +347,7 @@ def add_mapping_args(g) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .coherence import COHERENCE
     from .mux import DEFAULT_UPSCALE, MAX_UPSCALE
+    from .tween import DEFAULT_METHOD as TWEEN_DEFAULT, METHODS as TWEEN_METHODS
     from .videospec import DEFAULT_PROMPT, METHODS, WALKS, VideoSpec
     v_ = VideoSpec.__dataclass_fields__
     ap = Parser(prog="bendlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -410,8 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "part of the render folder's settings")
     f.add_argument("--upscale", type=int, help=f"nearest-neighbour upscale in the mp4, 1..{MAX_UPSCALE} "
                    f"(default {DEFAULT_UPSCALE})")
-    f.add_argument("--interpolate", type=float, metavar="FPS", help="write the mp4 at FPS (above --fps), the "
-                   "frames in between by ffmpeg's motion-compensated minterpolate; no model weights")
+    f.add_argument("--interpolate", type=float, metavar="FPS", help="write the mp4 at FPS (above --fps), with "
+                   "frames in between the rendered ones (see --interpolate-method); no UNet runs")
+    f.add_argument("--interpolate-method", choices=TWEEN_METHODS, help="how --interpolate makes the frames in "
+                   "between: minterpolate (ffmpeg's motion-compensated interpolation while encoding) or latent "
+                   "(the model's VAE decodes blends of the rendered frames' latents; one decode per extra frame) "
+                   f"(default {TWEEN_DEFAULT})")
     f.add_argument("--preview", type=float, help="only the first SECONDS, to <out>-preview.mp4")
     f.add_argument("--overwrite", action="store_true", help="discard frames made with other settings")
     c = v.add_argument_group("rendering on Ray (see README: Rendering on a cluster)")

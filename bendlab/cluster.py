@@ -333,12 +333,19 @@ class RaySource:
         from .models import Model
         return Model.of(spec.model)
 
+    def vae(self):
+        """The VAE the in-between frames of `--interpolate` are decoded with (`tween`), loaded in this process
+        alone (the workers hold the pipelines)."""
+        from .models import load_vae
+        return load_vae(self._model, None if self.device in (None, "cuda") else self.device)
+
     def _pool(self, plan) -> Pool:
         return Pool(plan, workers=self.workers, address=self.address, threads=self.threads, device=self.device)
 
     def start(self, plan) -> dict:
         import time
         self.batch, self.n_frames, self._t0 = plan.spec.batch, plan.n_frames, time.perf_counter()
+        self._model = plan.spec.model
         if not (self.overlap and self.address is None and self.device in (None, "cpu")):
             self.pool = self._pool(plan)
             self.started = time.perf_counter() - self._t0

@@ -171,6 +171,10 @@ class RenderFolder:
     def is_done(self, i: int) -> bool:
         return i in self._done
 
+    def sha(self, i: int) -> str:
+        """The sha256 of verified frame i (what names the in-between frames made from it: `tween`)."""
+        return self._done[i]
+
     def missing(self, n: int) -> list[int]:
         """Indices in 0..n-1 with no verified frame."""
         return [i for i in range(n) if i not in self._done]

@@ -531,6 +531,21 @@ def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
             + [Target(*t) for t in unet] + [Target(*t) for t in attention] + [Target(*t) for t in decoder])
 
 
+@functools.lru_cache(maxsize=2)
+def load_vae(model: str | os.PathLike | None = None, device: str | None = None):
+    """The model's VAE alone, float32 on `device` (default as `load_pipeline`): what `tween` decodes the
+    in-between frames with where no pipeline is loaded in this process (a render on Ray workers)."""
+    path = resolve(model)
+    device = check_device(device)
+    with quiet_loading():
+        from diffusers import AutoencoderKL
+        try:
+            vae = AutoencoderKL.from_pretrained(path, subfolder="vae", use_safetensors=True)
+        except OSError as e:
+            raise OSError(f"could not load the VAE of model {path!r}: {str(e).splitlines()[0]}") from None
+    return vae.to(device).eval()
+
+
 def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None,
                   dtype: torch.dtype | None = None):
     """The model's pipeline (StableDiffusionPipeline or StableDiffusionXLPipeline, from its model_index.json) with

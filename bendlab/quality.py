@@ -61,15 +61,33 @@ def drift(frames) -> Drift:
                  np.asarray(sims))
 
 
-def flicker(frames, param: np.ndarray | None = None, low: float = 0.0, high: float = 1.0) -> str:
-    """One line: the mean absolute difference of consecutive frames (8-bit levels, 0..255), and beside it how much
-    the bend parameter moved per frame (mean |change| as a percentage of its range low..high), so a flicker the
-    music asks for can be told from one it does not."""
-    arrays = [np.asarray(_open(f).convert("RGB"), dtype=np.float64) for f in frames]
-    if len(arrays) < 2:
-        return f"flicker: {len(arrays)} frame, nothing to compare"
-    diffs = [np.abs(b - a).mean() for a, b in zip(arrays, arrays[1:])]
-    line = f"flicker: consecutive frames differ by {np.mean(diffs):.2f} levels on average (max {np.max(diffs):.2f})"
+def _rgb(f) -> np.ndarray:
+    return f.astype(np.float64) if isinstance(f, np.ndarray) else np.asarray(_open(f).convert("RGB"), np.float64)
+
+
+def consecutive_diffs(frames) -> np.ndarray:
+    """(n - 1,) the mean absolute difference of each frame from the one before (8-bit levels, 0..255); frames:
+    PIL images, paths or (h, w, 3) arrays, e.g. an mp4's frames (`mp4_frames`)."""
+    arrays = [_rgb(f) for f in frames]
+    return np.asarray([np.abs(b - a).mean() for a, b in zip(arrays, arrays[1:])])
+
+
+def mp4_frames(path) -> list[np.ndarray]:
+    """The decoded frames of a video file, (h, w, 3) uint8 each (imageio's ffmpeg)."""
+    import imageio.v3 as iio
+    return list(iio.imiter(str(path)))
+
+
+def flicker(frames, param: np.ndarray | None = None, low: float = 0.0, high: float = 1.0, label: str = "") -> str:
+    """One line: the mean absolute difference of consecutive frames (8-bit levels, 0..255), with its 95th
+    percentile and maximum (an interpolated video spreads a jump over several frames: the mean stays, the
+    percentile falls), and beside it how much the bend parameter moved per frame (mean |change| as a percentage
+    of its range low..high), so a flicker the music asks for can be told from one it does not."""
+    diffs = consecutive_diffs(frames)
+    if len(diffs) < 1:
+        return f"flicker{label}: 1 frame, nothing to compare"
+    line = (f"flicker{label}: consecutive frames differ by {np.mean(diffs):.2f} levels on average (95th percentile "
+            f"{np.percentile(diffs, 95):.2f}, max {np.max(diffs):.2f})")
     if param is not None and len(param) > 1:
         moved = 100 * np.abs(np.diff(np.asarray(param, float))).mean() / abs(high - low)
         line += f"; the parameter moved {moved:.1f}% of its range per frame"

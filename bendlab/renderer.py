@@ -10,6 +10,7 @@ A frame source is a small object the orchestration is handed:
     identity = source.start(plan)              # loads the model(s); returns what the manifest records of them
     for i, image in source.frames(batches, folder): ...   # PIL images or PNG bytes, in any order
     source.close()
+    vae = source.vae()                         # only for `--interpolate-method latent` (`tween`)
 
 Notebook: notebooks/07_audio_reactive_video.ipynb
 """
@@ -222,6 +223,10 @@ class LocalSource:
         self.renderer = self.renderer or FrameRenderer(self.plan, self.pipe)
         for idx in aligned_batches(todo, self.plan.spec.batch, self.plan.n_frames):
             yield from zip(idx, self.renderer.render(idx))
+
+    def vae(self):
+        """The pipeline's VAE (what `tween` decodes the in-between frames with)."""
+        return self.pipe.vae
 
     def close(self) -> None:
         self.renderer = None

@@ -22,13 +22,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .checks import BendlabValueError, check_int, is_number
+from .checks import BendlabValueError, check_choice, check_int, is_number
 from .files import check_output
 from .frames import RenderFolder, frames_dir
 from .mapping import Mapping
 from .mux import DEFAULT_UPSCALE, check_interpolate, check_upscale, mux, video_info
-from .quality import drift, flicker
+from .quality import drift, flicker, mp4_frames
 from .renderer import FrameRenderer, LocalSource, noise_walk
+from .tween import DEFAULT_METHOD, METHODS as TWEEN_METHODS, latent_tweens
 from .videospec import METHODS, WALKS, Plan, VideoSpec, check_curves, parse_keyframe, plan, prompt_weights
 
 __all__ = ["Mapping", "VideoSpec", "Plan", "plan", "check_spec", "render_frames", "make_video", "mux", "video_info",
@@ -113,13 +114,16 @@ def _source(source, pipe, device):
 
 def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | None = None, source=None,
                overwrite: bool = False, preview: float | None = None, upscale: int = DEFAULT_UPSCALE,
-               interpolate: float | None = None, progress: bool = True, on_frame=None) -> Path:
+               interpolate: float | None = None, interpolate_method: str = DEFAULT_METHOD, progress: bool = True,
+               on_frame=None) -> Path:
     """Render (or resume) every frame and mux the mp4; returns its path.
 
     preview: only the first `preview` seconds, written to `<out stem>-preview.mp4` (its frames are reused by the
     full render). upscale: nearest-neighbour factor 1..16 applied while encoding (the shipped model's 64x64
-    frames are small; 1 keeps the model's size). interpolate: write the mp4 at this higher frame rate, the frames
-    in between by ffmpeg's motion-compensated interpolation (`mux.mux`). pipe, device, source: as
+    frames are small; 1 keeps the model's size). interpolate: write the mp4 at this higher frame rate (frames per
+    second), the frames in between made as `interpolate_method` says: "minterpolate" (ffmpeg's motion-compensated
+    interpolation while encoding, `mux.mux`) or "latent" (the model's VAE decodes blends of the rendered
+    frames' latents, `tween`; written to the render folder, resumable). pipe, device, source: as
     `render_frames`.
     Every input is checked before the model loads.
 
@@ -127,6 +131,7 @@ def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | Non
     """
     check_upscale(upscale)
     check_interpolate(interpolate, spec.fps)
+    check_choice("interpolate_method", interpolate_method, TWEEN_METHODS)
     if preview is not None and not (is_number(preview) and math.isfinite(preview) and preview > 0):
         raise BendlabValueError(f"preview {preview!r} is not a number of seconds > 0")
     out = check_output(out)
@@ -135,14 +140,22 @@ def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | Non
 
     def finish(folder: RenderFolder, n: int, p: Plan) -> Path:
         frames = folder.frames(n)
-        mp4 = mux(frames, spec.audio, target, spec.fps, upscale, interpolate)
+        if interpolate and interpolate_method == "latent":
+            shown = latent_tweens(frames, [folder.sha(i) for i in range(n)], spec.fps, interpolate, source.vae(),
+                                  folder.path / f"tweens-{interpolate:g}fps", progress)
+            mp4 = mux(shown, spec.audio, target, interpolate, upscale)
+        else:
+            mp4 = mux(frames, spec.audio, target, spec.fps, upscale, interpolate)
         if progress:  # what the finished video is like, in two lines
             from tqdm.auto import tqdm
             m = p.spec.mappings[0]
             tqdm.write(flicker(frames, p.curves[0, :n], m.low, m.high))
+            if interpolate:  # what the mp4 shows at its own rate (its frames decoded)
+                tqdm.write(flicker(mp4_frames(mp4), label=f" at {interpolate:g} fps ({interpolate_method})"))
             if spec.method == "img2img":
                 tqdm.write(drift(frames).summary())
         return mp4
 
-    return _run(spec, out, source=_source(source, pipe, device), overwrite=overwrite, limit=limit,
-                progress=progress, on_frame=on_frame, finish=finish)
+    source = _source(source, pipe, device)
+    return _run(spec, out, source=source, overwrite=overwrite, limit=limit, progress=progress, on_frame=on_frame,
+                finish=finish)
