@@ -109,3 +109,15 @@ def test_keyframed_prompts_keep_the_parameters_on_the_audio_clock(clip):
     assert np.array_equal(one.curves, three.curves)
     onset = int(np.argmax(three.curves[0] > 0))
     assert onset == 6  # the note at 0.3 s lands in frame 6, shown from 6/20 s
+
+
+def test_the_vae_alone_is_the_pipelines_vae(pipe):
+    """What a Ray render's driver decodes the in-between frames with (it holds no pipeline): the same weights."""
+    import torch
+
+    from bendlab.models import load_vae
+    vae = load_vae(None, "cpu")
+    assert vae is not pipe.vae
+    z = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(vae.decode(z).sample, pipe.vae.decode(z).sample)
