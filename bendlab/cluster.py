@@ -20,11 +20,12 @@ A worker that dies (killed, out of memory, node lost) loses no frame: its batch 
 worker is started, up to `max_failures` times; then the render stops with a one-line error.
 
 No fixed toll: starting Ray and its actors takes seconds (here about 7 s for the runtime and 7 s more for two
-actors to import bendlab and load the model). With local CPU workers, `RaySource` starts them in the background
-(on a thread kept for the life of the runtime: Ray's processes die with the thread that started them) while the
-driver loads the model itself and renders the first batches in this process, with the workers' thread count (so
-its frames are the frames a worker would make: tested byte-identical); the batches still to do go to the
-workers once they are ready.
+actors to import bendlab and load the model, longer while the machine renders beside them). With N local CPU
+workers, this process is the first of them: `RaySource` starts Ray and N - 1 actors in the background (on a
+thread kept for the life of the runtime: Ray's processes die with the thread that started them; none for N = 1,
+which is then an in-process render) while the driver loads the model itself and renders the first batches, with
+the workers' thread count (so its frames are the frames a worker would make: tested byte-identical); once the
+actors are ready they and the driver take batches from one queue.
 
 Notebook: notebooks/07_audio_reactive_video.ipynb
 """
@@ -246,52 +247,79 @@ class Pool:
         self.started += 1
         return self.actor_class.options(name=f"{self.name}-{self.started - 1}").remote(*self.args)
 
-    def render(self, batches: list[list[int]]):
-        """Yield (frame index, PNG bytes) as batches finish; a dead worker's batch is queued again and a
+    def render(self, batches: list[list[int]], local=None):
+        """Yield (frame index, PNG bytes or image) as batches finish; a dead worker's batch is queued again and a
         replacement started, used once it is ready (on a cluster that lost a node it may never be: the other
-        workers carry on; with none left and none starting within START_TIMEOUT s, a one-line error)."""
+        workers carry on; with none left and none starting within START_TIMEOUT s, a one-line error).
+        local(idx) -> images: this process takes batches from the same queue too, one at a time on a thread of
+        its own (torch computes outside the GIL), while this thread keeps the workers busy."""
         ray = _ray()
         queue, idle, pending, starting = deque(batches), list(self.actors), {}, {}
-        while queue or pending:
-            while queue and idle:
-                actor, idx = idle.pop(), queue.popleft()
-                pending[actor.render.remote(idx)] = (actor, idx)
-            ready, _ = ray.wait(list(pending) + list(starting), num_returns=1,
-                                timeout=None if pending else START_TIMEOUT)
-            if not ready:
-                raise ClusterError(f"no worker left and none could start within {START_TIMEOUT:g} s (nodes lost?); "
-                                   "finished frames are kept: run again to resume")
-            [ref] = ready
-            if ref in starting:  # a replacement is ready
-                actor = starting.pop(ref)
-                try:
-                    identity = ray.get(ref)
-                except ray.exceptions.RayError:
+        mine, own = None, ThreadPoolExecutor(1, thread_name_prefix="bendlab-driver") if local else None
+        try:
+            while queue or pending or mine:
+                while queue and idle:
+                    actor, idx = idle.pop(), queue.popleft()
+                    pending[actor.render.remote(idx)] = (actor, idx)
+                if local and mine is None and queue:
+                    idx = queue.popleft()
+                    mine = (own.submit(local, idx), idx)
+                if mine and mine[0].done():
+                    (future, idx), mine = mine, None
+                    yield from zip(idx, future.result())
                     continue
-                if identity != self.identity:
-                    raise ClusterError("a replacement worker has other weights or another device; accepted: the "
-                                       "same model, device and threads on every node") from None
-                idle.append(actor)
-                continue
-            actor, idx = pending.pop(ref)
+                yield from self._collect(queue, idle, pending, starting, busy=mine is not None)
+        finally:
+            if own is not None:
+                own.shutdown(wait=True, cancel_futures=True)
+
+    def _collect(self, queue, idle, pending, starting, busy: bool):
+        """Wait for one worker's batch (or a replacement's start) and handle it; with `busy` (this process is
+        rendering a batch too) wait 50 ms at most, so its batch is taken as soon as it is done."""
+        import time
+        ray = _ray()
+        refs = list(pending) + list(starting)
+        if busy and not refs:  # no worker left: this process carries on alone
+            time.sleep(0.05)
+            return
+        ready = ray.wait(refs, num_returns=1, timeout=0.05 if busy else None if pending else START_TIMEOUT)[0] \
+            if refs else []
+        if not ready:
+            if busy:
+                return
+            raise ClusterError(f"no worker left and none could start within {START_TIMEOUT:g} s (nodes lost?); "
+                               "finished frames are kept: run again to resume")
+        [ref] = ready
+        if ref in starting:  # a replacement is ready
+            actor = starting.pop(ref)
             try:
-                frames = ray.get(ref)
-            except ray.exceptions.RayTaskError as e:  # our own error inside the worker: no retry
-                raise e.as_instanceof_cause() from None
-            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                    ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError) as e:
-                self.failures += 1
-                if self.failures > self.max_failures:
-                    raise ClusterError(f"workers died {self.failures} times (last: {type(e).__name__} on frames "
-                                       f"{idx[0]}..{idx[-1]}); finished frames are kept: run again to resume") from None
-                queue.appendleft(idx)  # nothing of it was written: render it again
-                self.actors.remove(actor)
-                replacement = self._start()
-                self.actors.append(replacement)
-                starting[replacement.describe.remote()] = replacement
-                continue
+                identity = ray.get(ref)
+            except ray.exceptions.RayError:
+                return
+            if identity != self.identity:
+                raise ClusterError("a replacement worker has other weights or another device; accepted: the "
+                                   "same model, device and threads on every node") from None
             idle.append(actor)
-            yield from frames
+            return
+        actor, idx = pending.pop(ref)
+        try:
+            frames = ray.get(ref)
+        except ray.exceptions.RayTaskError as e:  # our own error inside the worker: no retry
+            raise e.as_instanceof_cause() from None
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError) as e:
+            self.failures += 1
+            if self.failures > self.max_failures:
+                raise ClusterError(f"workers died {self.failures} times (last: {type(e).__name__} on frames "
+                                   f"{idx[0]}..{idx[-1]}); finished frames are kept: run again to resume") from None
+            queue.appendleft(idx)  # nothing of it was written: render it again
+            self.actors.remove(actor)
+            replacement = self._start()
+            self.actors.append(replacement)
+            starting[replacement.describe.remote()] = replacement
+            return
+        idle.append(actor)
+        yield from frames
 
     def close(self) -> None:
         ray = _ray()
@@ -306,9 +334,10 @@ class RaySource:
     so that frames do not depend on the number of workers) on `device` ("cpu" or "cuda": one GPU each; default
     cuda where the cluster has GPUs).
 
-    overlap (local CPU workers only): while Ray and the actors start, render in this process with the workers'
-    threads (see the module docstring); `started` then holds the seconds until the pool took over and
-    `local_frames` how many frames the driver made meanwhile.
+    overlap (local CPU workers only): this process is one of the N workers, rendering with the workers' threads
+    from the start while Ray and the other N - 1 start (see the module docstring); `started` then holds the
+    seconds until they were ready (None for N = 1: no Ray) and `local_frames` how many frames this process
+    made. overlap=False: N actors render every frame.
 
         make_video(spec, "song.mp4", source=RaySource(workers=2))
     """
@@ -339,24 +368,26 @@ class RaySource:
         from .models import load_vae
         return load_vae(self._model, None if self.device in (None, "cuda") else self.device)
 
-    def _pool(self, plan) -> Pool:
-        return Pool(plan, workers=self.workers, address=self.address, threads=self.threads, device=self.device)
+    def _pool(self, plan, workers: int | None) -> Pool:
+        return Pool(plan, workers=workers, address=self.address, threads=self.threads, device=self.device)
 
     def start(self, plan) -> dict:
         import time
         self.batch, self.n_frames, self._t0 = plan.spec.batch, plan.n_frames, time.perf_counter()
         self._model = plan.spec.model
         if not (self.overlap and self.address is None and self.device in (None, "cpu")):
-            self.pool = self._pool(plan)
+            self.pool = self._pool(plan, self.workers)
             self.started = time.perf_counter() - self._t0
             return self.pool.identity
         import torch
 
         from . import models
         from .renderer import FrameRenderer, device_entry
-        self._future = _start_thread().submit(self._pool, plan)  # Ray and its actors, in the background
+        actors = (self.workers or models.available_cpus()) - 1  # this process is the first worker
+        if actors:
+            self._future = _start_thread().submit(self._pool, plan, actors)  # Ray and the actors, in the background
         self._saved_threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads or WORKER_THREADS)  # the driver computes as a worker does
+        torch.set_num_threads(self.threads or WORKER_THREADS)  # this process computes as a worker does
         pipe = models.load_pipeline(plan.spec.model, "cpu")
         self._local = FrameRenderer(plan, pipe)
         self._identity = {"weights": models.weights_fingerprint(pipe), "device": device_entry(pipe)}
@@ -372,7 +403,6 @@ class RaySource:
         self.pool = self._future.result()  # a start-up failure is raised here, in the driver
         self._future = None
         self.started = time.perf_counter() - self._t0
-        self._release_local()
         if self.pool.identity != self._identity:
             raise ClusterError(f"the workers compute on {self.pool.identity['device']} with other weights or "
                                f"threads than this process ({self._identity['device']}); accepted: the same")
@@ -384,16 +414,21 @@ class RaySource:
             self._local = None
             torch.set_num_threads(self._saved_threads)
 
+    def _render_here(self, idx: list[int]) -> list:
+        self.local_frames += len(idx)
+        return self._local.render(idx)
+
     def frames(self, todo: list[int], folder):
         from .renderer import aligned_batches
         batches = deque(aligned_batches(todo, self.batch, self.n_frames))
-        while batches and not self._take_over(wait=False):  # the driver renders while the workers start
-            idx = batches.popleft()
-            self.local_frames += len(idx)
-            yield from zip(idx, self._local.render(idx))
-        if batches:
-            self._take_over(wait=True)
+        if self._local is None:  # a cluster, or GPU workers: every frame on the workers
             yield from self.pool.render(list(batches))
+            return
+        while batches and not self._take_over(wait=False):  # this process alone while the workers start
+            idx = batches.popleft()
+            yield from zip(idx, self._render_here(idx))
+        if batches:  # then the workers and this process, from one queue
+            yield from self.pool.render(list(batches), local=self._render_here)
 
     def close(self) -> None:
         if self._future is not None:  # the render ended before the workers were ready: stop them once they are

@@ -62,8 +62,17 @@ def test_the_driver_renders_while_the_workers_start_and_hands_over(ray_runtime, 
     ray_runtime.shutdown()  # a cold start, as `bendlab video --workers 2` has
     source = SlowDriver(2)
     folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=source, progress=False)
-    assert 0 < source.local_frames < 12 and source.started is not None
+    assert 0 < source.local_frames < 12 and source.started is not None  # both this process and the worker
     assert same_frames(folder, reference)
+
+
+def test_one_local_worker_is_this_process_and_starts_no_ray(no_runtime, reference, clip, tmp_path):
+    import ray
+    source = cluster.RaySource(1)
+    folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=source, progress=False)
+    assert source.local_frames == 12 and source.started is None and not ray.is_initialized()
+    assert same_frames(folder, reference)
+
 
 
 def test_a_killed_worker_loses_no_frame(ray_runtime, reference, clip, tmp_path):
@@ -216,13 +225,21 @@ def test_joins_a_ray_start_head_runtime_by_address(no_runtime, monkeypatch, refe
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.2)
-        source = cluster.RaySource(2, address=f"127.0.0.1:{port}")
-        folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=source, progress=False)
-        assert same_frames(folder, reference)
-        import ray
-        assert len(ray.nodes()) == 1 and ray.nodes()[0]["NodeManagerAddress"] == "127.0.0.1"
+        # in a fresh process, as a user's `bendlab video --ray-address` (Ray reads its auth mode once a process)
+        code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+                "import ray\nfrom conftest import spec_for\nfrom bendlab import cluster\n"
+                "from bendlab.video import render_frames\n"
+                f"render_frames(spec_for(sys.argv[2], batch={BATCH}), sys.argv[3], progress=False, "
+                "source=cluster.RaySource(2, address=sys.argv[4]))\n"
+                "print([n['NodeManagerAddress'] for n in ray.nodes()])\n")
+        r = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(clip), str(tmp_path / "v.mp4"),
+                            f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.stdout.split("\n")[-2] == "['127.0.0.1']"  # one node, on the loopback
+        from bendlab.frames import frames_dir
+        assert same_frames(frames_dir(tmp_path / "v.mp4"), reference)
     finally:
-        cluster.shutdown()
         head.terminate()
         try:
             head.wait(30)

@@ -207,7 +207,8 @@ def test_a_session_renders_the_same_frames_on_ray_workers(pipe, tmp_path):
     spec = session_spec(perform(tmp_path / "s"), fps=10, batch=4)
     local = render_frames(spec, tmp_path / "local.mp4", pipe=pipe, progress=False)
     try:
-        ray = render_frames(spec, tmp_path / "ray.mp4", source=cluster.RaySource(1, threads=1), progress=False)
+        ray = render_frames(spec, tmp_path / "ray.mp4", source=cluster.RaySource(1, threads=1, overlap=False),
+                           progress=False)
     finally:
         cluster.shutdown()
     assert same_frames(local, ray, 15)
