@@ -201,10 +201,15 @@ def cmd_video(a) -> None:
     kw = given(a, ("preview", "upscale", "interpolate", "interpolate_method"))
     if ray:
         from .cluster import RaySource
-        kw["source"] = RaySource(a.workers, a.ray_address, a.threads, a.device)
+        kw["source"] = RaySource(a.workers, a.ray_address, a.threads, a.device, stop=True)
     else:
         kw["device"] = a.device
-    out = make_video(spec, a.out, overwrite=a.overwrite, **kw)
+    try:
+        out = make_video(spec, a.out, overwrite=a.overwrite, **kw)
+    finally:
+        if ray:  # begun once the frames were done (RaySource stop): left to the exit, it takes seconds longer
+            from .cluster import shutdown
+            shutdown()
     info = video_info(out)
     streams = f"{'h264' if info['video'] else 'no video'} + {'aac' if info['audio'] else 'no audio'}"
     print(f"wrote {out}: {info['frames']} frames, video {info['video_duration']:.2f} s, "

@@ -156,18 +156,19 @@ class _NotMainThread(logging.Filter):
         return "SIGTERM handler is not set" not in record.getMessage()
 
 
-def connect(workers: int | None, address: str | None) -> int:
+def connect(workers: int | None, address: str | None, cpus: int | None = None) -> int:
     """Start a local Ray runtime (address None: always a new one on 127.0.0.1, never the cluster that RAY_ADDRESS
     names or the last `ray start` on this machine, where Ray looks by default) or join a running one ("auto" or
     HOST:PORT); returns the number of workers to start (workers, else one per GPU of the cluster, else one per
-    CPU)."""
+    CPU). cpus: the CPUs a new local runtime offers (default: this machine's, at least `workers`); Ray starts
+    one idle worker process per CPU ahead of the actors."""
     ray = _ray()
     if not ray.is_initialized():
         try:
             if address is None:
                 from .models import available_cpus
                 with _loopback(), _quiet_start():  # "local": Ray's address for a new runtime of its own
-                    ray.init(address="local", num_cpus=max(workers or 1, available_cpus()), include_dashboard=False,
+                    ray.init(address="local", num_cpus=cpus or max(workers or 1, available_cpus()), include_dashboard=False,
                              log_to_driver=False, configure_logging=False)
             else:  # a head on the loopback (`ray start --head --node-ip-address 127.0.0.1`): join it there
                 local = address.rpartition(":")[0] in ("127.0.0.1", "localhost")
@@ -337,15 +338,16 @@ class RaySource:
     overlap (local CPU workers only): this process is one of the N workers, rendering with the workers' threads
     from the start while Ray and the other N - 1 start (see the module docstring); `started` then holds the
     seconds until they were ready (None for N = 1: no Ray) and `local_frames` how many frames this process
-    made. overlap=False: N actors render every frame.
+    made. overlap=False: N actors render every frame. stop: shut Ray down (`shutdown`) as soon as the frames
+    are done, while the mp4 is encoded (`bendlab video`; a notebook keeps the runtime for its next render).
 
         make_video(spec, "song.mp4", source=RaySource(workers=2))
     """
 
     def __init__(self, workers: int | None = None, address: str | None = None, threads: int | None = None,
-                 device: str | None = None, overlap: bool = True):
+                 device: str | None = None, overlap: bool = True, stop: bool = False):
         self.workers, self.address, self.threads, self.device = workers, address, threads, device
-        self.overlap = overlap
+        self.overlap, self.stop = overlap, stop
         self.pool: Pool | None = None
         self._future = None
         self._local = None
@@ -356,6 +358,26 @@ class RaySource:
         from .models import check_threads
         check_threads(self.threads)
         check_workers(self.workers, self.address, spec.method, self.device, self.threads)
+
+    def _local_actors(self) -> int | None:
+        """With local CPU workers (`overlap`): the actors to start besides this process; else None."""
+        if not (self.overlap and self.address is None and self.device in (None, "cpu")):
+            return None
+        from .models import available_cpus
+        return (self.workers or available_cpus()) - 1
+
+    def begin(self) -> None:
+        """Start the local Ray runtime in the background (on the thread its processes live with) while the
+        audio is analysed: the actors follow in `start`, once the plan exists. Only with local CPU workers and
+        when there are actors to start; a render that then fails its checks leaves an idle runtime behind
+        (`shutdown`, or the end of the process, stops it)."""
+        if self._local_actors():
+            _start_thread().submit(self._connect)
+
+    def _connect(self) -> None:
+        """A local runtime with the CPUs of the actors only (this process computes on the others)."""
+        actors = self._local_actors()
+        connect(actors, None, actors * (self.threads or WORKER_THREADS))
 
     def model(self, spec):
         """What the spec is resolved and checked against before the workers start."""
@@ -368,6 +390,10 @@ class RaySource:
         from .models import load_vae
         return load_vae(self._model, None if self.device in (None, "cuda") else self.device)
 
+    def _start_pool(self, plan) -> Pool:
+        self._connect()  # already done by `begin`, unless `start` was called without it
+        return self._pool(plan, self._local_actors())
+
     def _pool(self, plan, workers: int | None) -> Pool:
         return Pool(plan, workers=workers, address=self.address, threads=self.threads, device=self.device)
 
@@ -375,7 +401,8 @@ class RaySource:
         import time
         self.batch, self.n_frames, self._t0 = plan.spec.batch, plan.n_frames, time.perf_counter()
         self._model = plan.spec.model
-        if not (self.overlap and self.address is None and self.device in (None, "cpu")):
+        actors = self._local_actors()
+        if actors is None:
             self.pool = self._pool(plan, self.workers)
             self.started = time.perf_counter() - self._t0
             return self.pool.identity
@@ -383,9 +410,8 @@ class RaySource:
 
         from . import models
         from .renderer import FrameRenderer, device_entry
-        actors = (self.workers or models.available_cpus()) - 1  # this process is the first worker
-        if actors:
-            self._future = _start_thread().submit(self._pool, plan, actors)  # Ray and the actors, in the background
+        if actors:  # this process is the first worker
+            self._future = _start_thread().submit(self._start_pool, plan)  # Ray and the actors, in the background
         self._saved_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads or WORKER_THREADS)  # this process computes as a worker does
         pipe = models.load_pipeline(plan.spec.model, "cpu")
@@ -441,10 +467,22 @@ class RaySource:
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+        if self.stop:
+            shutdown(wait=False)  # while the mp4 is encoded
 
 
-def shutdown() -> None:
-    """Stop the local Ray runtime this process started (no effect on a cluster joined by address)."""
+def _shutdown_now() -> None:
+    import sys
+    if "ray" not in sys.modules:  # never started here (e.g. one local worker: this process alone)
+        return
     ray = _ray()
     if ray.is_initialized():
         ray.shutdown()
+
+
+def shutdown(wait: bool = True) -> None:
+    """Stop the local Ray runtime this process started, or leave a cluster joined by address (it runs on), on
+    the thread local runtimes start on (so one shutdown follows another). wait=False: return at once."""
+    future = _start_thread().submit(_shutdown_now)
+    if wait:
+        future.result()

@@ -6,6 +6,7 @@ uses in this process (`cluster.RaySource` is the other: the same `FrameRenderer`
 A frame source is a small object the orchestration is handed:
 
     source.check(spec)                         # cheap checks before any work (device, workers)
+    source.begin()                             # what may start before the audio is analysed (Ray's runtime)
     model = source.model(spec)                 # the models.Model the spec is resolved and checked against
     identity = source.start(plan)              # loads the model(s); returns what the manifest records of them
     for i, image in source.frames(batches, folder): ...   # PIL images or PNG bytes, in any order
@@ -204,6 +205,9 @@ class LocalSource:
     def check(self, spec: VideoSpec) -> None:
         if self.pipe is None:
             self.device = models.check_device(self.device)
+
+    def begin(self) -> None:
+        """Nothing starts before the plan in this process."""
 
     def model(self, spec: VideoSpec) -> models.Model:
         """What the spec is resolved and checked against before any weights load."""

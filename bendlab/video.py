@@ -76,6 +76,7 @@ def _run(spec: VideoSpec, out, *, source, overwrite, limit, progress, on_frame, 
     source.check(spec)
     if limit is not None:
         check_int("limit", limit, 1, accepted="a number of frames >= 1")
+    source.begin()
     p = check_spec(spec, source)
     n = p.n_frames if limit is None else min(limit, p.n_frames)
     if progress:

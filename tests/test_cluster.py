@@ -66,6 +66,16 @@ def test_the_driver_renders_while_the_workers_start_and_hands_over(ray_runtime, 
     assert same_frames(folder, reference)
 
 
+def test_stop_shuts_ray_down_once_the_frames_are_done(no_runtime, reference, clip, tmp_path):
+    """What `bendlab video --workers N` asks: Ray stopped as soon as the frames are in (while the mp4 encodes)."""
+    import ray
+    source = SlowDriver(2, stop=True)
+    folder = render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=source, progress=False)
+    assert source.started is not None and source.local_frames < 12  # the worker did render
+    cluster._start_thread().submit(lambda: None).result()  # the shutdown queued on Ray's thread has run
+    assert not ray.is_initialized() and same_frames(folder, reference)
+
+
 def test_one_local_worker_is_this_process_and_starts_no_ray(no_runtime, reference, clip, tmp_path):
     import ray
     source = cluster.RaySource(1)
