@@ -473,10 +473,8 @@ class RaySource:
 
 def _shutdown_now() -> None:
     import sys
-    if "ray" not in sys.modules:  # never started here (e.g. one local worker: this process alone)
-        return
-    ray = _ray()
-    if ray.is_initialized():
+    ray = sys.modules.get("ray")  # not imported: never started here (e.g. one local worker, this process alone)
+    if ray is not None and ray.is_initialized():
         ray.shutdown()
 
 
