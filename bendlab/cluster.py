@@ -168,8 +168,8 @@ def connect(workers: int | None, address: str | None, cpus: int | None = None) -
             if address is None:
                 from .models import available_cpus
                 with _loopback(), _quiet_start():  # "local": Ray's address for a new runtime of its own
-                    ray.init(address="local", num_cpus=cpus or max(workers or 1, available_cpus()), include_dashboard=False,
-                             log_to_driver=False, configure_logging=False)
+                    ray.init(address="local", num_cpus=cpus or max(workers or 1, available_cpus()),
+                             include_dashboard=False, log_to_driver=False, configure_logging=False)
             else:  # a head on the loopback (`ray start --head --node-ip-address 127.0.0.1`): join it there
                 local = address.rpartition(":")[0] in ("127.0.0.1", "localhost")
                 with _loopback() if local else contextlib.nullcontext():
@@ -254,7 +254,6 @@ class Pool:
         workers carry on; with none left and none starting within START_TIMEOUT s, a one-line error).
         local(idx) -> images: this process takes batches from the same queue too, one at a time on a thread of
         its own (torch computes outside the GIL), while this thread keeps the workers busy."""
-        ray = _ray()
         queue, idle, pending, starting = deque(batches), list(self.actors), {}, {}
         mine, own = None, ThreadPoolExecutor(1, thread_name_prefix="bendlab-driver") if local else None
         try:
