@@ -425,9 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--preview", type=float, help="only the first SECONDS, to <out>-preview.mp4")
     f.add_argument("--overwrite", action="store_true", help="discard frames made with other settings")
     c = v.add_argument_group("rendering on Ray (see README: Rendering on a cluster)")
-    c.add_argument("--workers", type=int, help="render on N local Ray workers in a new runtime on 127.0.0.1 (one "
-                   f"CPU and {WORKER_THREADS} torch thread each, or one GPU each where there are GPUs): N = the CPUs "
-                   "for the fastest render")
+    c.add_argument("--workers", type=int, help="render on N local workers (one CPU and "
+                   f"{WORKER_THREADS} torch thread each, or one GPU each where there are GPUs): on a CPU this process "
+                   "is the first, the other N - 1 are Ray actors in a new runtime on 127.0.0.1; N = the CPUs for "
+                   "the fastest render")
     c.add_argument("--ray-address", help="join a running Ray cluster: auto, or HOST:PORT of the head started with "
                    "`ray start --head`; one worker per GPU (or CPU) unless --workers says otherwise")
     add_model_args(v)
