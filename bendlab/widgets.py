@@ -31,6 +31,7 @@ from PIL import Image
 
 from . import operators, paper
 from .bend import Bend
+from .checks import BendlabValueError
 from .models import is_stochastic, usual_settings
 
 DISPLAY_SIDE = 256  # pixels: smaller images are enlarged (nearest neighbour, whole factors) to about this side
@@ -225,6 +226,26 @@ def _set_range(slider, lo: float, hi: float) -> None:
         slider.min, slider.max = lo, hi
 
 
+def operator_choices(target: str = "latent") -> list[str]:
+    """The one-slider operators `target` takes, in `operators.OPERATORS` order: each tried as a `Bend` at its
+    slider's low end, the same checks a render makes (no channel mixing on a module, attention-map transforms only
+    on attn targets, two-number operators never: one slider cannot set them).
+
+    Notebook: notebooks/01_operators.ipynb
+    """
+    at = None if target.partition(":")[0] == "vae" else 1
+    ok = []
+    for op in operators.OPERATORS:
+        if op in operators.N_PARAMS:
+            continue
+        try:
+            Bend(op, operators.slider_range(op)[0], at, "all", target=target)
+        except ValueError:
+            continue
+        ok.append(op)
+    return ok
+
+
 def target_choices(model=None) -> list[str]:
     """The explorer's target options, from `models.bend_targets(model)` (its configs, no weights): "latent" first
     (the default), the UNet modules as "unet:NAME", the VAE decoder's blocks, "text", then any other bendable
@@ -256,14 +277,20 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
     alone for a pipeline built in memory): the latent, a UNet module (the layer is then the step whose UNet
     evaluation it bends, 0..N-1), a VAE decoder block (bent once at decode: the layer and the strip do not
     apply; the cached final latent is decoded, no denoising) or the text (where="token:WORD" picks a word).
-    A bad input, or an operator, layer or where the target does not take, keeps the last picture and says why in
-    one line. Returns the VBox (`.image`, `.controls`, `.status`, `.pipe` and `.renders`, the pipeline's caches);
-    `.close()` closes it and every widget in it, and with them the explorer's hold on the pipeline.
+    The operator Dropdown lists the one-slider operators the target takes (`operator_choices`), updated with the
+    target (an operator the new target does not take becomes the first one it does). A bad input, or a layer or
+    where the target does not take, keeps the last picture and says why in one line. Returns the VBox
+    (`.image`, `.controls`, `.status`, `.pipe` and `.renders`, the pipeline's caches); `.close()` closes it and
+    every widget in it, and with them the explorer's hold on the pipeline.
 
     Notebook: notebooks/01_operators.ipynb
     """
     import ipywidgets as w
 
+    ops = operator_choices(target)
+    if op not in ops:
+        raise BendlabValueError(f"operator {op!r} is not one the explorer offers for target {target!r}; accepted: "
+                                f"{', '.join(ops)}")
     shown = renders(pipe)
     steps, guidance = usual_settings(steps, guidance, pipe=pipe)
     slider = param_slider(op, param)
@@ -278,8 +305,8 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
     slider.observe(lambda change: setattr(exact, "value", change["new"]), names="value")
     controls = dict(
         prompt=w.Text(value=prompt, description="prompt", continuous_update=False),
-        op=w.Dropdown(options=[k for k in operators.OPERATORS if k not in operators.N_PARAMS], value=op,
-                      description="operator"),  # one slider: the one-parameter operators
+        op=w.Dropdown(options=ops, value=op,
+                      description="operator"),  # one slider: the one-parameter operators the target takes
         param=slider,
         layer=w.IntSlider(value=min(layer, steps), min=0, max=steps, description="layer", continuous_update=False),
         where=w.Text(value=where, description="where", continuous_update=False),
@@ -290,6 +317,16 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
                           value=target, description="target"),
     )
     controls["op"].observe(lambda change: _rerange(slider, change["new"]), names="value")  # before the render
+
+    def retarget(change):  # the operators the new target takes; one it does not becomes the first it does
+        ops = operator_choices(change["new"])
+        if controls["op"].value not in ops:
+            controls["op"].options = ops  # ipywidgets selects the first option
+        else:
+            current = controls["op"].value
+            controls["op"].options = ops
+            controls["op"].value = current
+    controls["target"].observe(retarget, names="value")  # before the render too
     status = w.HTML()
 
     def view(prompt, op, param, layer, where, seed, strip, target):

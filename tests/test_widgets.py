@@ -5,6 +5,7 @@ import gc
 import weakref
 
 import numpy as np
+import pytest
 import ipywidgets as w
 
 from bendlab import Bend, render
@@ -127,9 +128,23 @@ def test_explorer_target_dropdown_renders_a_vae_bend(pipe):
     s = DISPLAY_SIDE // full.shape[1]
     side = full.shape[1] * s
     assert_frames_close(vae[:side:s, vae.shape[1] - side::s], full)  # the bent panel: a full render's image
-    box.controls["op"].value = "rotate1"  # a channel operator cannot bend a VAE block
-    assert "rotate1 mixes the 4 latent channels" in box.status.value and np.array_equal(image_array(box), vae)
-    targets.value = "text"
-    assert "rotate1 is not point-wise" in box.status.value and np.array_equal(image_array(box), vae)
+    ops = box.controls["op"]
+    assert "rotate1" not in ops.options and "erode" in ops.options  # a VAE block: no channel mixing
+    assert not {"attn_rotate", "attn_translate"} & set(ops.options) and ops.value == "multiply"
+    box.controls["where"].value = "token:orb"  # a where the target does not take: one line, the picture kept
+    assert "selects prompt tokens" in box.status.value and np.array_equal(image_array(box), vae)
+    box.controls["where"].value = "all"
     targets.value = "latent"
-    assert "at layer 2, where all" in box.status.value and not np.array_equal(image_array(box), vae)
+    assert {"rotate1", "hadamard"} <= set(ops.options) and "attn_rotate" not in ops.options
+    assert ops.value == "multiply" and "at layer 2, where all" in box.status.value
+    assert not np.array_equal(image_array(box), vae)
+    ops.value = "rotate1"
+    targets.value = "text"  # rotate1 is not point-wise: the first operator text takes instead
+    assert ops.options == ("add", "multiply", "threshold", "gate", "invert") and ops.value == "add"
+    assert "add(" in box.status.value and "on text at step 2" in box.status.value
+
+
+def test_explorer_operator_the_target_does_not_take_is_one_line(pipe):
+    with pytest.raises(ValueError, match="operator 'rotate1' is not one the explorer offers for target 'text'; "
+                                         "accepted: add, multiply"):
+        explorer(pipe, steps=STEPS, op="rotate1", target="text")
