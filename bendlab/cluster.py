@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -276,7 +277,6 @@ class Pool:
     def _collect(self, queue, idle, pending, starting, busy: bool):
         """Wait for one worker's batch (or a replacement's start) and handle it; with `busy` (this process is
         rendering a batch too) wait 50 ms at most, so its batch is taken as soon as it is done."""
-        import time
         ray = _ray()
         refs = list(pending) + list(starting)
         if busy and not refs:  # no worker left: this process carries on alone
@@ -370,7 +370,7 @@ class RaySource:
         audio is analysed: the actors follow in `start`, once the plan exists. Only with local CPU workers and
         when there are actors to start; a render that then fails its checks leaves an idle runtime behind
         (`shutdown`, or the end of the process, stops it)."""
-        if self._local_actors():
+        if self._local_actors():  # 0 for one worker: no Ray
             _start_thread().submit(self._connect)
 
     def _connect(self) -> None:
@@ -397,7 +397,6 @@ class RaySource:
         return Pool(plan, workers=workers, address=self.address, threads=self.threads, device=self.device)
 
     def start(self, plan) -> dict:
-        import time
         self.batch, self.n_frames, self._t0 = plan.spec.batch, plan.n_frames, time.perf_counter()
         self._model = plan.spec.model
         actors = self._local_actors()
@@ -420,7 +419,6 @@ class RaySource:
 
     def _take_over(self, wait: bool) -> bool:
         """Whether the pool is ready (waiting for it with `wait`); its identity checked against the driver's."""
-        import time
         if self.pool is not None:
             return True
         if self._future is None or not (wait or self._future.done()):

@@ -31,7 +31,8 @@ def to_tensor(img) -> torch.Tensor:
     return torch.from_numpy(a).permute(2, 0, 1)[None]
 
 
-def _image(t: torch.Tensor) -> Image.Image:
+def to_image(t: torch.Tensor) -> Image.Image:
+    """The PIL image of a (1, 3, H, W) tensor in [0, 1] (clamped, rounded to 8 bits): `to_tensor`'s inverse."""
     a = (t[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     return Image.fromarray(a)
 
@@ -63,4 +64,4 @@ def match_colors(image, reference, mode: str = "lab") -> Image.Image:
         out[:, c] = (x[:, c] - mu) * scale + mu_r
     if mode == "hsv":
         out[:, 1:] = out[:, 1:].clamp(0, 1)
-    return _image(_from_space(out, mode))
+    return to_image(_from_space(out, mode))

@@ -22,10 +22,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
+from .coherence import to_image, to_tensor
 from .files import save_atomic
 
 METHODS = ("minterpolate", "latent")  # how `--interpolate` makes the frames in between
@@ -48,10 +48,6 @@ def output_times(n: int, fps: float, out_fps: float) -> list[tuple[int, float]]:
     return times
 
 
-def _pixels(path) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
-
-
 class _Coder:
     """A VAE in float32 on its device (a float16 VAE is copied up: SDXL's overflows in float16)."""
 
@@ -62,11 +58,12 @@ class _Coder:
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.vae.encode((x[None] * 2 - 1).to(self.device)).latent_dist.mean[0]
+        """(1, 4, h, w) latent of a (1, 3, H, W) image in [0, 1]: the posterior's mean."""
+        return self.vae.encode((x * 2 - 1).to(self.device)).latent_dist.mean
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return ((self.vae.decode(z[None]).sample[0] + 1) / 2).float().cpu()
+        return ((self.vae.decode(z).sample + 1) / 2).float().cpu()
 
 
 def tween_name(j: int, a_hash: str, b_hash: str) -> str:
@@ -87,13 +84,14 @@ def latent_tweens(frames: list[Path], hashes: list[str], fps: float, out_fps: fl
         if old not in keep:
             old.unlink()
     todo = [j for j, p in wanted.items() if not p.is_file()]
-    coder, cache = (_Coder(vae), {}) if todo else (None, {})
+    coder = _Coder(vae) if todo else None
+    cache: dict[int, tuple] = {}
 
-    def coded(k):  # (F_k, z_k, F_k - D(z_k)), for the two frames the current in-betweens lie between
+    def coded(k):  # (z_k, F_k - D(z_k)) of the frames the current in-betweens lie between (two kept)
         if k not in cache:
             if len(cache) > 2:
                 cache.pop(min(cache))
-            f = _pixels(frames[k])
+            f = to_tensor(Image.open(frames[k]))
             z = coder.encode(f)
             cache[k] = (z, f - coder.decode(z))
         return cache[k]
@@ -101,7 +99,5 @@ def latent_tweens(frames: list[Path], hashes: list[str], fps: float, out_fps: fl
     for j in tqdm(todo, unit="frame", disable=not progress, desc="in-between frames"):
         k, a = times[j]
         (z0, r0), (z1, r1) = coded(k), coded(k + 1)
-        x = coder.decode(torch.lerp(z0, z1, a)) + (1 - a) * r0 + a * r1
-        img = (x.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        save_atomic(Image.fromarray(img), wanted[j])
+        save_atomic(to_image(coder.decode(torch.lerp(z0, z1, a)) + (1 - a) * r0 + a * r1), wanted[j])
     return [wanted[j] if a else frames[k] for j, (k, a) in enumerate(times)]

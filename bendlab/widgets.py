@@ -319,12 +319,9 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
     controls["op"].observe(lambda change: _rerange(slider, change["new"]), names="value")  # before the render
 
     def retarget(change):  # the operators the new target takes; one it does not becomes the first it does
-        ops = operator_choices(change["new"])
-        if controls["op"].value not in ops:
-            controls["op"].options = ops  # ipywidgets selects the first option
-        else:
-            current = controls["op"].value
-            controls["op"].options = ops
+        ops, current = operator_choices(change["new"]), controls["op"].value
+        controls["op"].options = ops  # ipywidgets selects the first option
+        if current in ops:
             controls["op"].value = current
     controls["target"].observe(retarget, names="value")  # before the render too
     status = w.HTML()
