@@ -14,7 +14,7 @@ NOTEBOOKS  := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 FIGURE_NBS := $(filter-out notebooks/01_operators.ipynb notebooks/07_audio_reactive_video.ipynb \
                            notebooks/08_live.ipynb,$(NOTEBOOKS))
 EXEC       := notebooks/executed
-MODEL_DIR  := bendlab/models/bendlab-tiny-sd
+MODEL_DIR  := bendlab/weights/bendlab-tiny-sd
 
 .PHONY: help install test unit slow notebooks figures demo video model bench lint clean
 

@@ -119,7 +119,8 @@ def main(argv=None) -> None:
 
     if "batch" in a.only:
         from bendlab import audio
-        from bendlab.video import Mapping, VideoSpec, render_frames
+        from bendlab.mapping import Mapping
+        from bendlab.video import VideoSpec, render_frames
         with tempfile.TemporaryDirectory() as tmp:
             wav = Path(tmp) / "a.wav"
             import soundfile as sf
@@ -135,7 +136,7 @@ def main(argv=None) -> None:
                   f"ratio {times[1] / times[8]:.2f}   goal >= 2")
 
     if "explorer" in a.only:
-        from bendlab.widgets import explorer
+        from bendlab.ui.widgets import explorer
         full = statistics.median(timed(lambda: render("a gorgeous landscape", [Bend("rotate1", 0.3, 40)], pipe=pipe),
                                        3))
         box = explorer(pipe, prompt="a gorgeous landscape", op="rotate1", param=0.5, layer=40)
@@ -204,8 +205,9 @@ def interpolate_benchmark(pipe, seconds: float = 4.0, fps: float = 10.0, out_fps
     max of consecutive differences, 8-bit levels) and the seconds each adds after the render."""
     import os
 
-    from bendlab.quality import consecutive_diffs, mp4_frames
-    from bendlab.video import Mapping, VideoSpec, make_video
+    from bendlab.video import consecutive_diffs, mp4_frames
+    from bendlab.mapping import Mapping
+    from bendlab.video import VideoSpec, make_video
     with tempfile.TemporaryDirectory() as tmp:
         wav = _clip(Path(tmp), seconds)
         for name, kw in (("txt2img", dict(mappings=[Mapping("rms", "rotate1", 40)])),
@@ -232,7 +234,7 @@ def interpolate_benchmark(pipe, seconds: float = 4.0, fps: float = 10.0, out_fps
 def live_benchmark(a, pipe, seconds: float = 8.0) -> None:
     """The live loop as `bendlab live --play` runs it, and a full render measured beside it."""
     from bendlab import Bend, render
-    from bendlab.audioin import Player
+    from bendlab.live import Player
     from bendlab.live import Live, LiveSpec
     from bendlab.mapping import Mapping
     piano = Path(__file__).resolve().parents[1] / "bendlab" / "data" / "piano.ogg"
@@ -270,7 +272,7 @@ def arch_benchmark(a) -> None:
     import archs
 
     from bendlab import Bend, load_pipeline, render, render_grid
-    from bendlab.engine import encode_prompts, initial_noise, render_batch
+    from bendlab.bend import encode_prompts, initial_noise, render_batch
     from bendlab.models import quiet_loading
     cuda = a.device.startswith("cuda")
     size = a.size or (archs.ARCHS[a.arch]["size"] if cuda else 64)
@@ -333,8 +335,9 @@ def _clip(folder: Path, seconds: float) -> Path:
 
 
 def video_benchmarks(a, pipe) -> None:
-    from bendlab.renderer import FrameRenderer, aligned_batches
-    from bendlab.video import Mapping, VideoSpec, plan
+    from bendlab.video import FrameRenderer, aligned_batches
+    from bendlab.mapping import Mapping
+    from bendlab.video import VideoSpec, plan
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         wav = _clip(tmp, 2.0)  # 40 frames at 20 fps
@@ -351,7 +354,7 @@ def video_benchmarks(a, pipe) -> None:
             print(f"prefix   40 frames, R1 @ layer 40: shared {times[True]:.2f} s / unshared {times[False]:.2f} s = "
                   f"{times[True] / times[False]:.3f}   goal <= 0.30 (UNet-call limit 0.22)")
         if "workers" in a.only:
-            from bendlab import cluster
+            from bendlab.video import cluster
             # batches of 4: 10 batches share out evenly over 2 workers (5 batches of 8 cannot: limit 5/3 = 1.67)
             spec = VideoSpec(audio=str(wav), mappings=[Mapping("rms", "rotate1", 40)], batch=4)
             p = plan(spec)
@@ -392,7 +395,8 @@ def analysis_benchmark(tmp: Path, pipe) -> None:
     import soundfile as sf
 
     from bendlab import audio
-    from bendlab.video import Mapping, VideoSpec, plan, render_frames
+    from bendlab.mapping import Mapping
+    from bendlab.video import VideoSpec, plan, render_frames
     phrase = audio.synth_piano(sr=audio.DEFAULT_SR, tail=0.5)
     wav = tmp / "song60.wav"
     sf.write(wav, np.tile(phrase, math.ceil(60 * audio.DEFAULT_SR / len(phrase)))[: 60 * audio.DEFAULT_SR],

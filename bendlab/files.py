@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from PIL import Image
+from .checks import BendlabValueError
 
 
 def temp_name(path: Path) -> Path:
@@ -74,17 +75,17 @@ def check_output(out: str | Path, suffixes=(".mp4",)) -> Path:
     """An output file path, checked before any work: an accepted suffix, not a folder, its folder exists and is
     writable."""
     if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
-        raise ValueError(f"output {out!r} is not a file path; accepted: e.g. video{suffixes[0]}")
+        raise BendlabValueError(f"output {out!r} is not a file path; accepted: e.g. video{suffixes[0]}")
     out = Path(out)
     if out.is_dir():
-        raise ValueError(f"output {str(out)!r} is a folder; accepted: a file path such as "
-                         f"{out / ('video' + suffixes[0])}")
+        raise BendlabValueError(f"output {str(out)!r} is a folder; accepted: a file path such as "
+                                f"{out / ('video' + suffixes[0])}")
     if out.suffix.lower() not in suffixes:
-        raise ValueError(f"output {str(out)!r} has suffix {out.suffix or '(none)'!r}; accepted: "
-                         f"{', '.join(suffixes)}")
+        raise BendlabValueError(f"output {str(out)!r} has suffix {out.suffix or '(none)'!r}; accepted: "
+                                f"{', '.join(suffixes)}")
     folder = out.parent
     if not folder.is_dir():
-        raise ValueError(f"output folder {str(folder)!r} does not exist; create it first")
+        raise BendlabValueError(f"output folder {str(folder)!r} does not exist; create it first")
     if not os.access(folder, os.W_OK):
-        raise ValueError(f"output folder {str(folder)!r} is not writable")
+        raise BendlabValueError(f"output folder {str(folder)!r} is not writable")
     return out

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import audio, operators
-from .bend import Bend
+from . import audio
+from .bend import operators
+from .bend.bends import Bend
 from .checks import BendlabValueError, check_choice, check_number, check_numbers
 
 SCALINGS = ("minmax", "percentile")

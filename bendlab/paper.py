@@ -9,6 +9,7 @@ SEED = 46  # every render's default seed
 STEPS = 50  # DDIM steps; a "layer" is a step index 0..STEPS
 GUIDANCE = 7.5  # classifier-free guidance scale
 LAYER = 40  # the layer of the paper's videos: a mapping's default
+DEFAULT_PROMPT = "3D mesh geometry"  # the prompt of the paper's piano video: a video's and live's default
 
 
 def fit_layer(layer: int, steps: int) -> int:

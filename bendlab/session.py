@@ -69,7 +69,7 @@ class SessionWriter:
     """
 
     def __init__(self, folder, meta: dict):
-        from .audio import check_fps, check_sr
+        from .audio.signal import check_fps, check_sr
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise BendlabValueError(f"session folder {str(self.folder)!r} is a file; accepted: a new or empty folder")
@@ -118,7 +118,7 @@ class SessionWriter:
         if x.ndim == 2 and x.shape[1] == 1:
             x = x[:, 0]
         if x.ndim != 1:
-            raise ValueError(f"audio block of shape {x.shape}; accepted: mono samples, (n,) or (n, 1)")
+            raise BendlabValueError(f"audio block of shape {x.shape}; accepted: mono samples, (n,) or (n, 1)")
         pcm = np.round(np.clip(np.nan_to_num(x), -1.0, 1.0) * 32767).astype("<i2")
         with self._lock:
             if self._closed:
@@ -131,11 +131,11 @@ class SessionWriter:
         """One frame shown: its time on the audio clock, its prompt index, (param, low, high, layer) per mapping."""
         values = list(values)
         if len(values) != self.n_mappings or not all(len(v) == 4 for v in values):
-            raise ValueError(f"{len(values)} automation values for {self.n_mappings} mappings; accepted: one "
-                             "(param, low, high, layer) per mapping")
+            raise BendlabValueError(f"{len(values)} automation values for {self.n_mappings} mappings; accepted: one "
+                                    "(param, low, high, layer) per mapping")
         if not is_number(time) or time < self._last_time:
-            raise ValueError(f"automation time {time!r} goes back (last {self._last_time:g} s); accepted: the "
-                             "audio clock, which never goes back")
+            raise BendlabValueError(f"automation time {time!r} goes back (last {self._last_time:g} s); accepted: the "
+                                    "audio clock, which never goes back")
         cells = [repr(float(time)), str(int(prompt))]
         for param, low, high, layer in values:
             cells += [repr(float(param)), repr(float(low)), repr(float(high)), str(int(layer))]
@@ -149,7 +149,7 @@ class SessionWriter:
     def event(self, event: dict) -> None:
         """One event, {"time": s, "kind": "...", ...}, as one JSON line (values JSON cannot hold written as text)."""
         if not isinstance(event, dict) or not is_number(event.get("time")) or not isinstance(event.get("kind"), str):
-            raise ValueError(f"event {event!r:.60}; accepted: a dict with a number 'time' and a string 'kind'")
+            raise BendlabValueError(f"event {event!r:.60}; accepted: a dict with a number 'time' and a string 'kind'")
         line = json.dumps(event, default=str)
         with self._events_lock:
             if self._closed:

@@ -107,7 +107,8 @@ def clip(tmp_path):
 def spec_for(clip, **kw):
     """A 4-step video of `clip` with one mapping, RMS -> rotate1 at layer 3 over 0..pi (not 2 pi: a full turn is the
     identity, which would hide the loudest frame); keywords override."""
-    from bendlab.video import Mapping, VideoSpec
+    from bendlab.mapping import Mapping
+    from bendlab.video import VideoSpec
     return VideoSpec(**{"audio": str(clip), "steps": CLIP_STEPS,
                         "mappings": [Mapping("rms", "rotate1", 3, 0, math.pi)], **kw})
 

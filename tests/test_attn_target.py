@@ -13,9 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from bendlab import Bend, operators, recipe, render, render_grid
-from bendlab.cli import main
-from bendlab.engine import AttnBendProcessor, attention_modules, encode_prompts, initial_noise, render_batch
+from bendlab import Bend, render, render_grid
+from bendlab.bend import operators
+from bendlab.ui import recipe
+from bendlab.ui.cli import main
+from bendlab.bend import AttnBendProcessor, attention_modules, encode_prompts, initial_noise, render_batch
 from conftest import assert_frames_close
 
 STEPS = 2
@@ -192,7 +194,7 @@ def test_processor_is_restored_after_a_render_and_after_an_error(pipe, monkeypat
 
 
 def test_nested_bending_restores_each_level(pipe):
-    from bendlab.engine import bending
+    from bendlab.bend import bending
     module = pipe.unet.get_submodule(CROSS.removeprefix("attn:"))
     original = module.processor
     with bending(pipe, [Bend("add", 0.1, 0, target=CROSS)], prompts=["an orb"]):
@@ -251,7 +253,8 @@ def test_video_mapping_drives_an_attn_target(pipe, clip, tmp_path):
     """RMS -> multiply of a token's column (token:I: a video's frames are rendered from embeddings, without the
     prompt's text): the silent frames equal the unbent video's within a level (multiply 1; batched with bent
     frames, so computed explicitly), the loud ones not."""
-    from bendlab.video import Mapping, render_frames
+    from bendlab.mapping import Mapping
+    from bendlab.video import render_frames
     from conftest import frame_path, spec_for
     m = Mapping("rms", "multiply", 0, 1.0, 0.0, where="token:2", target=CROSS)
     assert m.bend(0.5) == Bend("multiply", 0.5, 0, "token:2", target=CROSS)
@@ -271,7 +274,7 @@ def test_recipe_and_cli_attn_target(tmp_path, pipe, monkeypatch):
     (b,) = recipe.read_render(p)["bends"]
     assert b == Bend("attn_flip", 1, ALL_STEPS, "token:orb", target=CROSS)
     assert Bend.from_dict(b.to_dict()) == b and b.to_dict()["target"] == CROSS
-    monkeypatch.setattr("bendlab.models._load", lambda *a, **k: pipe)
+    monkeypatch.setattr("bendlab.models.Model.load", lambda *a, **k: pipe)
     out = tmp_path / "o.png"
     assert main(["render", "an orb", "--steps", str(STEPS), "--seed", "3", "--op", "attn_translate", "--param",
                  "0.25,0", "--layer", "0-1", "--target", CROSS, "--where", "token:orb", "--out", str(out)]) == 0

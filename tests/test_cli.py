@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from bendlab import Bend, render
-from bendlab.cli import main
+from bendlab.ui.cli import main
 
 
 def run(capsys, *argv):
@@ -14,7 +14,7 @@ def run(capsys, *argv):
 
 
 def test_render_matches_python_api(pipe, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("bendlab.models.load_pipeline", lambda *a, **k: pipe)
+    monkeypatch.setattr("bendlab.models.Model.load", lambda *a, **k: pipe)
     out = tmp_path / "orb.png"
     code, io = run(capsys, "render", "a floating orb", "--op", "add", "--param", "1", "--layer", "3",
                    "--steps", "4", "--out", str(out))
@@ -24,7 +24,7 @@ def test_render_matches_python_api(pipe, tmp_path, capsys, monkeypatch):
 
 
 def test_recipe_toml_and_yaml(pipe, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("bendlab.models.load_pipeline", lambda *a, **k: pipe)
+    monkeypatch.setattr("bendlab.models.Model.load", lambda *a, **k: pipe)
     toml = tmp_path / "r.toml"
     toml.write_text('prompt = "mice"\nsteps = 4\n[[bend]]\nop = "rotate1"\nparam = 3.1416\nlayer = 0\n'
                     '[[bend]]\nop = "add"\nparam = 0.5\nlayer = 2\nwhere = "row:8"\n')
@@ -66,7 +66,7 @@ def test_console_script_installed():
 
 
 def test_video_recipe_mappings(tmp_path):
-    from bendlab.cli import build_parser, video_spec_from_args
+    from bendlab.ui.cli import build_parser, video_spec_from_args
     r = tmp_path / "v.toml"
     r.write_text('prompts = ["a floating orb", "mice"]\n[[mapping]]\nfeature = "onset"\nop = "add"\nlayer = 10\n'
                  'low = 0.0\nhigh = 2.0\n[[mapping]]\nfeature = "centroid"\nop = "rotate1"\nlayer = 40\n')

@@ -4,8 +4,9 @@ and resume after an interruption."""
 
 import pytest
 
-from bendlab import cluster
-from bendlab.video import Mapping, render_frames
+from bendlab.video import cluster
+from bendlab.mapping import Mapping
+from bendlab.video import render_frames
 from conftest import same_frames, spec_for, write_clip
 
 pytest.importorskip("ray", reason="ray is installed by `make install`")
@@ -14,7 +15,7 @@ BATCH = 2  # 6 batches of the 12 frames: work for both workers
 
 @pytest.fixture(scope="module")
 def ray_runtime():
-    from bendlab import cluster
+    from bendlab.video import cluster
     yield cluster
     cluster.shutdown()
 
@@ -105,7 +106,7 @@ def test_an_interrupted_ray_render_resumes(ray_runtime, reference, clip, tmp_pat
     with pytest.raises(KeyboardInterrupt):
         render_frames(spec_for(clip, batch=BATCH), tmp_path / "v.mp4", source=cluster.RaySource(2, threads=1),
                       progress=False, on_frame=interrupt)
-    from bendlab.frames import LOG, frames_dir
+    from bendlab.video import LOG, frames_dir
     done = {int(line.split()[0]) for line in (frames_dir(tmp_path / "v.mp4") / LOG).read_text().splitlines()}
     assert 3 in done and len(done) < 12
     rendered = []
@@ -247,7 +248,7 @@ def test_joins_a_ray_start_head_runtime_by_address(no_runtime, monkeypatch, refe
                            env={**os.environ, "RAY_AUTH_MODE": "disabled"})
         assert r.returncode == 0, r.stderr[-2000:]
         assert r.stdout.split("\n")[-2] == "['127.0.0.1']"  # one node, on the loopback
-        from bendlab.frames import frames_dir
+        from bendlab.video import frames_dir
         assert same_frames(frames_dir(tmp_path / "v.mp4"), reference)
     finally:
         head.terminate()

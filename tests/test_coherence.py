@@ -5,8 +5,8 @@ import pytest
 from conftest import frame_path, spec_for
 from PIL import Image
 
-from bendlab.coherence import COHERENCE, match_colors
-from bendlab.quality import drift
+from bendlab.video import COHERENCE, match_colors
+from bendlab.video import drift
 from bendlab.mapping import Mapping
 from bendlab.video import render_frames
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from bendlab.checks import BendlabValueError
-from bendlab.control import (CLOCK_TIMEOUT, MAX_PROMPT_CHARS, MIDI_POLL, OSC_ADDRESSES, ControlWarning, Controls,
-                             MidiInput, OscServer, check_midi_port, list_midi, parse_cc, parse_osc)
+from bendlab.live import (CLOCK_TIMEOUT, MAX_PROMPT_CHARS, MIDI_POLL, OSC_ADDRESSES, ControlWarning, Controls,
+                          MidiInput, OscServer, check_midi_port, list_midi, parse_cc, parse_osc)
 from bendlab.mapping import Mapping
 
 pytestmark = pytest.mark.filterwarnings("ignore::bendlab.control.ControlWarning")

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from bendlab import Bend, load_pipeline, operators, render
+from bendlab import Bend, load_pipeline, render
+from bendlab.bend import operators
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]
 

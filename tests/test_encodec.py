@@ -6,7 +6,8 @@ analysis."""
 import numpy as np
 import pytest
 
-from bendlab import audio, videospec
+from bendlab import audio
+from bendlab.video import spec as videospec
 from bendlab.checks import BendlabValueError
 from bendlab.mapping import Mapping
 from bendlab.video import VideoSpec
@@ -54,11 +55,11 @@ def test_encodec16_drives_the_matrix_in_a_video_plan(encodec_dir, monkeypatch):
 
 def test_latent_frames_are_averaged_over_each_video_frame(monkeypatch):
     lat = np.arange(40, dtype=float)[:, None] * np.ones((1, 3))  # 40 latent frames at 100 Hz, D = 3
-    monkeypatch.setattr(audio, "encodec_folder", lambda *a: None)
-    monkeypatch.setattr(audio, "load_encodec", lambda folder: None)
-    monkeypatch.setattr(audio, "encodec_latents", lambda model, y, sr: (lat, 100.0))
+    monkeypatch.setattr(audio.embed, "encodec_folder", lambda *a: None)
+    monkeypatch.setattr(audio.embed, "load_encodec", lambda folder: None)
+    monkeypatch.setattr(audio.embed, "encodec_latents", lambda model, y, sr: (lat, 100.0))
     seen = []
-    monkeypatch.setattr(audio, "principal_components", lambda X, n, rms: seen.append(X.T[:, 0]) or X.T)
+    monkeypatch.setattr(audio.embed, "principal_components", lambda X, n, rms: seen.append(X.T[:, 0]) or X.T)
     audio.encodec_embedding(np.zeros(1), 1, 20.0, np.zeros(8), n=16)  # frames of 50 ms: 5 latents each
     audio.encodec_embedding(np.zeros(1), 1, 200.0, np.zeros(8), n=16)  # 5 ms frames: the latent under each
     assert np.allclose(seen[0], [2, 7, 12, 17, 22, 27, 32, 37])

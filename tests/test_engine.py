@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from bendlab import Bend, render, render_grid
-from bendlab.engine import bending, denoise, encode_prompts, initial_noise
+from bendlab.bend import bending, denoise, encode_prompts, initial_noise
 from conftest import assert_frames_close
 
 STEPS = 8

@@ -53,7 +53,8 @@ def few_frames(pipe, folder, steps=4, **spec):
     """The frames of a 0.3 s clip (6 at 20 fps), rendered on `pipe` into `folder`: their PNG bytes."""
     import math
 
-    from bendlab.video import Mapping, render_frames
+    from bendlab.mapping import Mapping
+    from bendlab.video import render_frames
     clip = write_clip(folder / "clip.wav", onset=0.1, seconds=0.3)
     spec = spec_for(clip, steps=steps, batch=3, mappings=[Mapping("rms", "rotate1", 2, 0, math.pi)], **spec)
     frames = render_frames(spec, folder / "v.mp4", pipe=pipe, progress=False)
@@ -137,8 +138,9 @@ def test_few_step_models_keep_their_sampler_and_bend(tmp_path, cls, config):
     assert usual_steps(folder) == usual_steps(pipe=pipe) == usual and usual_steps() == 50
     import soundfile as sf
 
-    from bendlab.video import Mapping, VideoSpec
-    from bendlab.videospec import resolve
+    from bendlab.mapping import Mapping
+    from bendlab.video import VideoSpec
+    from bendlab.video import resolve
     sf.write(tmp_path / "a.wav", np.zeros(4410), 44100)
     spec = VideoSpec(audio=str(tmp_path / "a.wav"), model=str(folder), mappings=[Mapping("rms", "add", 1, 0, 1)])
     assert (spec.steps, spec.guidance) == (None, None)  # a value: the constructor reads no model config
@@ -231,7 +233,7 @@ def test_sdxl_renders_and_bends_through_the_same_path(sdxl):
 
 
 def test_sdxl_explorer_branches_like_a_full_render(sdxl):
-    from bendlab.widgets import explorer, image_array, render_branched
+    from bendlab.ui.widgets import explorer, image_array, render_branched
     bend = Bend("rotate1", 1.0, 2)
     assert_frames_close(render_branched(sdxl, "mice", bend, steps=4), render("mice", [bend], pipe=sdxl, steps=4))
     box = explorer(sdxl, prompt="mice", op="add", param=0.5, layer=2, steps=4)
@@ -271,7 +273,7 @@ def test_sdxl_through_the_video_command_and_a_figure_notebook(sdxl_folder, tmp_p
     import subprocess
     import sys
 
-    from bendlab.cli import main
+    from bendlab.ui.cli import main
     from bendlab.video import video_info
     write_clip(tmp_path / "clip.wav", onset=0.1, seconds=0.3)
     out = tmp_path / "v.mp4"
@@ -319,7 +321,7 @@ def test_live_runs_on_every_family(family, sd2_folder, sdxl_folder, tmp_path):
     import time
     import warnings
 
-    from bendlab.audioin import Player
+    from bendlab.live import Player
     from bendlab.live import Live, LiveSpec
     from bendlab.mapping import Mapping
     folder = {"sd2": sd2_folder, "sdxl": sdxl_folder,

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
-from bendlab import figures  # noqa: E402
+from bendlab.ui import figures  # noqa: E402
 from bendlab.bend import Bend  # noqa: E402
 
 README = figures.REPO_FIGURES / "README.md"
@@ -81,7 +81,7 @@ def test_render_figure_panels(pipe, name):
 def test_figure_positions_are_relative_to_the_latent():
     """Rows and columns in the spec are relative (row:mid), so a figure means the same at any model size: row 8
     of the teaching model's 16, row 32 of SD v1.4's 64 (the authors' row)."""
-    from bendlab.where import Where
+    from bendlab.bend import Where
     wheres = {b["where"] for fig in figures.FIGURES.values() for p in fig.panels for b in p.bends}
     wheres |= {s.where for fig in figures.FIGURES.values() for s in fig.sweeps}
     assert not [w for w in wheres if w.split(":")[0] in ("row", "column") and w.split(":")[1].isdigit()], wheres

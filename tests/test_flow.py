@@ -7,8 +7,8 @@ from conftest import frame_path, same_frames, spec_for
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from bendlab import motion
-from bendlab.frames import frames_dir
+from bendlab.video import motion
+from bendlab.video import frames_dir
 from bendlab.mapping import Mapping
 from bendlab.video import render_frames
 

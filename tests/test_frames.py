@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bendlab.frames import LOG, RenderFolder, RenderFolderError, frames_dir
+from bendlab.video import LOG, RenderFolder, RenderFolderError, frames_dir
 from bendlab.video import make_video, mux, render_frames
 from conftest import CLIP_STEPS, frame_path, spec_for, write_clip
 

@@ -4,6 +4,7 @@ code 2, and no model loaded (load_pipeline is replaced by a function that fails 
 Table: argv (or an API call) -> a fragment of the expected one-line message."""
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -12,11 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
-from bendlab import Bend, audio, insides, recipe, render, render_grid
-from bendlab.cli import main
+from bendlab import Bend, audio, render, render_grid
+from bendlab.bend import insides
+from bendlab.ui import recipe
+from bendlab.ui.cli import main
 from bendlab.session import SessionWriter, read_session
-from bendlab.video import Mapping, VideoSpec, check_spec
-from bendlab.videospec import session_spec
+from bendlab.mapping import Mapping
+from bendlab.video import VideoSpec, check_spec
+from bendlab.video import session_spec
 
 PIANO = "PIANO"  # replaced by the shipped clip's path
 R = ["render", "x"]
@@ -258,7 +262,7 @@ def sandbox(tmp_path, monkeypatch):
     def no_model(*a, **k):
         raise AssertionError("the model was loaded before the input was checked")
     monkeypatch.setattr("bendlab.models.load_pipeline", no_model)
-    monkeypatch.setattr("bendlab.models._load", no_model)
+    monkeypatch.setattr("bendlab.models.Model.load", no_model)
     monkeypatch.chdir(tmp_path)
     return piano
 
@@ -388,7 +392,7 @@ def test_non_finite_latent_stops_with_the_layer(pipe, bend, guidance, msg):
 def test_flag_beats_recipe_beats_default(pipe, tmp_path, monkeypatch, capsys):
     """The precedence rule: seed from the flag over the recipe's; steps from the recipe over the default."""
     import numpy as np
-    monkeypatch.setattr("bendlab.models.load_pipeline", lambda *a, **k: pipe)
+    monkeypatch.setattr("bendlab.models.Model.load", lambda *a, **k: pipe)
     r = tmp_path / "r.toml"
     r.write_text('prompt = "mice"\nseed = 3\nsteps = 4\n[[bend]]\nop = "add"\nparam = 0.5\nlayer = 2\n')
     out = tmp_path / "o.png"
@@ -408,12 +412,12 @@ def test_midi_feature_without_midi_is_refused_before_the_analysis(sandbox, capsy
 
 def test_cuda_workers_without_a_gpu_are_refused_before_ray(sandbox, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr("bendlab.cluster._ray", lambda: pytest.fail("Ray was started"))
+    monkeypatch.setitem(sys.modules, "ray", None)  # importing Ray fails the command
     assert "no CUDA GPU is available" in run_one_line(V + ["--workers", "1", "--device", "cuda"], sandbox, capsys)
 
 
 def test_ray_address_with_nothing_listening_fails_in_seconds(sandbox, capsys, monkeypatch):
-    monkeypatch.setattr("bendlab.cluster._ray", lambda: pytest.fail("Ray was started"))
+    monkeypatch.setitem(sys.modules, "ray", None)  # importing Ray fails the command
     t = time.monotonic()
     line = run_one_line(V + ["--ray-address", "127.0.0.1:1"], sandbox, capsys)
     assert time.monotonic() - t < 10
@@ -460,7 +464,7 @@ def test_short_track_leaves_out_the_features_it_cannot_have(tmp_path, capsys):
 def test_a_killed_mux_leaves_no_temporary_audio_beside_the_video(tmp_path, monkeypatch):
     from PIL import Image
 
-    from bendlab import video
+    from bendlab.video import make as video
     frames = []
     for i in range(4):
         frames.append(tmp_path / f"frame_{i}.png")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from bendlab import Bend, insides, models, render
-from bendlab.engine import NonFiniteLatentError, initial_noise
+from bendlab import Bend, models, render
+from bendlab.bend import insides
+from bendlab.bend import NonFiniteLatentError, initial_noise
 from conftest import LATENT_ATOL
 from test_families import sd2_folder, sdxl_folder  # noqa: F401  (fixtures: the tiny SD 2.x and SDXL pipelines)
 
@@ -156,7 +157,7 @@ def test_cross_attention_shows_an_attention_bend_as_the_module_uses_it(pipe):
 
 def test_the_insides_figures_are_valid_views():
     """Every insides figure's views name a module and a step their view takes, with bends that fit 50 steps."""
-    from bendlab import figures
+    from bendlab.ui import figures
     shown = [f for f in figures.FIGURES.values() if isinstance(f, figures.Insides)]
     assert {f.view for f in shown} == {"feature_maps", "latent_steps", "cross_attention"}
     for f in shown:

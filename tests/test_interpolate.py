@@ -8,8 +8,8 @@ from conftest import frame_path, spec_for
 from PIL import Image
 
 from bendlab.files import file_sha256
-from bendlab.frames import frames_dir
-from bendlab.tween import latent_tweens, output_times
+from bendlab.video import frames_dir
+from bendlab.video import latent_tweens, output_times
 from bendlab.video import make_video, plan, video_info
 
 

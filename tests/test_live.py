@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bendlab import audio, causal
-from bendlab.control import MappingControl
+from bendlab import audio
+from bendlab.live import causal
+from bendlab.live import MappingControl
 from bendlab.mapping import Mapping
 from tests.test_control import Sender, jack  # noqa: F401 - the JACK server fixture
 
@@ -44,7 +45,8 @@ def test_live_window_features_equal_the_offline_ones():
 def test_live_rhythm_and_midi_features_read_the_controls():
     """beat is 1 on the first frame of each beat; the phases and lfo:K follow the beat count as offline
     (rhythm.frame_feature's formulas); MIDI features read the snapshot."""
-    from bendlab import control, rhythm
+    from bendlab.live import control
+    from bendlab.audio import rhythm
     c = control.Controls([Mapping()], ["x"], 10, clock=lambda: 0.0, bpm=120)
     an = causal.Analyser(["beat", "beat_phase", "bar_phase", "lfo:0.25", "midi_velocity", "midi_cc:74"], SR, FPS)
     beats = rhythm.Beats(np.arange(0, 20, 0.5), 120.0)  # a grid at 120 bpm from t = 0
@@ -133,7 +135,7 @@ def recorded_vs_offline(folder: Path, fps: float = FPS):
 def test_live_from_a_played_file_records_a_session_that_follows_the_audio(pipe, tmp_path):
     """The silent-clock player (no sound server): frames at the target rate, every one recorded, the recorded
     parameter following the offline rms of the recorded audio (the running range is the only difference)."""
-    from bendlab.audioin import Player
+    from bendlab.live import Player
     from bendlab.live import Live
     shown = []
     live = Live(live_spec(), Player(PIANO, SR, device="none"), pipe=pipe, record=tmp_path / "s",
@@ -152,7 +154,7 @@ SLOW = 0.2  # seconds a slow renderer adds to every frame (20 fps asked: at most
 
 
 def test_a_slow_renderer_drops_frames_and_its_latency_stays_one_render(pipe, tmp_path):
-    from bendlab.audioin import Player
+    from bendlab.live import Player
     from bendlab.live import Live
 
     class Slow(Live):
@@ -169,7 +171,7 @@ def test_a_slow_renderer_drops_frames_and_its_latency_stays_one_render(pipe, tmp
 
 
 def test_mjpeg_stream_serves_the_live_frames(pipe):
-    from bendlab.audioin import Player
+    from bendlab.live import Player
     from bendlab.live import Live
     live = Live(live_spec(), Player(PIANO, SR, device="none"), pipe=pipe, serve="127.0.0.1:0", status=False)
     live.start()
@@ -236,7 +238,7 @@ def paplay(env):
 def test_microphone_capture_through_pulseaudio_follows_the_audio_heard(pulse, pipe, tmp_path):
     """The piano played into a null sink and captured from its monitor through ALSA's pulse device, exactly as
     a microphone is: the recorded parameter follows the offline rms of what was recorded."""
-    from bendlab.audioin import Microphone
+    from bendlab.live import Microphone
     from bendlab.live import Live
     proc, env = pulse
     live = Live(live_spec(), Microphone("pulse", SR), pipe=pipe, record=tmp_path / "s", status=False)
@@ -258,7 +260,7 @@ def test_microphone_capture_through_pulseaudio_follows_the_audio_heard(pulse, pi
 
 
 def test_the_input_device_vanishing_ends_the_session_with_a_valid_folder(pulse, pipe, tmp_path):
-    from bendlab.audioin import Microphone
+    from bendlab.live import Microphone
     from bendlab.live import Live
     from bendlab.session import read_session
     proc, env = pulse
@@ -306,11 +308,11 @@ def test_midi_cc_and_osc_prompt_land_in_the_automation_then_the_session_re_rende
     parameters and the recorded audio."""
     from pythonosc.udp_client import SimpleUDPClient
 
-    from bendlab.audioin import Player
+    from bendlab.live import Player
     from bendlab.live import Live
     from bendlab.session import read_session
     from bendlab.video import make_video, video_info
-    from bendlab.videospec import plan, session_spec
+    from bendlab.video import plan, session_spec
     sender = Sender("bendlab-live-cc")
     folder = tmp_path / "s"
     live = Live(live_spec(mapping=Mapping(feature="rms", op="rotate1", low=0.0, high=1.0)),

@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from bendlab import Bend, operators as ops, render
-from bendlab.cli import main
+from bendlab import Bend, render
+from bendlab.bend import operators as ops
+from bendlab.ui.cli import main
 from conftest import LATENT_ATOL, assert_frames_close, assert_latents_close
 
 torch.manual_seed(0)
@@ -155,7 +156,7 @@ def test_render_grid_refuses_several_parameters():
 
 
 def test_cli_param_comma_separated(pipe, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("bendlab.models.load_pipeline", lambda *a, **k: pipe)
+    monkeypatch.setattr("bendlab.models.Model.load", lambda *a, **k: pipe)
     out = tmp_path / "m.png"
     identity = ",".join(f"{v:g}" for v in IDENTITY)
     assert main(["render", "a floating orb", "--op", "matrix", "--param", identity, "--layer", "2", "--steps", "4",
@@ -168,7 +169,7 @@ def test_cli_param_comma_separated(pipe, tmp_path, capsys, monkeypatch):
 
 
 def test_recipe_list_and_hadamard_without_param(pipe, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("bendlab.models.load_pipeline", lambda *a, **k: pipe)
+    monkeypatch.setattr("bendlab.models.Model.load", lambda *a, **k: pipe)
     recipe = tmp_path / "r.toml"
     recipe.write_text('prompt = "a floating orb"\nsteps = 4\n[[bend]]\nop = "rotate6"\n'
                       'param = [0.0, 0.0, 0.0, 1.3, 0.0, 0.0]\nlayer = 2\n')
@@ -241,8 +242,8 @@ def test_embed16_mapping_refusals(kw, msg):
 
 def test_embed16_video_frames_are_matrix_bends(pipe, clip):
     from bendlab.mapping import Mapping
-    from bendlab.renderer import FrameRenderer
-    from bendlab.videospec import plan
+    from bendlab.video import FrameRenderer
+    from bendlab.video import plan
     from conftest import spec_for
     p = plan(spec_for(clip, walk="none", batch=4, mappings=[Mapping("embed16", "matrix", 3, -0.5, 0.5)]))
     assert p.curves.shape == (1, 12) and p.vectors[0].shape == (12, 16)

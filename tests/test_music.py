@@ -9,10 +9,12 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from bendlab import audio, midi
-from bendlab.cli import main
-from bendlab.video import Mapping, VideoSpec, plan
-from bendlab.videospec import resolve
+from bendlab import audio
+from bendlab.audio import midi
+from bendlab.ui.cli import main
+from bendlab.mapping import Mapping
+from bendlab.video import VideoSpec, plan
+from bendlab.video import resolve
 
 SR = audio.DEFAULT_SR
 FPS = 20

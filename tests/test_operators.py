@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from bendlab import operators as ops
+from bendlab.bend import operators as ops
 from bendlab.bend import Bend
-from bendlab.where import Where
+from bendlab.bend import Where
 from conftest import assert_latents_close
 
 torch.manual_seed(0)

@@ -19,13 +19,13 @@ from PIL import Image
 
 from bendlab import audio
 from bendlab.bend import Bend
-from bendlab.cli import main
-from bendlab.engine import latent_shape, render_batch
-from bendlab.frames import frames_dir
+from bendlab.ui.cli import main
+from bendlab.bend import latent_shape, render_batch
+from bendlab.video import frames_dir
 from bendlab.mapping import Mapping
 from bendlab.session import SessionWriter, fit_layers, read_session
 from bendlab.video import make_video, plan, video_info
-from bendlab.videospec import session_spec
+from bendlab.video import session_spec
 from conftest import CLIP_STEPS, assert_frames_close, frame_path
 
 SR = 22050
@@ -140,7 +140,7 @@ def test_a_session_killed_at_a_random_moment_reads_and_re_renders(pipe, tmp_path
     s = read_session(folder)
     assert s.rows >= 39 and s.duration > 0, moment
     assert s.times[-1] <= s.duration + 300 / SR  # the row of a block follows its samples
-    monkeypatch.setattr("bendlab.models.load_pipeline", lambda *a, **k: pipe)
+    monkeypatch.setattr("bendlab.models.Model.load", lambda *a, **k: pipe)
     out = tmp_path / "killed.mp4"
     assert main(["video", "--session", str(folder), "--fps", "5", "--upscale", "1", "--out", str(out)]) == 0, \
         capsys.readouterr().err
@@ -201,7 +201,7 @@ def test_the_session_is_in_the_manifest_and_other_videos_are_not(tmp_path, clip)
 def test_a_session_renders_the_same_frames_on_ray_workers(pipe, tmp_path):
     """The per-frame prompts and layers travel with the plan to a Ray worker: its frames are byte-identical."""
     pytest.importorskip("ray", reason="ray is installed by `make install`")
-    from bendlab import cluster
+    from bendlab.video import cluster
     from bendlab.video import render_frames
     from conftest import same_frames
     spec = session_spec(perform(tmp_path / "s"), fps=10, batch=4)

@@ -4,8 +4,8 @@ import pytest
 
 from bendlab import models, render
 from bendlab.bend import Bend
-from bendlab.cli import main
-from bendlab.engine import check_bends, latent_shape
+from bendlab.ui.cli import main
+from bendlab.bend import check_bends, latent_shape
 
 
 @pytest.fixture
@@ -14,7 +14,7 @@ def no_weights(monkeypatch):
     def no_model(*a, **k):
         raise AssertionError("weights were loaded to list the targets")
     monkeypatch.setattr("bendlab.models.load_pipeline", no_model)
-    monkeypatch.setattr("bendlab.models._load", no_model)
+    monkeypatch.setattr("bendlab.models.Model.load", no_model)
 
 
 def test_shipped_model_lists_latent_and_unet_blocks(no_weights):
@@ -77,7 +77,7 @@ def test_cli_bad_model_is_one_line(no_weights, capsys, model, msg):
 def test_attention_modules_are_listed_with_queries_x_keys(no_weights, capsys):
     """Every `Attention` module of the shipped UNet, self (attn1: 16 queries x 16 keys at its 4x4 block) and cross
     (attn2: 16 x 77 prompt tokens), each accepted by an attention bend (a token selection for attn2 only)."""
-    from bendlab.engine import attention_modules
+    from bendlab.bend import attention_modules
     skeleton = models.skeleton()
     attn = [t for t in models.bend_targets() if t.name.startswith("attn:")]
     assert {t.name.removeprefix("attn:") for t in attn} == {n for n, _ in attention_modules(skeleton.unet)}

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from bendlab import Bend, render
-from bendlab.cli import main
-from bendlab.operators import N_PARAMS, OPERATORS, POINTWISE_OPERATORS
+from bendlab.ui.cli import main
+from bendlab.bend import N_PARAMS, OPERATORS, POINTWISE_OPERATORS
 
 STEPS = 2
 KW = dict(steps=STEPS, seed=3, output_type="np")
@@ -43,7 +43,7 @@ def test_multiply_zero_on_a_word_changes_the_image_and_only_the_positive_half(pi
 
 
 def test_token_word_selects_the_right_positions(pipe):
-    from bendlab.engine import token_mask
+    from bendlab.bend import token_mask
     tok = pipe.tokenizer
     prompt = "a red orb beside a blue orb"
     ids = tok(prompt).input_ids
@@ -89,7 +89,7 @@ def test_refused_operators_and_wheres_are_one_line():
 
 
 def test_no_hooks_left_after_50_renders(pipe):
-    from bendlab.engine import encode_prompts, initial_noise, render_batch
+    from bendlab.bend import encode_prompts, initial_noise, render_batch
     embeds = encode_prompts(pipe, ["an orb"])
     x = initial_noise(pipe, 3)
     for i in range(50):
@@ -99,7 +99,7 @@ def test_no_hooks_left_after_50_renders(pipe):
 
 
 def test_batch_carries_one_text_parameter_per_item(pipe):
-    from bendlab.engine import encode_prompts, initial_noise, render_batch
+    from bendlab.bend import encode_prompts, initial_noise, render_batch
     x = initial_noise(pipe, 3).expand(2, -1, -1, -1).clone()
     embeds = encode_prompts(pipe, ["an orb"]).expand(2)
     both = render_batch(pipe, [Bend("multiply", torch.tensor([1.0, 0.0]), (0, STEPS - 1), "token:orb",
@@ -113,7 +113,7 @@ def test_batch_carries_one_text_parameter_per_item(pipe):
 
 
 def test_cli_text_target(tmp_path, pipe, monkeypatch):
-    monkeypatch.setattr("bendlab.models._load", lambda *a, **k: pipe)
+    monkeypatch.setattr("bendlab.models.Model.load", lambda *a, **k: pipe)
     out = tmp_path / "o.png"
     assert main(["render", "an orb", "--steps", str(STEPS), "--seed", "3", "--op", "multiply", "--param", "0",
                  "--layer", "0", "--target", "text", "--where", "token:orb", "--out", str(out)]) == 0
@@ -128,7 +128,8 @@ def test_a_video_mapping_bends_a_word(target, tmp_path):
     found (loud frames bent, the picture differs from the unbent video)."""
     from conftest import spec_for, write_clip
 
-    from bendlab.video import Mapping, render_frames
+    from bendlab.mapping import Mapping
+    from bendlab.video import render_frames
     clip = write_clip(tmp_path / "c.wav")
     folders = {}
     for name, high in (("plain", 1.0 + 1e-9), ("bent", 3.0)):  # plain: multiply by ~1 (low == high is refused)

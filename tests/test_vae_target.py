@@ -6,8 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from bendlab import Bend, recipe, render
-from bendlab.cli import main
+from bendlab import Bend, render
+from bendlab.ui import recipe
+from bendlab.ui.cli import main
 
 STEPS = 2
 KW = dict(steps=STEPS, seed=3, output_type="np")
@@ -19,7 +20,7 @@ def no_weights(monkeypatch):
     """Loading a model's weights fails the test."""
     def no_model(*a, **k):
         raise AssertionError("the model was loaded")
-    monkeypatch.setattr("bendlab.models._load", no_model)
+    monkeypatch.setattr("bendlab.models.Model.load", no_model)
 
 
 def test_identity_vae_bend_is_bit_identical(pipe):
@@ -56,7 +57,7 @@ def test_unet_target_is_module_and_latent_target_is_the_default(pipe):
 
 
 def test_batch_carries_one_vae_parameter_per_item(pipe):
-    from bendlab.engine import encode_prompts, initial_noise, render_batch
+    from bendlab.bend import encode_prompts, initial_noise, render_batch
     x = initial_noise(pipe, 3).expand(2, -1, -1, -1).clone()
     embeds = encode_prompts(pipe, ["an orb"]).expand(2)
     both = render_batch(pipe, [Bend("multiply", [1.0, -1.0], target=VAE)], embeds=embeds, latents=x, steps=STEPS,
@@ -112,7 +113,7 @@ def test_recipe_target(tmp_path, pipe):
 
 
 def test_cli_target(tmp_path, pipe, monkeypatch):
-    monkeypatch.setattr("bendlab.models._load", lambda *a, **k: pipe)
+    monkeypatch.setattr("bendlab.models.Model.load", lambda *a, **k: pipe)
     out = tmp_path / "o.png"
     assert main(["render", "an orb", "--steps", str(STEPS), "--seed", "3", "--op", "multiply", "--param", "-1",
                  "--target", VAE, "--out", str(out)]) == 0
@@ -122,7 +123,8 @@ def test_cli_target(tmp_path, pipe, monkeypatch):
 
 def test_video_mapping_drives_a_vae_target(pipe, clip, tmp_path):
     """RMS -> multiply on a VAE block: the silent frames equal the unbent video's (multiply 1), the loud ones not."""
-    from bendlab.video import Mapping, render_frames
+    from bendlab.mapping import Mapping
+    from bendlab.video import render_frames
     from conftest import frame_path, spec_for
     m = Mapping("rms", "multiply", None, 1.0, -1.0, target=VAE)
     assert m.bend(0.5) == Bend("multiply", 0.5, target=VAE)
@@ -138,7 +140,7 @@ def test_video_mapping_drives_a_vae_target(pipe, clip, tmp_path):
 
 
 def test_cli_video_target_flag():
-    from bendlab.cli import build_parser, mapping_from_args
+    from bendlab.ui.cli import build_parser, mapping_from_args
     a = build_parser().parse_args(["video", "x.wav", "--op", "add", "--target", VAE, "--out", "v.mp4"])
     assert mapping_from_args(a).target == VAE
 

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from bendlab import audio
-from bendlab.frames import frames_dir
-from bendlab.video import (Mapping, VideoSpec, make_video, noise_walk, parse_keyframe, prompt_weights, render_frames,
-                           video_info)
+from bendlab.video import frames_dir
+from bendlab.mapping import Mapping
+from bendlab.video import VideoSpec, make_video, noise_walk, parse_keyframe, prompt_weights, render_frames, video_info
 from conftest import CLIP_STEPS, assert_frames_close, frame_path, same_frames, spec_for
 
 STEPS = CLIP_STEPS
@@ -175,7 +175,7 @@ def test_shared_prefix_equals_the_full_render(pipe, clip, keyframes):
 
 def test_layer_0_bend_shares_nothing(clip):
     from bendlab.video import FrameRenderer
-    from bendlab.videospec import resolve
+    from bendlab.video import resolve
     spec = VideoSpec(audio=str(clip), walk="none", mappings=[Mapping("rms", "add", 0, 0, 1), Mapping("rms")])
     assert FrameRenderer.shared_layer(resolve(spec)) == 0
     assert FrameRenderer.shared_layer(resolve(VideoSpec(audio=str(clip), walk="none"))) == 40

@@ -9,7 +9,7 @@ import pytest
 import ipywidgets as w
 
 from bendlab import Bend, render
-from bendlab.widgets import DISPLAY_SIDE, explorer, image_array, render_branched, render_cached, slider_view
+from bendlab.ui.widgets import DISPLAY_SIDE, explorer, image_array, render_branched, render_cached, slider_view
 from conftest import assert_frames_close
 
 STEPS = 4
@@ -89,7 +89,7 @@ def test_live_view_plays_shows_and_passes_slider_moves_to_the_session(tmp_path):
     from bendlab.live import LiveSpec
     from bendlab.mapping import Mapping
     from bendlab.session import read_session
-    from bendlab.widgets import LiveView
+    from bendlab.ui.widgets import LiveView
     view = LiveView(LiveSpec(mappings=[Mapping("rms", "rotate1", low=0.0, high=3.0)]), load_pipeline(device="cpu"),
                     "bendlab/data/piano.ogg", output="none", out_dir=tmp_path, record=True)
     assert view.run(seconds=1.0) == "seconds"

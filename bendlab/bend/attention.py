@@ -1,0 +1,156 @@
+"""The bending engine: render a prompt with a list of bends on a stock diffusers pipeline (SD v1.x/2.x, SDXL).
+
+Bends are installed only through diffusers' own extension points, for the duration of one call:
+- layer 0 (the initial latent, or in image-to-image the noised init latent) by wrapping the pipeline's
+  `prepare_latents` so whatever it prepares is bent before the first UNet evaluation;
+- layers 1..N through `callback_on_step_end`, which receives the latent after step L-1, i.e. just before
+  the UNet evaluation of step L (layer N: just before the VAE decodes);
+- module bends through forward hooks on UNet blocks, and VAE bends through forward hooks on blocks of the VAE
+  decoder (they act when the pipeline decodes), all removed when the call ends;
+- text bends through one forward pre-hook on the UNet that bends the positive half of its
+  `encoder_hidden_states` (the pipelines concatenate [negative, positive] under classifier-free guidance),
+  removed when the call ends;
+- attention bends (target "attn:PATH") through diffusers' attention processors: the `Attention` module at PATH
+  gets an `AttnBendProcessor` (`Attention.set_processor`) wrapping the one it had, which is put back when the call
+  ends (also on an error).
+
+Branching sweeps: renders that share prompt, seed and every bend before layer L share their first L steps;
+`render_grid` computes that prefix once and runs the branches as one batch from layer L, by truncating the
+scheduler's timesteps exactly as diffusers' image-to-image pipeline does.
+
+Notebook: notebooks/01_operators.ipynb
+"""
+
+from __future__ import annotations
+
+
+import torch
+
+from .bends import Bend
+from . import operators
+from ..checks import BendlabValueError
+
+
+class AttnBendProcessor:
+    """A diffusers attention processor that bends the attention probabilities of one `Attention` module.
+
+    At the steps of its bends (`cb.step`, as UNet module hooks read it) it computes attention as diffusers'
+    `AttnProcessor` does, with the probabilities explicit (`attn.get_attention_scores`: softmax(q k^T * scale)),
+    bends them (`bend_probs`) and multiplies the bent probabilities with the values. At every other step, and
+    whenever the bends leave the probabilities exactly as they were (an identity bend), it hands the call to the
+    module's own processor (`original`, e.g. AttnProcessor2_0's fused kernel), so an unbent render is
+    bit-identical.
+
+    bends: (Bend, mask) pairs; mask None (every column) or a boolean (P, K, 1) over the K key tokens, one row per
+           prompt (`token_mask`); cb: the call's `BendCallback`; cfg: a function telling, during the call, whether
+           the batch is [negative, positive] (classifier-free guidance), in which case only the positive half is
+           bent, as the text target does.
+    """
+
+    def __init__(self, original, bends, cb, cfg):
+        self.original, self.bends, self.cb, self.cfg = original, bends, cb, cfg
+
+    def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, **kwargs):
+        def stock():
+            extra = dict(kwargs, **({} if temb is None else {"temb": temb}))
+            return self.original(attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
+                                 attention_mask=attention_mask, **extra)
+
+        active = [(b, m) for b, m in self.bends if self.cb.step in b.layers]
+        if not active:
+            return stock()
+        # diffusers' AttnProcessor, step by step, with the probabilities bent
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        hw = None
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hw = (height, width)
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size, sequence_length, _ = (
+            hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape)
+        mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        query = attn.to_q(hidden_states)
+        context = hidden_states if encoder_hidden_states is None else (
+            attn.norm_encoder_hidden_states(encoder_hidden_states) if attn.norm_cross else encoder_hidden_states)
+        key, value = attn.to_k(context), attn.to_v(context)
+        query, key, value = attn.head_to_batch_dim(query), attn.head_to_batch_dim(key), attn.head_to_batch_dim(value)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        probs = attn.get_attention_scores(query, key, mask)
+        bent = self.bend_probs(probs, attn.heads, active, hw or self._map_shape(query.shape[1]))
+        if bent is None:  # an identity: the module's own processor, bit for bit
+            return stock()
+        out = attn.batch_to_head_dim(torch.bmm(bent, value))
+        out = attn.to_out[1](attn.to_out[0](out))
+        if input_ndim == 4:
+            out = out.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+    def _map_shape(self, queries: int) -> tuple[int, int]:
+        """The (h, w) of a block's query positions: the latent's size halved k times as diffusers' downsamplers
+        halve it (ceil), the k whose h x w is the number of queries."""
+        H, W = self.cb.latent_hw
+        for k in range(8):
+            h, w = -(-H // 2**k), -(-W // 2**k)
+            if h * w == queries:
+                return h, w
+        raise BendlabValueError(f"{queries} attention queries are not the {H}x{W} latent at any block resolution; "
+                                f"accepted: "
+                                "an attn target of a UNet whose attention runs on the latent's grid")
+
+    def bend_probs(self, probs: torch.Tensor, heads: int, active, hw: tuple[int, int]) -> torch.Tensor | None:
+        """The bent probabilities (B * heads, Q, K), or None when every bend left them as they were.
+
+        The positive half of the batch under classifier-free guidance (all of it without), as (B, heads, Q, K):
+        a point-wise operator acts on the selected columns; a spatial one (`operators.ATTN_OPERATORS`) on each
+        selected column's map over the image, the Q queries as the block's h x w grid (row-major), each batch
+        item with its parameter. Then, once, every bent row is clamped at 0 and divided by its sum (a row whose
+        sum is 0 becomes uniform, 1/K), so each row sums to 1 again."""
+        n, Q, K = probs.shape
+        P = probs.view(n // heads, heads, Q, K)
+        half = P.shape[0] // 2 if self.cfg() else 0
+        x = P[half:]
+        changed = False
+        for b, m in active:
+            if m is not None:
+                if m.shape[1] != K:
+                    raise BendlabValueError(f"{b.where} selects among {m.shape[1]} prompt tokens, but {b.target} "
+                                            f"attends to "
+                                            f"{K} keys; accepted: where='all' for this module")
+                if m.shape[0] not in (1, x.shape[0]):
+                    raise BendlabValueError(f"{b.where} was found in {m.shape[0]} prompts for a batch of {x.shape[0]}; "
+                                            "accepted: one prompt per batch item")
+                m = m.to(x.device).view(m.shape[0], 1, 1, K)
+            y = self._apply(b, x, hw)
+            if m is not None:
+                y = torch.where(m, y, x)
+            if not torch.equal(y, x):
+                x, changed = y, True
+        if not changed:
+            return None
+        x = x.clamp_min(0)
+        total = x.sum(dim=-1, keepdim=True)
+        x = torch.where(total > 0, x / total.clamp_min(torch.finfo(x.dtype).tiny), torch.full_like(x, 1.0 / K))
+        return (torch.cat([P[:half], x]) if half else x).reshape(n, Q, K)
+
+    @staticmethod
+    def _apply(b: Bend, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """b's operator on every column of x (B, heads, Q, K), with one parameter per batch item."""
+        f = operators.OPERATORS[b.op]
+        if b.op not in operators.ATTN_OPERATORS:
+            return f(x, b.param)
+        B, heads, Q, K = x.shape
+        maps = x.transpose(2, 3).reshape(B, heads * K, *hw)  # each (head, key) column as an h x w image
+        return f(maps, b.param).reshape(B, heads, K, Q).transpose(2, 3)
+
+

@@ -1,0 +1,15 @@
+"""Model families and loading (layer 1: imports only the base modules).
+
+A model name is resolved once (`folder.resolve`: the shipped model, a local diffusers folder or a hub id), its
+family found from its model_index.json (`family`: what the engine needs to know of a family, the seam every
+family plugs into), its sampler chosen (`sampler`), and it is loaded (`load`) or only its shapes read (`model`:
+the resolved `Model` and its weightless `Skeleton`); `targets` lists what a bend can act on.
+"""
+
+from .device import available_cpus, check_device, check_threads, default_device
+from .family import FAMILIES, Family, SD, SDXL, SUPPORTED, TRANSFORMER_PIPELINES, family, family_of
+from .folder import DEFAULT_MODEL, SHIPPED, resolve
+from .load import img2img_pipeline, load_pipeline, load_vae, quiet_loading, weights_fingerprint
+from .model import Model, Skeleton, skeleton, usual_settings, usual_steps
+from .sampler import USUAL, is_stochastic, keeps_own_scheduler, sampler_kind
+from .targets import FEATURE_MAP_PARTS, Target, bend_targets

@@ -1,0 +1,149 @@
+"""The family seam: one `Family` object per kind of pipeline says everything the engine needs of it.
+
+A family names its diffusers pipeline classes (text-to-image, image-to-image), the component folders a saved
+pipeline has, its text encoders and tokenizers, its denoiser (the pipeline attribute the UNet or transformer
+lives at: module and attention bends are found there), the callback style its pipeline offers, and its latent
+`Layout`: how the pipeline holds the latent and how to view it as the **canonical tensor** the operators act on,
+(N, C, H, W), channels by grid. Images are that already; a video latent (B, C, F, H, W) is viewed per frame as
+(B F, C, H, W); packed token sequences (Flux, LTX: (B, H/p W/p, C p p)) are unpacked to their grid and packed back.
+The engine (`bend.hooks`, `bend.fit`) asks the family, never `if sdxl`: adding a family is one new `Family` here.
+SD v1.x/2.x and SDXL are on it; transformer pipelines are refused (with why) until their families land.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..checks import BendlabValueError
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a family's pipeline holds its latent, and its canonical view (N, C, H, W) for the operators.
+
+    kind: "image" (B, C, H, W), the canonical view itself; "video" (B, C, F, H, W), viewed per frame as
+          (B F, C, H, W) (frame-major within each item: row b F + f is item b's frame f); "packed" (B, H/p W/p,
+          C p p), a transformer's patch tokens, unpacked to (B, C, H, W) (`patch` p) as diffusers' Flux pipeline
+          packs them.
+    patch: the side of a packed patch (2 for Flux); unused otherwise.
+    """
+
+    kind: str = "image"
+    patch: int = 2
+
+    def canonical(self, x: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+        """The latent as (N, C, H, W). grid: (H, W) of a packed latent (its token count alone does not say)."""
+        if self.kind == "image":
+            return x
+        if self.kind == "video":
+            B, C, F, H, W = x.shape
+            return x.permute(0, 2, 1, 3, 4).reshape(B * F, C, H, W)
+        if self.kind == "packed":
+            if grid is None:
+                raise BendlabValueError("a packed latent needs its grid (H, W) to be unpacked; accepted: grid=(H, W)")
+            B, N, D = x.shape
+            p, (H, W) = self.patch, grid
+            C = D // (p * p)
+            x = x.view(B, H // p, W // p, C, p, p).permute(0, 3, 1, 4, 2, 5)
+            return x.reshape(B, C, H, W)
+        raise BendlabValueError(f"latent layout {self.kind!r} is unknown; accepted: image, video, packed")
+
+    def restore(self, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The canonical view `y` back in the pipeline's layout, the shape of `like` (the latent it came from)."""
+        if self.kind == "image":
+            return y
+        if self.kind == "video":
+            B, C, F, H, W = like.shape
+            return y.reshape(B, F, C, H, W).permute(0, 2, 1, 3, 4)
+        B, C, H, W = y.shape
+        p = self.patch
+        y = y.view(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)
+        return y.reshape(like.shape)
+
+
+IMAGE = Layout("image")
+VIDEO = Layout("video")
+PACKED = Layout("packed", 2)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family of pipelines bendlab bends: what the engine needs to know of it (see the module docstring)."""
+
+    name: str
+    txt2img: str            # the diffusers pipeline class for text-to-image
+    img2img: str            # ... and for image-to-image (built from the same components, no extra memory)
+    components: tuple       # the sub-folders a saved pipeline has
+    text_encoders: tuple    # the text encoders whose weights make a render (`weights_fingerprint`)
+    aliases: tuple = ()     # other pipeline classes saved with the same components (loaded as txt2img)
+    tokenizers: tuple = ("tokenizer",)  # the tokenizers; the first finds a token:WORD's tokens
+    denoiser: str = "unet"  # the pipeline attribute of the denoiser (UNet, or a transformer: "transformer")
+    callback: str = "on_step_end"  # "on_step_end": callback_on_step_end with tensor_inputs; "step": the per-step
+    #                                callback(step, timestep, latents) of older pipelines
+    layout: Layout = IMAGE  # how the pipeline holds its latent, and its canonical view
+    channels: int = 4       # latent channels the channel operators (rotations, reflections, matrix) act on
+
+    def denoiser_of(self, pipe) -> torch.nn.Module:
+        """The denoiser of a pipeline of this family (a loaded one, or a `Skeleton`): module bends, attention bends
+        and text bends act on it."""
+        return getattr(pipe, self.denoiser)
+
+    def tokenizer_of(self, pipe):
+        """The tokenizer a token:WORD selection is found with."""
+        return getattr(pipe, self.tokenizers[0])
+
+    def latent_size(self, pipe) -> int:
+        """The latent's native side (grid cells) of a pipeline of this family."""
+        return self.denoiser_of(pipe).config.sample_size
+
+    def blocks(self, denoiser: torch.nn.Module) -> list[str]:
+        """The names of the denoiser's top-level blocks a module bend usually takes (for the one-line errors)."""
+        return [n for n, _ in denoiser.named_children() if "blocks" in n or n == "mid_block"]
+
+    def attention_modules(self, denoiser: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+        """(path, module) of every diffusers `Attention` module of the denoiser, in `named_modules` order."""
+        from diffusers.models.attention_processor import Attention
+        return [(n, m) for n, m in denoiser.named_modules() if isinstance(m, Attention)]
+
+
+SD = Family("SD v1.x / 2.x", "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline",
+            ("unet", "vae", "text_encoder", "tokenizer", "scheduler"), ("text_encoder",),
+            ("LatentConsistencyModelPipeline", "LatentConsistencyModelImg2ImgPipeline"))  # LCM models
+SDXL = Family("SDXL", "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline",
+              ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"),
+              ("text_encoder", "text_encoder_2"), tokenizers=("tokenizer", "tokenizer_2"))
+FAMILIES = (SD, SDXL)
+SUPPORTED = ", ".join(f"{f.txt2img} ({f.name})" for f in FAMILIES)
+# pipelines whose denoiser is a transformer on a 16-channel latent: refused, with the reason
+TRANSFORMER_PIPELINES = ("StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline", "FluxPipeline",
+                         "FluxImg2ImgPipeline", "SanaPipeline", "AuraFlowPipeline")
+
+
+def family(class_name: str, model: str = "") -> Family:
+    """The family of a pipeline class named in a model_index.json; a one-line error for any other class."""
+    for f in FAMILIES:
+        if class_name in (f.txt2img, f.img2img, *f.aliases):
+            return f
+    where = f"model {model!r}" if model else "model"
+    if class_name in TRANSFORMER_PIPELINES:
+        raise BendlabValueError(f"{where} holds a {class_name}, a 16-channel-latent transformer model; accepted: "
+                                f"4-channel-latent UNet pipelines ({SUPPORTED}), since the channel operators "
+                                f"(rotations, "
+                                "reflections) are defined on 4 latent channels")
+    raise BendlabValueError(f"{where} holds a {class_name or 'unknown'} pipeline; accepted: {SUPPORTED}")
+
+
+def family_of(pipe) -> Family:
+    """The family of a loaded pipeline (its class, or an alias's) or of a `Skeleton` (which names its own)."""
+    own = getattr(pipe, "family", None)
+    if isinstance(own, Family):
+        return own
+    name = type(pipe).__name__
+    for f in FAMILIES:
+        if name in (f.txt2img, f.img2img, *f.aliases):
+            return f
+    return SDXL if getattr(pipe, "text_encoder_2", None) is not None else SD  # a subclass of one of them
+
+

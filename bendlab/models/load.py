@@ -1,0 +1,125 @@
+"""Load a Stable Diffusion pipeline: the shipped offline model by default, or any SD v1.x, 2.x or SDXL hub id or
+local diffusers folder, through the same code path. The pipeline class comes from the model's model_index.json
+(`FAMILIES`); weights are read as safetensors only; the scheduler is DDIM configured from the model's own
+scheduler config (the paper's sampler), except few-step models, which keep theirs (`keeps_own_scheduler`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+
+import torch
+
+from .device import check_device
+from .family import SD, family, family_of
+from .folder import _index, resolve
+from .sampler import keeps_own_scheduler
+
+@contextlib.contextmanager
+def quiet_loading():
+    """Silence the notices diffusers and transformers print while a model loads (progress bars, the
+    safety-checker note, "requires torchvision" for an image processor bendlab never uses): notebooks then show
+    only what matters. Each library's settings are restored afterwards."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+    saved = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in (dlog, tlog)]
+    for lib, _, _ in saved:
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, level, bars in saved:
+            lib.set_verbosity(level)
+            if bars:
+                lib.enable_progress_bar()
+
+
+class _EmptyFloat32Notice(logging.Filter):
+    """diffusers 0.42 warns on every dtype cast of a model even when it keeps no module in float32 ("...: []");
+    SDXL's pipelines cast their VAE on every call, so without this the notice prints once per frame."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "should be kept in float32: []" not in record.getMessage()
+
+
+_NOTICE = _EmptyFloat32Notice()
+
+
+@functools.lru_cache(maxsize=2)
+def _load(path: str, device: str, dtype: torch.dtype):
+    fam = family(_index(path).get("_class_name", ""), path)
+    logging.getLogger("diffusers.models.modeling_utils").addFilter(_NOTICE)  # once: a logger keeps a set
+    with quiet_loading():
+        import diffusers
+        cls = getattr(diffusers, fam.txt2img)
+        extra = dict(safety_checker=None, requires_safety_checker=False) if fam is SD else {}
+        try:
+            pipe = cls.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
+        except OSError as e:  # hub id not in the local cache and no network, or a folder without safetensors
+            raise OSError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
+    if not keeps_own_scheduler(pipe.scheduler):
+        pipe.scheduler = diffusers.DDIMScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+@functools.lru_cache(maxsize=2)
+def load_vae(model: str | os.PathLike | None = None, device: str | None = None):
+    """The model's VAE alone, float32 on `device` (default as `load_pipeline`): what `tween` decodes the
+    in-between frames with where no pipeline is loaded in this process (a render on Ray workers)."""
+    path = resolve(model)
+    device = check_device(device)
+    with quiet_loading():
+        from diffusers import AutoencoderKL
+        try:
+            vae = AutoencoderKL.from_pretrained(path, subfolder="vae", use_safetensors=True)
+        except OSError as e:
+            raise OSError(f"could not load the VAE of model {path!r}: {str(e).splitlines()[0]}") from None
+    return vae.to(device).eval()
+
+
+def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None,
+                  dtype: torch.dtype | None = None):
+    """The model's pipeline (StableDiffusionPipeline or StableDiffusionXLPipeline, from its model_index.json) with
+    a DDIM scheduler (few-step models keep theirs: `keeps_own_scheduler`), cached per (model, device, dtype).
+
+    model:  None or "bendlab-tiny-sd" (the shipped offline model), a local diffusers folder, or a hub id of
+            SD v1.x/2.x or SDXL (e.g. "CompVis/stable-diffusion-v1-4", downloaded by diffusers only if you ask)
+    device: "cuda" when available, else "cpu"
+    dtype:  float16 on CUDA, float32 on CPU
+    """
+    path = resolve(model)
+    device = check_device(device)
+    dtype = dtype or (torch.float16 if device.startswith("cuda") else torch.float32)
+    return _load(path, device, dtype)
+
+
+def img2img_pipeline(pipe):
+    """The image-to-image pipeline of `pipe`'s family, sharing its components (no extra memory)."""
+    import diffusers
+    cached = getattr(pipe, "_bendlab_img2img", None)
+    if cached is None:
+        cls = getattr(diffusers, family_of(pipe).img2img)
+        options = {k: v for k, v in pipe.config.items() if k in ("requires_safety_checker",
+                                                                 "force_zeros_for_empty_prompt")}
+        with quiet_loading():  # the safety-checker notice: bendlab renders with no safety checker
+            cached = cls(**pipe.components, **options)
+        cached.set_progress_bar_config(disable=True)
+        pipe._bendlab_img2img = cached
+    return cached
+
+
+def weights_fingerprint(pipe) -> str:
+    """A short id of a loaded pipeline's weights (UNet, VAE, text encoders): every tensor's name, shape and first
+    16 values. Render folders record it, so frames of a retrained or other model are never mixed on resume."""
+    import hashlib
+    h = hashlib.sha1()
+    for comp in (pipe.unet, pipe.vae, *(getattr(pipe, name) for name in family_of(pipe).text_encoders)):
+        for name, t in comp.state_dict().items():
+            h.update(f"{name}{tuple(t.shape)}".encode())
+            h.update(t.detach().flatten()[:16].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]

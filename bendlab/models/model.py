@@ -1,0 +1,130 @@
+"""Load a Stable Diffusion pipeline: the shipped offline model by default, or any SD v1.x, 2.x or SDXL hub id or
+local diffusers folder, through the same code path. The pipeline class comes from the model's model_index.json
+(`FAMILIES`); weights are read as safetensors only; the scheduler is DDIM configured from the model's own
+scheduler config (the paper's sampler), except few-step models, which keep theirs (`keeps_own_scheduler`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .folder import _component_config, _sampler_config, resolve
+from .load import load_pipeline
+from .sampler import USUAL, sampler_kind
+from ..checks import BendlabValueError
+
+class Model:
+    """A model resolved once: where it is, its shapes from its configs and its usual steps and guidance, handed
+    down from the entry point (`engine.render`, `video.render_frames`, ...) instead of re-resolving the name.
+
+        m = Model.of("bendlab-tiny-sd")        # or Model.of(None, pipe=a_loaded_pipeline)
+        steps, guidance = m.usual(None, None)  # (50, 7.5) with DDIM
+        m.shapes                               # a Skeleton (or the pipe) for checks before weights load
+        pipe = m.load("cpu")
+
+    path: the local folder or hub id; shapes: the loaded pipeline, else a `Skeleton` read from a local folder's
+    configs, else None (a hub id: checked once loaded). Reading configs costs milliseconds and happens only
+    when asked (a hub id's scheduler config only when a usual value is needed).
+    """
+
+    def __init__(self, path: str, pipe=None):
+        self.path, self.pipe = path, pipe
+        self._sampler: str | None = None
+
+    @classmethod
+    def of(cls, model=None, pipe=None) -> "Model":
+        """The `Model` for a name/folder/hub id (None: the shipped model), or for a loaded `pipe`."""
+        if isinstance(model, Model):
+            return model
+        if pipe is not None:
+            return cls("", pipe)
+        return _model(resolve(model))
+
+    @property
+    def sampler(self) -> str:
+        """"ddim", "lcm" or "turbo" (`sampler_kind`)."""
+        if self._sampler is None:
+            if self.pipe is not None:
+                self._sampler = sampler_kind(type(self.pipe.scheduler).__name__, self.pipe.scheduler.config)
+            else:
+                self._sampler = sampler_kind(*_sampler_config(self.path))
+        return self._sampler
+
+    def usual(self, steps: int | None = None, guidance: float | None = None) -> tuple:
+        """(steps, guidance) as given, each None replaced by this model's usual value (`USUAL`)."""
+        if steps is None or guidance is None:
+            usual = USUAL[self.sampler]
+            steps = usual[0] if steps is None else steps
+            guidance = usual[1] if guidance is None else guidance
+        return steps, guidance
+
+    @property
+    def shapes(self):
+        """What bends are checked against before work: the loaded pipe, a local folder's `Skeleton`, or None."""
+        if self.pipe is not None:
+            return self.pipe
+        return _skeleton(self.path) if Path(self.path).is_dir() else None
+
+    def load(self, device: str | None = None, dtype: torch.dtype | None = None):
+        """The pipeline (the given one, or loaded once per (model, device, dtype): `load_pipeline`)."""
+        return self.pipe if self.pipe is not None else load_pipeline(self.path, device, dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _model(path: str) -> Model:
+    return Model(path)
+
+
+def usual_settings(steps: int | None = None, guidance: float | None = None, model=None, pipe=None):
+    """(steps, guidance) as given, each None replaced by the model's usual value (`USUAL`): a model sampled with
+    DDIM gets the paper's 50 steps and guidance 7.5, an LCM model 4 steps (7.5), a Turbo model 1 step and
+    guidance 0 (their model cards' settings). The model's sampler is read only when a value is missing."""
+    return Model.of(model, pipe).usual(steps, guidance)
+
+
+def usual_steps(model: str | os.PathLike | None = None, pipe=None) -> int:
+    """The steps used when none are given (`usual_settings`): 50 with DDIM, 4 for LCM, 1 for Turbo."""
+    return usual_settings(None, 0.0, model, pipe)[0]
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A model's shapes without its weights: the UNet built on the meta device from its config (so module names
+    and the latent size are known), the VAE's scale factor and the VAE, built the same way. Quacks like a pipeline
+    for `latent_shape` and `check_bends`, so bad bends are refused before the weights load."""
+
+    unet: torch.nn.Module
+    vae_scale_factor: int
+    vae: torch.nn.Module
+
+
+@functools.lru_cache(maxsize=8)
+def _skeleton(path: str) -> Skeleton:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    try:
+        unet_cfg = _component_config(path, "unet")
+        vae_cfg = _component_config(path, "vae")
+        with torch.device("meta"):
+            unet = UNet2DConditionModel.from_config(unet_cfg)
+            vae = AutoencoderKL.from_config(vae_cfg)
+        scale = 2 ** (len(vae_cfg["block_out_channels"]) - 1)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        if isinstance(e, OSError) and not Path(path).is_dir():
+            raise  # a hub id not in the local cache: `_component_config` says so in one line
+        raise BendlabValueError(f"model folder {path!r} has an unreadable unet or vae config ({type(e).__name__}: "
+                                f"{str(e).splitlines()[0] if str(e) else ''}); accepted: a folder written by "
+                                "a pipeline's save_pretrained") from None
+    return Skeleton(unet, scale, vae)
+
+
+def skeleton(model: str | os.PathLike | None = None) -> Skeleton | None:
+    """The shapes of a local model (or the shipped one) read from its configs in milliseconds; None for a hub id
+    (its configs are known only once diffusers fetches it)."""
+    return Model.of(model).shapes
+
+

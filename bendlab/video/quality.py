@@ -1,0 +1,95 @@
+"""What a finished video is measured by: how far an img2img chain drifts from its first frame (`drift`), and how
+much consecutive frames flicker beside how much the bend parameter itself moved (`flicker`). `bendlab video`
+prints both at the end; the benchmark prints them too.
+
+Notebook: notebooks/07_audio_reactive_video.ipynb
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .coherence import to_tensor
+from ..checks import BendlabValueError
+
+
+SSIM_WINDOW = 7  # pixels: small, for the shipped model's 64 px frames
+
+
+def _open(f):
+    return f if isinstance(f, Image.Image) else Image.open(f)
+
+
+@dataclass
+class Drift:
+    """A chain against its first frame, per frame k: LAB mean and standard deviation of each channel (L*, a*,
+    b*; L* in 0..100) and SSIM to frame 0 (1 = the same structure)."""
+
+    lab_mean: np.ndarray  # (n, 3)
+    lab_std: np.ndarray  # (n, 3)
+    ssim: np.ndarray  # (n,)
+
+    def change(self) -> np.ndarray:
+        """(n,) the largest relative change of the lightness statistics from frame 0: max(|dL*|/L*0, |dsL|/sL0)."""
+        m0, s0 = self.lab_mean[0, 0], self.lab_std[0, 0]
+        return np.maximum(np.abs(self.lab_mean[:, 0] - m0) / max(m0, 1e-6),
+                          np.abs(self.lab_std[:, 0] - s0) / max(s0, 1e-6))
+
+    def summary(self, frames=(10, 20, 40, 60)) -> str:
+        """One line: the lightness mean and spread, their change and SSIM at chosen frames."""
+        n = len(self.ssim)
+        parts = [f"frame {k}: L* {self.lab_mean[k, 0]:.1f} (sd {self.lab_std[k, 0]:.1f}), change "
+                 f"{100 * self.change()[k]:.0f}%, SSIM {self.ssim[k]:.2f}" for k in frames if k < n]
+        return (f"drift against frame 0 (L* {self.lab_mean[0, 0]:.1f}, sd {self.lab_std[0, 0]:.1f}): "
+                + ("; ".join(parts) if parts else f"only {n} frames"))
+
+
+def drift(frames) -> Drift:
+    """The drift of a sequence of frames (PIL images or paths) against its first frame."""
+    from kornia.color import rgb_to_lab
+    from kornia.metrics import ssim
+    frames = list(frames)
+    if not frames:
+        raise BendlabValueError("no frames to measure")
+    ts = [to_tensor(_open(f)) for f in frames]
+    labs = [rgb_to_lab(t)[0].flatten(1) for t in ts]
+    first = ts[0]
+    sims = [float(ssim(t, first, SSIM_WINDOW).mean()) for t in ts]
+    return Drift(np.stack([lab.mean(1).numpy() for lab in labs]), np.stack([lab.std(1).numpy() for lab in labs]),
+                 np.asarray(sims))
+
+
+def _rgb(f) -> np.ndarray:
+    return f.astype(np.float64) if isinstance(f, np.ndarray) else np.asarray(_open(f).convert("RGB"), np.float64)
+
+
+def consecutive_diffs(frames) -> np.ndarray:
+    """(n - 1,) the mean absolute difference of each frame from the one before (8-bit levels, 0..255); frames:
+    PIL images, paths or (h, w, 3) arrays, e.g. an mp4's frames (`mp4_frames`)."""
+    arrays = [_rgb(f) for f in frames]
+    return np.asarray([np.abs(b - a).mean() for a, b in zip(arrays, arrays[1:])])
+
+
+def mp4_frames(path) -> list[np.ndarray]:
+    """The decoded frames of a video file, (h, w, 3) uint8 each (imageio's ffmpeg)."""
+    import imageio.v3 as iio
+    return list(iio.imiter(str(path)))
+
+
+def flicker(frames, param: np.ndarray | None = None, low: float = 0.0, high: float = 1.0, label: str = "") -> str:
+    """One line: the mean absolute difference of consecutive frames (8-bit levels, 0..255), with its 95th
+    percentile and maximum (an interpolated video spreads a jump over several frames: the mean stays, the
+    percentile falls), and beside it how much the bend parameter moved per frame (mean |change| as a percentage
+    of its range low..high), so a flicker the music asks for can be told from one it does not."""
+    diffs = consecutive_diffs(frames)
+    if len(diffs) < 1:
+        return f"flicker{label}: 1 frame, nothing to compare"
+    line = (f"flicker{label}: consecutive frames differ by {np.mean(diffs):.2f} levels on average (95th percentile "
+            f"{np.percentile(diffs, 95):.2f}, max {np.max(diffs):.2f})")
+    if param is not None and len(param) > 1:
+        moved = 100 * np.abs(np.diff(np.asarray(param, float))).mean() / abs(high - low)
+        line += f"; the parameter moved {moved:.1f}% of its range per frame"
+    return line

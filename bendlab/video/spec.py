@@ -1,0 +1,340 @@
+"""What a video is: `VideoSpec`, a plain value (constructing one reads no file and no model config), and the one
+step that turns it into work: `plan` resolves every None against the model (steps, guidance, a mapping's
+layer), checks the files it names (init image, MIDI, stems) and computes the audio features and the parameter
+curves. Everything after (the frame renderer, the render folder, the mux) takes the resolved spec.
+
+Notebook: notebooks/07_audio_reactive_video.ipynb
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .. import audio, models, session
+from ..bend import operators
+from ..checks import BendlabValueError, check_choice, check_int, check_number, check_numbers, check_str, check_strings
+from .coherence import COHERENCE
+from ..bend.fit import check_bends, check_settings, img2img_layers
+from ..bend.render import latent_shape, load_image
+from ..files import file_sha256
+from ..mapping import Mapping
+from ..audio.signal import DEFAULT_SR
+from ..paper import DEFAULT_PROMPT, LAYER, SEED, fit_layer
+
+METHODS = ("txt2img", "img2img")
+WALKS = ("sincos", "authors", "none")
+MAX_BATCH = 1024
+
+
+def _path(name: str, v) -> str:
+    if not isinstance(v, (str, os.PathLike)) or not str(v):
+        raise BendlabValueError(f"{name} {v!r:.60} is not a path")
+    return str(v)
+
+
+def _mappings(v) -> list[Mapping]:
+    if isinstance(v, dict) or not isinstance(v, (list, tuple)) or not v or \
+            not all(isinstance(m, (Mapping, dict)) for m in v):
+        raise BendlabValueError(f"mappings {v!r:.60}: accepted: a list of one or more Mapping or dicts of its fields")
+    return [m if isinstance(m, Mapping) else Mapping(**m) for m in v]
+
+
+def _check_keyframes(k, prompts) -> None:
+    if k is None:
+        return
+    if len(k) != len(prompts):
+        raise BendlabValueError(f"{len(k)} keyframe times for {len(prompts)} prompts; accepted: one per prompt")
+    if any(b <= a for a, b in zip(k, k[1:])) or k[0] < 0:
+        raise BendlabValueError(f"keyframe times {k} are not increasing from >= 0 s")
+
+
+# one check per field, each returning the value as stored; steps, guidance, seed and strength are checked together
+# by `engine.check_settings` (strength against steps); OPTIONAL fields also accept None
+FIELD_RULES = {
+    "prompts": lambda v: check_strings("prompts", v),
+    "keyframes": lambda v: check_numbers("keyframes", v),
+    "method": lambda v: check_choice("method", v, METHODS),
+    "walk": lambda v: check_choice("noise walk", v, WALKS),
+    "fps": audio.check_fps,
+    "img2img_prompt": lambda v: check_str("img2img_prompt", v),
+    "color_coherence": lambda v: check_choice("color coherence", v, COHERENCE),
+    "img2img_noise": lambda v: check_number("img2img noise", v, 0, 1, accepted="a standard deviation in 0..1 "
+                                            "(pixel values 0..1; 0 = none)"),
+    "flow": lambda v: check_number("flow", v, 0, 2, accepted="the fraction of the last two frames' motion carried "
+                                   "into the next seed, 0..2 (0 = none, 1 = the same motion again)"),
+    "init_image": lambda v: _path("init_image", v),
+    "model": lambda v: _path("model", v),
+    "sr": audio.check_sr,
+    "batch": lambda v: check_int("batch", v, 1, MAX_BATCH, accepted="frames rendered together"),
+    "midi": lambda v: _path("midi", v),
+    "session": lambda v: _path("session", v),
+}
+OPTIONAL = {"keyframes", "init_image", "midi", "session"}
+
+
+def check_audio_or_session(audio_path, session_dir) -> str:
+    """The one rule for what a video's audio is: an audio file, or a recorded session's audio.wav (a session folder
+    given instead of the audio); returns the audio path. A session given with another audio file is refused."""
+    if session_dir is None:
+        if audio_path is None:
+            raise BendlabValueError("no audio; accepted: an audio file (wav, flac, ogg, mp3), or a session folder "
+                                    "(session=DIR, bendlab video --session DIR) whose recorded audio.wav it plays")
+        return _path("audio", audio_path)
+    own = str(Path(_path("session", session_dir)) / session.AUDIO)
+    if audio_path is not None and str(audio_path) != own:
+        raise BendlabValueError(f"audio {str(audio_path)!r:.60} given with session {str(session_dir)!r:.60}; accepted: "
+                                "one of them (a session re-renders with its recorded audio.wav)")
+    return own
+
+
+@dataclass
+class VideoSpec:
+    """Everything that determines the frames (its `identity()` is the render folder's manifest). A value: the
+    constructor checks types and ranges only; `plan` reads the files and the model's configs.
+
+    steps, guidance: None -> the model's usual ones (`models.Model.usual`: 50 and 7.5 with DDIM, as the paper);
+    batch: txt2img frames rendered together (frames are computed in batches aligned to multiples of it, so it
+    changes pixels at the float-rounding level and is part of the identity; 8 is ~2.4x faster than 1 on a CPU).
+    """
+
+    audio: str | None = None  # None: a session's audio.wav (`session`)
+    prompts: list[str] = field(default_factory=lambda: [DEFAULT_PROMPT])
+    keyframes: list[float] | None = None  # seconds, one per prompt; None: prompts spread from first to last frame
+    mappings: list[Mapping] = field(default_factory=lambda: [Mapping()])
+    method: str = "txt2img"
+    walk: str = "sincos"  # txt2img noise: A sin + B cos; "authors": seed noise + 0.3 (A sin + B cos); "none": fixed
+    fps: float = 20.0
+    steps: int | None = None  # None: the model's usual count (50 with DDIM, as the paper)
+    guidance: float | None = None  # None: the model's usual guidance (7.5, the paper's; Turbo models 0)
+    seed: int = SEED
+    strength: float = 0.5  # img2img
+    img2img_prompt: str = ""  # img2img frames after the first: the paper uses an empty prompt; the prompt keeps it
+    color_coherence: str = "none"  # img2img: each frame's colours matched to frame 0's (coherence.COHERENCE)
+    img2img_noise: float = 0.0  # img2img: std of fresh Gaussian noise added to the previous frame (0..1 pixel units)
+    flow: float = 0.0  # img2img: the previous frame warped on by this fraction of the last two frames' optical flow
+    init_image: str | None = None  # img2img: first frame; else the first frame is text-to-image
+    model: str = models.DEFAULT_MODEL
+    sr: int = DEFAULT_SR  # (the class's `audio` field hides the module here)
+    batch: int = 8
+    midi: str | None = None  # a .mid file for the midi_* features
+    session: str | None = None  # a recorded live session: its automation drives the frames (`session_spec`)
+
+    def __post_init__(self):
+        """Types and ranges, field by field (`FIELD_RULES`), then the rules that join fields; no file is read."""
+        self.audio = check_audio_or_session(self.audio, self.session)
+        self.mappings = _mappings(self.mappings)
+        for name, rule in FIELD_RULES.items():
+            value = getattr(self, name)
+            if value is not None or name not in OPTIONAL:
+                setattr(self, name, rule(value))
+        check_settings(50 if self.steps is None else self.steps, 0.0 if self.guidance is None else self.guidance,
+                       self.seed, self.strength if self.method == "img2img" else None)
+        _check_keyframes(self.keyframes, self.prompts)
+        if self.session is not None:
+            for name, bad in (("keyframes", self.keyframes is not None), ("midi", self.midi is not None),
+                              ("method img2img", self.method == "img2img")):
+                if bad:
+                    raise BendlabValueError(f"{name} given with session {self.session!r:.60}; accepted: the "
+                                            "session's recorded prompts and parameters, text-to-image frames")
+        for m in self.mappings:
+            if self.steps is not None and m.layer is not None and m.layer > self.n_layers:
+                raise BendlabValueError(f"layer {m.layer} is outside 0..{self.n_layers} (the {self.method} frames "
+                                        f"run {self.n_layers} steps)")
+            if audio.parse_feature(m.feature).name.startswith("midi") and self.midi is None and \
+                    self.session is None:  # a session's recorded mappings read no feature
+                raise BendlabValueError(f"feature {m.feature!r} needs a MIDI file; accepted: midi=... (--midi FILE)")
+
+    @property
+    def stems(self) -> list[str]:
+        """The stem files the mappings read."""
+        if self.session is not None:  # the recorded automation drives the frames, not features
+            return []
+        return sorted({r.source for r in (audio.parse_feature(m.feature) for m in self.mappings)
+                       if r.source not in audio.SOURCES})
+
+    @property
+    def n_layers(self) -> int:
+        """Layers of one frame: steps (txt2img) or the steps image-to-image actually runs (steps resolved)."""
+        return img2img_layers(self.steps, self.strength) if self.method == "img2img" else self.steps
+
+    def identity(self) -> dict:
+        """What the frames depend on, as recorded in the render folder: the resolved settings, with the audio,
+        init image, MIDI and stems by content hash rather than by path (a renamed song resumes; a same-size
+        other song does not)."""
+        d = asdict(self)
+        d["audio"] = {"sha256": file_sha256(self.audio)}
+        d["init_image"] = self.init_image and {"sha256": file_sha256(self.init_image)}
+        d["midi"] = self.midi and {"sha256": file_sha256(self.midi)}
+        d["stems"] = {s: file_sha256(s) for s in self.stems}
+        if self.session is None:
+            del d["session"]  # recorded as before sessions existed (their folders resume)
+        else:
+            d["session"] = {name: file_sha256(Path(self.session) / name) for name in (session.META,
+                                                                                        session.AUTOMATION)}
+        for m in d["mappings"]:
+            if m["target"] is None:  # a latent mapping: recorded as before targets existed (its folders resume)
+                del m["target"]
+        if self.method == "img2img":
+            del d["batch"]  # frames are rendered one by one
+        return d
+
+
+# ------------------------------------------------------------------------------------------ keyframes
+def parse_keyframe(s: str) -> tuple[float, str]:
+    """'0:30 a gorgeous landscape' or '12.5 a floating orb' -> (seconds, prompt)."""
+    m = re.fullmatch(r"\s*(?:(\d+):)?(\d+(?:\.\d*)?)\s+(.+)", s)
+    if not m:
+        raise BendlabValueError(f"keyframe {s!r} is not 'M:SS prompt' or 'SECONDS prompt'")
+    return int(m.group(1) or 0) * 60 + float(m.group(2)), m.group(3).strip()
+
+
+def prompt_weights(spec: VideoSpec, n_frames: int) -> np.ndarray:
+    """(n_frames, n_prompts) linear interpolation weights of the prompts for every frame: prompt j's weight is
+    1 at its keyframe and falls linearly to 0 at its neighbours' (before the first keyframe: the first prompt,
+    after the last: the last). Without keyframes the prompts are spread from the first frame to the last."""
+    P = len(spec.prompts)
+    if P == 1:
+        return np.ones((n_frames, 1))
+    t = np.arange(n_frames) / spec.fps
+    keys = np.asarray(spec.keyframes if spec.keyframes is not None
+                      else np.linspace(0, (n_frames - 1) / spec.fps, P))
+    return np.stack([np.interp(t, keys, row) for row in np.eye(P)], axis=1)
+
+
+# ------------------------------------------------------------------------------------------ the plan
+@dataclass
+class Plan:
+    """A video ready to render: the resolved spec (no None left), its features and the (n_mappings, n_frames)
+    parameter curves; `vectors` holds, for each mapping whose operator takes several parameters (embed16 ->
+    matrix), its (n_frames, K) parameter sets (its row of `curves` is then a one-number summary, see
+    `Mapping.params`)."""
+
+    spec: VideoSpec
+    feats: audio.Features | None  # None where only the curves travel (to a Ray worker)
+    curves: np.ndarray
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)  # mapping index -> (n_frames, K)
+    weights: np.ndarray | None = None  # (n_frames, n_prompts) prompt weights per frame; None: `prompt_weights`
+    layers: np.ndarray | None = None  # (n_mappings, n_frames) each mapping's layer per frame; None: its `layer`
+
+    @property
+    def n_frames(self) -> int:
+        return self.curves.shape[1]
+
+
+def resolve(spec: VideoSpec, model: models.Model | None = None) -> VideoSpec:
+    """The spec with every None decided by the model (steps, guidance, each mapping's layer: the paper's 40 of
+    50 at the same depth of the frames' steps) and the files it names checked (the init image decodes, the
+    MIDI file parses, the stems exist): milliseconds, no weights."""
+    if not isinstance(spec, VideoSpec):
+        raise BendlabValueError(f"spec {spec!r:.60} is not a VideoSpec")
+    steps, guidance = (model or models.Model.of(spec.model)).usual(spec.steps, spec.guidance)
+    n = img2img_layers(steps, spec.strength) if spec.method == "img2img" else steps
+    mappings = [m if m.layer is not None else replace(m, layer=fit_layer(LAYER, n)) for m in spec.mappings]
+    spec = replace(spec, steps=steps, guidance=guidance, mappings=mappings)
+    if spec.init_image is not None:
+        load_image(spec.init_image)  # exists and decodes, before any model work
+    if spec.midi is not None:
+        from ..audio import midi
+        midi.read(spec.midi)  # exists and parses
+    if spec.session is None:  # a session's mappings read no feature
+        audio.check_sources([m.feature for m in spec.mappings], spec.midi)
+    return spec
+
+
+def plan(spec: VideoSpec, model: models.Model | None = None) -> Plan:
+    """`resolve` the spec, then compute its features and parameter curves: cheap, no model weights."""
+    spec = resolve(spec, model)
+    feats = audio.audio_features(spec.audio, spec.fps, spec.sr, spec.midi)
+    if spec.session is not None:
+        return session_plan(spec, feats)
+    if spec.keyframes is not None and spec.keyframes[-1] > feats.duration:
+        raise BendlabValueError(f"keyframe at {spec.keyframes[-1]:g} s is beyond the audio "
+                                f"({feats.duration:.2f} s)")
+    vectors = {j: v for j, v in enumerate(m.vectors(feats) for m in spec.mappings) if v is not None}
+    return Plan(spec, feats, np.stack([m.params(feats) for m in spec.mappings]), vectors)
+
+
+def check_curves(p: Plan, shapes) -> None:
+    """The mappings' bends at both ends of their curves (at every layer a session recorded) against a model's
+    shapes (row/column/channel indices, kernel sizes): `shapes` is a loaded pipeline or a `models.Skeleton` read
+    from the model's configs."""
+    shape = latent_shape(shapes, 1)
+    for j, m in enumerate(p.spec.mappings):
+        if j in p.vectors:  # a matrix: only its layer and where depend on the model
+            check_bends(shapes, [m.bend(p.vectors[j][0].tolist())], p.spec.n_layers, shape)
+            continue
+        ends = (float(p.curves[j].min()), float(p.curves[j].max()))
+        layers = [None] if p.layers is None else sorted(set(p.layers[j].tolist()))
+        check_bends(shapes, [m.bend(v, layer) for layer in layers for v in ends], p.spec.n_layers, shape)
+
+
+# ------------------------------------------------------------------------------------------ live sessions
+def session_spec(folder, **settings) -> VideoSpec:
+    """The VideoSpec that re-renders a recorded live session (`bendlab video --session DIR`; the folder:
+    `bendlab.session`). The settings given win; the rest are the session's (session.json): prompts, mappings,
+    model, seed, fps, sr, and walk "none" (live frames start from the seed's fixed noise; a "walk" key in
+    session.json says otherwise). Steps and guidance are the session's with its model, the other model's usual
+    ones with another (`model=`). Each mapping's layer is carried to the re-render's steps at the same relative
+    depth, as every recorded layer is (`session.fit_layers`). Reads session.json (and, for another model with no
+    steps given, its scheduler config): no weights, no audio.
+
+    Notebook: notebooks/08_live.ipynb
+    """
+    check_audio_or_session(settings.get("audio"), folder)
+    if "mappings" in settings:
+        raise BendlabValueError(f"mappings given with session {str(folder)!r:.60}; accepted: the session's recorded "
+                                "mappings (its automation holds their parameters)")
+    meta = session.read_meta(folder)
+    base = {k: meta[k] for k in ("prompts", "model", "seed", "fps", "sr", "walk") if meta.get(k) is not None}
+    base.setdefault("walk", "none")
+    if settings.get("model", base.get("model")) == base.get("model"):  # the session's model: its steps, guidance
+        base.update({k: meta[k] for k in ("steps", "guidance") if meta.get(k) is not None})
+    kw = {**base, **settings}
+    steps = kw.get("steps")
+    if steps is None:
+        model = models.Model.of(kw.get("model", models.DEFAULT_MODEL))
+        steps = model.usual(None, kw.get("guidance"))[0]
+    try:
+        recorded = [Mapping(**m) for m in meta["mappings"]]
+    except (TypeError, ValueError) as e:
+        raise BendlabValueError(f"session {str(folder)!r:.60}: a recorded mapping is not a Mapping ({e})") from None
+    mappings = [m if m.layer is None else replace(m, layer=int(session.fit_layers(m.layer, meta["steps"], steps)))
+                for m in recorded]
+    return VideoSpec(**kw, session=str(folder), mappings=mappings)
+
+
+def session_plan(spec: VideoSpec, feats: audio.Features) -> Plan:
+    """The plan of a session re-render (`plan` of a spec with `session`): frame k (shown from k/fps s) takes the
+    automation at k/fps on the audio clock (`session.Session.at`: the parameters interpolated, the prompt and
+    the layers as they were), the live frames that analysed the window starting there (a row's time is the start
+    of its window); the layers carried to the re-render's steps; one-hot prompt weights. The audio is loaded for
+    its duration (ceil(duration x fps) frames); no feature is computed."""
+    s = session.read_session(spec.session)
+    recorded = s.meta["mappings"]
+    if len(recorded) != len(spec.mappings):
+        raise BendlabValueError(f"{len(spec.mappings)} mappings for a session that recorded {len(recorded)}; accepted: "
+                                "the session's mappings (videospec.session_spec)")
+    for j, (m, d) in enumerate(zip(spec.mappings, recorded)):
+        theirs = (d.get("op"), d.get("where", "all"), d.get("norm"), d.get("target"))
+        if (m.op, m.where, m.norm, m.target) != theirs:
+            raise BendlabValueError(f"mapping {j} bends {m.op} at {m.where}, the session's {theirs[0]} at {theirs[1]}; "
+                                    "accepted: the session's mappings (videospec.session_spec)")
+        if m.op in operators.N_PARAMS:
+            raise BendlabValueError(f"mapping {j}: {m.op} takes {operators.N_PARAMS[m.op]} parameters a frame; a "
+                                    "session records one")
+    params, prompt, layers = s.at(feats.times)
+    if not np.isfinite(params).all():
+        raise BendlabValueError(f"session {spec.session!r:.60}: automation.csv holds a parameter that is not finite")
+    if prompt.min() < 0 or prompt.max() >= len(spec.prompts):
+        raise BendlabValueError(f"session {spec.session!r:.60} shows prompt {int(prompt.max())} of {len(spec.prompts)} "
+                                "prompts; accepted: prompt indices 0.. the number of prompts - 1")
+    for j, m in enumerate(spec.mappings):
+        if m.op in operators.INTEGER_OPERATORS:
+            params[j] = np.round(params[j])
+    layers = session.fit_layers(layers, s.meta["steps"], spec.n_layers)
+    return Plan(spec, feats, params, {}, np.eye(len(spec.prompts))[prompt], layers)
