@@ -19,6 +19,9 @@ startup  `bendlab video` of 160 frames as a whole process: in-process, --workers
          frame against in-process   goal <= 10 s
 memory   peak RSS of the render process, 2000-frame render (2 steps) / 200-frame render   goal: <= 1.2
 analysis audio analysis of a 60 s track / its render time (1200 frames at 20 fps)       goal: <= 2%
+checks   check once, then run: a video batch (4 frames, 10 steps, a latent and an attention mapping) and a live frame
+         (10 steps from layer 8) run through render_batch (checks and resolution on every call, as before) and
+         through run_batch (checked once, as video and live now run): seconds per call and the share the checks took
 live     `bendlab live` on the shipped piano (silent clock), 10 steps bent at layer 8, 8 s: achieved fps, audio-to-
          frame latency p50/p95, a live frame's cost / a full 50-step render   goal: >= 15 fps, p95 <= 150 ms,
          cost <= 0.06; with --live-fps 0 the loop runs unpaced (the most frames this machine can show)
@@ -64,8 +67,8 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu", help="cpu (float32) or cuda (float16)")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--only", nargs="*", default=["render", "bend", "branch", "vaesweep", "batch", "explorer", "prefix",
-                                                  "workers", "memory", "analysis", "interpolate", "live",
-                                                  "startup"])
+                                                  "workers", "memory", "analysis", "interpolate", "checks",
+                                                  "live", "startup"])
     ap.add_argument("--live-fps", type=float, default=20.0, help="live: the target frame rate (0: unpaced)")
     ap.add_argument("--arch", choices=["sd14", "sdxl"], help="a random-weight pipeline with this model's exact "
                     "architecture instead of --model (see below)")
@@ -163,6 +166,9 @@ def main(argv=None) -> None:
     if {"prefix", "workers", "memory", "analysis"} & set(a.only):
         video_benchmarks(a, pipe)
 
+    if "checks" in a.only:
+        checks_benchmark(a, pipe)
+
     if "live" in a.only:
         live_benchmark(a, pipe)
 
@@ -182,7 +188,7 @@ def startup_benchmark(frames: int = 160, fps: float = 20.0) -> None:
             out = Path(tmp) / f"{label.replace(' ', '-')}.mp4"
             frames_dir = out.with_suffix(".frames")
             t0 = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-m", "bendlab.cli", "video", str(wav), "--op", "rotate1",
+            proc = subprocess.Popen([sys.executable, "-m", "bendlab.ui.cli", "video", str(wav), "--op", "rotate1",
                                      "--fps", str(fps), "--out", str(out), *extra], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
             first = None
@@ -229,6 +235,33 @@ def interpolate_benchmark(pipe, seconds: float = 4.0, fps: float = 10.0, out_fps
                              + (f" ({secs[k]:.1f} s)" if k in secs else "") for k, d in rows.items())
             print(f"interpolate {name} {int(seconds * fps)} frames at {fps:g} -> {out_fps:g} fps, flicker of the "
                   f"mp4 (levels): {line}")
+
+
+def checks_benchmark(a, pipe) -> None:
+    """Per call: render_batch (as video and live called it before: settings, bends and model resolved and checked
+    every batch or frame) against run_batch (what they call now, having checked once), side by side, interleaved."""
+    from bendlab import Bend
+    from bendlab.bend import attention_modules, encode_prompts, initial_noise, render_batch, run_batch, shared_prefix
+    attn = next(n for n, m in attention_modules(pipe.unet) if m.is_cross_attention)
+    cases = {}
+    x = initial_noise(pipe, 46, 4)
+    e4 = encode_prompts(pipe, ["3D mesh geometry"] * 4)
+    batch = [Bend("rotate1", torch.linspace(0, 3, 4, dtype=torch.float64), 8),
+             Bend("multiply", torch.linspace(0.5, 2, 4, dtype=torch.float64), (0, 9), target=f"attn:{attn}")]
+    cases["video batch (4 frames, 10 steps)"] = (batch, e4, x, 0, 4)
+    e1 = encode_prompts(pipe, ["3D mesh geometry"])
+    prefix = shared_prefix(pipe, e1, initial_noise(pipe, 46), [8], steps=10, guidance=7.5)[8]
+    cases["live frame (10 steps from layer 8)"] = ([Bend("rotate1", 1.0, 8)], e1, prefix, 8, 1)
+    for name, (bends, embeds, latents, start, n) in cases.items():
+        before, after = [], []
+        kw = dict(steps=10, guidance=7.5, start=start, prompts=["3D mesh geometry"] * n)
+        for _ in range(a.repeat):  # interleaved
+            before += timed(lambda b=bends, e=embeds, x=latents, k=kw: render_batch(pipe, b, embeds=e,
+                                                                                     latents=x.clone(), **k), 1)
+            after += timed(lambda b=bends, e=embeds, x=latents, k=kw: run_batch(pipe, b, e, x.clone(), **k), 1)
+        b, f = statistics.median(before), statistics.median(after)
+        print(f"checks   {name}: checked every call {b * 1000:.1f} ms, checked once {f * 1000:.1f} ms: the checks "
+              f"were {(b - f) * 1000:.1f} ms = {(b - f) / b:.1%} of a call")
 
 
 def live_benchmark(a, pipe, seconds: float = 8.0) -> None:
@@ -372,7 +405,7 @@ def video_benchmarks(a, pipe) -> None:
         if "memory" in a.only:
             import subprocess
             code = ("import resource, sys, torch\ntorch.set_num_threads(1)\n"
-                    "from bendlab.video import Mapping, VideoSpec, render_frames\n"
+                    "from bendlab.mapping import Mapping\nfrom bendlab.video import VideoSpec, render_frames\n"
                     "spec = VideoSpec(audio=sys.argv[1], steps=2, mappings=[Mapping('rms', 'rotate1', 1)])\n"
                     "render_frames(spec, sys.argv[2], progress=False)\n"
                     "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")

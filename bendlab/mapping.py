@@ -1,5 +1,5 @@
 """A mapping: one audio feature driving one bend's parameter, frame by frame (the second stop of a frame's way:
-audio -> mapping -> bend -> engine -> render folder -> mp4).
+audio -> mapping -> bend -> video.renderer -> video.folder -> mp4).
 
 Notebook: notebooks/07_audio_reactive_video.ipynb
 """
@@ -29,7 +29,7 @@ class Mapping:
     gate, threshold, ratio: dynamics on the normalised 0..1 value (see `audio.scale`); curve: exponent;
     attack, release: envelope follower time constants in seconds; median: odd running-median window (frames).
     layer: None -> the paper's 40 of 50 steps at the same relative depth of the video's steps (set when the
-    video's spec is resolved: `videospec.resolve`).
+    video's spec is resolved: `video.spec.resolve`).
     target: None (the latent) or a bend's target, e.g. "unet:mid_block" or "vae:decoder.up_blocks.1" (`Bend`);
     a VAE target bends every frame once, when it is decoded, whatever the layer.
 

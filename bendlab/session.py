@@ -1,5 +1,5 @@
 """A live session folder: what `bendlab live --record DIR` writes while it plays, and what `bendlab video --session
-DIR` reads to re-render the performance offline at full quality (`videospec.session_spec`).
+DIR` reads to re-render the performance offline at full quality (`video.spec.session_spec`).
 
     DIR/
       session.json     {"version": 1, "model", "steps", "guidance", "seed", "fps", "sr", "prompts": [...],

@@ -84,6 +84,17 @@ def assert_latents_close(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, atol
     torch.testing.assert_close(a, b, atol=atol, rtol=0)
 
 
+def wait_until(condition, timeout: float, what: str, poll: float = 0.02) -> None:
+    """Poll `condition()` until it is true; fail the test naming `what` after `timeout` seconds (every wait in a
+    test has a deadline: a hang is a failure that says what never happened, not a CI run that never ends)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:g} s for {what}")
+        time.sleep(poll)
+
+
 # ------------------------------------------------------------------------------------------------ audio and video
 CLIP_STEPS = 4  # denoising steps of the test videos
 
@@ -149,3 +160,62 @@ def pipe():
     """The shipped model (or BENDLAB_TEST_MODEL), loaded once, on the CPU in float32."""
     from bendlab import load_pipeline
     return load_pipeline(os.environ.get("BENDLAB_TEST_MODEL"), device="cpu")
+
+
+# ------------------------------------------------------------------------------------------------ other families
+def tiny_sd2(folder):
+    """A tiny SD 2.x-style pipeline: the shipped VAE and text encoder, a random UNet with SD 2's options
+    (linear projections, per-block head dims) and a v-prediction DDIM scheduler, saved as safetensors."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from bendlab import load_pipeline
+    shipped = load_pipeline(device="cpu")
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=96,
+                                attention_head_dim=(2, 4), use_linear_projection=True, norm_num_groups=16)
+    scheduler = DDIMScheduler.from_config({**shipped.scheduler.config, "prediction_type": "v_prediction"})
+    pipe = StableDiffusionPipeline(vae=shipped.vae, text_encoder=shipped.text_encoder, tokenizer=shipped.tokenizer,
+                                   unet=unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def tiny_sdxl(folder, scheduler_config=None):
+    """A tiny SDXL pipeline saved as safetensors: the shipped VAE, text encoder and tokenizer, a random second
+    text encoder with a projection (its pooled output conditions the UNet), and a random UNet with SDXL's
+    "text_time" added conditioning (6 time ids x 8 + the 32-d pooled embedding) on both encoders' features."""
+    import diffusers
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+    from bendlab import load_pipeline
+    shipped = load_pipeline(device="cpu")
+    torch.manual_seed(0)
+    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(
+        vocab_size=shipped.tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, projection_dim=32, max_position_embeddings=77))
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, transformer_layers_per_block=(1, 2),
+        addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 32,
+        cross_attention_dim=shipped.text_encoder.config.hidden_size + 32, norm_num_groups=16)
+    config = {**shipped.scheduler.config, **(scheduler_config or {})}
+    scheduler = getattr(diffusers, config.pop("_class_name", "EulerDiscreteScheduler")).from_config(config)
+    pipe = diffusers.StableDiffusionXLPipeline(vae=shipped.vae, text_encoder=shipped.text_encoder,
+                                               text_encoder_2=text_encoder_2, tokenizer=shipped.tokenizer,
+                                               tokenizer_2=shipped.tokenizer, unet=unet, scheduler=scheduler)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sd2_folder(tmp_path_factory):
+    """`tiny_sd2`, saved once a session."""
+    return tiny_sd2(tmp_path_factory.mktemp("sd2") / "tiny-sd2")
+
+
+@pytest.fixture(scope="session")
+def sdxl_folder(tmp_path_factory):
+    """`tiny_sdxl`, saved once a session."""
+    return tiny_sdxl(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl")

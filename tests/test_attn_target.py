@@ -318,10 +318,9 @@ def test_refused_operators_wheres_and_layers_are_one_line():
 
 # ------------------------------------------------------------------------------------------ another family
 @pytest.fixture(scope="module")
-def sdxl(tmp_path_factory):
+def sdxl(sdxl_folder):
     from bendlab import load_pipeline
-    from test_families import tiny_sdxl
-    return load_pipeline(tiny_sdxl(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl"), device="cpu")
+    return load_pipeline(sdxl_folder, device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,8 @@ def test_console_script_installed():
 
 
 def test_video_recipe_mappings(tmp_path):
-    from bendlab.ui.cli import build_parser, video_spec_from_args
+    from bendlab.ui.cli import build_parser
+    from bendlab.ui.commands.video import video_spec_from_args
     r = tmp_path / "v.toml"
     r.write_text('prompts = ["a floating orb", "mice"]\n[[mapping]]\nfeature = "onset"\nop = "add"\nlayer = 10\n'
                  'low = 0.0\nhigh = 2.0\n[[mapping]]\nfeature = "centroid"\nop = "rotate1"\nlayer = 40\n')

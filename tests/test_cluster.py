@@ -238,7 +238,7 @@ def test_joins_a_ray_start_head_runtime_by_address(no_runtime, monkeypatch, refe
             time.sleep(0.2)
         # in a fresh process, as a user's `bendlab video --ray-address` (Ray reads its auth mode once a process)
         code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
-                "import ray\nfrom conftest import spec_for\nfrom bendlab import cluster\n"
+                "import ray\nfrom conftest import spec_for\nfrom bendlab.video import cluster\n"
                 "from bendlab.video import render_frames\n"
                 f"render_frames(spec_for(sys.argv[2], batch={BATCH}), sys.argv[3], progress=False, "
                 "source=cluster.RaySource(2, address=sys.argv[4]))\n"

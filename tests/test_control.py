@@ -1,4 +1,4 @@
-"""Live controls (bendlab.control) with the real parts: a JACK server (dummy driver) and a python-rtmidi virtual
+"""Live controls (bendlab.live.control) with the real parts: a JACK server (dummy driver) and a python-rtmidi virtual
 port send CC sweeps, MIDI clock and notes; python-osc's client sends OSC over UDP on 127.0.0.1."""
 
 import os
@@ -16,7 +16,7 @@ from bendlab.live import (CLOCK_TIMEOUT, MAX_PROMPT_CHARS, MIDI_POLL, OSC_ADDRES
                           MidiInput, OscServer, check_midi_port, list_midi, parse_cc, parse_osc)
 from bendlab.mapping import Mapping
 
-pytestmark = pytest.mark.filterwarnings("ignore::bendlab.control.ControlWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::bendlab.live.control.ControlWarning")
 
 
 class Log(list):

@@ -63,7 +63,7 @@ def test_branching_and_img2img_on_cuda():
 
 def test_sdxl_float16_on_cuda(tmp_path):
     """A tiny SDXL in float16 (its VAE upcast by the pipeline): finite, bends act, branching within rounding."""
-    from test_families import tiny_sdxl
+    from conftest import tiny_sdxl
 
     from bendlab import render_grid
     pipe = load_pipeline(tiny_sdxl(tmp_path / "sdxl"))

@@ -1,5 +1,5 @@
 """The img2img chain carries its motion: the previous frame warped by the optical flow of the last two (OpenCV's
-DIS, Deforum's optical-flow warping) before it seeds the next (`VideoSpec.flow`, `bendlab.motion`)."""
+DIS, Deforum's optical-flow warping) before it seeds the next (`VideoSpec.flow`, `bendlab.video.motion`)."""
 
 import numpy as np
 import pytest

@@ -115,7 +115,7 @@ def test_corrupt_manifest_names_the_file(pipe, clip, tmp_path):
 
 def _hold_lock(folder):
     """A separate process that takes the folder's lock and waits to be killed."""
-    code = ("import sys, time\nfrom bendlab.frames import RenderFolder\n"
+    code = ("import sys, time\nfrom bendlab.video.folder import RenderFolder\n"
             f"RenderFolder({str(folder)!r}).__enter__()\nprint('locked', flush=True)\ntime.sleep(120)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
@@ -139,7 +139,7 @@ def test_one_render_per_folder_and_a_dead_owner_frees_it(pipe, clip, tmp_path):
 def test_second_cli_render_on_a_busy_folder_is_refused_cleanly(clip, tmp_path):
     out = tmp_path / "v.mp4"
     with RenderFolder(frames_dir(out)):
-        r = subprocess.run([sys.executable, "-m", "bendlab.cli", "video", str(clip), "--op", "rotate1", "--steps",
+        r = subprocess.run([sys.executable, "-m", "bendlab.ui.cli", "video", str(clip), "--op", "rotate1", "--steps",
                             str(STEPS), "--layer", "3", "--out", str(out)], capture_output=True, text=True,
                            timeout=300)
     assert r.returncode == 2, r.stderr
@@ -155,8 +155,9 @@ def test_kill_9_mid_render_then_resume_gives_the_same_mp4(pipe, clip, tmp_path):
     spec = spec_for(clip, batch=2)
     make_video(spec, ref, pipe=pipe, progress=False)
     kill_after = random.Random(os.getpid()).randint(1, 8)  # frames logged before the kill
-    cmd = [sys.executable, "-m", "bendlab.cli", "video", str(clip), "--op", "rotate1", "--layer", "3", "--range", "0",
-           str(math.pi), "--steps", str(STEPS), "--batch", "2", "--threads", "1", "--device", "cpu", "--out", str(out)]
+    cmd = [sys.executable, "-m", "bendlab.ui.cli", "video", str(clip), "--op", "rotate1", "--layer", "3", "--range",
+           "0", str(math.pi), "--steps", str(STEPS), "--batch", "2", "--threads", "1", "--device", "cpu", "--out",
+           str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     log = frames_dir(out) / LOG
     deadline = time.time() + 300

@@ -1,4 +1,4 @@
-"""What a model computes inside (bendlab.insides): feature maps of the modules `bendlab targets` lists, in the
+"""What a model computes inside (bendlab.bend.insides): feature maps of the modules `bendlab targets` lists, in the
 shapes it lists; the latent at every step; cross-attention maps per token. Every capture leaves the pipeline as
 it found it, and shows a bend from its layer on and not before."""
 
@@ -10,7 +10,6 @@ from bendlab import Bend, models, render
 from bendlab.bend import insides
 from bendlab.bend import NonFiniteLatentError, initial_noise
 from conftest import LATENT_ATOL
-from test_families import sd2_folder, sdxl_folder  # noqa: F401  (fixtures: the tiny SD 2.x and SDXL pipelines)
 
 STEPS = 6
 PROMPT = "a floating orb"

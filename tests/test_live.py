@@ -21,6 +21,8 @@ from bendlab import audio
 from bendlab.live import causal
 from bendlab.live import MappingControl
 from bendlab.mapping import Mapping
+
+from conftest import wait_until
 from tests.test_control import Sender, jack  # noqa: F401 - the JACK server fixture
 
 PIANO = Path(__file__).resolve().parents[1] / "bendlab" / "data" / "piano.ogg"
@@ -184,8 +186,10 @@ def test_mjpeg_stream_serves_the_live_frames(pipe):
         with urllib.request.urlopen(url + "stream.mjpg", timeout=10) as r:
             assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
             data = b""
-            while data.count(b"\xff\xd8") < 3:  # three JPEG frames arrive
-                data += r.read(4096)
+            while data.count(b"\xff\xd8") < 3:  # three JPEG frames arrive (each read has the timeout above)
+                chunk = r.read(4096)
+                assert chunk, "the MJPEG stream ended before three frames"
+                data += chunk
         with urllib.request.urlopen(url + "frame.jpg", timeout=10) as r:
             assert r.read(2) == b"\xff\xd8"
     finally:
@@ -243,8 +247,7 @@ def test_microphone_capture_through_pulseaudio_follows_the_audio_heard(pulse, pi
     proc, env = pulse
     live = Live(live_spec(), Microphone("pulse", SR), pipe=pipe, record=tmp_path / "s", status=False)
     live.start()
-    while live.stats.frames < 3 and live._thread.is_alive():  # the session runs, then the music starts
-        time.sleep(0.05)
+    wait_until(lambda: live.stats.frames >= 3 or not live.running, 60, "3 live frames", 0.05)  # then the music
     player = paplay(env)
     try:
         player.wait(30)
@@ -271,7 +274,7 @@ def test_the_input_device_vanishing_ends_the_session_with_a_valid_folder(pulse, 
     proc.kill()  # the sound server (the device) gone mid-session
     live._thread.join(30)
     player.kill()
-    assert not live._thread.is_alive()
+    assert not live.running
     assert live.reason not in ("seconds", "stopped", None) and "\n" not in live.reason
     s = read_session(tmp_path / "s")
     assert len(s.times) > 10 and s.duration > 1.0
@@ -282,7 +285,7 @@ def test_ctrl_c_closes_the_recording(tmp_path):
     """`bendlab live` interrupted by SIGINT: exit 0, a readable WAV, a session that reads."""
     from bendlab.session import read_session
     folder = tmp_path / "s"
-    proc = subprocess.Popen([sys.executable, "-m", "bendlab.cli", "live", "--play", str(PIANO), "--output-device",
+    proc = subprocess.Popen([sys.executable, "-m", "bendlab.ui.cli", "live", "--play", str(PIANO), "--output-device",
                              "none", "--record", str(folder), "--op", "rotate1"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines = []
@@ -320,8 +323,7 @@ def test_midi_cc_and_osc_prompt_land_in_the_automation_then_the_session_re_rende
                 cc=["1=0.high:0:6"], osc="127.0.0.1:0", status=False)
     live.start()
     try:
-        while live.osc is None or live.stats.frames < 5:
-            time.sleep(0.05)
+        wait_until(lambda: live.osc is not None and live.stats.frames >= 5, 60, "OSC and 5 live frames", 0.05)
         SimpleUDPClient(*live.osc.address).send_message("/bendlab/prompt", "a floating orb")
         t_prompt = live.audio_in.seconds
         time.sleep(0.5)

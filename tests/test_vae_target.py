@@ -56,26 +56,6 @@ def test_unet_target_is_module_and_latent_target_is_the_default(pipe):
                           render("an orb", [Bend("add", 0.5, 1)], pipe=pipe, **KW))
 
 
-def test_batch_carries_one_vae_parameter_per_item(pipe):
-    from bendlab.bend import encode_prompts, initial_noise, render_batch
-    x = initial_noise(pipe, 3).expand(2, -1, -1, -1).clone()
-    embeds = encode_prompts(pipe, ["an orb"]).expand(2)
-    both = render_batch(pipe, [Bend("multiply", [1.0, -1.0], target=VAE)], embeds=embeds, latents=x, steps=STEPS,
-                        guidance=7.5, output_type="np")
-    plain = render("an orb", pipe=pipe, **KW)
-    flipped = render("an orb", [Bend("multiply", -1.0, target=VAE)], pipe=pipe, **KW)
-    np.testing.assert_allclose(both[0], plain, atol=2e-5)
-    np.testing.assert_allclose(both[1], flipped, atol=2e-5)
-
-
-def test_no_hooks_left_after_many_vae_renders(pipe):
-    bends = [Bend("add", 0.1, target=VAE), Bend("multiply", 1.1, target="vae:decoder.mid_block")]
-    for i in range(50):
-        render("an orb", bends, pipe=pipe, steps=1, seed=i, output_type="np")
-    assert all(not m._forward_hooks for m in pipe.vae.modules())
-    assert all(not m._forward_hooks for m in pipe.unet.modules())
-
-
 @pytest.mark.parametrize("kw,msg", [
     (dict(target="vae:decoder.up_blocks.9"), "VAE has no module 'decoder.up_blocks.9'"),
     (dict(target="vae:encoder.down_blocks.0"), "runs when an image is encoded"),
@@ -140,7 +120,8 @@ def test_video_mapping_drives_a_vae_target(pipe, clip, tmp_path):
 
 
 def test_cli_video_target_flag():
-    from bendlab.ui.cli import build_parser, mapping_from_args
+    from bendlab.ui.cli import build_parser
+    from bendlab.ui.commands.common import mapping_from_args
     a = build_parser().parse_args(["video", "x.wav", "--op", "add", "--target", VAE, "--out", "v.mp4"])
     assert mapping_from_args(a).target == VAE
 

@@ -10,7 +10,7 @@ import ipywidgets as w
 
 from bendlab import Bend, render
 from bendlab.ui.widgets import DISPLAY_SIDE, explorer, image_array, render_branched, render_cached, slider_view
-from conftest import assert_frames_close
+from conftest import assert_frames_close, wait_until
 
 STEPS = 4
 
@@ -96,8 +96,8 @@ def test_live_view_plays_shows_and_passes_slider_moves_to_the_session(tmp_path):
     assert view.image.value[:4] == b"\x89PNG" and "fps" in view.fps.value and "shown" in view.frames.value
     first = view.live
     view.start()
-    while view.live is first or view.live.controls is None or view.live.stats.frames < 3:
-        time.sleep(0.02)
+    wait_until(lambda: view.live is not first and view.live.controls is not None and view.live.stats.frames >= 3,
+               60, "the restarted live view to show 3 frames")
     high = next(s for row in view.box.children if hasattr(row, "children") for s in row.children
                 if getattr(s, "description", "") == "0 high")
     high.value = 1.5

@@ -1,34 +1,72 @@
-"""The bending engine: render a prompt with a list of bends on a stock diffusers pipeline (SD v1.x/2.x, SDXL).
-
-Bends are installed only through diffusers' own extension points, for the duration of one call:
-- layer 0 (the initial latent, or in image-to-image the noised init latent) by wrapping the pipeline's
-  `prepare_latents` so whatever it prepares is bent before the first UNet evaluation;
-- layers 1..N through `callback_on_step_end`, which receives the latent after step L-1, i.e. just before
-  the UNet evaluation of step L (layer N: just before the VAE decodes);
-- module bends through forward hooks on UNet blocks, and VAE bends through forward hooks on blocks of the VAE
-  decoder (they act when the pipeline decodes), all removed when the call ends;
-- text bends through one forward pre-hook on the UNet that bends the positive half of its
-  `encoder_hidden_states` (the pipelines concatenate [negative, positive] under classifier-free guidance),
-  removed when the call ends;
-- attention bends (target "attn:PATH") through diffusers' attention processors: the `Attention` module at PATH
-  gets an `AttnBendProcessor` (`Attention.set_processor`) wrapping the one it had, which is put back when the call
-  ends (also on an error).
-
-Branching sweeps: renders that share prompt, seed and every bend before layer L share their first L steps;
-`render_grid` computes that prefix once and runs the branches as one batch from layer L, by truncating the
-scheduler's timesteps exactly as diffusers' image-to-image pipeline does.
-
-Notebook: notebooks/01_operators.ipynb
+"""Bending attention probabilities: `AttnBendProcessor` computes attention as diffusers' `AttnProcessor` does
+with the probabilities explicit (`attention_call`, the one copy of that body, also used by `bend.insides` to look
+at them), bends them, renormalises each row and weighs the values; an identity bend hands the call to the
+module's own processor, so the image is bit-identical.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
 import torch
 
 from .bends import Bend
 from . import operators
 from ..checks import BendlabValueError
+
+
+@dataclass
+class AttentionCall:
+    """One call of a diffusers `Attention` module up to its softmax, as diffusers' `AttnProcessor` computes it:
+    `probs` (B * heads, queries, keys), the values, and what the rest of the call needs (`output`)."""
+
+    probs: torch.Tensor
+    value: torch.Tensor
+    residual: torch.Tensor
+    shape: tuple | None  # (B, C, H, W) of a 4-D input (a spatial block's feature map), else None
+
+    @property
+    def hw(self) -> tuple[int, int] | None:
+        """The (h, w) of the queries when the input was a feature map."""
+        return None if self.shape is None else tuple(self.shape[-2:])
+
+    def output(self, attn, probs: torch.Tensor) -> torch.Tensor:
+        """The rest of the call with `probs` (this call's, or bent ones): weigh the values, project, reshape."""
+        out = attn.batch_to_head_dim(torch.bmm(probs, self.value))
+        out = attn.to_out[1](attn.to_out[0](out))
+        if self.shape is not None:
+            out = out.transpose(-1, -2).reshape(self.shape)
+        if attn.residual_connection:
+            out = out + self.residual
+        return out / attn.rescale_output_factor
+
+
+def attention_call(attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+                   attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None) -> AttentionCall:
+    """diffusers' `AttnProcessor` body up to softmax(q k^T * scale) (`attn.get_attention_scores`): the one copy of
+    it, used to bend the probabilities (`AttnBendProcessor`) and to look at them (`bend.insides`)."""
+    residual = hidden_states
+    if attn.spatial_norm is not None:
+        hidden_states = attn.spatial_norm(hidden_states, temb)
+    shape = None
+    if hidden_states.ndim == 4:
+        shape = tuple(hidden_states.shape)
+        b, c, h, w = shape
+        hidden_states = hidden_states.view(b, c, h * w).transpose(1, 2)
+    batch, length, _ = hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
+    mask = attn.prepare_attention_mask(attention_mask, length, batch)
+    if attn.group_norm is not None:
+        hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+    query = attn.to_q(hidden_states)
+    context = hidden_states if encoder_hidden_states is None else (
+        attn.norm_encoder_hidden_states(encoder_hidden_states) if attn.norm_cross else encoder_hidden_states)
+    key, value = attn.to_k(context), attn.to_v(context)
+    query, key, value = attn.head_to_batch_dim(query), attn.head_to_batch_dim(key), attn.head_to_batch_dim(value)
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+    return AttentionCall(attn.get_attention_scores(query, key, mask), value, residual, shape)
 
 
 class AttnBendProcessor:
@@ -60,41 +98,11 @@ class AttnBendProcessor:
         active = [(b, m) for b, m in self.bends if self.cb.step in b.layers]
         if not active:
             return stock()
-        # diffusers' AttnProcessor, step by step, with the probabilities bent
-        residual = hidden_states
-        if attn.spatial_norm is not None:
-            hidden_states = attn.spatial_norm(hidden_states, temb)
-        input_ndim = hidden_states.ndim
-        hw = None
-        if input_ndim == 4:
-            batch_size, channel, height, width = hidden_states.shape
-            hw = (height, width)
-            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
-        batch_size, sequence_length, _ = (
-            hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape)
-        mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
-        if attn.group_norm is not None:
-            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        query = attn.to_q(hidden_states)
-        context = hidden_states if encoder_hidden_states is None else (
-            attn.norm_encoder_hidden_states(encoder_hidden_states) if attn.norm_cross else encoder_hidden_states)
-        key, value = attn.to_k(context), attn.to_v(context)
-        query, key, value = attn.head_to_batch_dim(query), attn.head_to_batch_dim(key), attn.head_to_batch_dim(value)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-        probs = attn.get_attention_scores(query, key, mask)
-        bent = self.bend_probs(probs, attn.heads, active, hw or self._map_shape(query.shape[1]))
+        call = attention_call(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        bent = self.bend_probs(call.probs, attn.heads, active, call.hw or self._map_shape(call.probs.shape[1]))
         if bent is None:  # an identity: the module's own processor, bit for bit
             return stock()
-        out = attn.batch_to_head_dim(torch.bmm(bent, value))
-        out = attn.to_out[1](attn.to_out[0](out))
-        if input_ndim == 4:
-            out = out.transpose(-1, -2).reshape(batch_size, channel, height, width)
-        if attn.residual_connection:
-            out = out + residual
-        return out / attn.rescale_output_factor
+        return call.output(attn, bent)
 
     def _map_shape(self, queries: int) -> tuple[int, int]:
         """The (h, w) of a block's query positions: the latent's size halved k times as diffusers' downsamplers

@@ -134,7 +134,7 @@ class Bend:
     def _check_attn(self) -> None:
         """One-line errors for what an attention target cannot take: operators that are neither point-wise nor
         spatial, a norm, a where other than all/token, and a token selection on a self-attention module (known
-        here by its name, attn1; `engine.check_bends` checks the module itself)."""
+        here by its name, attn1; `bend.fit.check_bends` checks the module itself)."""
         allowed = operators.POINTWISE_OPERATORS + operators.ATTN_OPERATORS
         if self.op not in allowed:
             raise BendlabValueError(f"{self.op} cannot bend attention probabilities; accepted for attn targets: "

@@ -1,24 +1,6 @@
-"""The bending engine: render a prompt with a list of bends on a stock diffusers pipeline (SD v1.x/2.x, SDXL).
-
-Bends are installed only through diffusers' own extension points, for the duration of one call:
-- layer 0 (the initial latent, or in image-to-image the noised init latent) by wrapping the pipeline's
-  `prepare_latents` so whatever it prepares is bent before the first UNet evaluation;
-- layers 1..N through `callback_on_step_end`, which receives the latent after step L-1, i.e. just before
-  the UNet evaluation of step L (layer N: just before the VAE decodes);
-- module bends through forward hooks on UNet blocks, and VAE bends through forward hooks on blocks of the VAE
-  decoder (they act when the pipeline decodes), all removed when the call ends;
-- text bends through one forward pre-hook on the UNet that bends the positive half of its
-  `encoder_hidden_states` (the pipelines concatenate [negative, positive] under classifier-free guidance),
-  removed when the call ends;
-- attention bends (target "attn:PATH") through diffusers' attention processors: the `Attention` module at PATH
-  gets an `AttnBendProcessor` (`Attention.set_processor`) wrapping the one it had, which is put back when the call
-  ends (also on an error).
-
-Branching sweeps: renders that share prompt, seed and every bend before layer L share their first L steps;
-`render_grid` computes that prefix once and runs the branches as one batch from layer L, by truncating the
-scheduler's timesteps exactly as diffusers' image-to-image pipeline does.
-
-Notebook: notebooks/01_operators.ipynb
+"""Do these bends and settings fit this model and render? One-line `BendlabValueError`s raised before any model
+work: steps, guidance, seed and strength; a module, VAE or attention path against the model's denoiser (a
+`Skeleton` before the weights load); a token:WORD against the model's tokenizer.
 """
 
 from __future__ import annotations

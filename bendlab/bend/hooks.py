@@ -145,12 +145,11 @@ def install_latent(stack: contextlib.ExitStack, pipe, cb: BendCallback, start: i
     """Layer `start` through the pipeline's `prepare_latents` (the later layers are `cb`'s, as the call's
     callback_on_step_end); with start > 0, the scheduler's timesteps from `start` on."""
     original_prepare = pipe.prepare_latents
-    dtype = family_of(pipe).denoiser_of(pipe).dtype
 
     def prepare_latents(*args, **kwargs):
         if start:  # a branch: the latent given is already at layer `start`, not noise for the sampler to scale
             given = inspect.signature(original_prepare).bind(*args, **kwargs).arguments["latents"]
-            return cb.at(start, given.to(pipe.device, dtype))
+            return cb.at(start, given.to(pipe.device, family_of(pipe).denoiser_of(pipe).dtype))
         return cb.at(start, original_prepare(*args, **kwargs))
 
     stack.enter_context(_patched(pipe, "prepare_latents", prepare_latents))

@@ -4,12 +4,12 @@ after a bend shows what the bend changed and from where on.
 
 - `feature_maps`: the output of a UNet module ("unet:PATH") during the UNet evaluation of one step, or of a VAE
   decoder block ("vae:PATH") when the final latent is decoded: (C, h, w), the shape `bendlab targets` lists;
-- `latent_steps`: the latent before every layer 0..N (`engine.BendCallback`'s capture): (N + 1, 4, h, w);
+- `latent_steps`: the latent before every layer 0..N (`bend.hooks.BendCallback`'s capture): (N + 1, 4, h, w);
 - `cross_attention`: the attention probabilities of the cross-attention modules under a UNet path at one step,
   per prompt token: {token: (h, w)}, summing to 1 over the tokens at every position (a softmax).
 
 Every capture is installed for one call and removed after it (forward hooks; an attention processor set through
-diffusers' `set_attn_processor` and the previous processors restored, the same objects), on top of `engine.bending`
+diffusers' `set_attn_processor` and the previous processors restored, the same objects), on top of `bend.hooks.bending`
 (the bends are installed exactly as a render installs them). Under classifier-free guidance the views show the
 prompt's half of the batch (not the negative prompt's). Every input is checked, in one line, before any model work.
 
@@ -57,7 +57,7 @@ def _prepared(pipe, model, prompt: str, bends, seed: int, steps, guidance, check
 @torch.no_grad()
 def _run(pipe, prompt: str, bends, seed: int, steps: int, guidance: float, install=None, capture=(), stop=None,
          output_type: str = "latent") -> BendCallback:
-    """One render of `prompt` with `bends` as `engine.render` runs it, with `install(pipe, cb)` (a context manager:
+    """One render of `prompt` with `bends` as `bend.render.render` runs it, with `install(pipe, cb)` (a context manager:
     the view's hooks, added after the bends' own, so they see the bent outputs) around the pipeline call."""
     embeds = encode_prompts(pipe, [prompt])
     with bending(pipe, bends, capture=capture, stop=stop, prompts=[prompt]) as cb:
@@ -123,7 +123,7 @@ def feature_maps(pipe, prompt: str, target: str, layer: int | None = None, bends
 
     @contextlib.contextmanager
     def install(pipe, cb):
-        def hook(module, inputs, output):  # what a bend of this target would bend (`engine.bending`'s hooks)
+        def hook(module, inputs, output):  # what a bend of this target would bend (`bend.hooks.bending`'s hooks)
             if b.kind == "unet" and cb.step not in b.layers:
                 return
             out = output[0] if isinstance(output, tuple) else output
@@ -145,7 +145,7 @@ def latent_steps(pipe, prompt: str, bends=(), seed: int = SEED, steps: int | Non
                  guidance: float | None = None, model=None) -> np.ndarray:
     """The latent before every layer 0..N while `prompt` renders with `bends` (each layer's latent bends
     included): (N + 1, 4, h, w), float32. [0] is the initial noise (bent, if a bend acts at layer 0), [N] the
-    final latent the VAE decodes. Captured by `engine.BendCallback`.
+    final latent the VAE decodes. Captured by `bend.hooks.BendCallback`.
 
     Notebook: notebooks/09_bending_targets.ipynb
     """
@@ -157,32 +157,16 @@ def latent_steps(pipe, prompt: str, bends=(), seed: int = SEED, steps: int | Non
 # ------------------------------------------------------------------------------------------ cross-attention
 def attention_probs(attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None) -> torch.Tensor:
     """softmax(Q K^T / sqrt(d)) of one call of a diffusers `Attention` module, as diffusers' `AttnProcessor`
-    computes it: (B, heads, queries, keys)."""
-    if attn.spatial_norm is not None:
-        hidden_states = attn.spatial_norm(hidden_states, temb)
-    if hidden_states.ndim == 4:
-        b, c, h, w = hidden_states.shape
-        hidden_states = hidden_states.view(b, c, h * w).transpose(1, 2)
-    batch, length, _ = hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
-    mask = attn.prepare_attention_mask(attention_mask, length, batch)
-    if attn.group_norm is not None:
-        hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-    query = attn.to_q(hidden_states)
-    if encoder_hidden_states is None:
-        encoder_hidden_states = hidden_states
-    elif attn.norm_cross:
-        encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
-    query, key = attn.head_to_batch_dim(query), attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
-    if getattr(attn, "norm_q", None) is not None:
-        query, key = attn.norm_q(query), attn.norm_k(key)
-    probs = attn.get_attention_scores(query, key, mask)
-    return probs.view(batch, attn.heads, *probs.shape[1:])
+    computes it (`attention.attention_call`): (B, heads, queries, keys)."""
+    from .attention import attention_call
+    probs = attention_call(attn, hidden_states, encoder_hidden_states, attention_mask, temb).probs
+    return probs.view(-1, attn.heads, *probs.shape[1:])
 
 
 class AttentionCapture:
     """An attention processor that records a module's attention probabilities (`attention_probs`) on the calls
     `when()` approves and leaves its output alone: the processor it replaces computes it, so the render is the
-    same with or without the capture. Where that processor is an attention bend's (`engine.AttnBendProcessor`),
+    same with or without the capture. Where that processor is an attention bend's (`bend.attention.AttnBendProcessor`),
     the probabilities recorded are the bent ones, as that processor bends them (`bent_probs`)."""
 
     def __init__(self, inner, when: Callable[[], bool]):
@@ -199,7 +183,7 @@ class AttentionCapture:
 
 def bent_probs(processor, probs: torch.Tensor, hw: tuple[int, int] | None = None) -> torch.Tensor:
     """Attention probabilities (B, heads, Q, K) as a module's `processor` uses them: bent by the bends of an
-    `engine.AttnBendProcessor` active at its step (its own `bend_probs`), unchanged for any other processor."""
+    `bend.attention.AttnBendProcessor` active at its step (its own `bend_probs`), unchanged for any other processor."""
     from .attention import AttnBendProcessor
     if not isinstance(processor, AttnBendProcessor):
         return probs

@@ -1,22 +1,10 @@
-"""The bending engine: render a prompt with a list of bends on a stock diffusers pipeline (SD v1.x/2.x, SDXL).
+"""Rendering with bends on the stock pipeline: the latent's shape and seeded noise, the prompts' embeddings, one
+denoising call (`denoise`), and the entry points `render`, `render_batch`, `render_img2img`, `render_grid`.
 
-Bends are installed only through diffusers' own extension points, for the duration of one call:
-- layer 0 (the initial latent, or in image-to-image the noised init latent) by wrapping the pipeline's
-  `prepare_latents` so whatever it prepares is bent before the first UNet evaluation;
-- layers 1..N through `callback_on_step_end`, which receives the latent after step L-1, i.e. just before
-  the UNet evaluation of step L (layer N: just before the VAE decodes);
-- module bends through forward hooks on UNet blocks, and VAE bends through forward hooks on blocks of the VAE
-  decoder (they act when the pipeline decodes), all removed when the call ends;
-- text bends through one forward pre-hook on the UNet that bends the positive half of its
-  `encoder_hidden_states` (the pipelines concatenate [negative, positive] under classifier-free guidance),
-  removed when the call ends;
-- attention bends (target "attn:PATH") through diffusers' attention processors: the `Attention` module at PATH
-  gets an `AttnBendProcessor` (`Attention.set_processor`) wrapping the one it had, which is put back when the call
-  ends (also on an error).
-
-Branching sweeps: renders that share prompt, seed and every bend before layer L share their first L steps;
-`render_grid` computes that prefix once and runs the branches as one batch from layer L, by truncating the
-scheduler's timesteps exactly as diffusers' image-to-image pipeline does.
+Each entry point checks once, then runs (`bend.fit` checks settings and bends against the model before any
+work; `run_batch` runs without checks, for loops that checked once: a video's batches, a live frame).
+Branching: renders that share prompt, seed and every bend before layer L share their first L steps;
+`shared_prefix` computes those once and `render_grid` runs the branches as one batch from layer L.
 
 Notebook: notebooks/01_operators.ipynb
 """
@@ -35,6 +23,7 @@ from PIL import Image
 from .bends import Bend, as_bends
 from ..checks import BendlabValueError, check_list, check_numbers, is_int
 from .. import models
+from ..models.family import family_of
 from . import operators
 from ..models.load import img2img_pipeline
 from ..paper import SEED
@@ -45,22 +34,24 @@ from .hooks import BendCallback, bending
 def latent_shape(pipe, batch: int = 1, height: int | None = None, width: int | None = None) -> tuple:
     """(B, 4, h, w) of the latent for an image of height x width pixels (default: the model's native size)."""
     f = pipe.vae_scale_factor
+    fam = family_of(pipe)
+    denoiser, side = fam.denoiser_of(pipe), fam.latent_size(pipe)
     step = math.lcm(f, 8)  # the latent's pixels, and diffusers' pipelines' check_inputs (multiples of 8)
     for name, v in (("height", height), ("width", width)):
         if v is not None and (not is_int(v) or not step <= v <= 8192 or v % step):
             raise BendlabValueError(f"{name} {v!r} is not a positive multiple of {f}{' and of 8' if step != f else ''}"
                                     f" pixels up to 8192; accepted: {step}, {2 * step}, ... (default "
-                                    f"{pipe.unet.config.sample_size * f})")
-    height = height or pipe.unet.config.sample_size * f
-    width = width or pipe.unet.config.sample_size * f
-    return (batch, pipe.unet.config.in_channels, height // f, width // f)
+                                    f"{side * f})")
+    height = height or side * f
+    width = width or side * f
+    return (batch, denoiser.config.in_channels, height // f, width // f)
 
 
 def initial_noise(pipe, seed: int = SEED, batch: int = 1, height=None, width=None) -> torch.Tensor:
     """Standard normal initial latent from a CPU generator (the same noise on CPU and GPU), on pipe's device."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(latent_shape(pipe, batch, height, width), generator=g)
-    return x.to(pipe.device, pipe.unet.dtype)
+    return x.to(pipe.device, family_of(pipe).denoiser_of(pipe).dtype)
 
 
 @dataclass(frozen=True)
@@ -149,10 +140,34 @@ def render_batch(pipe, bends=(), *, prompts: Sequence[str] | None = None, embeds
     if start and models.is_stochastic(pipe.scheduler):
         raise BendlabValueError(f"a {type(pipe.scheduler).__name__} adds fresh noise at every step, so a render cannot "
                                 "start from another's intermediate latent; accepted: start=0 with this sampler")
+    return run_batch(pipe, bends, embeds, latents, steps=steps, guidance=guidance, start=start, prompts=prompts,
+                     output_type=output_type, seed=seed)
+
+
+@torch.no_grad()
+def run_batch(pipe, bends: Sequence[Bend], embeds: Embeddings, latents: torch.Tensor, *, steps: int, guidance: float,
+              start: int = 0, prompts: Sequence[str] | None = None, output_type: str = "pil", seed: int = 0):
+    """`render_batch` without its checks and resolution, for a loop that checked once (prepare, then run): bends
+    are `Bend`s already checked against this pipeline and render (`fit.check_bends`), steps and guidance
+    resolved, one embedding row and prompt per latent, start 0 with a stochastic sampler. A video's batches
+    (`video.renderer`), a live frame (`live.loop`) and the explorer's branches (`ui.widgets`) run here."""
     with bending(pipe, bends, start=start, prompts=prompts) as cb:
         out = denoise(pipe, embeds, latents, steps=steps, guidance=guidance, callback=cb, output_type=output_type,
                       seed=seed)
     return _to_images(out, output_type)
+
+
+@torch.no_grad()
+def shared_prefix(pipe, embeds: Embeddings, latents: torch.Tensor, layers: Sequence[int], *, steps: int,
+                  guidance: float, bends: Sequence[Bend] = ()) -> dict[int, torch.Tensor]:
+    """{layer: latent} at each of `layers` of one denoising of `latents` with `bends` (all acting before the
+    last of those layers), the call stopped after the last: what every render branching at one of those layers
+    shares, computed once (`render_grid`'s sweeps, a video's fixed-noise frames, live's prompts). A layer's
+    latent is the one its bends (if any) made, before the next step; branch from it with `start=layer`."""
+    layers = sorted(set(layers))
+    with bending(pipe, bends, capture=layers, stop=layers[-1]) as cb:
+        denoise(pipe, embeds, latents.clone(), steps=steps, guidance=guidance, callback=cb)
+    return cb.captured
 
 
 @torch.no_grad()
@@ -193,7 +208,7 @@ def load_image(im, pipe=None) -> Image.Image:
         raise BendlabValueError(f"init image {type(im).__name__} is not a PIL image or a path")
     if pipe is None:
         return im.convert("RGB")
-    side = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    side = family_of(pipe).latent_size(pipe) * pipe.vae_scale_factor
     return im.convert("RGB").resize((side, side), Image.LANCZOS) if im.size != (side, side) else im.convert("RGB")
 
 
@@ -289,23 +304,21 @@ def render_grid(prompt: str, op: str, params: Sequence[float], layers: Sequence[
         prefix = sorted(set(layers))
         captured = {}
         if prefix[-1] > 0:
-            with bending(pipe, [b for b in base if b.kind != "vae"], capture=prefix, stop=prefix[-1]) as cb:
-                denoise(pipe, embeds, x0.clone(), steps=steps, guidance=guidance, callback=cb)
-            captured = cb.captured
+            captured = shared_prefix(pipe, embeds, x0, prefix, steps=steps, guidance=guidance,
+                                     bends=[b for b in base if b.kind != "vae"])
         for L, b in zip(layers, sweep):
             start = captured.get(L, x0).expand(len(params), -1, -1, -1).clone()
-            rows.append(render_batch(pipe, at_decode + [b], embeds=embeds.expand(len(params)),
-                                     prompts=[prompt] * len(params), latents=start,
-                                     steps=steps, guidance=guidance, start=L, output_type=output_type))
+            rows.append(run_batch(pipe, at_decode + [b], embeds.expand(len(params)), start, steps=steps,
+                                  guidance=guidance, start=L, prompts=[prompt] * len(params),
+                                  output_type=output_type))
             bar.update()
     else:
         for b in sweep:
             row = []
             for p in params:
                 one = Bend(op, p, b.layer, b.where, b.norm, target=b.target)
-                row.append(render_batch(pipe, base + [one], embeds=embeds, prompts=[prompt],
-                                        latents=x0.clone(), steps=steps, guidance=guidance,
-                                        output_type=output_type, seed=seed)[0])
+                row.append(run_batch(pipe, base + [one], embeds, x0.clone(), steps=steps, guidance=guidance,
+                                     prompts=[prompt], output_type=output_type, seed=seed)[0])
             rows.append(row)
             bar.update()
     bar.close()

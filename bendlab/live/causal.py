@@ -79,7 +79,7 @@ class RunningRange:
 
 class LiveMapping:
     """One mapping, causally: raw feature value -> smoothed -> running range -> `audio.shape` into the
-    performer's current low..high (a `control.MappingControl`, whose `param`, when set by a CC or OSC, replaces
+    performer's current low..high (a `live.control.MappingControl`, whose `param`, when set by a CC or OSC, replaces
     the normalised feature)."""
 
     def __init__(self, m: Mapping, fps: float, halflife: float = DEFAULT_HALFLIFE, soundcheck: float = 0.0):

@@ -2,11 +2,11 @@
 
 A live frame's way, top to bottom (the offline pieces, reused):
 
-    audio in (`audioin`: a microphone, or a file played to the output; one audio clock)
-    -> features of the newest 1/fps window (`causal.Analyser`: the offline definitions)
-    -> mappings, causally (`causal.LiveMapping`: smoothing, running range, `audio.shape`), with the performer's
-       current ranges and layers (`control.Controls`: MIDI, OSC, the notebook's sliders)
-    -> one render from the prompt's shared prefix (`engine.render_batch` from the latent at the earliest bent
+    audio in (`live.audio_in`: a microphone, or a file played to the output; one audio clock)
+    -> features of the newest 1/fps window (`live.causal.Analyser`: the offline definitions)
+    -> mappings, causally (`live.causal.LiveMapping`: smoothing, running range, `audio.shape`), with the performer's
+       current ranges and layers (`live.control.Controls`: MIDI, OSC, the notebook's sliders)
+    -> one render from the prompt's shared prefix (`bend.render.render_batch` from the latent at the earliest bent
        layer, computed once per prompt and layer: a frame costs only the steps after the bend)
     -> shown (`on_frame`: the notebook's image, the MJPEG stream) and, with a session folder, recorded
        (`session.SessionWriter`: every sample heard, one automation row per shown frame, the events).
@@ -37,9 +37,8 @@ import torch
 from .. import audio, models
 from .causal import DEFAULT_HALFLIFE, Analyser, LiveMapping, RunningRange, check_live_feature
 from ..checks import BendlabValueError, check_host_port, check_number, check_strings
-from ..bend.hooks import bending
 from ..bend.fit import check_bends, check_settings
-from ..bend.render import denoise, encode_prompts, initial_noise, latent_shape, render_batch
+from ..bend.render import encode_prompts, initial_noise, latent_shape, run_batch, shared_prefix
 from ..mapping import Mapping
 from ..paper import DEFAULT_PROMPT, LAYER, SEED, fit_layer
 
@@ -51,7 +50,7 @@ STATUS_EVERY = 1.0  # seconds between status lines
 class LiveSpec:
     """What a live session renders: prompts (the first shown first; MIDI/OSC may add more), mappings, model and
     settings. fps: the target frame rate (never exceeded) and the analysis window (1/fps s of audio);
-    halflife, soundcheck: the causal normalisation (`causal.RunningRange`); bpm: the tempo for beat features
+    halflife, soundcheck: the causal normalisation (`live.causal.RunningRange`); bpm: the tempo for beat features
     when no MIDI clock runs."""
 
     prompts: list[str] = field(default_factory=lambda: [DEFAULT_PROMPT])
@@ -143,10 +142,10 @@ class Live:
     """A live session: `run(seconds)` blocks until stopped (`stop()`, Ctrl-C, `seconds`, the end of a played
     file, or the input lost) and returns why; `start()` runs it in a thread (the notebook).
 
-    audio_in: an `audioin.Microphone` or `audioin.Player`; pipe: a loaded pipeline (else spec.model is loaded
+    audio_in: an `audio_in.Microphone` or `audio_in.Player`; pipe: a loaded pipeline (else spec.model is loaded
     on `device` once every input has been checked); record: a new session folder (`bendlab.session`); midi_in:
     a MIDI input port (name or part of it); cc: `--cc` texts ("1=0.high:0:6.2832"); osc: "HOST:PORT" or "PORT"
-    for the OSC server (`control.OSC_ADDRESSES`); serve: "HOST:PORT" for the MJPEG stream (`stream`);
+    for the OSC server (`live.control.OSC_ADDRESSES`); serve: "HOST:PORT" for the MJPEG stream (`stream`);
     on_frame(image, LiveFrame): called with every shown frame; status: print a status line every second.
     """
 
@@ -217,9 +216,7 @@ class Live:
         noise = initial_noise(pipe, self.spec.seed)
         if L == 0:
             return noise
-        with torch.no_grad(), bending(pipe, [], capture=[L], stop=L) as cb:
-            denoise(pipe, self._emb[p], noise, steps=self.spec.steps, guidance=self.spec.guidance, callback=cb)
-        return cb.captured[L]
+        return shared_prefix(pipe, self._emb[p], noise, [L], steps=self.spec.steps, guidance=self.spec.guidance)[L]
 
     def _prefix_for(self, key: tuple[int, int], prompts) -> tuple[int, int]:
         """The key of a prefix to render from now: the one wanted if ready; else, while a second pipeline
@@ -249,9 +246,9 @@ class Live:
     # ------------------------------------------------------------------ the loop
     def _render(self, key, bends, prompt: str):
         p, L = key
-        return render_batch(self.pipe, bends, prompts=[prompt], embeds=self._emb[p],
-                            latents=self._prefix[key].clone(), steps=self.spec.steps, guidance=self.spec.guidance,
-                            start=L, output_type="pil", seed=self.spec.seed)[0]
+        return run_batch(self.pipe, bends, self._emb[p], self._prefix[key].clone(), steps=self.spec.steps,
+                         guidance=self.spec.guidance, start=L, prompts=[prompt], output_type="pil",
+                         seed=self.spec.seed)[0]
 
     def _setup(self):
         from . import control
@@ -378,9 +375,14 @@ class Live:
             self._teardown()
         return self.reason
 
+    @property
+    def running(self) -> bool:
+        """Whether the background thread `start` began is still rendering."""
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         """Run in a background thread (the notebook): `stop()` ends it; `reason` then says why."""
-        if self._thread is not None and self._thread.is_alive():
+        if self.running:
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self.run, daemon=True, name="bendlab-live")

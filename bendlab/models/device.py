@@ -1,8 +1,4 @@
-"""Load a Stable Diffusion pipeline: the shipped offline model by default, or any SD v1.x, 2.x or SDXL hub id or
-local diffusers folder, through the same code path. The pipeline class comes from the model's model_index.json
-(`FAMILIES`); weights are read as safetensors only; the scheduler is DDIM configured from the model's own
-scheduler config (the paper's sampler), except few-step models, which keep theirs (`keeps_own_scheduler`).
-"""
+"""The torch device and CPU threads a render runs on, checked in one line."""
 
 from __future__ import annotations
 

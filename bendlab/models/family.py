@@ -79,7 +79,8 @@ class Family:
     text_encoders: tuple    # the text encoders whose weights make a render (`weights_fingerprint`)
     aliases: tuple = ()     # other pipeline classes saved with the same components (loaded as txt2img)
     tokenizers: tuple = ("tokenizer",)  # the tokenizers; the first finds a token:WORD's tokens
-    denoiser: str = "unet"  # the pipeline attribute of the denoiser (UNet, or a transformer: "transformer")
+    denoiser: str = "unet"  # the pipeline attribute (and folder) of the denoiser (or "transformer")
+    denoiser_class: str = "UNet2DConditionModel"  # its diffusers class (built on the meta device for the checks)
     callback: str = "on_step_end"  # "on_step_end": callback_on_step_end with tensor_inputs; "step": the per-step
     #                                callback(step, timestep, latents) of older pipelines
     layout: Layout = IMAGE  # how the pipeline holds its latent, and its canonical view

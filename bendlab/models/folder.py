@@ -1,7 +1,7 @@
-"""Load a Stable Diffusion pipeline: the shipped offline model by default, or any SD v1.x, 2.x or SDXL hub id or
-local diffusers folder, through the same code path. The pipeline class comes from the model's model_index.json
-(`FAMILIES`); weights are read as safetensors only; the scheduler is DDIM configured from the model's own
-scheduler config (the paper's sampler), except few-step models, which keep theirs (`keeps_own_scheduler`).
+"""Where a model is and what its configs say, before any weights load: `resolve` turns a name (None or
+"bendlab-tiny-sd" for the shipped model, a local diffusers folder, a hub id) into the folder or hub id to load,
+refusing in one line a folder that is not a supported pipeline or holds no safetensors; the small config readers
+(model_index.json, a component's or the scheduler's config) serve `model`, `sampler` and `targets`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""Load a Stable Diffusion pipeline: the shipped offline model by default, or any SD v1.x, 2.x or SDXL hub id or
-local diffusers folder, through the same code path. The pipeline class comes from the model's model_index.json
-(`FAMILIES`); weights are read as safetensors only; the scheduler is DDIM configured from the model's own
-scheduler config (the paper's sampler), except few-step models, which keep theirs (`keeps_own_scheduler`).
+"""Loading weights (safetensors only): the pipeline of a resolved model, cached per (model, device, dtype), with
+the scheduler `sampler` chooses; its VAE alone; the image-to-image pipeline sharing its components; and the
+fingerprint of its weights that render folders record.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""Load a Stable Diffusion pipeline: the shipped offline model by default, or any SD v1.x, 2.x or SDXL hub id or
-local diffusers folder, through the same code path. The pipeline class comes from the model's model_index.json
-(`FAMILIES`); weights are read as safetensors only; the scheduler is DDIM configured from the model's own
-scheduler config (the paper's sampler), except few-step models, which keep theirs (`keeps_own_scheduler`).
+"""The resolved `Model`: a name turned once into where the model is, its usual steps and guidance and its
+shapes (a `Skeleton` built on the meta device from its configs), then handed down from the entry point, so bends
+are checked against the model before its weights load.
 """
 
 from __future__ import annotations
@@ -13,14 +12,15 @@ from pathlib import Path
 
 import torch
 
-from .folder import _component_config, _sampler_config, resolve
+from .family import SD, Family, family
+from .folder import _index, _component_config, _sampler_config, resolve
 from .load import load_pipeline
 from .sampler import USUAL, sampler_kind
 from ..checks import BendlabValueError
 
 class Model:
     """A model resolved once: where it is, its shapes from its configs and its usual steps and guidance, handed
-    down from the entry point (`engine.render`, `video.render_frames`, ...) instead of re-resolving the name.
+    down from the entry point (`bend.render.render`, `video.render_frames`, ...) instead of re-resolving the name.
 
         m = Model.of("bendlab-tiny-sd")        # or Model.of(None, pipe=a_loaded_pipeline)
         steps, guidance = m.usual(None, None)  # (50, 7.5) with DDIM
@@ -94,24 +94,27 @@ def usual_steps(model: str | os.PathLike | None = None, pipe=None) -> int:
 
 @dataclass(frozen=True)
 class Skeleton:
-    """A model's shapes without its weights: the UNet built on the meta device from its config (so module names
-    and the latent size are known), the VAE's scale factor and the VAE, built the same way. Quacks like a pipeline
-    for `latent_shape` and `check_bends`, so bad bends are refused before the weights load."""
+    """A model's shapes without its weights: the denoiser (the family's class) built on the meta device from its
+    config (so module names and the latent size are known), the VAE's scale factor and the VAE, built the same
+    way. Quacks like a pipeline for `latent_shape` and `check_bends`, so bad bends are refused before the weights
+    load."""
 
     unet: torch.nn.Module
     vae_scale_factor: int
     vae: torch.nn.Module
+    family: Family = SD  # whose denoiser `unet` is (`models.family_of` reads it)
 
 
 @functools.lru_cache(maxsize=8)
 def _skeleton(path: str) -> Skeleton:
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+    import diffusers
+    fam = family(_index(path).get("_class_name", ""), path)
     try:
-        unet_cfg = _component_config(path, "unet")
+        unet_cfg = _component_config(path, fam.denoiser)
         vae_cfg = _component_config(path, "vae")
         with torch.device("meta"):
-            unet = UNet2DConditionModel.from_config(unet_cfg)
-            vae = AutoencoderKL.from_config(vae_cfg)
+            unet = getattr(diffusers, fam.denoiser_class).from_config(unet_cfg)
+            vae = diffusers.AutoencoderKL.from_config(vae_cfg)
         scale = 2 ** (len(vae_cfg["block_out_channels"]) - 1)
     except (OSError, ValueError, KeyError, TypeError) as e:
         if isinstance(e, OSError) and not Path(path).is_dir():
@@ -119,7 +122,7 @@ def _skeleton(path: str) -> Skeleton:
         raise BendlabValueError(f"model folder {path!r} has an unreadable unet or vae config ({type(e).__name__}: "
                                 f"{str(e).splitlines()[0] if str(e) else ''}); accepted: a folder written by "
                                 "a pipeline's save_pretrained") from None
-    return Skeleton(unet, scale, vae)
+    return Skeleton(unet, scale, vae, fam)
 
 
 def skeleton(model: str | os.PathLike | None = None) -> Skeleton | None:

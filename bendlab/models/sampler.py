@@ -1,7 +1,6 @@
-"""Load a Stable Diffusion pipeline: the shipped offline model by default, or any SD v1.x, 2.x or SDXL hub id or
-local diffusers folder, through the same code path. The pipeline class comes from the model's model_index.json
-(`FAMILIES`); weights are read as safetensors only; the scheduler is DDIM configured from the model's own
-scheduler config (the paper's sampler), except few-step models, which keep theirs (`keeps_own_scheduler`).
+"""The sampler policy: DDIM (the paper's) for every model, except few-step models, which keep the sampler they
+were distilled for (LCM, Turbo's trailing Euler); each kind's usual steps and guidance (`USUAL`); which samplers
+add fresh noise at every step (no shared prefix for them).
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""Load a Stable Diffusion pipeline: the shipped offline model by default, or any SD v1.x, 2.x or SDXL hub id or
-local diffusers folder, through the same code path. The pipeline class comes from the model's model_index.json
-(`FAMILIES`); weights are read as safetensors only; the scheduler is DDIM configured from the model's own
-scheduler config (the paper's sampler), except few-step models, which keep theirs (`keeps_own_scheduler`).
+"""What a bend can act on (`bend_targets`, `bendlab targets`): the latent, the text embedding, the denoiser's
+blocks and attention modules, the VAE decoder's blocks, with shapes from one forward on the meta device.
 """
 
 from __future__ import annotations
@@ -113,7 +111,7 @@ def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
     """What a bend can target on `model` (None: the shipped model), read from its unet and vae configs with the
     modules built on the meta device: no weights load. The latent; the prompt embedding (target "text",
     tokens x dim); the UNet modules a module bend accepts
-    (`engine.check_bends`: any path of the UNet; listed are `FEATURE_MAP_PARTS`, their blocks and the blocks'
+    (`bend.fit.check_bends`: any path of the UNet; listed are `FEATURE_MAP_PARTS`, their blocks and the blocks'
     resnets, attentions and samplers, in the order data flows through them); the UNet's attention modules (target
     "attn:PATH", kind "Attention (self)" for attn1 or "Attention (cross)" for attn2, shape (query positions, keys):
     e.g. (16, 77) for a 4x4 block attending to 77 prompt tokens); the VAE decoder's (a bend's target

@@ -39,7 +39,7 @@ class Panel:
 
 @dataclass
 class Sweep:
-    """A grid: rows = layers, columns = params (rendered with branching by engine.render_grid)."""
+    """A grid: rows = layers, columns = params (rendered with branching by bend.render.render_grid)."""
 
     prompt: str
     op: str
@@ -388,18 +388,34 @@ def make_figure(name: str, pipe, *, steps: int | None = None, seed: int = PAPER_
     return fig
 
 
-def _fit_view(v, steps: int):
-    """A spec `View`'s step and bends at `steps` steps (paper layers mapped, UNet steps kept below `steps`)."""
+def _fit_view(v, steps: int, paper: bool = True):
+    """A `View`'s step and bends at `steps` steps: paper layers mapped (`paper`), or taken as they are; a UNet
+    step kept below `steps`."""
+    if not paper:
+        return None if v.layer is None else min(v.layer, steps - 1), [Bend.from_dict(dict(b)) for b in v.bends]
     layer = None if v.layer is None else min(fit_layer(v.layer, steps), steps - 1)
     return layer, [_fit(b, steps) for b in v.bends]
 
 
 def make_insides_figure(name: str, pipe, *, steps: int | None = None, seed: int = PAPER_SEED, folder=None,
                         model: str = ""):
-    """Render the insides figure `FIGURES[name]` (a `figures.Insides`: feature maps, the latent's steps or
-    cross-attention, one row per entry of its `rows`), plot it (`plots.plot_feature_maps`, `plot_latent_steps`,
-    `plot_cross_attention`) and save it through `savefig`; returns the matplotlib Figure. Layers are the
-    paper's (of 50), mapped when `steps` differs (None: the model's usual count).
+    """Render the insides figure `FIGURES[name]` (`draw_insides`) and save it through `savefig`; returns the
+    matplotlib Figure. Layers are the paper's (of 50), mapped when `steps` differs (None: the model's usual count).
+
+    Notebook: notebooks/09_bending_targets.ipynb
+    """
+    from ..models.model import usual_steps
+    steps = usual_steps(pipe=pipe) if steps is None else steps
+    fig = draw_insides(FIGURES[name], pipe, steps=steps, seed=seed)
+    savefig(fig, name, folder, {"steps": steps, "seed": seed, "model": model})
+    return fig
+
+
+def draw_insides(f: Insides, pipe, *, steps: int | None = None, seed: int = PAPER_SEED, paper_layers: bool = True):
+    """Render and plot an `Insides` figure (feature maps, the latent's steps or cross-attention, one row per entry
+    of its `rows`: `ui.plots.plot_feature_maps`, `plot_latent_steps`, `plot_cross_attention`); returns the matplotlib
+    Figure, unsaved. paper_layers: the views' layers are the paper's (of 50) and mapped to `steps`; False: they
+    are this run's steps (a notebook's sliders).
 
     Notebook: notebooks/09_bending_targets.ipynb
     """
@@ -409,7 +425,6 @@ def make_insides_figure(name: str, pipe, *, steps: int | None = None, seed: int 
     from ..bend.render import render
     from ..models.model import usual_steps
     from . import plots
-    f = FIGURES[name]
     steps = usual_steps(pipe=pipe) if steps is None else steps
     rows = list(f.rows.items())
     ncols = max(len(views) for _, views in rows)
@@ -423,33 +438,34 @@ def make_insides_figure(name: str, pipe, *, steps: int | None = None, seed: int 
         if f.view == "feature_maps":
             cells = sub.subfigures(1, ncols, squeeze=False)[0]
             for cell, v in zip(cells, views):
-                layer, bends = _fit_view(v, steps)
+                layer, bends = _fit_view(v, steps, paper_layers)
                 maps = feature_maps(pipe, v.prompt, v.target, layer if v.target.startswith("unet:") else None, bends,
                                     seed, steps)
-                title = v.label if steps == PAPER_STEPS or layer is None else f"{v.label} (run: step {layer})"
+                title = (v.label if steps == PAPER_STEPS or layer is None or not paper_layers else
+                         f"{v.label} (run: step {layer})")
                 plots.plot_feature_maps(maps, cell, means=v.means, title=title)
         elif f.view == "latent_steps":
             v = views[0]
-            lat = latent_steps(pipe, v.prompt, _fit_view(v, steps)[1], seed, steps)
-            plots.plot_latent_steps(lat, sorted({fit_layer(L, steps) for L in f.layers}), sub,
+            lat = latent_steps(pipe, v.prompt, _fit_view(v, steps, paper_layers)[1], seed, steps)
+            shown = sorted({fit_layer(L, steps) if paper_layers else L for L in f.layers}) if f.layers else None
+            plots.plot_latent_steps(lat, shown, sub,
                                     title=f"the latent's channels, {steps} steps (each row on its own +- scale)")
         else:  # the prompt's words, each row on its own scale (its colour bar): a bent map stays visible
             v = views[0]
-            layer, bends = _fit_view(v, steps)
+            layer, bends = _fit_view(v, steps, paper_layers)
             maps = cross_attention(pipe, v.prompt, v.target, layer, bends, seed, steps)
             image = render(v.prompt, bends, pipe=pipe, seed=seed, steps=steps)
             plots.plot_cross_attention({t: m for t, m in maps.items() if t not in ("<start>", "<end>")}, sub,
                                        image=image, title=f"{v.label}: the prompt's words at step {layer} of {steps}")
     fig.suptitle(f.title + (f"  [{steps} steps]" if steps != PAPER_STEPS else ""), fontsize=10)
-    savefig(fig, name, folder, {"steps": steps, "seed": seed, "model": model})
     return fig
 
 
 def make_chain_strip(pipe, out_dir, *, track: str | None = None, steps: int | None = None, seed: int = PAPER_SEED,
                      frames=CHAIN_FRAMES, folder=None, model: str = "", progress: bool = False):
     """Render the img2img chain of `CHAIN` once per row of `CHAIN_ROWS` (each into its own render folder under
-    `out_dir`, resumed if there), plot frames `frames` of each in a row (`plots.plot_strip`), every panel titled
-    with its frame, its L* mean change from frame 0 and its SSIM to frame 0 (`quality.drift`), and save it as
+    `out_dir`, resumed if there), plot frames `frames` of each in a row (`ui.plots.plot_strip`), every panel titled
+    with its frame, its L* mean change from frame 0 and its SSIM to frame 0 (`video.quality.drift`), and save it as
     figure "video-coherence" through `savefig`. track: the audio (None: the shipped piano); steps: None -> the
     model's usual count (strength 0.5 runs half of them). Returns (the matplotlib Figure, {row label: Drift}).
 
@@ -506,7 +522,7 @@ README_HEAD = """# Figures
 Every figure of the paper, reproduced by the notebooks with the **shipped model** (`bendlab-tiny-sd`, 64x64
 images) at full settings: DDIM, 50 steps, seed 46, guidance 7.5. `make figures` re-renders them all;
 `manifest.json` records the spec hash and settings of each file, and a test checks every file below exists and
-matches the current spec (`bendlab/figures.py`). Set `MODEL = "CompVis/stable-diffusion-v1-4"` in a notebook's
+matches the current spec (`bendlab/ui/figures.py`). Set `MODEL = "CompVis/stable-diffusion-v1-4"` in a notebook's
 parameters cell to reproduce the paper with real Stable Diffusion on a GPU.
 
 Layers are the paper's (0 = initial noise, 50 = before decoding); "@40" means layer 40.
@@ -515,7 +531,7 @@ Layers are the paper's (0 = initial noise, 50 = before decoding); "@40" means la
 
 
 def write_readme(folder=None) -> Path:
-    """Regenerate figures/README.md from the spec: `python -m bendlab.figures`."""
+    """Regenerate figures/README.md from the spec: `python -m bendlab.ui.figures`."""
     p = figures_dir(folder) / "README.md"
     p.write_text(README_HEAD + readme_table() + "\n")
     return p

@@ -1,5 +1,5 @@
 """Plots: the audio features and what they drive (notebook 07, `bendlab features --plot`), and the labelled image
-grids of the figures (`figures.make_figure`). Each takes an `ax` or returns its Figure, as libfmp's plots do.
+grids of the figures (`ui.figures.make_figure`). Each takes an `ax` or returns its Figure, as libfmp's plots do.
 """
 
 from __future__ import annotations
@@ -84,10 +84,29 @@ def plot_panels(panels, ncols: int = 5, title: str | None = None, size: float = 
     return fig
 
 
+def plot_flicker(curves: dict, fps: float, ax=None, title: str | None = None):
+    """How much each frame of a video changes from the one before (8-bit levels), one line per video: `curves`
+    maps a label to `video.quality.consecutive_diffs` of its frames at `fps` frames per second; each label gets its
+    95th percentile (the smoothness an interpolated video shows). Returns the Axes.
+
+    Notebook: notebooks/07_audio_reactive_video.ipynb
+    """
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 2.6), layout="constrained")
+    for k, (label, d) in enumerate(curves.items()):
+        d = np.asarray(d)
+        ax.plot(np.arange(1, len(d) + 1) / fps, d, lw=1 if k else 0.8, color=None if k else "0.6",
+                label=f"{label}: p95 {np.percentile(d, 95):.1f} levels")
+    ax.set(xlabel="time (s)", ylabel="change from the frame before (levels)", title=title)
+    ax.legend(fontsize=8)
+    return ax
+
+
 def plot_drift(drifts: dict, ax=None):
     """How far img2img chains drift from their first frame: the lightness change (%) of each chain per frame
     (solid) and its SSIM to frame 0 (dashed, right axis), one colour per chain; `drifts` maps a label to a
-    `quality.Drift`. Returns the Axes.
+    `video.quality.Drift`. Returns the Axes.
 
     Notebook: notebooks/07_audio_reactive_video.ipynb
     """
@@ -194,7 +213,7 @@ def _ticks_at_tiles(ax, n: int, size: int, gap: int, labels, axis: str = "x", fo
 
 def plot_feature_maps(maps: np.ndarray, ax=None, max_channels: int = 16, means: bool = False, title: str | None = None,
                       cmap: str = "viridis"):
-    """A module's feature maps (C, h, w) (`insides.feature_maps`) as a grid of its first `max_channels` channels,
+    """A module's feature maps (C, h, w) (`bend.insides.feature_maps`) as a grid of its first `max_channels` channels,
     or with means=True of `max_channels` channel means (the C channels split into that many consecutive groups,
     each shown as its mean, so every channel counts), each tile scaled to its own range (its colours show where a
     channel is high, not how high), labelled with its channel(s). ax: an Axes, a Figure or SubFigure to fill, or
@@ -232,7 +251,7 @@ def plot_feature_maps(maps: np.ndarray, ax=None, max_channels: int = 16, means: 
 
 
 def plot_latent_steps(lat: np.ndarray, layers=None, ax=None, title: str | None = None, cmap: str = "RdBu_r"):
-    """The latent's 4 channels across the steps (`insides.latent_steps`, (N + 1, 4, h, w)): one row per channel,
+    """The latent's 4 channels across the steps (`bend.insides.latent_steps`, (N + 1, 4, h, w)): one row per channel,
     one column per layer of `layers` (None: about 8 spread over 0..N), each row on one colour scale symmetric
     about 0 (its largest |value| over the columns shown), so a row shows how its channel forms. ax: an Axes, a
     Figure or SubFigure, or None for a new Figure. Returns the Axes.
@@ -259,7 +278,7 @@ def plot_latent_steps(lat: np.ndarray, layers=None, ax=None, title: str | None =
 
 def plot_cross_attention(maps: dict, ax=None, image=None, vmax: float | None = None, title: str | None = None,
                          cmap: str = "magma"):
-    """Cross-attention maps (`insides.cross_attention`, {token: (h, w)}) side by side, one panel per token,
+    """Cross-attention maps (`bend.insides.cross_attention`, {token: (h, w)}) side by side, one panel per token,
     labelled with it, on one colour scale 0..vmax (None: the largest value shown; pass the same vmax to compare
     two calls, say before and after a bend), after the rendered `image` when given. ax: an Axes, a Figure or
     SubFigure, or None for a new Figure. Returns the Axes.

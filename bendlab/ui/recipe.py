@@ -62,7 +62,7 @@ def field_rule(type_text: str, optional: bool = False):
     return (lambda v: v is None or ok(v)), f"{words} or null"
 
 
-# render settings: keyword arguments of engine.render and their types (tests check each is one); None: the
+# render settings: keyword arguments of bend.render.render and their types (tests check each is one); None: the
 # library's default (the model's usual steps and guidance, the model's native size, the shipped model)
 RENDER_SETTINGS = {"prompt": "str", "negative_prompt": "str | None", "model": "str | None", "seed": "int",
                    "steps": "int | None", "guidance": "float | None", "init_image": "str | None",
@@ -169,7 +169,7 @@ def _settings(p: Path, data: dict, schema: dict[str, str], entry_key: str, other
 
 
 def read_render(path: str | Path) -> dict:
-    """A render recipe as keyword arguments of `engine.render` plus "bends" (a list of Bend)."""
+    """A render recipe as keyword arguments of `bend.render.render` plus "bends" (a list of Bend)."""
     p = Path(path)
     data = load(p)
     bends = _entries(p, data, "bend", Bend.from_dict)
@@ -177,7 +177,7 @@ def read_render(path: str | Path) -> dict:
 
 
 def read_video(path: str | Path) -> dict:
-    """A video recipe as keyword arguments of `videospec.VideoSpec`, with "mappings" a list of Mapping."""
+    """A video recipe as keyword arguments of `video.spec.VideoSpec`, with "mappings" a list of Mapping."""
     from ..mapping import Mapping
 
     def mapping(d):

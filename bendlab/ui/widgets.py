@@ -88,7 +88,7 @@ class Renders:
 
     def render(self, prompt: str, bends=(), seed: int = paper.SEED, steps: int | None = None,
                guidance: float | None = None):
-        """engine.render memoised on its arguments (bends are Bend objects or recipe dicts; steps and guidance
+        """bend.render.render memoised on its arguments (bends are Bend objects or recipe dicts; steps and guidance
         None: the model's usual ones)."""
         steps, guidance = usual_settings(steps, guidance, pipe=self.pipe)
         key = json.dumps([b.to_dict() if isinstance(b, Bend) else b for b in bends], sort_keys=True)
@@ -99,7 +99,7 @@ class Renders:
         """The image of `prompt` with one bend (None: unbent), memoised, and branched from the cached latent
         before the bend's layer: only the steps after it run. A VAE bend decodes the cached final latent (no
         denoising); a UNet module or text bend, or a layer range, renders in full.
-        Equal to `engine.render` within float rounding (tested to 1e-5)."""
+        Equal to `bend.render.render` within float rounding (tested to 1e-5)."""
         pipe = self.pipe
         steps, guidance = usual_settings(steps, guidance, pipe=pipe)
         if bend is None:
@@ -129,13 +129,13 @@ class Renders:
 
     def _branched_uncached(self, prompt: str, seed: int, steps: int, guidance: float, bend_json: str):
         """The image of one latent bend at one layer, run from the cached latent before that layer (a VAE bend:
-        from the final latent, so only the decode runs, as `engine.render_grid` branches VAE sweeps)."""
-        from ..bend.render import render_batch
+        from the final latent, so only the decode runs, as `bend.render.render_grid` branches VAE sweeps)."""
+        from ..bend.render import run_batch
         embeds, latents, _ = self._trace(prompt, seed, steps, guidance)
-        bend = Bend.from_dict(json.loads(bend_json))
+        bend = Bend.from_dict(json.loads(bend_json))  # checked by `branched`
         start = steps if bend.kind == "vae" else bend.layer
-        return render_batch(self.pipe, [bend], embeds=embeds, latents=latents[start].clone(), steps=steps,
-                            guidance=guidance, start=start)[0]
+        return run_batch(self.pipe, [bend], embeds, latents[start].clone(), steps=steps, guidance=guidance,
+                         start=start)[0]
 
 
 _RENDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline -> its Renders, gone with it
@@ -150,7 +150,7 @@ def renders(pipe) -> Renders:
 
 def render_cached(pipe, prompt: str, bends=(), seed: int = paper.SEED, steps: int | None = None,
                   guidance: float | None = None):
-    """engine.render memoised on its arguments (bends are Bend objects or recipe dicts; steps and guidance None:
+    """bend.render.render memoised on its arguments (bends are Bend objects or recipe dicts; steps and guidance None:
     the model's usual ones): `renders(pipe).render`.
 
     Notebook: notebooks/02_figure1_pointwise.ipynb

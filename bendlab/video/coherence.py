@@ -11,7 +11,7 @@ one of three colour spaces:
     rgb   the red, green and blue channels
     hsv   hue, saturation and value (hue is circular: only saturation and value are matched)
 
-`quality.drift` measures a chain against its first frame.
+`video.quality.drift` measures a chain against its first frame.
 
 Notebook: notebooks/07_audio_reactive_video.ipynb
 """

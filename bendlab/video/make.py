@@ -2,11 +2,11 @@
 
     audio (`audio.audio_features`: one value per frame, on the 1/fps window the frame is shown for)
     -> mapping (`mapping.Mapping`: each feature smoothed and scaled into a bend parameter)
-    -> plan (`videospec.plan`: the spec resolved against the model, the parameter curves)
-    -> frames (`renderer`: a frame source renders the missing frames: `LocalSource` here, `cluster.RaySource`
-       on Ray workers, both running `renderer.FrameRenderer`)
-    -> render folder (`frames.RenderFolder`: each PNG written as soon as it is finished, verified, resumable)
-    -> mp4 (`mux.mux`: the PNGs and the audio into H.264 + AAC).
+    -> plan (`video.spec.plan`: the spec resolved against the model, the parameter curves)
+    -> frames (`renderer`: a frame source renders the missing frames: `LocalSource` here, `video.cluster.RaySource`
+       on Ray workers, both running `video.renderer.FrameRenderer`)
+    -> render folder (`video.folder.RenderFolder`: each PNG written as soon as it is finished, verified, resumable)
+    -> mp4 (`video.mux.mux`: the PNGs and the audio into H.264 + AAC).
 
 The render folder (`video.mp4` -> `video.frames/`) holds the frames, a manifest of every setting that changes
 pixels and a hash of each finished frame: running the same command again resumes with the verified frames;
@@ -99,7 +99,7 @@ def render_frames(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | 
     """Render every frame not yet verified in the render folder beside `out`; returns the folder.
 
     pipe: a loaded pipeline, or None to load spec.model on `device` once every input has been checked;
-    source: where frames are rendered instead (e.g. `cluster.RaySource(workers=2)`); default: this process;
+    source: where frames are rendered instead (e.g. `video.cluster.RaySource(workers=2)`); default: this process;
     limit: render at least the first `limit` frames (a preview; txt2img completes their last batch);
     on_frame(i): called after frame i is written (tests use it to interrupt).
     """
@@ -124,7 +124,7 @@ def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | Non
     full render). upscale: nearest-neighbour factor 1..16 applied while encoding (the shipped model's 64x64
     frames are small; 1 keeps the model's size). interpolate: write the mp4 at this higher frame rate (frames per
     second), the frames in between made as `interpolate_method` says: "minterpolate" (ffmpeg's motion-compensated
-    interpolation while encoding, `mux.mux`) or "latent" (the model's VAE decodes blends of the rendered
+    interpolation while encoding, `video.mux.mux`) or "latent" (the model's VAE decodes blends of the rendered
     frames' latents, `tween`; written to the render folder, resumable). pipe, device, source: as
     `render_frames`.
     Every input is checked before the model loads.

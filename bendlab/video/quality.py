@@ -73,6 +73,22 @@ def consecutive_diffs(frames) -> np.ndarray:
     return np.asarray([np.abs(b - a).mean() for a, b in zip(arrays, arrays[1:])])
 
 
+def max_frame_difference(a, b) -> int:
+    """The largest pixel difference (8-bit levels) between the frames two render folders both hold (frame_*.png
+    by name), e.g. a render on Ray workers against the same render in this process; a one-line error if they
+    share no frame.
+
+    Notebook: notebooks/07_audio_reactive_video.ipynb
+    """
+    from pathlib import Path
+    a, b = Path(a), Path(b)
+    shared = [f for f in sorted(a.glob("frame_*.png")) if (b / f.name).exists()]
+    if not shared:
+        raise BendlabValueError(f"render folders {str(a)!r} and {str(b)!r} share no frame; accepted: two render "
+                                "folders of the same video")
+    return max(int(np.abs(_rgb(f) - _rgb(b / f.name)).max()) for f in shared)
+
+
 def mp4_frames(path) -> list[np.ndarray]:
     """The decoded frames of a video file, (h, w, 3) uint8 each (imageio's ffmpeg)."""
     import imageio.v3 as iio

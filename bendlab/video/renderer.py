@@ -1,7 +1,7 @@
 """The frames of a video, computed on one pipeline (the fourth stop of a frame's way: audio -> mapping -> bend ->
-engine -> render folder -> mp4): the noise walk, each frame's bends from the parameter curves, the shared
+video.renderer -> video.folder -> mp4): the noise walk, each frame's bends from the parameter curves, the shared
 prefix of fixed-noise frames, the img2img chain, and `LocalSource`, the frame source `video.render_frames`
-uses in this process (`cluster.RaySource` is the other: the same `FrameRenderer` on Ray workers).
+uses in this process (`video.cluster.RaySource` is the other: the same `FrameRenderer` on Ray workers).
 
 A frame source is a small object the orchestration is handed:
 
@@ -27,9 +27,9 @@ from PIL import Image
 from .. import models
 from ..bend.bends import Bend
 from .coherence import match_colors
-from ..bend.hooks import bending
 from ..bend.fit import check_pipe
-from ..bend.render import denoise, encode_prompts, initial_noise, latent_shape, load_image, render_batch, render_img2img
+from ..bend.render import (encode_prompts, initial_noise, latent_shape, load_image, render_batch, render_img2img,
+                           run_batch, shared_prefix)
 from .spec import Plan, VideoSpec, check_curves, prompt_weights
 
 
@@ -112,28 +112,25 @@ class FrameRenderer:
     def _full(self, idx, output_type, layers=None):
         noise = noise_walk(self.pipe, self.spec, self.n_frames, idx).to(self.pipe.device, self.pipe.unet.dtype)
         words = [self.spec.prompts[int(self.weights[i].argmax())] for i in idx]  # token:WORD finds its tokens
-        return render_batch(self.pipe, self.bends(idx, layers), embeds=self.embeds.mix(self.weights[idx]),
-                            prompts=words, latents=noise, steps=self.spec.steps, guidance=self.spec.guidance,
-                            output_type=output_type,
-                            seed=self.spec.seed + idx[0])  # per aligned batch: the same whoever renders it
+        return run_batch(self.pipe, self.bends(idx, layers), self.embeds.mix(self.weights[idx]), noise,
+                         steps=self.spec.steps, guidance=self.spec.guidance, prompts=words, output_type=output_type,
+                         seed=self.spec.seed + idx[0])  # per aligned batch: the same whoever renders it
 
     def prefix(self, p: int) -> torch.Tensor:
         """The latent of prompt p at layer `start` (before any bend), computed once."""
         if p not in self._prefix:
             pipe, L = self.pipe, self.start
             noise = noise_walk(pipe, self.spec, self.n_frames, [0]).to(pipe.device, pipe.unet.dtype)
-            with bending(pipe, [], capture=[L], stop=L) as cb:
-                denoise(pipe, self.embeds.row(p), noise, steps=self.spec.steps, guidance=self.spec.guidance,
-                        callback=cb)
-            self._prefix[p] = cb.captured[L]
+            self._prefix[p] = shared_prefix(pipe, self.embeds.row(p), noise, [L], steps=self.spec.steps,
+                                            guidance=self.spec.guidance)[L]
         return self._prefix[p]
 
     def _shared(self, idx, p: int, output_type, layers=None):
         B = len(idx)
-        return render_batch(self.pipe, self.bends(idx, layers), embeds=self.embeds.row(p).expand(B),
-                            prompts=[self.spec.prompts[p]] * B, latents=self.prefix(p).expand(B, -1, -1, -1).clone(),
-                            steps=self.spec.steps,
-                            guidance=self.spec.guidance, start=self.start, output_type=output_type)
+        return run_batch(self.pipe, self.bends(idx, layers), self.embeds.row(p).expand(B),
+                         self.prefix(p).expand(B, -1, -1, -1).clone(), steps=self.spec.steps,
+                         guidance=self.spec.guidance, start=self.start, prompts=[self.spec.prompts[p]] * B,
+                         output_type=output_type)
 
     @torch.no_grad()
     def render(self, idx, output_type: str = "pil") -> list:
@@ -156,7 +153,7 @@ class FrameRenderer:
 
 def img2img_seed(spec: VideoSpec, previous: Image.Image, i: int, before: Image.Image | None = None) -> Image.Image:
     """What seeds frame i: the previous frame, warped on by `spec.flow` of the motion from the frame `before` it
-    (frame i - 2; `motion.carry`) when flow is on and there is one, then with `spec.img2img_noise` of fresh
+    (frame i - 2; `video.motion.carry`) when flow is on and there is one, then with `spec.img2img_noise` of fresh
     Gaussian noise (seeded by i)."""
     if spec.flow and before is not None:
         from .motion import carry
@@ -173,7 +170,7 @@ def img2img_chain(plan: Plan, pipe, todo: list[int], frame_path):
     """Yield (i, image) for the img2img frames `todo`, each from the previous frame on disk (`frame_path(k)`:
     frame k's file; frame i - 1 is written before frame i is computed), with flow on warped by the motion from
     frame i - 2 (also read from disk, so a resumed chain seeds each frame exactly as an unbroken one), its colours
-    matched to frame 0's as `spec.color_coherence` says (`coherence.match_colors`)."""
+    matched to frame 0's as `spec.color_coherence` says (`video.coherence.match_colors`)."""
     spec, curves = plan.spec, plan.curves
     for i in todo:
         bends = frame_bends(spec, curves, [i], plan.vectors)

@@ -54,7 +54,7 @@ def _check_keyframes(k, prompts) -> None:
 
 
 # one check per field, each returning the value as stored; steps, guidance, seed and strength are checked together
-# by `engine.check_settings` (strength against steps); OPTIONAL fields also accept None
+# by `bend.fit.check_settings` (strength against steps); OPTIONAL fields also accept None
 FIELD_RULES = {
     "prompts": lambda v: check_strings("prompts", v),
     "keyframes": lambda v: check_numbers("keyframes", v),

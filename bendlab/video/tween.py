@@ -1,5 +1,5 @@
 """Frames between the rendered ones, from the model's own VAE: the second way `--interpolate FPS` fills a higher
-output rate (the first is ffmpeg's motion-compensated `minterpolate`, in `mux.mux`). No UNet runs.
+output rate (the first is ffmpeg's motion-compensated `minterpolate`, in `video.mux.mux`). No UNet runs.
 
 Each rendered frame F_k is encoded once (the mean of the VAE's posterior, z_k); an output frame at
 t seconds falls at s = t * fps on the rendered clock, between frames k = floor(s) and k + 1 at a = s - k, and is
@@ -74,7 +74,7 @@ def latent_tweens(frames: list[Path], hashes: list[str], fps: float, out_fps: fl
                   progress: bool = True) -> list[Path]:
     """The output frames at out_fps, in order: the rendered `frames` where an output frame falls on one, else the
     in-between frame (module docstring), made by `vae` and written to `folder` (reused when already there).
-    hashes: each rendered frame's sha256 (`frames.RenderFolder.sha`), what names an in-between frame."""
+    hashes: each rendered frame's sha256 (`video.folder.RenderFolder.sha`), what names an in-between frame."""
     from tqdm.auto import tqdm
     times = output_times(len(frames), fps, out_fps)
     folder.mkdir(exist_ok=True)

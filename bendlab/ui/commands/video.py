@@ -1,0 +1,145 @@
+"""`bendlab video`: an audio-reactive video (`video.make.make_video`), its spec from the flags, then the recipe,
+then the library's defaults; or the re-render of a recorded live session (--session)."""
+
+from __future__ import annotations
+
+from ...paper import DEFAULT_PROMPT
+from ...video.cluster import WORKER_THREADS
+from ..recipe import merge, read_video
+from .common import MAPPING_FLAGS, CLIError, add_mapping_args, add_model_args, given, mapping_from_args, setup_device
+
+SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", "img2img_prompt", "color_coherence",
+              "img2img_noise", "flow", "init_image", "model", "batch", "midi")
+
+
+def add_parser(sub) -> None:
+    from ...video.coherence import COHERENCE
+    from ...video.mux import DEFAULT_UPSCALE, MAX_UPSCALE
+    from ...video.spec import MAX_BATCH, METHODS, WALKS, VideoSpec
+    from ...video.tween import DEFAULT_METHOD as TWEEN_DEFAULT, METHODS as TWEEN_METHODS
+    v_ = VideoSpec.__dataclass_fields__
+    v = sub.add_parser("video", help="render an audio-reactive video", description="Audio features of each "
+                       "frame's window of audio drive a bend's parameter; frames are written as they finish into "
+                       "<out>.frames/ (run again to resume) and muxed with the audio into an H.264 + AAC mp4. "
+                       "A flag given here overrides the recipe, which overrides the default.")
+    v.add_argument("audio", nargs="?", help="wav, flac, ogg or mp3 file (none with --session)")
+    v.add_argument("--session", metavar="DIR", help="re-render a performance recorded by `bendlab live --record "
+                   "DIR`: its recorded parameters, prompts and layers (interpolated on the audio clock, not "
+                   "re-analysed) and its audio.wav; the session's model, steps, seed and fps unless given (another "
+                   "--steps carries the layers to the same relative depth)")
+    v.add_argument("--prompt", help=f"text prompt (default \"{DEFAULT_PROMPT}\")")
+    v.add_argument("--prompts", nargs="+", help="two or more prompts interpolated in text-embedding space from the "
+                   "first frame to the last")
+    v.add_argument("--keyframe", action="append", metavar="'M:SS PROMPT'",
+                   help="a prompt at a time, repeatable (e.g. '0:00 a floating orb' '0:05 a gorgeous landscape'); "
+                   "prompts are interpolated between keyframes")
+    g = v.add_argument_group("mapping (one; use --recipe with [[mapping]] tables for several)")
+    add_mapping_args(g)
+    g.add_argument("--recipe", help="TOML/YAML with [[mapping]] tables (keys of bendlab.mapping.Mapping) and any "
+                   "VideoSpec setting (flags given here override the recipe)")
+    f = v.add_argument_group("frames")
+    f.add_argument("--method", choices=METHODS, help="txt2img: sin/cos noise walk; img2img: each frame from the "
+                   f"previous one (default {v_['method'].default})")
+    f.add_argument("--walk", choices=WALKS, help="txt2img noise: A sin + B cos (paper), or authors: seed noise + "
+                   f"0.3 x the walk (default {v_['walk'].default})")
+    f.add_argument("--strength", type=float, help=f"img2img strength, 0 < s < 1 (default {v_['strength'].default})")
+    f.add_argument("--img2img-prompt", help="img2img prompt after the first frame (default empty, as the paper; "
+                   "give the prompt to keep the conditioning)")
+    f.add_argument("--color-coherence", choices=COHERENCE, help="img2img: match each frame's colours (mean and "
+                   "spread per channel) to the first frame's in LAB, RGB or HSV, as Deforum (default "
+                   f"{v_['color_coherence'].default}, as the "
+                   "paper); the drift against frame 0 is printed at the end")
+    f.add_argument("--img2img-noise", type=float, help="img2img: std of fresh Gaussian noise added to the previous "
+                   f"frame before it seeds the next, 0..1 (default {v_['img2img_noise'].default:g})")
+    f.add_argument("--flow", type=float, help="img2img: warp the previous frame on by this fraction of the last two "
+                   f"frames' motion (OpenCV's DIS optical flow) before it seeds the next, 0..2 (default "
+                   f"{v_['flow'].default:g}: none, as "
+                   "the paper; 1: the motion goes on as it went)")
+    f.add_argument("--init-image", help="img2img: the first frame, each next one made from the previous "
+                   "(default: the first frame is text-to-image)")
+    f.add_argument("--midi", help="a .mid file for the midi_* features (midi_velocity, midi_pitch, midi_onset, "
+                   "midi_cc:N)")
+    f.add_argument("--fps", type=float, help=f"frames per second, 0 < fps <= 240 (default {v_['fps'].default:g})")
+    f.add_argument("--batch", type=int, help=f"txt2img frames per batch, 1..{MAX_BATCH} (default "
+                   f"{v_['batch'].default}); "
+                   "part of the render folder's settings")
+    f.add_argument("--upscale", type=int, help=f"nearest-neighbour upscale in the mp4, 1..{MAX_UPSCALE} "
+                   f"(default {DEFAULT_UPSCALE})")
+    f.add_argument("--interpolate", type=float, metavar="FPS", help="write the mp4 at FPS (above --fps), with "
+                   "frames in between the rendered ones (see --interpolate-method); no UNet runs")
+    f.add_argument("--interpolate-method", choices=TWEEN_METHODS, help="how --interpolate makes the frames in "
+                   "between: minterpolate (ffmpeg's motion-compensated interpolation while encoding) or latent "
+                   "(the model's VAE decodes blends of the rendered frames' latents; one decode per extra frame) "
+                   f"(default {TWEEN_DEFAULT})")
+    f.add_argument("--preview", type=float, help="only the first SECONDS, to <out>-preview.mp4")
+    f.add_argument("--overwrite", action="store_true", help="discard frames made with other settings")
+    c = v.add_argument_group("rendering on Ray (see README: Rendering on a cluster)")
+    c.add_argument("--workers", type=int, help="render on N local workers (one CPU and "
+                   f"{WORKER_THREADS} torch thread each, or one GPU each where there are GPUs): on a CPU this process "
+                   "is the first, the other N - 1 are Ray actors in a new runtime on 127.0.0.1; N = the CPUs for "
+                   "the fastest render")
+    c.add_argument("--ray-address", help="join a running Ray cluster: auto, or HOST:PORT of the head started with "
+                   "`ray start --head`; one worker per GPU (or CPU) unless --workers says otherwise")
+    add_model_args(v)
+    v.add_argument("--out", required=True, help="output .mp4 (its folder must exist)")
+    v.set_defaults(func=run)
+
+
+def video_spec_from_args(a):
+    """A VideoSpec from the flags given, then the recipe ([[mapping]] tables and settings), then the defaults;
+    with --session, the flags given, then the recipe's settings, then the session's (`video.spec.session_spec`)."""
+    from ...video.spec import VideoSpec, parse_keyframe, session_spec
+    recipe = read_video(a.recipe) if a.recipe else {}
+    if a.session is not None:  # the mappings and the prompt at each moment are the session's
+        stray = [n for n in MAPPING_FLAGS + ("range", "keyframe") if getattr(a, n) is not None]
+        if stray or recipe.pop("mappings", None):
+            raise CLIError(f"{', '.join('--' + n for n in sorted(stray)) or '[[mapping]] in --recipe'} given with "
+                           "--session; accepted: the session's recorded mappings and prompt changes (settings "
+                           "such as --steps, --model, --fps, --prompts with as many prompts)")
+        prompts = ([a.prompt] if a.prompt else []) + list(a.prompts or [])
+        return session_spec(a.session, **merge(recipe, {**given(a, SPEC_FLAGS), "audio": a.audio,
+                                                        "prompts": prompts or None}))
+    mappings = recipe.pop("mappings", [])
+    m = mapping_from_args(a)
+    if m is not None:
+        mappings.append(m)
+    if not mappings:
+        raise CLIError("no mapping: give --op (with --feature, --range, --layer) or [[mapping]] in --recipe")
+    flags = given(a, SPEC_FLAGS)
+    if a.keyframe and (a.prompt or a.prompts):
+        raise CLIError("--keyframe gives the prompts (one at each time), so --prompt / --prompts would be dropped; "
+                       "accepted: --keyframe 'M:SS PROMPT' for every prompt, or --prompt / --prompts without "
+                       "--keyframe")
+    if a.prompt or a.prompts:
+        flags["prompts"] = ([a.prompt] if a.prompt else []) + list(a.prompts or [])
+    if a.keyframe:
+        pairs = [parse_keyframe(k) for k in a.keyframe]
+        flags["keyframes"], flags["prompts"] = [t for t, _ in pairs], [p for _, p in pairs]
+    if "prompts" in flags and "keyframes" not in flags:
+        recipe.pop("keyframes", None)  # the recipe's times belong to the recipe's prompts
+    return VideoSpec(audio=a.audio, **merge(recipe, {**flags, "mappings": mappings}))
+
+
+def run(a) -> None:
+    from ...video.make import make_video
+    from ...video.mux import video_info
+    spec = video_spec_from_args(a)
+    ray = a.workers is not None or a.ray_address is not None
+    if not ray:
+        setup_device(a)
+    kw = given(a, ("preview", "upscale", "interpolate", "interpolate_method"))
+    if ray:
+        from ...video.cluster import RaySource
+        kw["source"] = RaySource(a.workers, a.ray_address, a.threads, a.device, stop=True)
+    else:
+        kw["device"] = a.device
+    try:
+        out = make_video(spec, a.out, overwrite=a.overwrite, **kw)
+    finally:
+        if ray:  # begun once the frames were done (RaySource stop): left to the exit, it takes seconds longer
+            from ...video.cluster import shutdown
+            shutdown()
+    info = video_info(out)
+    streams = f"{'h264' if info['video'] else 'no video'} + {'aac' if info['audio'] else 'no audio'}"
+    print(f"wrote {out}: {info['frames']} frames, video {info['video_duration']:.2f} s, "
+          f"file {info['duration']:.2f} s{' (preview)' if a.preview is not None else ''}, streams: {streams}")
