@@ -120,7 +120,7 @@ def test_the_contract_catches_an_upward_import_a_peer_and_a_cycle():
 
 def test_this_files_parser_sees_relative_and_local_imports():
     graph = import_graph()
-    assert {"bend.render", "bend.hooks"} <= graph["video.renderer"]  # module level, relative (..bend.render)
+    assert {"bend.render", "bend.bends"} <= graph["video.renderer"]  # module level, relative (..bend.render)
     assert "video.motion" in graph["video.renderer"]  # inside a function
 
 

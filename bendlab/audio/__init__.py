@@ -6,12 +6,12 @@ controllers; `features` names them (`parse_feature`) and caches them per track (
 and scales a curve into an operator's range.
 """
 
-from .embed import (EMBEDDINGS, ENCODEC_BLOCK_S, ENCODEC_ENV, encodec_embedding, encodec_folder, encodec_latents,
-                    load_encodec, principal_component, principal_components)
-from .features import (FEATURES, FeatureRef, Features, MIDI, PARAMETRIC, RHYTHM, SOURCES, SPECTRAL,
-                       UNITS, audio_features, check_feature, check_sources, compute_features, parse_feature, write_csv)
 from . import midi, rhythm
-from .shaping import MAX_MEDIAN, SCALINGS, check_median, check_range, normalise, scale, shape, smooth
-from .signal import (AUDIO_SUFFIXES, DEFAULT_SR, MAX_FPS, MAX_SR, MIN_SR, PIANO_NOTES, check_fps, check_sr,
-                     frame_windows, load_audio, synth_piano)
+from .embed import (EMBEDDINGS, ENCODEC_BLOCK_S, encodec_embedding, ENCODEC_ENV, encodec_folder, encodec_latents,
+                    load_encodec, principal_component, principal_components)
+from .features import (audio_features, check_feature, check_sources, compute_features, FeatureRef, FEATURES, Features,
+                       MIDI, PARAMETRIC, parse_feature, RHYTHM, SOURCES, SPECTRAL, UNITS, write_csv)
+from .shaping import check_median, check_range, MAX_MEDIAN, normalise, scale, SCALINGS, shape, smooth
+from .signal import (AUDIO_SUFFIXES, check_fps, check_sr, DEFAULT_SR, frame_windows, load_audio, MAX_FPS, MAX_SR,
+                     MIN_SR, PIANO_NOTES, synth_piano)
 from .spectral import BANDS, N_MELS, spectral_features, spectral_moments, window_features

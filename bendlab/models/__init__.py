@@ -7,9 +7,10 @@ the resolved `Model` and its weightless `Skeleton`); `targets` lists what a bend
 """
 
 from .device import available_cpus, check_device, check_threads, default_device
-from .family import FAMILIES, Family, SD, SDXL, SUPPORTED, TRANSFORMER_PIPELINES, family, family_of
-from .folder import DEFAULT_MODEL, SHIPPED, resolve
+from .family import (FAMILIES, Family, family, family_of, IMAGE, Layout, PACKED, SD, SDXL, SUPPORTED,
+                     TRANSFORMER_PIPELINES, VIDEO)
+from .folder import DEFAULT_MODEL, resolve, SHIPPED
 from .load import img2img_pipeline, load_pipeline, load_vae, quiet_loading, weights_fingerprint
 from .model import Model, Skeleton, skeleton, usual_settings, usual_steps
-from .sampler import USUAL, is_stochastic, keeps_own_scheduler, sampler_kind
-from .targets import FEATURE_MAP_PARTS, Target, bend_targets
+from .sampler import is_stochastic, keeps_own_scheduler, sampler_kind, USUAL
+from .targets import bend_targets, FEATURE_MAP_PARTS, Target

@@ -6,16 +6,16 @@ image-to-image chain steady and fill in between frames; `quality` measures drift
 render and `mux` writes the mp4 with its audio.
 """
 
-from .cluster import (ClusterError, MAX_FAILURES, PROBE_TIMEOUT, Pool, RaySource, START_TIMEOUT, WORKER_THREADS, Worker,
-                      check_address, check_workers, connect, shutdown)
+from .cluster import (check_address, check_workers, ClusterError, connect, MAX_FAILURES, Pool, PROBE_TIMEOUT, RaySource,
+                      shutdown, START_TIMEOUT, Worker, WORKER_THREADS)
 from .coherence import COHERENCE, match_colors, to_image, to_tensor
-from .folder import IMAGE_SUFFIXES, LOCK, LOG, MANIFEST, RenderFolder, RenderFolderError, check_folder, frames_dir
+from .folder import check_folder, frames_dir, IMAGE_SUFFIXES, LOCK, LOG, MANIFEST, RenderFolder, RenderFolderError
 from .make import check_spec, make_video, render_frames
 from .motion import carry, optical_flow, warp
-from .mux import DEFAULT_UPSCALE, MAX_UPSCALE, check_interpolate, check_upscale, mux, video_info
-from .quality import Drift, SSIM_WINDOW, consecutive_diffs, drift, flicker, mp4_frames
-from .renderer import (FrameRenderer, LocalSource, aligned_batches, device_entry, frame_bends, img2img_chain,
-                       img2img_seed, noise_walk)
-from .spec import (FIELD_RULES, MAX_BATCH, OPTIONAL, Plan, VideoSpec, WALKS, check_audio_or_session,
-                   check_curves, parse_keyframe, plan, prompt_weights, resolve, session_plan, session_spec)
+from .mux import check_interpolate, check_upscale, DEFAULT_UPSCALE, MAX_UPSCALE, mux, video_info
+from .quality import consecutive_diffs, Drift, drift, flicker, max_frame_difference, mp4_frames, SSIM_WINDOW
+from .renderer import (aligned_batches, device_entry, frame_bends, FrameRenderer, img2img_chain, img2img_seed,
+                       LocalSource, noise_walk)
+from .spec import (check_audio_or_session, check_curves, FIELD_RULES, MAX_BATCH, OPTIONAL, parse_keyframe, Plan, plan,
+                   prompt_weights, resolve, session_plan, session_spec, VideoSpec, WALKS)
 from .tween import DEFAULT_METHOD, latent_tweens, output_times, tween_name
