@@ -249,7 +249,7 @@ def sandbox(tmp_path, monkeypatch):
     (bad / "model_index.json").write_text("[]")
     piano = tmp_path / "piano.ogg"
     shutil.copy("bendlab/data/piano.ogg", piano)
-    shipped = Path("bendlab/models/bendlab-tiny-sd").resolve()
+    shipped = Path("bendlab/weights/bendlab-tiny-sd").resolve()
     pickled = tmp_path / "pickled"  # a model folder with pickle weights only
     shutil.copytree(shipped, pickled, ignore=shutil.ignore_patterns("*.safetensors", "*.png"))
     (pickled / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"pickle")
@@ -504,3 +504,33 @@ def test_encodec16_without_its_weights_is_refused_before_the_analysis(sandbox, c
     assert "BENDLAB_ENCODEC is not set" in run_one_line(argv, sandbox, capsys)
     monkeypatch.setenv("BENDLAB_ENCODEC", str(sandbox.parent / "no-such-encodec"))
     assert "no-such-encodec" in run_one_line(argv, sandbox, capsys)
+
+
+# ------------------------------------------------------------------------------------------ checked once, then run
+def test_a_controller_value_the_render_cannot_take_is_refused_when_it_arrives():
+    """Live renders its frames unchecked (`run_batch`), so a low or high from MIDI, OSC or a slider is checked
+    against the render's latent when it arrives: an erode kernel larger than the 16x16 latent, in one line
+    naming the mapping, and the session keeps its range."""
+    from bendlab.checks import BendlabValueError
+    from bendlab.live import Controls
+    c = Controls([Mapping("rms", "erode", 3, 1, 2)], ["x"], 4, clock=lambda: 0.0, latent_shape=(1, 4, 16, 16))
+    with pytest.raises(BendlabValueError, match=r"^mapping 0: erode: kernel size 1000") as e:
+        c.set(0, "high", 1000)
+    assert "\n" not in str(e.value)
+    assert c.snapshot().mappings[0].high == 2
+    c.set(0, "high", 16)  # as large as the latent: accepted
+    with pytest.raises(BendlabValueError, match=r"^mapping 0: layer 4 is outside 0..3"):
+        Controls([Mapping("rms", "erode", 3, 1, 2, target="unet:mid_block")], ["x"], 4, clock=lambda: 0.0).set(
+            0, "layer", 4)
+
+
+def test_a_frame_renderer_checks_every_bend_its_frames_can_carry_before_the_first(pipe, clip):
+    """The frame renderer (in this process and on each Ray worker) checks the curves against its own pipeline
+    once, when it is built: a model known only once loaded (a hub id) gets the same one-line refusal."""
+    from bendlab.checks import BendlabValueError
+    from bendlab.video import FrameRenderer, plan
+    p = plan(VideoSpec(audio=str(clip), steps=4, mappings=[Mapping("rms", "erode", 3, 1, 3)]))
+    p.curves[0, -1] = 1000.0  # as a model with a smaller latent would find it
+    with pytest.raises(BendlabValueError, match="kernel size 1000") as e:
+        FrameRenderer(p, pipe)
+    assert "\n" not in str(e.value)

@@ -29,7 +29,7 @@ def test_scenes_cover_every_paper_prompt():
 def test_tokenizer_from_the_shipped_files_matches_clip():
     from transformers import CLIPTokenizer
     root = Path(__file__).resolve().parent.parent
-    tok = CLIPTokenizer.from_pretrained(root / "bendlab/models/bendlab-tiny-sd/tokenizer")
+    tok = CLIPTokenizer.from_pretrained(root / "bendlab/weights/bendlab-tiny-sd/tokenizer")
     assert tok("a floating orb").input_ids == [49406, 320, 12619, 36958, 49407]
     assert len(tok) == 49408 and tok.model_max_length == 77
 
@@ -43,7 +43,7 @@ def test_training_smoke(tmp_path):
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "m"
     train.main(["--smoke", "--threads", "1", "--out", str(out),
-                "--tokenizer", str(root / "bendlab/models/bendlab-tiny-sd/tokenizer")])
+                "--tokenizer", str(root / "bendlab/weights/bendlab-tiny-sd/tokenizer")])
     stats = json.loads((out / "training_stats.json").read_text())
     assert stats["unet_steps"] == 3 and np.isfinite(stats["unet_final_loss"])
     assert not list(out.rglob("*.bin")) and list(out.rglob("*.safetensors"))

@@ -5,7 +5,7 @@ Stages, all seeded: draw the procedural scenes (training/scenes.py), train the A
 cached latents (epsilon prediction, 10% empty captions for classifier-free guidance, EMA), then save a
 StableDiffusionPipeline folder in float16 safetensors and render the model card's sample grid.
 
-    python training/train.py --out bendlab/models/bendlab-tiny-sd          # the full run
+    python training/train.py --out bendlab/weights/bendlab-tiny-sd          # the full run
     python training/train.py --smoke --out /tmp/smoke                       # a few steps, for the tests
 """
 

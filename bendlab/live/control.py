@@ -143,14 +143,17 @@ class Controls:
     prompts: the prompts known at the start (the first is rendered); n_layers: the render's steps (layers
     0..n_layers); clock(): the session's audio clock in seconds; log(event): called with {"time": clock(),
     "kind": "prompt" | "set" | "midi" | "osc" | "warning", ...} for every change and every MIDI/OSC message, from
-    any thread (None: no log); bpm: the tempo while no MIDI clock runs; cc_map: CC number -> CCTarget (`parse_cc`).
+    any thread (None: no log); bpm: the tempo while no MIDI clock runs; cc_map: CC number -> CCTarget (`parse_cc`);
+    latent_shape: (1, C, h, w) of the render's latent: a new low or high is checked against it (a kernel no larger
+    than the latent), so the render loop never checks a bend.
 
     Notebook: notebooks/08_live.ipynb
     """
 
     def __init__(self, mappings: list[Mapping], prompts: list[str], n_layers: int, clock, log=None,
-                 bpm: float = 120.0, cc_map: dict[int, CCTarget] | None = None):
+                 bpm: float = 120.0, cc_map: dict[int, CCTarget] | None = None, latent_shape: tuple | None = None):
         self.n_layers = check_int("n_layers", n_layers, 1, accepted="the render's steps, >= 1")
+        self.latent_shape = latent_shape
         self.bpm = check_number("bpm", bpm, 0, 1000, low_open=True, accepted="a tempo 0 < bpm <= 1000")
         if not all(isinstance(m, Mapping) for m in mappings):
             raise BendlabValueError(f"mappings {mappings!r:.60}: accepted: a list of bendlab Mapping objects")
@@ -196,14 +199,19 @@ class Controls:
                                     "layer to set; accepted: low, high, param")
         layer = check_int(f"mapping {j} layer", layer, 0, self.n_layers, accepted=f"a layer of the {self.n_layers} "
                           "steps")
-        try:
-            new = replace(m, layer=layer)
-            new.bend(new.low if new.op != "matrix" else [1.0] * 16, layer).check(self.n_layers)
-        except BendlabValueError:
-            raise
-        except ValueError as e:  # Bend.check's one line, as our error type
-            raise BendlabValueError(f"mapping {j}: {e}") from None
+        self._check_bends(j, replace(m, layer=layer))
         return layer
+
+    def _check_bends(self, j: int, m: Mapping) -> None:
+        """Mapping j's bend at both ends of its range fits the render: its layer against the steps and, with the
+        latent's shape given, a kernel or a row against the latent (`Bend.check`): what a frame renders is checked
+        here, when it changes, and never again in the render loop."""
+        ends = [[1.0] * 16] if m.op == "matrix" else [m.low, m.high]
+        try:
+            for v in ends:
+                m.bend(v, m.layer).check(self.n_layers, self.latent_shape)
+        except ValueError as e:  # Bend.check's one line, named for the mapping
+            raise BendlabValueError(f"mapping {j}: {e}") from None
 
     # ------------------------------------------------------------------------------------------------ events
     def log_event(self, kind: str, **fields) -> None:
@@ -228,9 +236,12 @@ class Controls:
             if field in ("low", "high"):
                 value = check_number(f"mapping {j} {field}", value)
                 try:
-                    self._mappings[j] = replace(m, **{field: value})
-                except ValueError as e:  # Mapping's checks (operators' refusals are plain ValueErrors)
+                    new = replace(m, **{field: value})  # Mapping's checks (the operator's range)
+                except ValueError as e:
                     raise BendlabValueError(f"mapping {j} {field} {value:g}: {e}") from None
+                if not self._is_vae(new):
+                    self._check_bends(j, new)  # against the render (a kernel larger than the latent)
+                self._mappings[j] = new
             elif field == "layer":
                 value = self._layers[j] = self._check_layer(j, m, value)
                 self._mappings[j] = replace(m, layer=value)

@@ -273,7 +273,7 @@ class Live:
         log = self.writer.event if self.writer is not None else None
         self.controls = control.Controls(self.spec.mappings, self.spec.prompts, self.spec.steps,
                                          clock=lambda: self.audio_in.seconds, log=log, bpm=self.spec.bpm,
-                                         cc_map=self.cc)
+                                         cc_map=self.cc, latent_shape=latent_shape(self.pipe, 1))
         if self.writer is not None:
             self.controls.on_prompt(lambda i, prompts: self.writer.prompts(list(prompts)))
         self.midi = None if self.midi_port is None else control.MidiInput(self.controls, self.midi_port)

@@ -104,8 +104,9 @@ class Renders:
         steps, guidance = usual_settings(steps, guidance, pipe=pipe)
         if bend is None:
             return self._trace(prompt, seed, steps, guidance)[2]
-        from ..bend.fit import check_bends
+        from ..bend.fit import check_bends, check_settings
         from ..bend.render import latent_shape
+        check_settings(steps, guidance, seed)
         check_bends(pipe, [bend], steps, latent_shape(pipe, 1))
         if bend.kind not in ("latent", "vae") or isinstance(bend.layer, tuple) or is_stochastic(pipe.scheduler):
             return self.render(prompt, [bend], seed, steps, guidance)

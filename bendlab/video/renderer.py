@@ -89,6 +89,7 @@ class FrameRenderer:
     """
 
     def __init__(self, plan: Plan, pipe, share: bool = True):
+        check_curves(plan, pipe)  # prepare: every bend a frame can carry, against this pipeline, once; then run
         self.spec, self.curves, self.n_frames, self.pipe = plan.spec, plan.curves, plan.n_frames, pipe
         self.vectors, self.layers = plan.vectors, plan.layers
         weights = prompt_weights(self.spec, self.n_frames) if plan.weights is None else plan.weights
