@@ -1,5 +1,6 @@
-"""Live controls (bendlab.live.control) with the real parts: a JACK server (dummy driver) and a python-rtmidi virtual
-port send CC sweeps, MIDI clock and notes; python-osc's client sends OSC over UDP on 127.0.0.1."""
+"""Live controls (bendlab.live.controls, midi_in, osc) with the real parts: a JACK server (dummy driver) and a
+python-rtmidi virtual port send CC sweeps, MIDI clock and notes; python-osc's client sends OSC over UDP on
+127.0.0.1."""
 
 import os
 import shutil
@@ -16,7 +17,7 @@ from bendlab.live import (CLOCK_TIMEOUT, MAX_PROMPT_CHARS, MIDI_POLL, OSC_ADDRES
                           MidiInput, OscServer, check_midi_port, list_midi, parse_cc, parse_osc)
 from bendlab.mapping import Mapping
 
-pytestmark = pytest.mark.filterwarnings("ignore::bendlab.live.control.ControlWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::bendlab.live.controls.ControlWarning")
 
 
 class Log(list):

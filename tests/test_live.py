@@ -47,9 +47,9 @@ def test_live_window_features_equal_the_offline_ones():
 def test_live_rhythm_and_midi_features_read_the_controls():
     """beat is 1 on the first frame of each beat; the phases and lfo:K follow the beat count as offline
     (rhythm.frame_feature's formulas); MIDI features read the snapshot."""
-    from bendlab.live import control
+    from bendlab.live import controls
     from bendlab.audio import rhythm
-    c = control.Controls([Mapping()], ["x"], 10, clock=lambda: 0.0, bpm=120)
+    c = controls.Controls([Mapping()], ["x"], 10, clock=lambda: 0.0, bpm=120)
     an = causal.Analyser(["beat", "beat_phase", "bar_phase", "lfo:0.25", "midi_velocity", "midi_cc:74"], SR, FPS)
     beats = rhythm.Beats(np.arange(0, 20, 0.5), 120.0)  # a grid at 120 bpm from t = 0
     t = np.arange(0, 6, 1 / FPS)

@@ -5,8 +5,10 @@
 from .audio_in import AudioIn, BLOCK, check_input_device, list_devices, LiveAudioWarning, Microphone, Player, STALL
 from .causal import (Analyser, check_live_feature, DEFAULT_HALFLIFE, LIVE_FEATURES, LIVE_MIDI, LIVE_RHYTHM, LiveMapping,
                      RunningRange)
-from .control import (CC_FORMAT, CCTarget, check_midi_port, check_prompt, CLOCK_TICKS, CLOCK_TIMEOUT, Controls,
-                      ControlWarning, FIELDS, list_midi, MappingControl, MAX_PROMPT_CHARS, MIDI_POLL, MidiInput,
-                      MIN_TICKS, OSC_ADDRESSES, OscServer, parse_cc, parse_osc, Snapshot, TICKS_PER_BEAT)
+from .controls import (CC_FORMAT, CCTarget, check_prompt, CLOCK_TICKS, CLOCK_TIMEOUT, Controls, ControlWarning, FIELDS,
+                       MappingControl, MAX_PROMPT_CHARS, MIN_TICKS, parse_cc, short_value, Snapshot, TICKS_PER_BEAT,
+                       warn_safely)
 from .loop import check_seconds, Live, LIVE_STEPS, LiveFrame, LiveSpec, LiveStats, resolve, STATUS_EVERY
+from .midi_in import check_midi_port, list_midi, MIDI_POLL, MidiInput
+from .osc import OSC_ADDRESSES, OscServer, parse_osc
 from .stream import BOUNDARY, MjpegServer, PAGE

@@ -15,7 +15,7 @@ what needs the whole track:
                        normalisation) do not apply live: the running range is min-max.
     gate, compressor, curve   `audio.shape`, exactly as offline.
 
-Rhythm and MIDI come from the live controls (`bendlab.control.Snapshot`): beat (1 on the first frame of each
+Rhythm and MIDI come from the live controls (`live.controls.Snapshot`): beat (1 on the first frame of each
 beat), beat_phase, bar_phase and lfo:K from the beat count (MIDI clock, else the tempo given), midi_velocity
 (the held notes' highest velocity), midi_onset (notes struck since the previous frame) and midi_cc:N. Features
 that need the whole track (pca:K, embed16, @harmonic / @percussive / stems, midi_pitch) are refused live.
@@ -79,7 +79,7 @@ class RunningRange:
 
 class LiveMapping:
     """One mapping, causally: raw feature value -> smoothed -> running range -> `audio.shape` into the
-    performer's current low..high (a `live.control.MappingControl`, whose `param`, when set by a CC or OSC, replaces
+    performer's current low..high (a `live.controls.MappingControl`, whose `param`, when set by a CC or OSC, replaces
     the normalised feature)."""
 
     def __init__(self, m: Mapping, fps: float, halflife: float = DEFAULT_HALFLIFE, soundcheck: float = 0.0):

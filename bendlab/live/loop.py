@@ -5,7 +5,7 @@ A live frame's way, top to bottom (the offline pieces, reused):
     audio in (`live.audio_in`: a microphone, or a file played to the output; one audio clock)
     -> features of the newest 1/fps window (`live.causal.Analyser`: the offline definitions)
     -> mappings, causally (`live.causal.LiveMapping`: smoothing, running range, `audio.shape`), with the performer's
-       current ranges and layers (`live.control.Controls`: MIDI, OSC, the notebook's sliders)
+       current ranges and layers (`live.Controls`: MIDI, OSC, the notebook's sliders)
     -> one render from the prompt's shared prefix (`bend.render.render_batch` from the latent at the earliest bent
        layer, computed once per prompt and layer: a frame costs only the steps after the bend)
     -> shown (`on_frame`: the notebook's image, the MJPEG stream) and, with a session folder, recorded
@@ -35,6 +35,9 @@ import numpy as np
 import torch
 
 from .. import audio, models
+from .controls import Controls, parse_cc
+from .midi_in import MidiInput, check_midi_port
+from .osc import OscServer, parse_osc
 from .causal import DEFAULT_HALFLIFE, Analyser, LiveMapping, RunningRange, check_live_feature
 from ..checks import BendlabValueError, check_host_port, check_number, check_strings
 from ..bend.fit import check_bends, check_settings
@@ -145,14 +148,13 @@ class Live:
     audio_in: an `audio_in.Microphone` or `audio_in.Player`; pipe: a loaded pipeline (else spec.model is loaded
     on `device` once every input has been checked); record: a new session folder (`bendlab.session`); midi_in:
     a MIDI input port (name or part of it); cc: `--cc` texts ("1=0.high:0:6.2832"); osc: "HOST:PORT" or "PORT"
-    for the OSC server (`live.control.OSC_ADDRESSES`); serve: "HOST:PORT" for the MJPEG stream (`stream`);
+    for the OSC server (`live.osc.OSC_ADDRESSES`); serve: "HOST:PORT" for the MJPEG stream (`stream`);
     on_frame(image, LiveFrame): called with every shown frame; status: print a status line every second.
     """
 
     def __init__(self, spec: LiveSpec, audio_in, *, pipe=None, device: str | None = None, record=None,
                  midi_in: str | None = None, cc=(), osc: str | None = None, serve: str | None = None,
                  on_frame=None, status: bool = True):
-        from . import control
         if not isinstance(spec, LiveSpec):
             raise BendlabValueError(f"spec {spec!r:.60} is not a LiveSpec")
         self.model = models.Model.of(spec.model, pipe)
@@ -170,13 +172,13 @@ class Live:
             raise BendlabValueError(f"session folder {str(self.record)!r} already holds a session; accepted: a new "
                                     "or empty folder")
         n_layers = self.spec.steps
-        self.cc = dict(control.parse_cc(c, len(self.spec.mappings), n_layers) for c in cc)
-        self.midi_port = None if midi_in is None else control.check_midi_port(midi_in)
-        self.osc_address = None if osc is None else control.parse_osc(osc)
+        self.cc = dict(parse_cc(c, len(self.spec.mappings), n_layers) for c in cc)
+        self.midi_port = None if midi_in is None else check_midi_port(midi_in)
+        self.osc_address = None if osc is None else parse_osc(osc)
         self.serve_address = None if serve is None else check_host_port("--serve", serve, 8090)
         self.on_frame, self.status = on_frame, status
         self.stats = LiveStats()
-        self.controls: control.Controls | None = None
+        self.controls: Controls | None = None
         self.server = None
         self.osc = None
         self.reason: str | None = None
@@ -251,7 +253,6 @@ class Live:
                          seed=self.spec.seed)[0]
 
     def _setup(self):
-        from . import control
         if self.pipe is None:
             self.pipe = self.model.load(self.device)
             self.check_bends(self.pipe)
@@ -271,13 +272,13 @@ class Live:
             from ..session import SessionWriter
             self.writer = SessionWriter(self.record, self._meta())
         log = self.writer.event if self.writer is not None else None
-        self.controls = control.Controls(self.spec.mappings, self.spec.prompts, self.spec.steps,
+        self.controls = Controls(self.spec.mappings, self.spec.prompts, self.spec.steps,
                                          clock=lambda: self.audio_in.seconds, log=log, bpm=self.spec.bpm,
                                          cc_map=self.cc, latent_shape=latent_shape(self.pipe, 1))
         if self.writer is not None:
             self.controls.on_prompt(lambda i, prompts: self.writer.prompts(list(prompts)))
-        self.midi = None if self.midi_port is None else control.MidiInput(self.controls, self.midi_port)
-        self.osc = None if self.osc_address is None else control.OscServer(self.controls, *self.osc_address)
+        self.midi = None if self.midi_port is None else MidiInput(self.controls, self.midi_port)
+        self.osc = None if self.osc_address is None else OscServer(self.controls, *self.osc_address)
         if self.osc is not None and self.status:
             print(f"osc: udp {self.osc.address[0]}:{self.osc.address[1]} (addresses: bendlab live --help)", flush=True)
         if self.serve_address is not None:

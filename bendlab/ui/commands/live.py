@@ -12,7 +12,8 @@ LIVE_FLAGS = ("fps", "steps", "guidance", "seed", "model", "halflife", "soundche
 
 def add_parser(sub) -> None:
     from ...live.causal import DEFAULT_HALFLIFE, LIVE_FEATURES
-    from ...live.control import CC_FORMAT, OSC_ADDRESSES
+    from ...live.controls import CC_FORMAT
+    from ...live.osc import OSC_ADDRESSES
     from ...live.loop import LIVE_STEPS, LiveSpec
     from ...paper import LAYER, STEPS, fit_layer
     spec = LiveSpec.__dataclass_fields__
@@ -67,13 +68,14 @@ def add_parser(sub) -> None:
 
 def run(a) -> None:
     """`bendlab live`: list devices or ports, or check every flag, load the model and play until stopped."""
-    from ...live import audio_in as audioin, control
+    from ...live import audio_in as audioin
+    from ...live.midi_in import list_midi
     from ...live.loop import Live, LiveSpec, check_seconds
     if a.list_devices or a.list_midi:
         if a.list_devices:
             print(audioin.list_devices())
         if a.list_midi:
-            ports = control.list_midi()
+            ports = list_midi()
             print("\n".join(ports) if ports else "no MIDI input ports (is a MIDI or JACK server running?)")
         return
     if a.play is not None and a.input_device is not None:

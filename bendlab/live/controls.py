@@ -6,33 +6,14 @@ from their own threads. A bad value from a controller (a range the operator refu
 an OSC message of the wrong type) is refused with the same one-line `BendlabValueError` a Python call gets, turned
 into a `ControlWarning` and logged; the session plays on.
 
-MIDI (`MidiInput`, `--midi-in PORT`, ports from `list_midi` on every compiled rtmidi API, ALSA and JACK):
-    note_on / note_off   `Snapshot.velocity` (loudest note held, /127) and `Snapshot.onset` (loudest note started
-                         since the previous snapshot): the live midi_velocity and midi_onset of `bendlab.midi`
-    control_change       `Snapshot.cc[N]` = value/127 (the live midi_cc:N), then the `--cc` map (`parse_cc`):
-                         CC=J.FIELD[:LO:HI] sets mapping J's low, high, layer or param, value 0..127 -> LO..HI
-    clock (24 per beat)  `Snapshot.tempo` from the median span of 24 ticks among the last 96 (one beat; robust to
-                         ticks delivered in bursts; the bpm given until MIN_TICKS came), `Snapshot.beats` =
-                         ticks/24, advanced at the tempo between ticks by at most a tick; start resets the count
-                         to 0, stop freezes it, continue resumes it, song position sets it. Without ticks for
-                         CLOCK_TIMEOUT seconds the clock is not running: tempo = bpm given, beats = t*bpm/60
-                         (so beats jump when a clock starts or stops: the automation records parameters, not beats).
-    The MIDI driver's thread only queues each message; a worker thread applies them in order.
-    A port that vanishes mid-session is a warning (once); MidiInput reconnects when the port comes back.
-
-OSC (`OscServer`, `--osc HOST:PORT`, 127.0.0.1 unless told): the addresses of `OSC_ADDRESSES`. Messages are
-handled one at a time, in the order they arrive (a fader's last value wins). Anything malformed (a datagram that
-is not OSC, an unknown address, a wrong type or argument count, a string over MAX_PROMPT_CHARS) is a warning.
+MIDI in is `live.midi_in`, OSC in `live.osc`.
 
 Notebook: notebooks/08_live.ipynb
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import queue
 import re
 import statistics
 import threading
@@ -41,8 +22,7 @@ import warnings
 from collections import deque
 from dataclasses import dataclass, replace
 
-from ..checks import (BendlabValueError, check_choice, check_host_port, check_int, check_number, check_str,
-                      check_strings, is_number)
+from ..checks import BendlabValueError, check_choice, check_int, check_number, check_str, check_strings
 from ..mapping import Mapping
 from ..paper import LAYER, fit_layer
 
@@ -52,21 +32,8 @@ TICKS_PER_BEAT = 24  # MIDI clock
 CLOCK_TICKS = 96  # recent clock ticks kept for the tempo (4 beats)
 CLOCK_TIMEOUT = 0.5  # seconds without a clock tick: the MIDI clock is not running
 MIN_TICKS = 7  # clock ticks before their tempo is used (a quarter of a beat)
-MIDI_POLL = 0.2  # seconds between checks that the MIDI input port still exists
 CC_FORMAT = "CC=J.FIELD[:LO:HI], e.g. 1=0.high:0:6.2832, 7=0.layer, 74=0.param (CC 0..127, J a mapping, FIELD " \
     "low|high|layer|param; low and high need LO:HI, layer defaults to 0..steps, param is 0..1)"
-OSC_ADDRESSES = {
-    "/bendlab/prompt": "a string: the prompt rendered from now on (a new one is added to the session's prompts, "
-                       f"one seen before is reused; at most {MAX_PROMPT_CHARS} characters)",
-    "/bendlab/mapping/N/low": "a number: mapping N's low (its parameter at feature 0), valid for its operator",
-    "/bendlab/mapping/N/high": "a number: mapping N's high (its parameter at feature 1), valid for its operator",
-    "/bendlab/mapping/N/layer": "a number (rounded): the layer mapping N bends at, 0..steps",
-    "/bendlab/mapping/N/param": "a number 0..1 replacing mapping N's normalised audio feature (held until the "
-                                "next); a negative number or nil gives the mapping back to the audio",
-}
-_MAPPING_ADDRESS = re.compile(r"/bendlab/mapping/(-?\d+)/(low|high|layer|param)")
-
-
 class ControlWarning(UserWarning):
     """A live control fault (a MIDI port gone, a malformed OSC message, a refused value): the session plays on."""
 
@@ -114,7 +81,7 @@ def check_prompt(text) -> str:
     return text
 
 
-def _warn_safely(controls: "Controls", message: str, source: str) -> None:
+def warn_safely(controls: "Controls", message: str, source: str) -> None:
     """controls.warn from a MIDI or OSC thread, which must not die: if the log itself fails, a plain warning."""
     try:
         controls.warn(message, source)
@@ -122,7 +89,7 @@ def _warn_safely(controls: "Controls", message: str, source: str) -> None:
         warnings.warn(f"{message} (and the log failed: {type(e).__name__}: {e})", ControlWarning, stacklevel=2)
 
 
-def _short(v):
+def short_value(v):
     """A message argument as logged: JSON-friendly and short (a huge string or a blob is summarised)."""
     if isinstance(v, str):
         return v if len(v) <= 200 else f"{v[:60]}... ({len(v)} characters)"
@@ -281,7 +248,7 @@ class Controls:
         kind = msg.type
         late = 0.0 if arrived is None else max(0.0, time.monotonic() - arrived)
         with self._lock:
-            self.log_event("midi", message={k: _short(v) for k, v in msg.dict().items() if k != "time"},
+            self.log_event("midi", message={k: short_value(v) for k, v in msg.dict().items() if k != "time"},
                            source=source)
             if kind == "note_on" and msg.velocity > 0:
                 self._held[(msg.channel, msg.note)] = msg.velocity
@@ -389,304 +356,3 @@ def parse_cc(text: str, n_mappings: int, n_layers: int) -> tuple[int, CCTarget]:
     return int(cc), CCTarget(int(j), field, lo, hi)
 
 
-# ---------------------------------------------------------------------------------------------------- MIDI in
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence the C libraries' chatter (libjack's "Cannot connect to server socket" when no JACK runs)."""
-    try:
-        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        yield
-        return
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
-
-
-def _apis() -> list[tuple[int, str]]:
-    """The compiled rtmidi APIs that have ports (ALSA, JACK, ...) as (rtmidi API id, mido's backend API name)."""
-    import rtmidi
-    names = {getattr(rtmidi, n): n[4:] for n in dir(rtmidi) if n.startswith("API_")}
-    return [(api, names[api]) for api in rtmidi.get_compiled_api() if api != rtmidi.API_RTMIDI_DUMMY]
-
-
-def _input_ports(api: int) -> list[str]:
-    import rtmidi
-    with _quiet_stderr():
-        try:
-            probe = rtmidi.MidiIn(rtapi=api)
-        except rtmidi.RtMidiError:  # that API's server or sequencer is not there
-            return []
-        try:
-            return probe.get_ports()
-        finally:
-            probe.delete()
-
-
-def _find_port(name: str) -> tuple[str, str]:
-    """(mido API name, exact port name) for a MIDI input port given exactly or by a unique substring."""
-    check_str("MIDI port", name, empty=False)
-    ports = [(api_name, p) for api, api_name in _apis() for p in _input_ports(api)]
-    exact = [(a, p) for a, p in ports if p == name]
-    found = exact or [(a, p) for a, p in ports if name.lower() in p.lower()]
-    if len({p for _, p in found}) == 1:
-        return found[0]
-    names = list(dict.fromkeys(p for _, p in ports))
-    if not names:
-        raise BendlabValueError(f"MIDI port {name!r}: no MIDI input ports exist (no device, or no JACK server or "
-                                "ALSA sequencer running)")
-    why = "matches several ports" if found else "is not a port"
-    raise BendlabValueError(f"MIDI port {name!r} {why}; accepted: one of {', '.join(map(repr, names))}")
-
-
-def list_midi() -> list[str]:
-    """The MIDI input port names on every compiled rtmidi API (ALSA, JACK), for `bendlab live --list-midi`.
-
-    Notebook: notebooks/08_live.ipynb
-    """
-    return list(dict.fromkeys(p for api, _ in _apis() for p in _input_ports(api)))
-
-
-def check_midi_port(name: str) -> str:
-    """The exact name of the MIDI input port `name` names (exactly, or by a unique substring); one line listing
-    the ports otherwise."""
-    return _find_port(name)[1]
-
-
-class MidiInput:
-    """A MIDI input port feeding `controls.midi` from mido's callback thread. A port that vanishes is a warning
-    (once), and the port is opened again when it comes back; never a crash. close() when done.
-
-    Notebook: notebooks/08_live.ipynb
-    """
-
-    def __init__(self, controls: Controls, port: str):
-        import mido
-        import rtmidi
-        self.controls = controls
-        self._api, self.name = _find_port(port)
-        self._backend = mido.Backend(f"mido.backends.rtmidi/{self._api}")
-        self._port = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        api = getattr(rtmidi, f"API_{self._api}")
-        with _quiet_stderr():
-            self._probe = rtmidi.MidiIn(rtapi=api)  # lists the ports while the session runs
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._open()
-        self._worker = threading.Thread(target=self._work, name=f"bendlab MIDI {self.name}", daemon=True)
-        self._worker.start()
-        self._watch = threading.Thread(target=self._watch_loop, name=f"bendlab MIDI watch {self.name}", daemon=True)
-        self._watch.start()
-
-    def _open(self) -> None:
-        # rtmidi calls back from the MIDI driver's thread (JACK's process cycle): a slow callback loses messages,
-        # so it only stamps and queues each one; the worker thread hands them to the controls
-        self._port = self._backend.open_input(self.name, callback=lambda msg: self._queue.put((time.monotonic(),
-                                                                                               msg)))
-
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            self._receive(*item)
-
-    def _receive(self, arrived: float, msg) -> None:
-        try:
-            self.controls.midi(msg, arrived=arrived)
-        except Exception as e:  # a fault in one message never stops the input
-            _warn_safely(self.controls, f"MIDI message {msg!s:.60} from {self.name!r} failed ({type(e).__name__}: "
-                         f"{' '.join(str(e).split())[:80]})", "midi")
-
-    def _exists(self) -> bool:
-        import rtmidi
-        try:
-            return self.name in self._probe.get_ports()
-        except rtmidi.RtMidiError:
-            return False
-
-    def _watch_loop(self) -> None:
-        while not self._stop.wait(MIDI_POLL):
-            exists = self._exists()
-            with self._lock:
-                if self._stop.is_set():
-                    return
-                if self._port is not None and not exists:
-                    self._port.close()
-                    self._port = None
-                    _warn_safely(self.controls, f"MIDI port {self.name!r} vanished; the session goes on without it "
-                                 "(it is opened again if it comes back)", "midi")
-                elif self._port is None and exists:
-                    try:
-                        self._open()
-                    except OSError:
-                        continue
-                    try:
-                        self.controls.log_event("midi", message={"type": "reconnected", "port": self.name},
-                                                source="midi")
-                    except Exception as e:
-                        _warn_safely(self.controls, f"MIDI port {self.name!r} is back but the log failed "
-                                     f"({type(e).__name__}: {e})", "midi")
-
-    @property
-    def connected(self) -> bool:
-        return self._port is not None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        """Stop listening (a second close does nothing)."""
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        with self._lock:
-            if self._port is not None:
-                self._port.close()
-                self._port = None
-        self._watch.join(timeout=2)
-        self._queue.put(None)
-        self._worker.join(timeout=2)
-        self._probe.delete()
-
-
-# ---------------------------------------------------------------------------------------------------- OSC in
-def parse_osc(text: str) -> tuple[str, int]:
-    """--osc HOST:PORT or PORT (host 127.0.0.1) as (host, port); port 0 asks for a free one. One line if bad.
-
-    Notebook: notebooks/08_live.ipynb
-    """
-    return check_host_port("--osc", text)
-
-
-def _server_class():
-    from pythonosc import osc_packet
-    from pythonosc.dispatcher import Dispatcher
-    from pythonosc.osc_server import BlockingOSCUDPServer
-
-    class Checked(Dispatcher):
-        """python-osc's dispatcher, but a packet that does not parse is a warning rather than silence."""
-
-        def __init__(self, controls: Controls):
-            super().__init__(strict_timing=False)  # a bundle's time tag never makes the server sleep
-            self.controls = controls
-
-        def call_handlers_for_packet(self, data, client_address):
-            try:
-                osc_packet.OscPacket(data)
-            except osc_packet.ParseError as e:
-                _warn_safely(self.controls, f"OSC packet of {len(data)} bytes from {client_address[0]} does not "
-                             f"parse ({' '.join(str(e).split())[:80]}); ignored", "osc")
-                return []
-            return super().call_handlers_for_packet(data, client_address)
-
-    class Server(BlockingOSCUDPServer):
-        """One thread, messages in arrival order; a datagram of any UDP size is read whole (not cut at 8 kB)."""
-        max_packet_size = 65535
-
-        def verify_request(self, request, client_address):
-            ok = super().verify_request(request, client_address)
-            if not ok:
-                _warn_safely(self.dispatcher.controls, f"UDP datagram of {len(request[0])} bytes from "
-                             f"{client_address[0]} is not an OSC message or bundle; ignored", "osc")
-            return ok
-
-        def handle_error(self, request, client_address):  # a handler's fault: a warning, the server serves on
-            import sys
-            e = sys.exc_info()[1]
-            _warn_safely(self.dispatcher.controls, f"OSC message from {client_address[0]} failed "
-                         f"({type(e).__name__}: {' '.join(str(e).split())[:80]})", "osc")
-
-    return Checked, Server
-
-
-class OscServer:
-    """An OSC server on UDP host:port (port 0: a free one; `address` is the one bound) in a daemon thread,
-    applying the messages of `OSC_ADDRESSES` to `controls`; malformed messages are warnings. close() when done.
-
-    Notebook: notebooks/08_live.ipynb
-    """
-
-    def __init__(self, controls: Controls, host: str = "127.0.0.1", port: int = 0):
-        Checked, Server = _server_class()
-        self.controls = controls
-        n = len(controls.mappings)
-        dispatcher = Checked(controls)
-        dispatcher.map("/bendlab/prompt", self._prompt)
-        for j in range(n):
-            for field in FIELDS:
-                dispatcher.map(f"/bendlab/mapping/{j}/{field}", self._mapping, j, field)
-        dispatcher.set_default_handler(self._unknown)
-        try:
-            self._server = Server((host, check_int("OSC port", port, 0, 65535)), dispatcher)
-        except OSError as e:
-            raise BendlabValueError(f"OSC address {host}:{port} cannot be served ({e.strerror or e}); accepted: a "
-                                    "free UDP port on a local address") from None
-        self.address: tuple[str, int] = self._server.server_address[:2]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"bendlab OSC {self.address[0]}:{self.address[1]}", daemon=True)
-        self._thread.start()
-
-    def _received(self, address: str, args) -> None:
-        self.controls.log_event("osc", address=address, args=[_short(a) for a in args], source="osc")
-
-    def _refuse(self, address: str, why: str) -> None:
-        self.controls.warn(f"OSC {address}: {why}; ignored", "osc")
-
-    def _prompt(self, address: str, *args) -> None:
-        self._received(address, args)
-        if len(args) != 1 or not isinstance(args[0], str):
-            return self._refuse(address, f"arguments {[_short(a) for a in args]!r:.80}; accepted: "
-                                         f"{OSC_ADDRESSES['/bendlab/prompt']}")
-        try:
-            self.controls.set_prompt(args[0], source="osc")
-        except BendlabValueError as e:
-            self._refuse(address, str(e))
-
-    def _mapping(self, address: str, fixed: list, *args) -> None:
-        self._received(address, args)
-        self._apply(address, fixed[0], fixed[1], args)
-
-    def _apply(self, address: str, j: int, field: str, args) -> None:
-        accepted = OSC_ADDRESSES[f"/bendlab/mapping/N/{field}"]
-        if len(args) != 1 or not (is_number(args[0]) or (field == "param" and args[0] is None)):
-            return self._refuse(address, f"arguments {[_short(a) for a in args]!r:.80}; accepted: {accepted}")
-        value = args[0]
-        if field == "layer" and math.isfinite(value):
-            value = round(value)
-        elif field == "param" and (value is None or value < 0):
-            value = None
-        try:
-            self.controls.set(j, field, value, source="osc")
-        except BendlabValueError as e:
-            self._refuse(address, str(e))
-
-    def _unknown(self, address: str, *args) -> None:
-        self._received(address, args)
-        match = _MAPPING_ADDRESS.fullmatch(address)
-        if match:  # a mapping that does not exist: set() says which exist
-            return self._apply(address, int(match[1]), match[2], args)
-        self._refuse(address, f"unknown address; accepted: {', '.join(OSC_ADDRESSES)}")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        """Stop serving and free the port (a second close does nothing)."""
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        thread.join(timeout=2)
