@@ -7,7 +7,7 @@
 - nothing is left installed after a render (no hook, the same attention processors, the pipeline's own
   `prepare_latents` and scheduler methods).
 
-Targets: the latent, a denoiser block, a VAE decoder block, the text embedding, a cross-attention module. Families:
+Targets: the latent, a denoiser block, a VAE decoder block, the text embedding, a self-attention module. Families:
 SD v1.x (the shipped model), an SD 2.x-style pipeline (v-prediction, linear projections) and SDXL (two text
 encoders), the last two tiny and random (tests/conftest.py). A new family or target joins by a row below.
 Renders of one computation are compared exactly; renders computed differently within FRAME_LEVELS (conftest)."""
@@ -32,18 +32,27 @@ def family_pipe(request, pipe, sd2_folder, sdxl_folder):
         sd2_folder if request.param == "sd2" else sdxl_folder, device="cpu")
 
 
-def cross_attention(pipe) -> str:
-    """The first cross-attention module of the pipeline's denoiser."""
+def self_attention(pipe) -> str:
+    """The first self-attention module of the pipeline's denoiser."""
     fam = family_of(pipe)
-    return "attn:" + next(n for n, m in fam.attention_modules(fam.denoiser_of(pipe)) if m.is_cross_attention)
+    return "attn:" + next(n for n, m in fam.attention_modules(fam.denoiser_of(pipe)) if not m.is_cross_attention)
 
 
-def bend(pipe, target: str, param, **kw) -> Bend:
-    """multiply by `param` on `target` at a layer inside the 4 steps (a VAE bend at decode); the attention bend on
-    the prompt's first word's column (multiplying every column alike would be renormalised away)."""
+# target -> (operator, its identity, a real bend, two values to sweep): multiply everywhere but attention, whose
+# rows are renormalised (multiplying a whole row is an identity there): attn_blur of self-attention maps
+OPS = {"attn": ("attn_blur", 0.0, 2.0, [1.0, 3.0])}
+MULTIPLY = ("multiply", 1.0, 0.2, [0.5, 2.0])
+
+
+def bend(pipe, target: str, which, **kw) -> Bend:
+    """The target's operator (`OPS`) with its identity ("identity"), a real bend ("real") or a given parameter,
+    at every step inside the 4 for modules, at layer 2 for the latent, at decode for the VAE."""
+    op, identity, real, _ = OPS.get(target, MULTIPLY)
+    param = {"identity": identity, "real": real}.get(which, which) if isinstance(which, str) else which
     if target == "attn":
-        return Bend("multiply", param, 2, "token:1", target=cross_attention(pipe), **kw)
-    return Bend("multiply", param, None if target.startswith("vae:") else 2, target=target, **kw)
+        return Bend(op, param, (0, STEPS - 1), target=self_attention(pipe), **kw)
+    layer = None if target.startswith("vae:") else 2 if target == "latent" else (0, STEPS - 1)
+    return Bend(op, param, layer, target=target, **kw)
 
 
 def installed(pipe) -> tuple:
@@ -63,8 +72,8 @@ def test_identity_is_bit_identical_and_a_real_bend_changes_the_picture(family_pi
     pipe = family_pipe
     before = installed(pipe)
     plain = render(PROMPT, pipe=pipe, steps=STEPS, output_type="np")
-    same = render(PROMPT, [bend(pipe, target, 1.0)], pipe=pipe, steps=STEPS, output_type="np")
-    bent = render(PROMPT, [bend(pipe, target, 0.2)], pipe=pipe, steps=STEPS, output_type="np")
+    same = render(PROMPT, [bend(pipe, target, "identity")], pipe=pipe, steps=STEPS, output_type="np")
+    bent = render(PROMPT, [bend(pipe, target, "real")], pipe=pipe, steps=STEPS, output_type="np")
     assert np.array_equal(plain, same), target
     assert np.abs(bent - plain).max() > 2 / 255, target  # at least two 8-bit levels somewhere
     assert installed(pipe) == before, f"{target}: something was left installed"
@@ -73,11 +82,12 @@ def test_identity_is_bit_identical_and_a_real_bend_changes_the_picture(family_pi
 @pytest.mark.parametrize("target", TARGETS)
 def test_a_branched_sweep_equals_independent_renders(family_pipe, target):
     pipe = family_pipe
-    b = bend(pipe, target, 1.0)
-    layers = [STEPS] if target.startswith("vae:") else [b.layer]
+    op, _, _, values = OPS.get(target, MULTIPLY)
+    b = bend(pipe, target, "identity")
+    layers = [STEPS] if target.startswith("vae:") else [2]  # branched from the latent before step 2
     kw = dict(pipe=pipe, steps=STEPS, output_type="np", where=b.where, target=b.target)
-    grid = np.asarray(render_grid(PROMPT, "multiply", [0.5, 2.0], layers, **kw))
-    solo = np.asarray(render_grid(PROMPT, "multiply", [0.5, 2.0], layers, branch=False, **kw))
+    grid = np.asarray(render_grid(PROMPT, op, values, layers, **kw))
+    solo = np.asarray(render_grid(PROMPT, op, values, layers, branch=False, **kw))
     assert_frames_close(grid, solo)
     assert not np.array_equal(grid[0][0], grid[0][1])  # the two values differ
 
@@ -88,9 +98,10 @@ def test_a_batch_carries_one_parameter_per_item(family_pipe, target):
     before = installed(pipe)
     x = initial_noise(pipe, 7).expand(2, -1, -1, -1).clone()
     embeds = encode_prompts(pipe, [PROMPT]).expand(2)
-    both = render_batch(pipe, [bend(pipe, target, torch.tensor([0.5, 2.0], dtype=torch.float64))], embeds=embeds,
+    values = OPS.get(target, MULTIPLY)[3]
+    both = render_batch(pipe, [bend(pipe, target, torch.tensor(values, dtype=torch.float64))], embeds=embeds,
                         prompts=[PROMPT] * 2, latents=x, steps=STEPS, output_type="np")
-    for k, p in enumerate((0.5, 2.0)):
+    for k, p in enumerate(values):
         alone = render_batch(pipe, [bend(pipe, target, p)], embeds=embeds.row(0), prompts=[PROMPT],
                              latents=x[k:k + 1].clone(), steps=STEPS, output_type="np")
         assert_frames_close(both[k], alone[0])

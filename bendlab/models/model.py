@@ -108,7 +108,10 @@ class Skeleton:
 @functools.lru_cache(maxsize=8)
 def _skeleton(path: str) -> Skeleton:
     import diffusers
-    fam = family(_index(path).get("_class_name", ""), path)
+    try:
+        fam = family(_index(path).get("_class_name", ""), path)
+    except OSError:  # a hub id not in the local cache: reading its denoiser's config below says so in one line
+        fam = SD
     try:
         unet_cfg = _component_config(path, fam.denoiser)
         vae_cfg = _component_config(path, "vae")
