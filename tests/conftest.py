@@ -51,7 +51,7 @@ LATENT_MAGNITUDE = 8.0
 
 PINNED_LEVELS = 3
 """Largest difference, in 8-bit levels, between a render of the shipped model and the slice pinned in
-tests/test_pinned.py (generated once, on an AMD EPYC, torch 2.13.0 CPU, 1 thread). Why it holds on any CPU: the
+tests/bend/test_pinned.py (generated once, on an AMD EPYC, torch 2.13.0 CPU, 1 thread). Why it holds on any CPU: the
 same float rounding as FRAME_LEVELS (< 1 level), plus room for the kernel changes of a torch or diffusers patch
 release; a change of numerics (scheduler, guidance, seeding, an operator's sign, a layer off by one) moves these
 pixels by tens of levels."""

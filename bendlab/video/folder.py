@@ -8,7 +8,7 @@
     frame_00000.png   the frames, each written to a per-process temporary name and renamed into place
     render.lock       held (an OS lock, released by the kernel when its process dies) by the one render at work
 
-Guarantees, each tested in tests/test_frames.py:
+Guarantees, each tested in tests/video/test_frames.py:
 - a frame is reused only if the log records it and its bytes still hash to the logged value; a frame that is
   missing, truncated, edited or unlogged is rendered again;
 - frames are never reused across settings: a changed setting stops the render with a one-line error naming it

@@ -23,9 +23,9 @@ from bendlab.live import MappingControl
 from bendlab.mapping import Mapping
 
 from conftest import wait_until
-from tests.test_control import Sender, jack  # noqa: F401 - the JACK server fixture
+from tests.live.test_control import Sender, jack  # noqa: F401 - the JACK server fixture
 
-PIANO = Path(__file__).resolve().parents[1] / "bendlab" / "data" / "piano.ogg"
+PIANO = Path(__file__).resolve().parents[2] / "bendlab" / "data" / "piano.ogg"
 SR, FPS = 44100, 20
 
 

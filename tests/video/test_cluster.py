@@ -243,7 +243,8 @@ def test_joins_a_ray_start_head_runtime_by_address(no_runtime, monkeypatch, refe
                 f"render_frames(spec_for(sys.argv[2], batch={BATCH}), sys.argv[3], progress=False, "
                 "source=cluster.RaySource(2, address=sys.argv[4]))\n"
                 "print([n['NodeManagerAddress'] for n in ray.nodes()])\n")
-        r = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(clip), str(tmp_path / "v.mp4"),
+        conftest_dir = str(Path(__file__).parents[1])
+        r = subprocess.run([sys.executable, "-c", code, conftest_dir, str(clip), str(tmp_path / "v.mp4"),
                             f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=300,
                            env={**os.environ, "RAY_AUTH_MODE": "disabled"})
         assert r.returncode == 0, r.stderr[-2000:]

@@ -23,7 +23,7 @@ CHROMIUM, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"),
 pytestmark = [pytest.mark.slow,  # runs three notebooks in JupyterLab
               pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no chromium/chromedriver installed (Debian: "
                                  "apt-get install chromium chromium-driver; .ci/run does this)")]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = int(os.environ.get("BENDLAB_BROWSER_TIMEOUT", 420))  # s for a notebook to run all its cells (fast mode)
 
 

@@ -230,7 +230,7 @@ def test_sdxl_through_the_video_command_and_a_figure_notebook(sdxl_folder, tmp_p
                  "--op", "rotate1", "--layer", "2", "--out", str(out)]) == 0, capsys.readouterr().err
     info = video_info(out)
     assert info["video"] and info["audio"] and info["frames"] == 6
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "BENDLAB_FAST": "1", "BENDLAB_FIGURES": str(tmp_path / "figures")}
     run = subprocess.run([sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3", "--cwd",
                           str(root / "notebooks"), str(root / "notebooks" / "03_figure2_rotation_sweep.ipynb"),

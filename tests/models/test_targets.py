@@ -28,7 +28,7 @@ def test_shipped_model_lists_latent_and_unet_blocks(no_weights):
     assert targets["mid_block"].kind == "UNetMidBlock2DCrossAttn"
     assert "time_embedding" not in targets  # not a feature map: a bend of it is not offered
     vae = [t for t in targets.values() if t.name.startswith("vae:")]
-    assert vae and all(t.bendable for t in vae)  # bent at decode (tests/test_vae_target.py)
+    assert vae and all(t.bendable for t in vae)  # bent at decode (tests/bend/test_vae_target.py)
     assert targets["vae:decoder.up_blocks.2"].shape == (16, 64, 64)
 
 
