@@ -270,11 +270,11 @@ def test_the_input_device_vanishing_ends_the_session_with_a_valid_folder(pulse, 
     live = Live(live_spec(), Microphone("pulse", SR), pipe=pipe, record=tmp_path / "s", status=False)
     player = paplay(env)
     live.start()
-    time.sleep(3.0)
+    wait_until(lambda: not live.running or (live.stats.frames > 12 and live.writer.seconds > 1.5), 60,
+               "13 frames and 1.5 s of recorded audio")
     proc.kill()  # the sound server (the device) gone mid-session
-    live._thread.join(30)
+    wait_until(lambda: not live.running, 30, "the session to end once its device was gone")
     player.kill()
-    assert not live.running
     assert live.reason not in ("seconds", "stopped", None) and "\n" not in live.reason
     s = read_session(tmp_path / "s")
     assert len(s.times) > 10 and s.duration > 1.0
