@@ -312,6 +312,12 @@ class Controls:
                 cc=dict(self._cc))
 
     @property
+    def prompts(self) -> tuple[str, ...]:
+        """The prompts known now (a prompt set live is added to them)."""
+        with self._lock:
+            return tuple(self._prompts)
+
+    @property
     def mappings(self) -> list[Mapping]:
         """The mappings as they are now: low, high and layer as set (a layer None resolved; a VAE one stays None)."""
         with self._lock:

@@ -400,6 +400,7 @@ class LiveView:
         from ..models.model import Model
         self.spec, self.pipe, self.play, self.output = resolve(spec, Model.of(spec.model, pipe)), pipe, play, output
         self.out_dir, self.live, self.session, self._thread, self._shown = out_dir, None, None, None, 0.0
+        self._prompt_shown: int | None = None  # the prompt index of the frame on screen
         self.image = w.Image(format="png", layout=w.Layout(height=f"{height}px", object_fit="contain"))
         self.fps, self.latency, self.frames, self.status = w.Label(), w.Label(), w.Label(), w.Label()
         self.toggle = w.ToggleButton(description="start", icon="play")
@@ -468,6 +469,7 @@ class LiveView:
 
     def _frame(self, image, info) -> None:
         self.image.value = to_png(image)
+        self._prompt_shown = info.prompt
         if time.monotonic() - self._shown >= self.READOUT_EVERY:
             self._readouts()
 
@@ -475,7 +477,11 @@ class LiveView:
         st, self._shown = self.live.stats, time.monotonic()
         self.fps.value = f"{st.fps:.1f} fps (target {self.spec.fps:g})"
         self.latency.value = f"latency p50 {st.latency(50) * 1000:.0f} ms, p95 {st.latency(95) * 1000:.0f} ms"
-        self.frames.value = f"{st.frames} shown, {st.dropped} dropped"
+        prompts = self.live.controls.prompts if self.live.controls is not None else self.spec.prompts
+        shown = self._prompt_shown if self._prompt_shown is not None and self._prompt_shown < len(prompts) else None
+        # a new prompt shows once its first steps are computed: say which one is on screen
+        self.frames.value = f"{st.frames} shown, {st.dropped} dropped" + (
+            "" if shown is None else f"; showing {prompts[shown]!r}")
 
     def run(self, seconds: float | None = None) -> str:
         """Play a session here until `seconds`, the input's end or a stop; returns why it stopped."""

@@ -262,6 +262,9 @@ def test_live_view_in_a_real_browser(lab, browser, capsys):
     WebDriverWait(browser, 60).until(lambda d: live_frames(d) >= played + 10,
                                      message="the start button did not bring new pictures")
     change(browser, "prompt", "a red apple", "text")  # while it plays (the piano lasts 9 s)
+    WebDriverWait(browser, 60).until(  # on screen once its first steps are computed (on a second pipeline)
+        lambda d: any("showing 'a red apple'" in e.text for e in d.find_elements(By.CSS_SELECTOR, ".widget-label")),
+        message="the new prompt never reached the screen")
     change(browser, "0 high", 1.0)
     assert status(browser).startswith("playing"), status(browser)
     button("stop").click()

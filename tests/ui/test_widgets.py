@@ -94,6 +94,7 @@ def test_live_view_plays_shows_and_passes_slider_moves_to_the_session(tmp_path):
                     "bendlab/data/piano.ogg", output="none", out_dir=tmp_path, record=True)
     assert view.run(seconds=1.0) == "seconds"
     assert view.image.value[:4] == b"\x89PNG" and "fps" in view.fps.value and "shown" in view.frames.value
+    assert view.frames.value.endswith("showing '3D mesh geometry'"), view.frames.value  # the prompt on screen
     first = view.live
     view.start()
     wait_until(lambda: view.live is not first and view.live.controls is not None and view.live.stats.frames >= 3,
