@@ -64,6 +64,10 @@ class Mapping:
     def __post_init__(self):
         audio.check_feature(self.feature)
         operators.get(self.op)
+        if self.op in operators.NO_PARAM_OPERATORS:
+            raise BendlabValueError(f"{self.op} has no parameter for feature {self.feature!r} to drive (the picture "
+                                    "would not follow the music); accepted: an operator with a parameter, or "
+                                    f"{self.op} as a fixed bend (render --op {self.op}, or a [[bend]] in a recipe)")
         audio.check_range(self.low, self.high, self.curve)
         for name in ("attack", "release"):
             check_number(name, getattr(self, name), 0, accepted="a time >= 0 seconds")
@@ -101,8 +105,8 @@ class Mapping:
         if dims is not None:
             raise BendlabValueError(f"feature {self.feature!r} gives {dims} values per frame; accepted: op matrix "
                                     "(16 parameters)")
-        accepted = "feature embed16" if self.op == "matrix" else "rotate6 in render and recipes (no feature gives " \
-            "six values per frame), or op matrix with feature embed16"
+        accepted = "feature embed16" if self.op == "matrix" else f"{self.op} in render and recipes (no feature " \
+            f"gives {k} values per frame), or op matrix with feature embed16"
         raise BendlabValueError(f"{self.op} takes {k} parameters per frame and feature {self.feature!r} gives one; "
                                 f"accepted: {accepted}")
 

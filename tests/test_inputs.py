@@ -534,3 +534,42 @@ def test_a_frame_renderer_checks_every_bend_its_frames_can_carry_before_the_firs
     with pytest.raises(BendlabValueError, match="kernel size 1000") as e:
         FrameRenderer(p, pipe)
     assert "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------ no value dropped
+@pytest.mark.parametrize("argv,msg", [
+    (V + ["--prompt", ""], "prompt '' is empty"),
+    (V + ["--prompts", "a", " "], "prompt ' ' is empty"),
+    (LIVE + ["--prompt", ""], "prompt '' is empty"),
+    (LIVE + ["--record", ""], "--record '' is empty"),
+    (V + ["--flow", "0.5"], "flow 0.5: only the img2img method reads it"),
+    (V + ["--color-coherence", "lab"], "color_coherence 'lab': only the img2img method reads it"),
+    (V + ["--img2img-prompt", "x", "--strength", "0.7"], "strength 0.7, img2img_prompt 'x': only the img2img"),
+    (V + ["--interpolate-method", "latent"], "--interpolate-method latent without --interpolate"),
+    (V[:2] + ["--op", "hadamard", "--out", "v.mp4"], "hadamard has no parameter for feature 'rms' to drive"),
+    (RO + ["--op", "hadamard", "--param", "2"], "hadamard: parameter 2.0 would be ignored"),
+    (RO + ["--op", "add", "--param", "1", "--target", "vae:nosuch"], "VAE has no module 'nosuch'"),
+    (V[:2] + ["--op", "attn_translate", "--target", ATTN2, "--out", "v.mp4"],
+     "attn_translate in render and recipes (no feature gives 2 values per frame)"),
+])
+def test_a_value_that_would_change_nothing_is_refused_in_one_line(sandbox, capsys, argv, msg):
+    """A flag the command would otherwise drop (the picture unchanged, exit 0) is refused before any work, in
+    one line that names what was written."""
+    assert msg in run_one_line(argv, sandbox, capsys)
+
+
+def test_the_python_api_names_what_it_was_given():
+    from bendlab.checks import BendlabValueError
+    from bendlab.live import Live, LiveSpec, Player
+    from bendlab.video import make_video
+    with pytest.raises(BendlabValueError, match="audio input None is not an audio input") as e:
+        Live(LiveSpec(), None)
+    assert "\n" not in str(e.value)
+    with pytest.raises(BendlabValueError, match="fps 0.25 analyses 8 s of audio a frame, more than the input keeps"):
+        Live(LiveSpec(fps=0.25), Player("bendlab/data/piano.ogg", LiveSpec().sr, device="none"))
+    with pytest.raises(BendlabValueError, match="prompt 5 is not a string"):
+        insides.token_labels(None, 5)
+    with pytest.raises(BendlabValueError, match="interpolate_method 'latent' without interpolate"):
+        make_video(VideoSpec(audio=PIANO), "v.mp4", interpolate_method="latent")
+    with pytest.raises(BendlabValueError, match="hadamard: parameter 2 would be ignored"):
+        Bend("hadamard", 2)

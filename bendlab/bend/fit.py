@@ -137,15 +137,15 @@ VAE_DECODE_PARTS = ("decoder", "post_quant_conv")  # the parts of a VAE that run
 def check_vae_module(vae, path: str) -> None:
     """A one-line error unless `path` names a module of `vae` (a loaded one, or a `models.Skeleton`'s on the
     meta device) that runs when it decodes."""
-    if path.split(".")[0] not in VAE_DECODE_PARTS:
-        raise BendlabValueError(f"VAE module {path!r} runs when an image is encoded, not when the VAE decodes; "
-                                f"accepted: "
-                                "a module of the decoder, e.g. vae:decoder.up_blocks.1 (`bendlab targets` lists them)")
+    names = [f"vae:decoder.{n}" for n, _ in vae.decoder.named_children()]
+    accepted = (f"accepted: {', '.join(names)} or a dotted child such as vae:decoder.up_blocks.1 (`bendlab targets` "
+                "lists them)")
     try:
         vae.get_submodule(path)
-    except AttributeError:
-        names = [f"vae:decoder.{n}" for n, _ in vae.decoder.named_children()]
-        raise BendlabValueError(f"VAE has no module {path!r}; accepted: {', '.join(names)} or a dotted child such as "
-                                "vae:decoder.up_blocks.1 (`bendlab targets` lists them)") from None
+    except AttributeError:  # a module that is not there is named as such, whatever part it would belong to
+        raise BendlabValueError(f"VAE has no module {path!r}; {accepted}") from None
+    if path.split(".")[0] not in VAE_DECODE_PARTS:
+        raise BendlabValueError(f"VAE module {path!r} runs when an image is encoded, not when the VAE decodes; "
+                                f"{accepted}")
 
 

@@ -243,6 +243,7 @@ def token_labels(tokenizer, prompt: str) -> list[tuple[str, list[int]]]:
     """(label, positions) of the prompt embedding's tokens: "<start>", each token of the prompt (its text; a
     repeated one gets its position, e.g. "a@4"), and "<end>" (the end token and the padding after it), which
     together cover every position once."""
+    check_str("prompt", prompt)
     n = tokenizer.model_max_length
     ids = tokenizer(prompt, truncation=True, max_length=n).input_ids
     words = [t.replace("</w>", "") for t in tokenizer.convert_ids_to_tokens(ids[1:-1])]

@@ -404,6 +404,9 @@ def check_param(name: str, r) -> None:
     if (vals.abs() > F32_MAX).any():
         raise BendlabValueError(f"{name}: parameter {r} is beyond the float32 range of the latent; accepted: "
                                 f"|r| <= {F32_MAX:.3g}")
+    if name in NO_PARAM_OPERATORS and (vals != 0).any():
+        raise BendlabValueError(f"{name}: parameter {r} would be ignored ({name} has none); accepted: no parameter "
+                                "(or 0)")
     if name == "invert" and (vals == 0).any():
         raise BendlabValueError("invert: parameter r = 0 has no inverse (f(x) = 1/r - x); accepted: any r != 0")
     if name == "invert" and (vals.abs() < 1 / F32_MAX).any():

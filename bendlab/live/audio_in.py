@@ -68,6 +68,7 @@ class AudioIn:
 
     def __init__(self, sr: int = DEFAULT_SR, keep: float = 4.0):
         self.sr = check_sr(sr)
+        self.keep = keep
         self.ring = np.zeros(int(keep * sr), np.float32)
         self.samples = 0  # every sample delivered so far: the audio clock
         self.wall = None  # time.monotonic() of the newest block
@@ -99,6 +100,9 @@ class AudioIn:
 
     def latest(self, n: int) -> tuple[float, np.ndarray, float | None]:
         """(audio time at the end, the newest n samples, wall time they arrived); zeros before the start."""
+        if n > len(self.ring):  # older samples are overwritten: they would come back recycled
+            raise BendlabValueError(f"{n} samples asked of an input that keeps {len(self.ring)} ({self.keep:g} s); "
+                                    "accepted: at most what it keeps")
         with self._lock:
             end, wall = self.samples, self.wall
             idx = (np.arange(end - n, end)) % len(self.ring)

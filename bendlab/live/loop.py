@@ -162,6 +162,18 @@ class Live:
         shapes = self.model.shapes
         if shapes is not None:
             self.check_bends(shapes)
+        from .audio_in import AudioIn
+        if not isinstance(audio_in, AudioIn):
+            raise BendlabValueError(f"audio input {audio_in!r:.60} is not an audio input; accepted: "
+                                    "bendlab.live.Microphone(...) or bendlab.live.Player(...)")
+        if record is not None and (not isinstance(record, (str, Path)) or not str(record).strip()):
+            raise BendlabValueError(f"record folder {record!r} is not a folder path; accepted: a new or empty "
+                                    "folder, e.g. sessions/take1 (or no recording)")
+        window = 2 * math.ceil(self.spec.sr / self.spec.fps)  # a frame analyses its window and the one before (flux)
+        if window > len(audio_in.ring):
+            raise BendlabValueError(f"fps {self.spec.fps:g} analyses {window / self.spec.sr:g} s of audio a frame, "
+                                    f"more than the input keeps ({audio_in.keep:g} s); accepted: fps >= "
+                                    f"{2 / audio_in.keep:g}")
         if audio_in.sr != self.spec.sr:
             raise BendlabValueError(f"audio input at {audio_in.sr} Hz for a session at {self.spec.sr} Hz; accepted: "
                                     "the same rate")

@@ -134,6 +134,10 @@ def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | Non
     check_upscale(upscale)
     check_interpolate(interpolate, spec.fps)
     check_choice("interpolate_method", interpolate_method, TWEEN_METHODS)
+    if interpolate_method != DEFAULT_METHOD and not interpolate:
+        raise BendlabValueError(f"interpolate_method {interpolate_method!r} without interpolate: no frame would be "
+                                "made in between; accepted: interpolate=FPS (--interpolate FPS) with it, or leave "
+                                "it out")
     if preview is not None and not (is_number(preview) and math.isfinite(preview) and preview > 0):
         raise BendlabValueError(f"preview {preview!r} is not a number of seconds > 0")
     out = check_output(out)

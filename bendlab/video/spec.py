@@ -74,6 +74,7 @@ FIELD_RULES = {
     "midi": lambda v: _path("midi", v),
     "session": lambda v: _path("session", v),
 }
+IMG2IMG_ONLY = ("strength", "img2img_prompt", "color_coherence", "img2img_noise", "flow", "init_image")
 OPTIONAL = {"keyframes", "init_image", "midi", "session"}
 
 
@@ -135,6 +136,14 @@ class VideoSpec:
         check_settings(50 if self.steps is None else self.steps, 0.0 if self.guidance is None else self.guidance,
                        self.seed, self.strength if self.method == "img2img" else None)
         _check_keyframes(self.keyframes, self.prompts)
+        if self.method != "img2img":
+            fields_ = self.__dataclass_fields__
+            given = [n for n in IMG2IMG_ONLY if getattr(self, n) != fields_[n].default]
+            if given:
+                shown = ", ".join(f"{n} {getattr(self, n)!r}" for n in given)
+                raise BendlabValueError(f"{shown}: only the img2img method reads {'it' if len(given) == 1 else 'them'} "
+                                        f"(each frame from the previous one); accepted: method img2img (--method "
+                                        f"img2img), or leave {'it' if len(given) == 1 else 'them'} out")
         if self.session is not None:
             for name, bad in (("keyframes", self.keyframes is not None), ("midi", self.midi is not None),
                               ("method img2img", self.method == "img2img")):

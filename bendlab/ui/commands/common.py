@@ -49,6 +49,16 @@ def given(a, names) -> dict:
     return {n: getattr(a, n) for n in names if getattr(a, n) is not None}
 
 
+def prompts_from_args(a) -> list[str]:
+    """--prompt then --prompts, as given; an empty or blank one is refused in one line (left out it would be the
+    default prompt, not the empty one the shell passed, e.g. from an unset variable)."""
+    prompts = ([a.prompt] if a.prompt is not None else []) + list(a.prompts or [])
+    for p in prompts:
+        if not p.strip():
+            raise CLIError(f"prompt {p!r} is empty; accepted: a text prompt, or leave --prompt out for the default")
+    return prompts
+
+
 def setup_device(a) -> None:
     """Check --device and --threads, and set torch's threads when given."""
     models.check_device(a.device)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import CLIError, add_mapping_args, add_model_args, given, mapping_from_args, setup_device
+from .common import (CLIError, add_mapping_args, add_model_args, given, mapping_from_args, prompts_from_args,
+                     setup_device)
 
 LIVE_FLAGS = ("fps", "steps", "guidance", "seed", "model", "halflife", "soundcheck", "bpm")
 
@@ -82,8 +83,10 @@ def run(a) -> None:
         raise CLIError("--play and --input-device both given; accepted: one audio input (--play FILE plays a file "
                        "to --output-device and analyses it; --input-device captures a device)")
     check_seconds(a.seconds)
+    if a.record is not None and not a.record.strip():
+        raise CLIError(f"--record {a.record!r} is empty; accepted: a new or empty folder, e.g. --record take1")
     m = mapping_from_args(a)
-    spec = LiveSpec(prompts=([a.prompt] if a.prompt else []) + list(a.prompts or []) or LiveSpec().prompts,
+    spec = LiveSpec(prompts=prompts_from_args(a) or LiveSpec().prompts,
                     mappings=[m] if m is not None else LiveSpec().mappings, **given(a, LIVE_FLAGS))
     setup_device(a)
     import warnings

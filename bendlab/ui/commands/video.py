@@ -6,7 +6,8 @@ from __future__ import annotations
 from ...paper import DEFAULT_PROMPT
 from ...video.cluster import WORKER_THREADS
 from ..recipe import merge, read_video
-from .common import MAPPING_FLAGS, CLIError, add_mapping_args, add_model_args, given, mapping_from_args, setup_device
+from .common import (MAPPING_FLAGS, CLIError, add_mapping_args, add_model_args, given, mapping_from_args,
+                     prompts_from_args, setup_device)
 
 SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", "img2img_prompt", "color_coherence",
               "img2img_noise", "flow", "init_image", "model", "batch", "midi")
@@ -96,7 +97,7 @@ def video_spec_from_args(a):
             raise CLIError(f"{', '.join('--' + n for n in sorted(stray)) or '[[mapping]] in --recipe'} given with "
                            "--session; accepted: the session's recorded mappings and prompt changes (settings "
                            "such as --steps, --model, --fps, --prompts with as many prompts)")
-        prompts = ([a.prompt] if a.prompt else []) + list(a.prompts or [])
+        prompts = prompts_from_args(a)
         return session_spec(a.session, **merge(recipe, {**given(a, SPEC_FLAGS), "audio": a.audio,
                                                         "prompts": prompts or None}))
     mappings = recipe.pop("mappings", [])
@@ -106,12 +107,12 @@ def video_spec_from_args(a):
     if not mappings:
         raise CLIError("no mapping: give --op (with --feature, --range, --layer) or [[mapping]] in --recipe")
     flags = given(a, SPEC_FLAGS)
-    if a.keyframe and (a.prompt or a.prompts):
+    if a.keyframe and (a.prompt is not None or a.prompts):
         raise CLIError("--keyframe gives the prompts (one at each time), so --prompt / --prompts would be dropped; "
                        "accepted: --keyframe 'M:SS PROMPT' for every prompt, or --prompt / --prompts without "
                        "--keyframe")
-    if a.prompt or a.prompts:
-        flags["prompts"] = ([a.prompt] if a.prompt else []) + list(a.prompts or [])
+    if a.prompt is not None or a.prompts:
+        flags["prompts"] = prompts_from_args(a)
     if a.keyframe:
         pairs = [parse_keyframe(k) for k in a.keyframe]
         flags["keyframes"], flags["prompts"] = [t for t, _ in pairs], [p for _, p in pairs]
@@ -127,6 +128,9 @@ def run(a) -> None:
     ray = a.workers is not None or a.ray_address is not None
     if not ray:
         setup_device(a)
+    if a.interpolate_method is not None and a.interpolate is None:
+        raise CLIError(f"--interpolate-method {a.interpolate_method} without --interpolate: no frame would be made in "
+                       "between; accepted: --interpolate FPS with it, or leave it out")
     kw = given(a, ("preview", "upscale", "interpolate", "interpolate_method"))
     if ray:
         from ...video.cluster import RaySource
