@@ -299,7 +299,7 @@ def test_refused_operators_wheres_and_layers_are_one_line():
     for op in sorted(set(operators.OPERATORS) - allowed):
         k = operators.N_PARAMS.get(op)
         with pytest.raises(ValueError, match=f"{op} cannot bend attention probabilities; accepted .*attn_rotate") as e:
-            Bend(op, [1.0] * k if k else 1.0, target=CROSS)
+            Bend(op, [1.0] * k if k else 0.0 if op in operators.NO_PARAM_OPERATORS else 1.0, target=CROSS)
         assert one_line(e)
     for op in operators.ATTN_OPERATORS:
         for target in (None, "unet:mid_block", "vae:decoder.up_blocks.1"):

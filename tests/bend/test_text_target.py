@@ -70,7 +70,7 @@ def test_word_not_in_prompt_is_one_line(pipe):
 def test_refused_operators_and_wheres_are_one_line():
     for op in sorted(set(OPERATORS) - set(POINTWISE_OPERATORS)):
         with pytest.raises(ValueError, match="not point-wise.*add, multiply") as e:
-            Bend(op, [1.0] * N_PARAMS[op] if op in N_PARAMS else 1.0, target="text")
+            Bend(op, [1.0] * N_PARAMS[op] if op in N_PARAMS else 0.0 if op == "hadamard" else 1.0, target="text")
         assert one_line(e)
     for kw in (dict(norm="row"), dict(where="row:3"), dict(where="channel:1")):
         with pytest.raises(ValueError) as e:
