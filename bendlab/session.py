@@ -19,7 +19,8 @@ Every file is flushed after each block, row or line, and session.json is written
 holding session.json holds the other three, and a kill at any moment (kill -9 included) leaves a folder that
 `read_session` reads up to that moment (a partial last CSV or JSON line is dropped; the WAV header counts the
 blocks written before the last one started). A session is never overwritten: `SessionWriter` refuses a folder
-that holds any of these files.
+that holds a take (audio.wav with samples, `holds_take`); a folder left by a start that failed before any audio
+is replaced.
 
 Notebook: notebooks/08_live.ipynb
 """
@@ -50,6 +51,17 @@ def header(n_mappings: int) -> list[str]:
     return ["time", "prompt"] + [f"m{j}.{c}" for j in range(n_mappings) for c in COLUMNS]
 
 
+def holds_take(folder) -> bool:
+    """Whether a session folder holds a take: audio.wav with at least one sample. A folder whose start failed or
+    was stopped before any audio (session.json and empty files) holds none: the next take may use it."""
+    wav = Path(folder) / AUDIO
+    try:
+        with wave.open(str(wav), "rb") as w:
+            return w.getnframes() > 0
+    except (OSError, EOFError, wave.Error):
+        return wav.exists() and wav.stat().st_size > 44  # a header only, or none, is no take
+
+
 def _meta_json(meta: dict) -> str:
     try:
         return json.dumps(meta, indent=1)
@@ -73,10 +85,12 @@ class SessionWriter:
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise BendlabValueError(f"session folder {str(self.folder)!r} is a file; accepted: a new or empty folder")
-        for name in FILES:
-            if (self.folder / name).exists():
-                raise BendlabValueError(f"session folder {str(self.folder)!r} already holds {name}; accepted: a new "
-                                        "or empty folder (a session is never overwritten)")
+        present = [name for name in FILES if (self.folder / name).exists()]
+        if present and holds_take(self.folder):
+            raise BendlabValueError(f"session folder {str(self.folder)!r} already holds {present[0]}; accepted: a new "
+                                    "or empty folder (a session is never overwritten)")
+        for name in present:  # an empty take (a start that failed, no audio): replaced, never a reason to refuse
+            (self.folder / name).unlink()
         if not isinstance(meta, dict):
             raise BendlabValueError(f"session meta {meta!r:.60} is not a dict")
         mappings = meta.get("mappings")

@@ -256,8 +256,9 @@ def sandbox(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     os.symlink("loop", tmp_path / "models" / "loop")
     (tmp_path / "taken.frames").write_text("a file where the render folder goes")
-    (tmp_path / "recorded").mkdir()
-    (tmp_path / "recorded" / "session.json").write_text("{}")
+    with SessionWriter(tmp_path / "recorded", {"sr": 22050, "fps": 10, "steps": 4, "prompts": ["a"],
+                                               "mappings": [Mapping()]}) as w:
+        w.audio(np.zeros(2205, np.float32))  # a take: it holds audio
 
     def no_model(*a, **k):
         raise AssertionError("the model was loaded before the input was checked")
@@ -573,3 +574,58 @@ def test_the_python_api_names_what_it_was_given():
         make_video(VideoSpec(audio=PIANO), "v.mp4", interpolate_method="latent")
     with pytest.raises(BendlabValueError, match="hadamard: parameter 2 would be ignored"):
         Bend("hadamard", 2)
+
+
+# ------------------------------------------------------------------------------------------ a start that fails
+
+
+SHIPPED_PIANO = "bendlab/data/piano.ogg"
+
+
+def test_a_start_that_fails_on_a_busy_port_leaves_no_session_and_the_next_take_runs(pipe, tmp_path):
+    """`live --record DIR --osc PORT` with the port taken: one line, nothing left in DIR; the same command once
+    the port is free records there. A folder an earlier start left without audio is no reason to refuse."""
+    import socket as socket_
+
+    from bendlab.checks import BendlabValueError
+    from bendlab.live import Live, LiveSpec, Player
+    from bendlab.session import SessionWriter, read_session
+    busy = socket_.socket(socket_.AF_INET, socket_.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    port = busy.getsockname()[1]
+    spec, take = LiveSpec(steps=2, fps=10), tmp_path / "take"
+    try:
+        live = Live(spec, Player(SHIPPED_PIANO, spec.sr, device="none"), pipe=pipe, record=take,
+                    osc=f"127.0.0.1:{port}", status=False)
+        with pytest.raises(BendlabValueError, match=f"OSC address 127.0.0.1:{port} cannot be served") as e:
+            live.run(seconds=0.5)
+        assert "\n" not in str(e.value)
+        assert not (take / "session.json").exists()  # nothing was begun
+    finally:
+        busy.close()
+    Live(spec, Player(SHIPPED_PIANO, spec.sr, device="none"), pipe=pipe, record=take, osc=f"127.0.0.1:{port}",
+         status=False).run(seconds=0.5)
+    assert read_session(take).duration > 0
+    empty = tmp_path / "empty"  # what a start killed before any audio leaves: session.json and empty files
+    SessionWriter(empty, {"sr": spec.sr, "fps": 10, "steps": 2, "prompts": ["x"], "mappings": [Mapping()]}).close()
+    Live(spec, Player(SHIPPED_PIANO, spec.sr, device="none"), pipe=pipe, record=empty, status=False).run(seconds=0.5)
+    assert read_session(empty).duration > 0
+    with pytest.raises(BendlabValueError, match="already holds a session"):  # a take is never overwritten
+        Live(spec, Player(SHIPPED_PIANO, spec.sr, device="none"), pipe=pipe, record=empty, status=False)
+
+
+def test_live_checks_its_prompt_and_record_folder_before_the_model(tmp_path, monkeypatch):
+    from bendlab.checks import BendlabValueError
+    from bendlab.live import Live, LiveSpec, Player
+    with pytest.raises(BendlabValueError, match="prompt of 1001 characters is too long"):
+        LiveSpec(prompts=["x" * 1001])
+    with pytest.raises(BendlabValueError, match="not a non-empty string"):
+        LiveSpec(prompts=[""])
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access  # root writes anywhere: the folder is made read-only as the check sees it
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: False if Path(p) == locked else real(p, mode, **k))
+    monkeypatch.setattr("bendlab.models.Model.load", lambda *a, **k: pytest.fail("the model was loaded"))
+    with pytest.raises(BendlabValueError, match="cannot be written") as e:
+        Live(LiveSpec(), Player(SHIPPED_PIANO, 44100, device="none"), record=locked / "s").run(seconds=0.5)
+    assert "\n" not in str(e.value)

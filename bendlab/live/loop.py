@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .. import audio, models
-from .controls import Controls, parse_cc
+from .controls import Controls, check_prompt, parse_cc
 from .midi_in import MidiInput, check_midi_port
 from .osc import OscServer, parse_osc
 from .causal import DEFAULT_HALFLIFE, Analyser, LiveMapping, RunningRange, check_live_feature
@@ -69,7 +69,7 @@ class LiveSpec:
     bpm: float = 120.0
 
     def __post_init__(self):
-        self.prompts = check_strings("prompts", self.prompts)
+        self.prompts = [check_prompt(p) for p in check_strings("prompts", self.prompts)]  # before the model loads
         if not isinstance(self.mappings, (list, tuple)) or not self.mappings:
             raise BendlabValueError(f"mappings {self.mappings!r:.60}: accepted: a list of one or more Mapping")
         self.mappings = [m if isinstance(m, Mapping) else Mapping(**m) for m in self.mappings]
@@ -84,6 +84,23 @@ class LiveSpec:
                        0.0 if self.guidance is None else self.guidance, self.seed)
         RunningRange(self.fps, self.halflife, self.soundcheck)  # checks both
         check_number("bpm", self.bpm, 1, 999, accepted="beats per minute 1..999")
+
+
+def check_record_folder(folder: Path) -> None:
+    """One line, before the model loads, unless `folder` can take a new session: not a file, no take in it
+    (`session.holds_take`), and the nearest existing folder on its path writable."""
+    import os
+
+    from ..session import holds_take
+    if folder.exists() and not folder.is_dir():
+        raise BendlabValueError(f"session folder {str(folder)!r} is a file; accepted: a new or empty folder")
+    if folder.is_dir() and holds_take(folder):
+        raise BendlabValueError(f"session folder {str(folder)!r} already holds a session; accepted: a new or empty "
+                                "folder")
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BendlabValueError(f"session folder {str(folder)!r} cannot be written ({str(existing)!r} is not "
+                                "writable); accepted: a folder you can write to")
 
 
 def check_seconds(seconds) -> None:
@@ -180,9 +197,8 @@ class Live:
         self.audio_in = audio_in
         self.pipe, self.device = pipe, (None if pipe is not None else models.check_device(device))
         self.record = None if record is None else Path(record)
-        if self.record is not None and (self.record / "session.json").exists():
-            raise BendlabValueError(f"session folder {str(self.record)!r} already holds a session; accepted: a new "
-                                    "or empty folder")
+        if self.record is not None:
+            check_record_folder(self.record)
         n_layers = self.spec.steps
         self.cc = dict(parse_cc(c, len(self.spec.mappings), n_layers) for c in cc)
         self.midi_port = None if midi_in is None else check_midi_port(midi_in)
@@ -192,7 +208,7 @@ class Live:
         self.stats = LiveStats()
         self.controls: Controls | None = None
         self.server = None
-        self.osc = None
+        self.osc = self.midi = self.writer = self._bg = None
         self.reason: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -279,16 +295,9 @@ class Live:
             except Exception:  # noqa: BLE001 - a pipeline that cannot be rebuilt: prefixes in the loop
                 self._bg = self._bg_pipe = None
         self.pipe.set_progress_bar_config(disable=True)
-        self.writer = None
-        if self.record is not None:
-            from ..session import SessionWriter
-            self.writer = SessionWriter(self.record, self._meta())
-        log = self.writer.event if self.writer is not None else None
         self.controls = Controls(self.spec.mappings, self.spec.prompts, self.spec.steps,
-                                         clock=lambda: self.audio_in.seconds, log=log, bpm=self.spec.bpm,
-                                         cc_map=self.cc, latent_shape=latent_shape(self.pipe, 1))
-        if self.writer is not None:
-            self.controls.on_prompt(lambda i, prompts: self.writer.prompts(list(prompts)))
+                                 clock=lambda: self.audio_in.seconds, log=self._log, bpm=self.spec.bpm,
+                                 cc_map=self.cc, latent_shape=latent_shape(self.pipe, 1))
         self.midi = None if self.midi_port is None else MidiInput(self.controls, self.midi_port)
         self.osc = None if self.osc_address is None else OscServer(self.controls, *self.osc_address)
         if self.osc is not None and self.status:
@@ -303,6 +312,15 @@ class Live:
                         for m in self.spec.mappings]
         snap = self.controls.snapshot(0.0)
         self._last_key = self._prefix_for((0, self._start_layer([c.layer for c in snap.mappings])), snap.prompts)
+        if self.record is not None:  # last: every port, device and the model are in hand
+            from ..session import SessionWriter
+            self.writer = SessionWriter(self.record, self._meta())
+            self.controls.on_prompt(lambda i, prompts: self.writer.prompts(list(prompts)))
+
+    def _log(self, event: dict) -> None:
+        """The controls' log: into the session folder once it exists (nothing happens before the start)."""
+        if self.writer is not None:
+            self.writer.event(event)
 
     def _teardown(self):
         for closer in (self.audio_in.close, getattr(self.midi, "close", None), getattr(self.osc, "close", None)):
@@ -349,7 +367,12 @@ class Live:
         failure). Ctrl-C stops it cleanly (the recording closed: a readable WAV)."""
         check_seconds(seconds)
         self.reason = None
-        self._setup()
+        try:
+            self._setup()
+        except BaseException:  # a port taken, a device gone, Ctrl-C: release what was taken, leave no session
+            self.reason = "start failed"
+            self._teardown()
+            raise
         status_due = STATUS_EVERY
         try:
             self.audio_in.start(self.writer.audio if self.writer is not None else None)

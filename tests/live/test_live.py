@@ -339,7 +339,9 @@ def test_midi_cc_and_osc_prompt_land_in_the_automation_then_the_session_re_rende
     s = read_session(folder)
     assert s.meta["prompts"] == [live.spec.prompts[0], "a floating orb"]
     first = s.times[np.argmax(s.prompt == 1)]
-    assert (s.prompt == 1).any() and t_prompt - 0.1 <= first + 1 / FPS <= t_prompt + 0.6  # its prefix: ~8 steps
+    # shown after it was sent, once its first steps were computed on the second pipeline (how soon is the live
+    # benchmark's business, not a timed test's: within the session's next few seconds here)
+    assert (s.prompt == 1).any() and t_prompt - 0.1 <= first + 1 / FPS <= t_prompt + 3.0
     assert np.all(s.prompt[s.times > first] == 1)
     high = s.highs[0]
     assert high[s.times < t_cc].max() == 1.0 and high[-1] == 6.0
