@@ -147,12 +147,13 @@ class SessionWriter:
         if len(values) != self.n_mappings or not all(len(v) == 4 for v in values):
             raise BendlabValueError(f"{len(values)} automation values for {self.n_mappings} mappings; accepted: one "
                                     "(param, low, high, layer) per mapping")
-        if not is_number(time) or time < self._last_time:
-            raise BendlabValueError(f"automation time {time!r} goes back (last {self._last_time:g} s); accepted: the "
-                                    "audio clock, which never goes back")
+        if not is_number(time) or not math.isfinite(time) or time < self._last_time:
+            raise BendlabValueError(f"automation time {time!r} is not finite or goes back (last {self._last_time:g} s);"
+                                    " accepted: the audio clock, which never goes back")
         cells = [repr(float(time)), str(int(prompt))]
         for param, low, high, layer in values:
             cells += [repr(float(param)), repr(float(low)), repr(float(high)), str(int(layer))]
+        _check_row(self.folder / AUTOMATION, "(being written)", [float(c) for c in cells], self.meta)
         with self._lock:
             if self._closed:
                 return
@@ -280,7 +281,33 @@ def read_meta(folder) -> dict:
     for key in ("sr", "fps", "steps", "prompts", "mappings"):
         if key not in meta:
             raise BendlabValueError(f"{str(p)!r} has no {key!r}")
+    from .audio.signal import check_fps, check_sr
+    try:  # the same rules the writer applies (`SessionWriter`)
+        check_sr(meta["sr"])
+        check_fps(meta["fps"])
+        check_int("steps", meta["steps"], 1, 1000)
+        check_strings("prompts", meta["prompts"])
+    except BendlabValueError as e:
+        raise BendlabValueError(f"{str(p)!r}: {e}") from None
     return meta
+
+
+def _check_row(csv: Path, n: int, cells: list[float], meta: dict) -> None:
+    """One automation row against the session: finite numbers, a prompt index of its prompts, whole layers in
+    0..steps (what `SessionWriter.row` writes)."""
+    names = header(len(meta["mappings"]))
+    for name, v in zip(names, cells):
+        if not math.isfinite(v):
+            raise BendlabValueError(f"{str(csv)!r} line {n}: {name} {v} is not a finite number; accepted: finite "
+                                    "values")
+    prompt = cells[1]
+    if prompt != int(prompt) or not 0 <= prompt < len(meta["prompts"]):
+        raise BendlabValueError(f"{str(csv)!r} line {n}: prompt {prompt:g} is not an index of the session's "
+                                f"{len(meta['prompts'])} prompt(s); accepted: 0..{len(meta['prompts']) - 1}")
+    for name, v in zip(names, cells):
+        if name.endswith(".layer") and (v != int(v) or not 0 <= v <= meta["steps"]):
+            raise BendlabValueError(f"{str(csv)!r} line {n}: {name} {v:g} is not a layer of the session's "
+                                    f"{meta['steps']} steps; accepted: whole numbers 0..{meta['steps']}")
 
 
 def read_session(folder) -> Session:
@@ -297,6 +324,9 @@ def read_session(folder) -> Session:
             if (w.getnchannels(), w.getsampwidth()) != (1, 2):
                 raise BendlabValueError(f"{str(wav)!r} is not mono 16-bit PCM")
             duration = w.getnframes() / w.getframerate()
+            if w.getframerate() != meta["sr"]:
+                raise BendlabValueError(f"{str(wav)!r} is at {w.getframerate()} Hz but session.json says sr "
+                                        f"{meta['sr']}; accepted: the audio the session recorded, at its rate")
     except (wave.Error, EOFError) as e:
         raise BendlabValueError(f"{str(wav)!r} is not a readable WAV ({e or type(e).__name__})") from None
     csv = _need(folder, AUTOMATION)
@@ -313,6 +343,7 @@ def read_session(folder) -> Session:
             cells = []
         if len(cells) != 2 + 4 * M:
             raise BendlabValueError(f"{str(csv)!r} line {n} is not {2 + 4 * M} numbers: {line[:40]!r}")
+        _check_row(csv, n, cells, meta)
         rows.append(cells)
     a = np.array(rows, dtype=np.float64).reshape(len(rows), 2 + 4 * M)
     if (np.diff(a[:, 0]) < 0).any():

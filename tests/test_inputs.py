@@ -339,7 +339,8 @@ API_CASES = [
     (lambda: Bend("attn_blur", -1, target=ATTN2), "attn_blur: sigma -1 is negative"),
     # live session re-renders (issue 19)
     (lambda: check_spec(session_spec(_session("s", rows=0))), "holds no automation rows"),
-    (lambda: check_spec(session_spec(_session("s", prompt=1))), "shows prompt 1 of 1 prompts"),
+    (lambda: check_spec(session_spec(_session("s", prompt=1))),
+     "prompt 1 is not an index of the session's 1 prompt(s)"),
     (lambda: session_spec(_session("s"), audio="song.wav"), "audio 'song.wav' given with session 's'"),
     (lambda: session_spec(_session("s"), mappings=[Mapping()]), "mappings given with session"),
     (lambda: VideoSpec("song.wav", session="s"), "audio 'song.wav' given with session 's'"),
@@ -629,3 +630,44 @@ def test_live_checks_its_prompt_and_record_folder_before_the_model(tmp_path, mon
     with pytest.raises(BendlabValueError, match="cannot be written") as e:
         Live(LiveSpec(), Player(SHIPPED_PIANO, 44100, device="none"), record=locked / "s").run(seconds=0.5)
     assert "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------ a session that adds up
+def _edit(folder, name, old, new):
+    p = Path(folder) / name
+    text = p.read_text()
+    assert old in text, (name, old, text[:200])
+    p.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("edit,msg", [
+    (lambda f: _edit(f, "automation.csv", "\n0.0,", "\nnan,"), "time nan is not a finite number"),
+    (lambda f: _edit(f, "automation.csv", "\n0.0,", "\ninf,"), "time inf is not a finite number"),
+    (lambda f: _edit(f, "automation.csv", ",3\n", ",2.7\n"), "m0.layer 2.7 is not a layer of the session's 4 steps"),
+    (lambda f: _edit(f, "automation.csv", "\n0.0,0,", "\n0.0,-1,"), "prompt -1 is not an index of the session's 1"),
+    (lambda f: _edit(f, "session.json", '"steps": 4', '"steps": -1'), "steps -1 is not an integer in 1..1000"),
+    (lambda f: _edit(f, "session.json", '"steps": 4', '"steps": 0'), "steps 0 is not an integer in 1..1000"),
+    (lambda f: _edit(f, "session.json", '"sr": 22050', '"sr": 44100'), "is at 22050 Hz but session.json says sr 44100"),
+])
+def test_a_session_that_does_not_add_up_is_refused_naming_the_file_the_row_and_the_value(sandbox, edit, msg):
+    from bendlab.checks import BendlabValueError
+    folder = _session("bad")
+    edit(folder)
+    with pytest.raises(BendlabValueError, match=msg.replace("(", r"\(").replace(".", r"\.")) as e:
+        read_session(folder)
+    assert "\n" not in str(e.value)
+    with pytest.raises(BendlabValueError, match=msg.replace("(", r"\(").replace(".", r"\.")):
+        check_spec(session_spec(folder))  # what `bendlab video --session` does before any frame
+
+
+def test_extra_prompts_for_a_session_and_a_nan_row_are_refused(sandbox, capsys):
+    from bendlab.checks import BendlabValueError
+    folder = _session("one")
+    assert "2 prompt(s) given for a session that recorded 1" in run_one_line(
+        ["video", "--session", folder, "--prompts", "x", "y", "--out", "v.mp4"], sandbox, capsys)
+    with SessionWriter("w", {"steps": 4, "fps": 10, "sr": 22050, "prompts": ["a"],
+                             "mappings": [Mapping("rms", "rotate1", 3, 0, 1)]}) as w:
+        with pytest.raises(BendlabValueError, match="automation time nan is not finite"):
+            w.row(float("nan"), 0, [(0.5, 0.0, 1.0, 3)])
+        with pytest.raises(BendlabValueError, match="m0.layer 9 is not a layer of the session's 4 steps"):
+            w.row(0.0, 0, [(0.5, 0.0, 1.0, 9)])

@@ -299,6 +299,10 @@ def session_spec(folder, **settings) -> VideoSpec:
         raise BendlabValueError(f"mappings given with session {str(folder)!r:.60}; accepted: the session's recorded "
                                 "mappings (its automation holds their parameters)")
     meta = session.read_meta(folder)
+    given = settings.get("prompts")
+    if given is not None and len(given) != len(meta["prompts"]):
+        raise BendlabValueError(f"{len(given)} prompt(s) given for a session that recorded {len(meta['prompts'])}; "
+                                "accepted: as many prompts (each replaces the recorded one of its index), or none")
     base = {k: meta[k] for k in ("prompts", "model", "seed", "fps", "sr", "walk") if meta.get(k) is not None}
     base.setdefault("walk", "none")
     if settings.get("model", base.get("model")) == base.get("model"):  # the session's model: its steps, guidance
