@@ -77,7 +77,7 @@ def attention_modules(denoiser) -> list[tuple[str, object]]:
     """(path, module) of every diffusers `Attention` module of a denoiser (a loaded one, or a `models.Skeleton`'s on
     the meta device), in the order of `named_modules` (`models.Family.attention_modules`)."""
     from ..models.family import Family
-    return Family.attention_modules(None, denoiser)
+    return Family.attention_modules(denoiser)
 
 
 def check_attn_module(unet, b: Bend) -> None:

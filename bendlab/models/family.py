@@ -103,7 +103,8 @@ class Family:
         """The names of the denoiser's top-level blocks a module bend usually takes (for the one-line errors)."""
         return [n for n, _ in denoiser.named_children() if "blocks" in n or n == "mid_block"]
 
-    def attention_modules(self, denoiser: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    @staticmethod
+    def attention_modules(denoiser: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
         """(path, module) of every diffusers `Attention` module of the denoiser, in `named_modules` order."""
         from diffusers.models.attention_processor import Attention
         return [(n, m) for n, m in denoiser.named_modules() if isinstance(m, Attention)]

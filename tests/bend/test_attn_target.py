@@ -324,21 +324,10 @@ def sdxl(sdxl_folder):
 
 
 @pytest.fixture(scope="module")
-def sd2(pipe):
-    """An SD 2.x-style pipeline as test_families builds one (linear projections, per-block head counts,
-    v-prediction), in memory: the shipped VAE and text encoder, a random UNet."""
-    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
-                                block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=96,
-                                attention_head_dim=(2, 4), use_linear_projection=True, norm_num_groups=16)
-    scheduler = DDIMScheduler.from_config({**pipe.scheduler.config, "prediction_type": "v_prediction"})
-    sd2 = StableDiffusionPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=unet,
-                                  scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                  requires_safety_checker=False)
-    sd2.set_progress_bar_config(disable=True)
-    return sd2
+def sd2(sd2_folder):
+    """The SD 2.x-style pipeline conftest builds (linear projections, per-block head counts, v-prediction)."""
+    from bendlab import load_pipeline
+    return load_pipeline(sd2_folder, device="cpu")
 
 
 @pytest.mark.parametrize("family,first", [("sdxl", "down_blocks.1.attentions.0.transformer_blocks.0.attn2"),
