@@ -553,11 +553,21 @@ def test_a_frame_renderer_checks_every_bend_its_frames_can_carry_before_the_firs
     (RO + ["--op", "add", "--param", "1", "--target", "vae:nosuch"], "VAE has no module 'nosuch'"),
     (V[:2] + ["--op", "attn_translate", "--target", ATTN2, "--out", "v.mp4"],
      "attn_translate in render and recipes (no feature gives 2 values per frame)"),
+    (RO + ["--op", "add", "--param", "1", "--target", "text", "--where", "token:99"],
+     "token 99 is out of range for 77 prompt tokens"),
+    (V[:2] + ["--op", "add", "--out", "v.mp4", "--prompt", "a floating orb", "--target", "text", "--where",
+              "token:cat"],
+     "token word 'cat' is not in the prompt 'a floating orb'"),
+    (V[:2] + ["--op", "add", "--out", "v.mp4", "--prompt", "a floating orb", "--target", ATTN2, "--where",
+              "token:99"],
+     "token 99 is out of range for 77 prompt tokens"),
 ])
 def test_a_value_that_would_change_nothing_is_refused_in_one_line(sandbox, capsys, argv, msg):
     """A flag the command would otherwise drop (the picture unchanged, exit 0) is refused before any work, in
-    one line that names what was written."""
+    one line that names what was written (a token of the prompt checked against the model's tokenizer before the
+    model loads, and before a video's render folder exists)."""
     assert msg in run_one_line(argv, sandbox, capsys)
+    assert not Path("v.frames").exists()
 
 
 def test_the_python_api_names_what_it_was_given():

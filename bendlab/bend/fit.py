@@ -103,10 +103,11 @@ def check_attn_module(unet, b: Bend) -> None:
 
 
 def check_token_words(model: "models.Model", bends: Sequence[Bend], prompts: Sequence[str]) -> None:
-    """One-line errors for a token:WORD bend (text or cross-attention) whose word is not in each of the prompts,
-    before the model loads: the tokenizer is the loaded pipeline's, or read from a local folder's tokenizer files
-    (no weights). A hub id's words are checked when the render starts (`bending`), as every word is there too."""
-    words = [b for b in bends if b.where.kind == "token" and b.where.word is not None]
+    """One-line errors for a token bend (text or cross-attention) whose word is not in each of the prompts
+    (token:WORD) or whose index is beyond the tokenizer's length (token:I), before the model loads: the tokenizer
+    is the loaded pipeline's, or read from a local folder's tokenizer files (no weights). A hub id's tokens are
+    checked when the render starts (`bending`), as every token is there too."""
+    words = [b for b in bends if b.where.kind == "token"]
     tok = _tokenizer(model) if words else None
     for b in words if tok is not None else ():
         for p in prompts:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..bend.fit import check_token_words
 from ..checks import BendlabValueError, check_choice, check_int, is_number
 from ..files import check_output
 from .folder import RenderFolder, frames_dir
@@ -44,6 +45,8 @@ def check_spec(spec: VideoSpec, source=None) -> Plan:
     p = plan(spec, model)
     if model.shapes is not None:
         check_curves(p, model.shapes)
+    check_token_words(model, [m.bend(m._example(m.low), m.layer or 0) for m in spec.mappings
+                              if m.where.startswith("token")], spec.prompts)
     return p
 
 
