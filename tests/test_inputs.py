@@ -681,3 +681,24 @@ def test_extra_prompts_for_a_session_and_a_nan_row_are_refused(sandbox, capsys):
             w.row(float("nan"), 0, [(0.5, 0.0, 1.0, 3)])
         with pytest.raises(BendlabValueError, match="m0.layer 9 is not a layer of the session's 4 steps"):
             w.row(0.0, 0, [(0.5, 0.0, 1.0, 9)])
+
+
+def test_live_honours_scaling_and_clip():
+    """`bendlab live --scaling percentile --clip P_LOW P_HIGH` normalises between those percentiles of the recent
+    values, as offline: one loud outlier no longer squashes everything after it (min-max, the default, does)."""
+    from types import SimpleNamespace
+
+    from bendlab.live.causal import LiveMapping
+    control = SimpleNamespace(low=0.0, high=1.0, param=None)
+    values = [float(v) for v in np.tile(np.linspace(0, 1, 11), 6)]
+    values[30] = 100.0  # one outlier
+    out = {}
+    for scaling in ("minmax", "percentile"):
+        lm = LiveMapping(Mapping(feature="rms", op="add", low=0, high=1, scaling=scaling, clip=[10, 90]), fps=10)
+        out[scaling] = np.array([lm(v, control) for v in values])
+    after = slice(31, None)
+    assert out["minmax"][after].max() < 0.05  # squashed by the outlier
+    assert out["percentile"][after].max() == 1.0 and out["percentile"][after].min() == 0.0
+    window = values[:34]  # the clip percentiles of what was heard so far (2 x halflife s: all of it)
+    lo, hi = np.percentile(window, [10, 90])
+    assert out["percentile"][33] == pytest.approx(min(max((values[33] - lo) / (hi - lo), 0), 1))

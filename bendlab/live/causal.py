@@ -11,8 +11,10 @@ what needs the whole track:
                        the lowest and highest values heard, each drawn back towards the current value with a
                        half-life of `halflife` seconds (default 10 s), so a loud passage widens the range at once
                        and a quieter song grows back to the full parameter range; or, with `soundcheck` S > 0,
-                       the range heard during the first S seconds, then fixed. `scaling` and `clip` (percentile
-                       normalisation) do not apply live: the running range is min-max.
+                       the range heard during the first S seconds, then fixed. With `scaling` "percentile" the
+                       ends are the mapping's `clip` percentiles (default 5 and 95) of the values heard in the
+                       last 2 x `halflife` seconds (or during the soundcheck), so one outlier does not squash
+                       the rest, as offline.
     gate, compressor, curve   `audio.shape`, exactly as offline.
 
 Rhythm and MIDI come from the live controls (`live.controls.Snapshot`): beat (1 on the first frame of each
@@ -33,7 +35,7 @@ import numpy as np
 from .. import audio
 from ..bend import operators
 from ..audio.rhythm import BEATS_PER_BAR
-from ..checks import BendlabValueError, check_number
+from ..checks import BendlabValueError, check_choice, check_number
 from ..mapping import Mapping
 
 LIVE_RHYTHM = ("beat", "beat_phase", "bar_phase")
@@ -55,21 +57,33 @@ def check_live_feature(name: str) -> audio.FeatureRef:
 
 
 class RunningRange:
-    """Causal min-max normalisation into 0..1 (see the module docstring): the range decays towards the current
-    value with a half-life of `halflife` s, or is frozen after `soundcheck` s when that is > 0."""
+    """Causal normalisation into 0..1 (see the module docstring). scaling "minmax": the range decays towards the
+    current value with a half-life of `halflife` s, or is frozen after `soundcheck` s when that is > 0.
+    scaling "percentile": the `clip` percentiles of the values of the last 2 x `halflife` s (or of the
+    soundcheck's, then fixed)."""
 
-    def __init__(self, fps: float, halflife: float = DEFAULT_HALFLIFE, soundcheck: float = 0.0):
+    def __init__(self, fps: float, halflife: float = DEFAULT_HALFLIFE, soundcheck: float = 0.0,
+                 scaling: str = "minmax", clip=(5.0, 95.0)):
         check_number("halflife", halflife, 0, low_open=True, accepted="seconds > 0")
         check_number("soundcheck", soundcheck, 0, accepted="seconds >= 0 (0: a running range)")
+        check_choice("scaling", scaling, audio.SCALINGS)
         self.decay = 1 - 0.5 ** (1 / (fps * halflife))
         self.frozen_after = round(soundcheck * fps)
+        self.percentile = scaling == "percentile"
+        self.clip = (float(clip[0]), float(clip[1]))
+        self.heard: deque[float] = deque(maxlen=self.frozen_after or max(2, round(2 * halflife * fps)))
         self.lo = self.hi = None
         self.n = 0
 
     def __call__(self, x: float) -> float:
-        if self.lo is None:
+        frozen = self.frozen_after and self.n >= self.frozen_after
+        if self.percentile:
+            if not frozen:
+                self.heard.append(x)
+                self.lo, self.hi = (float(v) for v in np.percentile(self.heard, self.clip))
+        elif self.lo is None:
             self.lo = self.hi = x
-        elif not (self.frozen_after and self.n >= self.frozen_after):
+        elif not frozen:
             a = 0.0 if self.frozen_after else self.decay
             self.hi = max(x, self.hi - (self.hi - x) * a)
             self.lo = min(x, self.lo + (x - self.lo) * a)
@@ -89,7 +103,7 @@ class LiveMapping:
         self.a_up = math.exp(-1.0 / (fps * m.attack)) if m.attack > 0 else 0.0
         self.a_dn = math.exp(-1.0 / (fps * m.release)) if m.release > 0 else 0.0
         self.env: float | None = None
-        self.range = RunningRange(fps, halflife, soundcheck)
+        self.range = RunningRange(fps, halflife, soundcheck, m.scaling, m.clip)
         self.u = 0.0  # the last normalised value (0..1), for meters
 
     def __call__(self, x: float, control) -> float:
