@@ -13,4 +13,5 @@ from .folder import DEFAULT_MODEL, resolve, SHIPPED
 from .load import img2img_pipeline, load_pipeline, load_vae, quiet_loading, weights_fingerprint
 from .model import Model, Skeleton, skeleton, usual_settings, usual_steps
 from .sampler import is_stochastic, keeps_own_scheduler, sampler_kind, USUAL
+from .vocabulary import KNOWN_WORDS, prompt_words, SCENES, unknown_words_note
 from .targets import bend_targets, FEATURE_MAP_PARTS, Target

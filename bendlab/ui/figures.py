@@ -4,7 +4,9 @@
 the tests read it; nothing is written twice. Layers are given for the paper's 50 steps; `fit_layer` maps
 them proportionally when a notebook runs with fewer steps (its fast mode).
 
-`savefig(fig, name)` writes `figures/<name>.png` (the folder overridable by $BENDLAB_FIGURES) and records the
+`savefig(fig, name)` writes `out/figures/<name>.png` under the working folder (the folder overridable by
+$BENDLAB_FIGURES; `make figures` sets it to the repository's committed figures/, and nothing else writes there)
+and records the
 figure's spec hash and render settings in `manifest.json` beside it, so a test can tell that every committed
 figure was produced by the current spec.
 
@@ -349,9 +351,13 @@ def render_figure(name: str, pipe, *, steps: int | None = None, seed: int = PAPE
     return out
 
 
+OUT_FIGURES = Path("out") / "figures"  # relative to the working folder: a notebook's figures land beside it
+
+
 def figures_dir(folder: str | os.PathLike | None = None) -> Path:
-    """$BENDLAB_FIGURES if set, else the repository's committed figures/ folder."""
-    return Path(folder or os.environ.get("BENDLAB_FIGURES") or REPO_FIGURES)
+    """`folder`, else $BENDLAB_FIGURES if set, else out/figures/ in the working folder: running a notebook never
+    rewrites the repository's committed figures/ (only `make figures` points $BENDLAB_FIGURES there)."""
+    return Path(folder or os.environ.get("BENDLAB_FIGURES") or OUT_FIGURES)
 
 
 def savefig(fig, name: str, folder=None, settings: dict | None = None) -> Path:

@@ -17,6 +17,7 @@ Notebook: notebooks/01_operators.ipynb
 from __future__ import annotations
 
 import functools
+import html
 import io
 import json
 import threading
@@ -35,20 +36,37 @@ from ..bend.bends import Bend
 from ..checks import BendlabValueError
 from ..models.sampler import is_stochastic
 from ..models.model import usual_settings
+from ..models.vocabulary import unknown_words_note
 
 DISPLAY_SIDE = 256  # pixels: smaller images are enlarged (nearest neighbour, whole factors) to about this side
+EXPLORER_SIDE = 384  # pixels: the explorer's before and after (the shipped model's 64 px x 6)
+STRIP_SIDE = 128  # pixels: each panel of the explorer's layer strip
 
 
-def to_png(images, scale: int | None = None, gap: int = 4, labels=None) -> bytes:
-    """PNG bytes of one image or several side by side, upscaled `scale` times (nearest neighbour; None: a whole
-    factor that brings small images to about DISPLAY_SIDE px, e.g. the shipped model's 64 px x 4, SD's 512 px
-    x 1), each with its label (if given) written under it."""
-    from PIL import ImageDraw
+def to_png(images, scale: int | None = None, gap: int = 4, labels=None, side: int = DISPLAY_SIDE) -> bytes:
+    """PNG bytes of one image or several side by side, upscaled `scale` times (nearest neighbour, so the shipped
+    model's 64 px stay crisp pixels; None: a whole factor that brings small images to about `side` px, e.g. the
+    shipped model's 64 px x 4 for 256, SD's 512 px x 1), each with its label (if given) written under it in a
+    font about 1/16 of the side (at least 13 px)."""
+    return _png(_row(images, scale, gap, labels, side))
+
+
+def _png(canvas: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _row(images, scale: int | None = None, gap: int = 4, labels=None, side: int = DISPLAY_SIDE) -> Image.Image:
+    """`to_png`'s picture, as an image."""
+    from PIL import ImageDraw, ImageFont
     if isinstance(images, Image.Image):
         images = [images]
-    scale = scale or max(1, DISPLAY_SIDE // max(im.width for im in images))
+    scale = scale or max(1, side // max(im.width for im in images))
     ims = [im.resize((im.width * scale, im.height * scale), Image.NEAREST) if scale != 1 else im for im in images]
-    band = 14 if labels else 0
+    size = max(13, max(im.width for im in ims) // 16)
+    font = ImageFont.load_default(size=size)
+    band = size + 8 if labels else 0
     W = sum(im.width for im in ims) + gap * (len(ims) - 1)
     H = max(im.height for im in ims) + band
     canvas = Image.new("RGB", (W, H), "white")
@@ -57,11 +75,20 @@ def to_png(images, scale: int | None = None, gap: int = 4, labels=None) -> bytes
     for k, im in enumerate(ims):
         canvas.paste(im, (x, 0))
         if labels:
-            draw.text((x + 2, H - band + 1), str(labels[k]), fill="black")
+            draw.text((x + 3, H - band + 3), str(labels[k]), fill="black", font=font)
         x += im.width + gap
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG")
-    return buf.getvalue()
+    return canvas
+
+
+def stacked_png(rows, gap: int = 10) -> bytes:
+    """PNG bytes of several rows (each `_row`'s picture), one under the other, left-aligned on white."""
+    W, H = max(r.width for r in rows), sum(r.height for r in rows) + gap * (len(rows) - 1)
+    canvas = Image.new("RGB", (W, H), "white")
+    y = 0
+    for r in rows:
+        canvas.paste(r, (0, y))
+        y += r.height + gap
+    return _png(canvas)
 
 
 class Renders:
@@ -169,8 +196,8 @@ def render_branched(pipe, prompt: str, bend: Bend | None = None, seed: int = pap
 def slider_view(view: Callable, height: int = 280, **controls):
     """A VBox of the given widgets (name -> widget) above one Image updated in place with view(**values).
 
-    `view` returns a PIL image, a list of them (shown side by side), an (images, labels) pair, or None to keep
-    the picture shown (after a bad input, say). The first render happens at once, so a headless run (papermill)
+    `view` returns a PIL image, a list of them (shown side by side), an (images, labels) pair, PNG bytes, or
+    None to keep the picture shown (after a bad input, say). The first render happens at once, so a headless run (papermill)
     exercises the render path. Returns the VBox; `.image` is the Image widget; `.close()` closes every widget in
     it (`close_view`).
     """
@@ -183,6 +210,9 @@ def slider_view(view: Callable, height: int = 280, **controls):
     def update(**values):
         shown = view(**values)
         if shown is None:
+            return
+        if isinstance(shown, bytes):
+            image.value = shown
             return
         images, labels = shown if isinstance(shown, tuple) else (shown, None)
         image.value = to_png(images, labels=labels)
@@ -297,6 +327,7 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
         raise BendlabValueError(f"operator {op!r} is not one the explorer offers for target {target!r}; accepted: "
                                 f"{', '.join(ops)}")
     shown = renders(pipe)
+    model = _model_of(pipe)
     steps, guidance = usual_settings(steps, guidance, pipe=pipe)
     slider = param_slider(op, param)
     exact = w.FloatText(value=slider.value, description="exact r", layout=w.Layout(width="180px"))
@@ -318,7 +349,7 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
         seed=w.IntText(value=seed, description="seed"),
         strip=w.Checkbox(value=strip, description="layer strip"),
         target=w.Dropdown(options=list(targets) if targets is not None else
-                          target_choices(model) if (model := _model_of(pipe)) else ["latent"],
+                          target_choices(model) if model else ["latent"],
                           value=target, description="target"),
     )
     controls["op"].observe(lambda change: _rerange(slider, change["new"]), names="value")  # before the render
@@ -338,13 +369,15 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
             bend = Bend(op, param, at, where, target=target)
             images = [shown.branched(prompt, None, seed, steps, guidance),
                       shown.branched(prompt, bend, seed, steps, guidance)]
-            labels = ["no bend", f"{op}({param:.4g}) @ layer {layer}" if kind == "latent" else
-                      f"{op}({param:.4g}) {target} @ " + ("decode" if kind == "vae" else f"step {layer}")]
+            labels = ["no bend", f"{op}({param:.4g}) at layer {layer}" if kind == "latent" else
+                      f"{op}({param:.4g}) at " + ("decode" if kind == "vae" else f"step {layer}")]
             top = steps if kind == "latent" else steps - 1  # modules and the text: the UNet's steps
+            strip_images, strip_labels = [], []
             for L in sorted({min(paper.fit_layer(L, steps), top) for L in strip_layers}) if strip and at is not None \
                     else []:
-                images.append(shown.branched(prompt, Bend(op, param, L, where, target=target), seed, steps, guidance))
-                labels.append(f"layer {L}")
+                strip_images.append(shown.branched(prompt, Bend(op, param, L, where, target=target), seed, steps,
+                                                   guidance))
+                strip_labels.append(f"layer {L}")
         except ValueError as e:  # bad input from a picker, or one the target does not take: say so, keep the picture
             status.value = f"<b style='color:#b00'>{e}</b>"
             return None
@@ -356,10 +389,31 @@ def explorer(pipe, prompt: str = "a floating orb", op: str = "rotate1", param: f
                 "when the VAE decodes (the layer and the strip do not apply)" if kind == "vae" else
                 f"at step {layer}") + f", where {where}" + (
                 "; the strip: the same bend at each step" if strip and kind != "vae" else "")
-        return images, labels
+        note = unknown_words_note(model, [prompt]) if model else None
+        if note:  # a word the shipped model never saw: say so under the picture
+            status.value += f"<br><i>{html.escape(note)}</i>"
+        rows = [_row(images, labels=labels, side=EXPLORER_SIDE)]
+        if strip_images:
+            rows.append(_row(strip_images, labels=strip_labels, side=STRIP_SIDE))
+        if picture:  # the image widget fits the picture: no empty bands
+            picture[0].layout.height = f"{sum(r.height for r in rows) + 10 * (len(rows) - 1)}px"
+        return stacked_png(rows)
 
-    box = slider_view(view, **controls)
-    box.children = (box.children[0], w.HBox([exact]),) + box.children[1:] + (status,)
+    picture = []
+    box = slider_view(view, height=EXPLORER_SIDE + 30, **controls)
+    picture.append(box.image)
+    wide = dict(width="640px")
+    for name in ("prompt", "param", "layer"):
+        controls[name].layout = w.Layout(**wide)
+    for c in controls.values():
+        c.style.description_width = "80px"
+    exact.style.description_width = "60px"
+    box.children = (w.HBox([controls["prompt"]]), w.HBox([controls["target"], controls["op"], controls["where"]]),
+                    w.HBox([controls["param"], exact]), w.HBox([controls["layer"], controls["seed"]]),
+                    controls["strip"], *box.children[-2:], status)
+    box.image.layout.width = "auto"
+    if box.image.value:  # the first picture, rendered before `picture` was known
+        box.image.layout.height = f"{Image.open(io.BytesIO(box.image.value)).height}px"
     box.status = status
     box.pipe, box.renders = pipe, shown  # its state: the pipeline (held while the explorer is open), its caches
     return box

@@ -13,6 +13,7 @@ from .folder import check_folder, frames_dir, IMAGE_SUFFIXES, LOCK, LOG, MANIFES
 from .make import check_spec, make_video, render_frames
 from .motion import carry, optical_flow, warp
 from .mux import check_interpolate, check_upscale, DEFAULT_UPSCALE, MAX_UPSCALE, mux, video_info
+from .processes import ProcessSource
 from .quality import consecutive_diffs, Drift, drift, flicker, max_frame_difference, mp4_frames, SSIM_WINDOW
 from .renderer import (aligned_batches, device_entry, frame_bends, FrameRenderer, img2img_chain, img2img_seed,
                        LocalSource, noise_walk)

@@ -79,21 +79,25 @@ def _run(spec: VideoSpec, out, *, source, overwrite, limit, progress, on_frame, 
     source.check(spec)
     if limit is not None:
         check_int("limit", limit, 1, accepted="a number of frames >= 1")
-    source.begin()
-    p = check_spec(spec, source)
-    n = p.n_frames if limit is None else min(limit, p.n_frames)
-    if progress:
-        from tqdm.auto import tqdm
-        tqdm.write(f"{spec.audio}: {p.feats.duration:.2f} s -> {p.n_frames} frames at {spec.fps:g} fps"
-                   f"{f' (rendering the first {n})' if n < p.n_frames else ''}; frames in {frames_dir(out)}/")
-    with RenderFolder(frames_dir(out)) as folder:
-        folder.open(p.spec.identity(), overwrite)
-        try:
+    source.begin()  # workers may start loading while the audio is analysed: closed on any failure below
+    closed = False
+    try:
+        p = check_spec(spec, source)
+        n = p.n_frames if limit is None else min(limit, p.n_frames)
+        if progress:
+            from tqdm.auto import tqdm
+            tqdm.write(f"{spec.audio}: {p.feats.duration:.2f} s -> {p.n_frames} frames at {spec.fps:g} fps"
+                       f"{f' (rendering the first {n})' if n < p.n_frames else ''}; frames in {frames_dir(out)}/")
+        with RenderFolder(frames_dir(out)) as folder:
+            folder.open(p.spec.identity(), overwrite)
             folder.open(source.start(p), overwrite)
             _render_into(folder, source, p.n_frames, n, progress, on_frame)
-        finally:
+            closed = True
+            source.close()  # before the mux: workers stop while the mp4 is encoded
+            return finish(folder, n, p) if finish else folder.path
+    finally:
+        if not closed:
             source.close()
-        return finish(folder, n, p) if finish else folder.path
 
 
 def render_frames(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | None = None, source=None,

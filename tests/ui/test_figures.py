@@ -96,3 +96,20 @@ def test_figure_positions_are_relative_to_the_latent():
 def test_labels_say_the_layer_actually_used(pipe):
     panels = figures.render_figure("fig2-rotation-sweep", pipe, steps=5, progress=False)
     assert panels[0][0] == "0.00 rad, layer 2"  # layer 20 of 50 is layer 2 of 5
+
+
+def test_a_notebook_run_never_writes_the_committed_figures(tmp_path, monkeypatch):
+    """A notebook opened and run as a user does (no $BENDLAB_FIGURES, its folder as working folder) saves into
+    out/figures/ beside it; the repository's figures/ and its manifest are left as they are."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    monkeypatch.delenv("BENDLAB_FIGURES", raising=False)
+    monkeypatch.chdir(tmp_path)
+    before = {p.name: p.stat().st_mtime_ns for p in figures.REPO_FIGURES.iterdir()}
+    fig = plt.figure(figsize=(1, 1))
+    path = figures.savefig(fig, "fig1-pointwise")
+    plt.close(fig)
+    assert path.resolve() == (tmp_path / "out" / "figures" / "fig1-pointwise.png").resolve()
+    assert (tmp_path / "out" / "figures" / "manifest.json").is_file()
+    assert {p.name: p.stat().st_mtime_ns for p in figures.REPO_FIGURES.iterdir()} == before

@@ -9,7 +9,7 @@ import pytest
 import ipywidgets as w
 
 from bendlab import Bend, render
-from bendlab.ui.widgets import DISPLAY_SIDE, explorer, image_array, render_branched, render_cached, slider_view
+from bendlab.ui.widgets import DISPLAY_SIDE, EXPLORER_SIDE, STRIP_SIDE, explorer, image_array, render_branched, render_cached, slider_view
 from conftest import assert_frames_close, wait_until
 
 STEPS = 4
@@ -47,25 +47,31 @@ def test_explorer_keeps_the_picture_and_says_why_on_bad_input(pipe):
     box = explorer(pipe, steps=STEPS, layer=2)
     two = image_array(box)
     plain = np.asarray(render("a floating orb", pipe=pipe, steps=STEPS))
-    s = DISPLAY_SIDE // plain.shape[1]  # panels enlarged s times (nearest neighbour)
+    s = EXPLORER_SIDE // plain.shape[1]  # before and after enlarged s times (nearest neighbour: crisp pixels)
     side = plain.shape[1] * s
-    assert 2 * side <= two.shape[1] < 3 * side  # two panels side by side, and no third
+    assert 2 * side <= two.shape[1] < 2 * side + 20  # two large panels side by side, and no third
+    assert int(box.image.layout.height.removesuffix("px")) == two.shape[0]  # the widget fits it: no empty band
     left, right = two[:side:s, :side:s], two[:side:s, two.shape[1] - side::s]
+    assert np.array_equal(two[:s, :s], np.broadcast_to(two[0, 0], (s, s, 3)))  # one model pixel: one colour
     assert_frames_close(left, plain)  # the unbent image (branched from the cache: FRAME_LEVELS)
     assert np.abs(left.astype(int) - right).mean() > 1  # beside it, the bent one
     box.controls["strip"].value = True
     strip = image_array(box)
-    assert strip.shape[1] > two.shape[1] * 2  # then the layer strip, each panel labelled
+    assert strip.shape[1] == two.shape[1] and strip.shape[0] > two.shape[0] + STRIP_SIDE  # the strip beneath
+    assert np.array_equal(strip[:two.shape[0] - 40], two[:two.shape[0] - 40])  # the large pair unchanged above
     box.controls["where"].value = "row:99"
     assert "out of range" in box.status.value
     assert np.array_equal(image_array(box), strip)  # the last picture stays
     box.controls["where"].value = "all"
     box.controls["op"].value = "invert"
-    exact = box.children[1].children[0]
+    exact = box.children[2].children[1]
     exact.value = 0.0  # typed beside the slider: outside its range, so the range widens
     assert box.controls["param"].value == 0.0 and "r = 0" in box.status.value
     exact.value = 2.0
     assert "invert(2)" in box.status.value and not np.array_equal(image_array(box), strip)
+    assert "not trained on" not in box.status.value
+    box.controls["prompt"].value = "a red car"  # a word the shipped model never saw: noted under the picture
+    assert "not trained on &#x27;car&#x27;" in box.status.value
 
 
 def test_a_closed_explorer_frees_its_pipeline(pipe):
@@ -126,7 +132,7 @@ def test_explorer_target_dropdown_renders_a_vae_bend(pipe):
     assert "multiply(2) on vae:decoder.up_blocks.1 when the VAE decodes" in box.status.value
     full = np.asarray(render("a floating orb", [Bend("multiply", 2.0, target="vae:decoder.up_blocks.1")], pipe=pipe,
                              steps=STEPS))
-    s = DISPLAY_SIDE // full.shape[1]
+    s = EXPLORER_SIDE // full.shape[1]
     side = full.shape[1] * s
     assert_frames_close(vae[:side:s, vae.shape[1] - side::s], full)  # the bent panel: a full render's image
     ops = box.controls["op"]

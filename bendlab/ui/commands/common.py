@@ -59,6 +59,14 @@ def prompts_from_args(a) -> list[str]:
     return prompts
 
 
+def note_prompt_words(model, prompts) -> None:
+    """Print (to stdout: a note, not an error) which prompt words the shipped model was not trained on, if any
+    (`models.unknown_words_note`)."""
+    note = models.unknown_words_note(model, prompts)
+    if note:
+        print(note, flush=True)
+
+
 def setup_device(a) -> None:
     """Check --device and --threads, and set torch's threads when given."""
     models.check_device(a.device)

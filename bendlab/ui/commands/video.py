@@ -7,7 +7,7 @@ from ...paper import DEFAULT_PROMPT
 from ...video.cluster import WORKER_THREADS
 from ..recipe import merge, read_video
 from .common import (MAPPING_FLAGS, CLIError, add_mapping_args, add_model_args, given, mapping_from_args,
-                     prompts_from_args, setup_device)
+                     note_prompt_words, prompts_from_args, setup_device)
 
 SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", "img2img_prompt", "color_coherence",
               "img2img_noise", "flow", "init_image", "model", "batch", "midi")
@@ -74,11 +74,11 @@ def add_parser(sub) -> None:
                    f"(default {TWEEN_DEFAULT})")
     f.add_argument("--preview", type=float, help="only the first SECONDS, to <out>-preview.mp4")
     f.add_argument("--overwrite", action="store_true", help="discard frames made with other settings")
-    c = v.add_argument_group("rendering on Ray (see README: Rendering on a cluster)")
+    c = v.add_argument_group("rendering on several workers (see README: Rendering on a cluster)")
     c.add_argument("--workers", type=int, help="render on N local workers (one CPU and "
                    f"{WORKER_THREADS} torch thread each, or one GPU each where there are GPUs): on a CPU this process "
-                   "is the first, the other N - 1 are Ray actors in a new runtime on 127.0.0.1; N = the CPUs for "
-                   "the fastest render")
+                   "is the first, the other N - 1 are worker processes it starts; on GPUs, Ray actors in a new "
+                   "runtime on 127.0.0.1; N = the CPUs for the fastest render")
     c.add_argument("--ray-address", help="join a running Ray cluster: auto, or HOST:PORT of the head started with "
                    "`ray start --head`; one worker per GPU (or CPU) unless --workers says otherwise")
     add_model_args(v)
@@ -121,22 +121,36 @@ def video_spec_from_args(a):
     return VideoSpec(audio=a.audio, **merge(recipe, {**flags, "mappings": mappings}))
 
 
+def _gpu(device: str | None) -> bool:
+    """Whether local workers would compute on GPUs: --device cuda, or no --device where CUDA is available."""
+    if device is not None:
+        return device == "cuda"
+    import torch
+    return torch.cuda.is_available()
+
+
 def run(a) -> None:
     from ...video.make import make_video
     from ...video.mux import video_info
     spec = video_spec_from_args(a)
     ray = a.workers is not None or a.ray_address is not None
+    processes = a.ray_address is None and a.workers is not None and not _gpu(a.device)
+    ray = ray and not processes
     if not ray:
         setup_device(a)
     if a.interpolate_method is not None and a.interpolate is None:
         raise CLIError(f"--interpolate-method {a.interpolate_method} without --interpolate: no frame would be made in "
                        "between; accepted: --interpolate FPS with it, or leave it out")
     kw = given(a, ("preview", "upscale", "interpolate", "interpolate_method"))
-    if ray:
+    if processes:  # local CPU workers: plain processes (video/processes.py says why not Ray here)
+        from ...video.processes import ProcessSource
+        kw["source"] = ProcessSource(a.workers, a.threads)
+    elif ray:
         from ...video.cluster import RaySource
         kw["source"] = RaySource(a.workers, a.ray_address, a.threads, a.device, stop=True)
     else:
         kw["device"] = a.device
+    note_prompt_words(spec.model, list(spec.prompts) + ([spec.img2img_prompt] if spec.img2img_prompt else []))
     try:
         out = make_video(spec, a.out, overwrite=a.overwrite, **kw)
     finally:
