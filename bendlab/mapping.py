@@ -21,10 +21,12 @@ SCALINGS = ("minmax", "percentile")
 
 @dataclass
 class Mapping:
-    """One audio feature driving one bend's parameter, e.g. RMS -> rotate1 angle at layer 40 in 0..2*pi.
+    """One audio feature driving one bend's parameter, e.g. RMS -> rotate1 angle at layer 40 in 0..pi.
 
     feature: a feature name (audio.FEATURES, lfo:K, pca:K, midi_cc:N), optionally @harmonic, @percussive or
-    @STEM.wav; low, high: the parameter range it is scaled into (low < high or reversed);
+    @STEM.wav; low, high: the parameter range it is scaled into (low < high or reversed; default 0..pi: the
+    paper's 0..2 pi turns the loudest moment back onto no bend, as a rotation by 2 pi is the identity, so a drum
+    loop gives a still picture with one-frame flashes; `make demo` and notebook 07 give 0..2 pi to reproduce it);
     scaling: "minmax", or "percentile" (normalised between the `clip` percentiles, outliers clipped);
     gate, threshold, ratio: dynamics on the normalised 0..1 value (see `audio.scale`); curve: exponent;
     attack, release: envelope follower time constants in seconds; median: odd running-median window (frames).
@@ -37,7 +39,7 @@ class Mapping:
     with op "matrix". Each of the 16 values is smoothed and scaled on its own, as any feature is (median,
     envelope, scaling over the track, gate, compressor, curve), into an offset in low..high, and frame t's matrix
     is the identity plus those offsets, row by row: M_t = I + reshape(offsets_t, 4, 4). So a small range (e.g.
-    -0.3..0.3) bends around the identity (offsets 0 are no bend); the default 0..2 pi is far from it. The
+    -0.3..0.3) bends around the identity (offsets 0 are no bend); the default 0..pi is far from it. The
     authors instead use their smoothed t-SNE coordinates of EnCodec features as M_t directly (no scaling, no
     identity). `params` gives the mean offset per frame (a one-number summary for plots and `Plan.curves`),
     `vectors` the (frames, 16) matrices. rotate6 has no six-valued feature and is refused here.
@@ -47,7 +49,7 @@ class Mapping:
     op: str = "rotate1"
     layer: int | None = None
     low: float = 0.0
-    high: float = 2 * math.pi
+    high: float = math.pi
     where: str = "all"
     norm: str | None = None
     scaling: str = "minmax"

@@ -105,8 +105,9 @@ def test_live_view_plays_shows_and_passes_slider_moves_to_the_session(tmp_path):
     view.start()
     wait_until(lambda: view.live is not first and view.live.controls is not None and view.live.stats.frames >= 3,
                60, "the restarted live view to show 3 frames")
+    assert view.status.value.startswith("playing piano.ogg"), view.status.value  # the file, in words
     high = next(s for row in view.box.children if hasattr(row, "children") for s in row.children
-                if getattr(s, "description", "") == "0 high")
+                if getattr(s, "description", "") == "mapping 1: high")
     high.value = 1.5
     time.sleep(0.5)
     view.stop()
