@@ -458,16 +458,20 @@ class LiveView:
         self.image = w.Image(format="png", layout=w.Layout(height=f"{height}px", object_fit="contain"))
         self.fps, self.latency, self.frames, self.status = w.Label(), w.Label(), w.Label(), w.Label()
         self.toggle = w.ToggleButton(description="start", icon="play")
-        self.input = w.Dropdown(options=[(f"play: {Path(play).name}", "play")] + input_devices(), description="input")
+        self.input = w.Dropdown(options=[(f"{Path(play).name} (played)", "play")] + input_devices(),
+                                description="input")
         self.record = w.Checkbox(value=record, description="record", disabled=out_dir is None)
         self.prompt = w.Text(value=self.spec.prompts[0], description="prompt", continuous_update=False,
                              layout=w.Layout(width="500px"))
         rows = []
         for j, m in enumerate(self.spec.mappings):
             lo, hi, step = operators.slider_range(m.op)
-            row = [w.FloatSlider(value=v, min=min(lo, v), max=max(hi, v), step=step, description=f"{j} {name}",
-                                 readout_format=_readout(m.op)) for name, v in (("low", m.low), ("high", m.high))]
-            row.append(w.IntSlider(value=m.layer, min=0, max=self.spec.steps, description=f"{j} layer"))
+            label = f"mapping {j + 1}: "
+            wide = dict(style={"description_width": "initial"}, layout=w.Layout(width="300px"))
+            row = [w.FloatSlider(value=v, min=min(lo, v), max=max(hi, v), step=step, description=f"{label}{name}",
+                                 readout_format=_readout(m.op), **wide) for name, v in (("low", m.low),
+                                                                                        ("high", m.high))]
+            row.append(w.IntSlider(value=m.layer, min=0, max=self.spec.steps, description=f"{label}layer", **wide))
             for field, s in zip(("low", "high", "layer"), row):
                 s.observe(functools.partial(self._set, j, field), names="value")
             rows.append(w.HBox(row))
@@ -545,7 +549,8 @@ class LiveView:
         folder = self._folder()
         self.live = Live(self.spec, self._audio_in(), pipe=self.pipe, record=folder, on_frame=self._frame,
                          status=False)
-        self.status.value = f"playing {self.input.label}" + (f", recording to {folder}" if folder else "")
+        self.status.value = (f"playing {Path(self.play).name}" if self.input.value == "play" else
+                             f"listening to {self.input.label}") + (f", recording to {folder}" if folder else "")
         reason = self.live.run(seconds)
         self._readouts()
         self.session = folder or self.session
