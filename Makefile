@@ -16,20 +16,25 @@ FIGURE_NBS := $(filter-out notebooks/01_operators.ipynb notebooks/07_audio_react
 EXEC       := notebooks/executed
 MODEL_DIR  := bendlab/weights/bendlab-tiny-sd
 
-.PHONY: help install test unit slow notebooks figures demo video model bench lint clean
+.PHONY: help install test unit slow notebooks docs lab figures demo video model bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-install:  ## create .venv, install torch 2.13.0 (CPU) first, then bendlab with its notebook and dev extras
+install:  ## create .venv, install torch 2.13.0 (CPU) first, then bendlab with its notebook and dev (tests, docs) extras; the kernel
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[notebooks,dev]"
+	@# the notebooks' kernel, "Python (bendlab)": in the user's Jupyter folder, so a JupyterLab outside .venv lists it,
+	@# and in .venv, which Jupyter run from .venv reads first (another checkout's --user one never stands in there)
+	$(BIN)/python -m ipykernel install --user --name bendlab --display-name "Python (bendlab)" >/dev/null
+	$(BIN)/python -m ipykernel install --sys-prefix --name bendlab --display-name "Python (bendlab)" >/dev/null
+	@# python3 in .venv as well: tests/models/test_families.py runs papermill -k python3
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@echo "installed: $$($(BIN)/python -c 'import torch, diffusers; print("torch", torch.__version__, "diffusers", diffusers.__version__)')"
 
-test: unit slow notebooks  ## everything: the quick tests, the slow ones, then every notebook headless in fast mode
+test: unit notebooks docs slow  ## everything: the quick tests, every notebook headless (fast mode), the docs site, the slow tests
 
 unit:  ## the quick pytest suite (CPU, shipped model, network blocked): all but the tests marked slow
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -42,15 +47,22 @@ notebooks:  ## execute every notebook headless with papermill, fast mode, into n
 	@for nb in $(NOTEBOOKS); do \
 	  echo "papermill $$nb (fast)"; \
 	  BENDLAB_FAST=1 BENDLAB_FIGURES=$(CURDIR)/$(EXEC)/figures BENDLAB_OUT=$(CURDIR)/$(EXEC)/out \
-	  $(BIN)/papermill --no-progress-bar -k python3 --cwd notebooks $$nb $(EXEC)/$$(basename $$nb) || exit 1; \
+	  $(BIN)/papermill --no-progress-bar -k bendlab --cwd notebooks $$nb $(EXEC)/$$(basename $$nb) || exit 1; \
 	done
+
+docs:  ## build the docs site into site/ (mkdocs --strict): docs/*.md and the notebooks `make notebooks` executed
+	@test -d $(EXEC) || { echo "make docs: no $(EXEC)/: run make notebooks first (the site shows the executed notebooks)"; exit 1; }
+	$(BIN)/mkdocs build --strict
+
+lab:  ## JupyterLab on notebooks/, kernel "Python (bendlab)": the notebooks are the front door
+	$(BIN)/jupyter lab notebooks/
 
 figures:  ## run the figure notebooks at full settings (50 steps) and rewrite figures/
 	@echo "not run by this target: notebooks/01_operators.ipynb (no figure), notebooks/07_audio_reactive_video.ipynb (video: make demo), notebooks/08_live.ipynb (live view)"
 	@mkdir -p $(EXEC)
 	@for nb in $(FIGURE_NBS); do \
 	  echo "papermill $$nb (full)"; \
-	  $(BIN)/papermill --no-progress-bar -k python3 --cwd notebooks $$nb $(EXEC)/$$(basename $$nb) || exit 1; \
+	  BENDLAB_FIGURES=$(CURDIR)/figures $(BIN)/papermill --no-progress-bar -k bendlab --cwd notebooks $$nb $(EXEC)/$$(basename $$nb) || exit 1; \
 	done
 
 demo:  ## the main job: the paper's video (piano, "3D mesh geometry", R1 at layer 40, RMS -> 0..2 pi) -> out/piano_mesh.mp4

@@ -1,10 +1,14 @@
 """The notebooks as a user meets them: JupyterLab from .venv on 127.0.0.1, opened in headless Chromium (Debian's
-chromium and chromedriver, driven by selenium), every cell run, then the explorer's parameter slider, operator
-and layer changed (notebook 01), the closing slider moved (notebook 03), and the live view started and stopped
-(notebook 08). Asserts the widgets rendered, no error output or browser-console error, and new pixels after each
-change (the live image: at least 10 new pictures while it plays, and an fps readout above 0); prints
-slider-to-image latencies measured from in-page events. Skips, saying why, where Chromium is not installed
-(`.ci/run` installs it)."""
+chromium and chromedriver, driven by selenium), every cell run on the notebooks' kernel "Python (bendlab)", then the
+explorer's parameter slider, operator and layer changed (notebook 01), the closing slider moved (notebook 03), and
+the live view started and stopped (notebook 08). Asserts the widgets rendered, no error output or browser-console
+error, and new pixels after each change (the live image: at least 10 new pictures while it plays, and an fps
+readout above 0); prints slider-to-image latencies measured from in-page events. The explorer's and the live view's
+tests save what the browser shows as figures/screenshot-explorer.png and figures/screenshot-live.png (the README's
+pictures). Then the docs site as `make docs` built it into site/ (`make test` builds it before the slow tests):
+its front page and a notebook page render with their pictures, with no console error and nothing fetched from
+outside the site. Skips, saying why, where Chromium is not installed (`.ci/run` installs it) or site/ was never
+built."""
 
 import json
 import os
@@ -24,6 +28,8 @@ pytestmark = [pytest.mark.slow,  # runs three notebooks in JupyterLab
               pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no chromium/chromedriver installed (Debian: "
                                  "apt-get install chromium chromium-driver; .ci/run does this)")]
 ROOT = Path(__file__).resolve().parents[2]
+KERNEL = "bendlab"  # every notebook's kernelspec (`make install` registers it as "Python (bendlab)")
+SITE = ROOT / "site"  # the docs site, `make docs`
 TIMEOUT = int(os.environ.get("BENDLAB_BROWSER_TIMEOUT", 420))  # s for a notebook to run all its cells (fast mode)
 
 
@@ -31,18 +37,27 @@ TIMEOUT = int(os.environ.get("BENDLAB_BROWSER_TIMEOUT", 420))  # s for a noteboo
 def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 serving copies of the notebooks (the repository's stay untouched)."""
     pytest.importorskip("selenium")
-    root = tmp_path_factory.mktemp("lab")
+    from ipykernel.kernelspec import install
+    root = tmp_path_factory.mktemp("lab")  # the notebooks and what they write; JupyterLab's settings and kernel beside
+    home = tmp_path_factory.mktemp("jupyter")
     for nb in ("01_operators.ipynb", "03_figure2_rotation_sweep.ipynb", "08_live.ipynb"):
+        assert json.loads((ROOT / "notebooks" / nb).read_text())["metadata"]["kernelspec"]["name"] == KERNEL, nb
         shutil.copy(ROOT / "notebooks" / nb, root / nb)
+    # the notebooks' kernel, on this interpreter: JUPYTER_PATH comes before every other kernel folder
+    install(kernel_name=KERNEL, display_name="Python (bendlab)", prefix=str(home))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     token = os.urandom(16).hex()
-    settings = root / "settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)  # every cell in the page (no windowing), so every output can be read
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    settings = home / "settings" / "@jupyterlab"
+    for extension, name, value in (
+            ("notebook-extension", "tracker", {"windowingMode": "none"}),  # every cell in the page: every output read
+            ("apputils-extension", "notification", {"fetchNews": "false"})):  # no news toast over the pictures
+        (settings / extension).mkdir(parents=True)
+        (settings / extension / f"{name}.jupyterlab-settings").write_text(json.dumps(value))
     env = {**os.environ, "BENDLAB_FAST": "1", "BENDLAB_FIGURES": str(root / "figures"),
-           "BENDLAB_OUT": str(root / "out"), "OMP_NUM_THREADS": "1", "JUPYTERLAB_SETTINGS_DIR": str(root / "settings")}
+           "BENDLAB_OUT": str(root / "out"), "OMP_NUM_THREADS": "1", "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+           "JUPYTER_PATH": str(home / "share" / "jupyter")}
     server = subprocess.Popen([str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser",
                                "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
                                f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
@@ -153,6 +168,16 @@ def check_outputs(driver):
     assert not console, console
 
 
+def screenshot(driver, name):
+    """Save the browser's window as figures/NAME.png (the README shows them), scrolled to the top of the cell whose
+    output holds the (last) widget image: its code, then the widget."""
+    from selenium.webdriver.common.by import By
+    driver.execute_script("arguments[0].closest('.jp-Cell').scrollIntoView({block: 'start'});",
+                          driver.find_elements(By.CSS_SELECTOR, ".widget-image")[-1])
+    time.sleep(0.5)
+    assert driver.save_screenshot(str(ROOT / "figures" / f"{name}.png")), name
+
+
 def picture(driver):
     """The widget image's pixels, as PNG bytes of a screenshot of it."""
     from selenium.webdriver.common.by import By
@@ -191,6 +216,7 @@ def test_explorer_in_a_real_browser(lab, browser, capsys):
     url, token = lab
     run_all(browser, url, token, "01_operators.ipynb")
     check_outputs(browser)
+    screenshot(browser, "screenshot-explorer")
     latency = {"param": change(browser, "param r", 2.5), "operator": change(browser, "operator", "add", "select"),
                "layer": change(browser, "layer", 3)}
     check_outputs(browser)
@@ -261,11 +287,12 @@ def test_live_view_in_a_real_browser(lab, browser, capsys):
     button("start").click()
     WebDriverWait(browser, 60).until(lambda d: live_frames(d) >= played + 10,
                                      message="the start button did not bring new pictures")
+    screenshot(browser, "screenshot-live")  # while it plays
     change(browser, "prompt", "a red apple", "text")  # while it plays (the piano lasts 9 s)
     WebDriverWait(browser, 60).until(  # on screen once its first steps are computed (on a second pipeline)
         lambda d: any("showing 'a red apple'" in e.text for e in d.find_elements(By.CSS_SELECTOR, ".widget-label")),
         message="the new prompt never reached the screen")
-    change(browser, "0 high", 1.0)
+    change(browser, "mapping 1: high", 1.0)
     assert status(browser).startswith("playing"), status(browser)
     button("stop").click()
     WebDriverWait(browser, 30).until(  # the session closed: the button reads "start" again, the status says why
@@ -280,3 +307,65 @@ def test_live_view_in_a_real_browser(lab, browser, capsys):
         print(f"\nlive view: {played} pictures while the cell played ({fps:g} fps readout), "
               f"{live_frames(browser) - played} more from the start button ({session.rows} frames recorded); "
               f"notebook run {ran:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def site():
+    """site/ as `make docs` built it, served on 127.0.0.1 by `python -m http.server`; skips where it was never built,
+    fails where it is older than a page or notebook it is built from (make docs)."""
+    pytest.importorskip("selenium")
+    index = SITE / "index.html"
+    if not index.is_file():
+        pytest.skip("site/ has not been built: `make docs` builds it (`make test` does, before the slow tests)")
+    sources = [ROOT / "mkdocs.yml", ROOT / "figures" / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+               *sorted((ROOT / "notebooks" / "executed").glob("*.ipynb"))]
+    stale = [str(p.relative_to(ROOT)) for p in sources if p.stat().st_mtime > index.stat().st_mtime]
+    assert not stale, f"site/ is older than {', '.join(stale)}: make docs"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                               "--directory", str(SITE)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/index.html", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise RuntimeError("python -m http.server did not start") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def open_page(driver, url, heading):
+    """Open a page of the site; assert its first heading holds `heading` and it shows at least one picture that loaded
+    (its pixels decoded). Returns the URLs the page fetched (the Resource Timing entries)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    driver.get(url)
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    h1 = driver.find_element(By.CSS_SELECTOR, "article h1").text
+    assert heading in h1, (url, h1)
+    shown = driver.execute_script("return [...document.querySelectorAll('article img')]"
+                                  ".filter(i => i.complete && i.naturalWidth > 0).length;")
+    assert shown >= 1, f"{url}: no picture shown"
+    return driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name);")
+
+
+def test_docs_site_in_a_real_browser(site, browser):
+    """The front page (its heading and the Figure 1 picture) and a notebook page (the executed notebook 02: its
+    title and its figure) render; the browser's console has no error (a script or picture that failed to load
+    included) and every request went to the local server."""
+    fetched = open_page(browser, f"{site}/index.html", "bendlab")
+    assert any(u.endswith("figures/fig1-pointwise.png") for u in fetched), fetched
+    fetched += open_page(browser, f"{site}/notebooks/02_figure1_pointwise.html", "Figure 1")
+    outside = [u for u in fetched if not u.startswith((site, "data:", "blob:"))]
+    assert not outside, f"fetched from outside the site: {outside}"
+    console = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not console, console
