@@ -82,4 +82,4 @@ lint:  ## ruff
 	$(BIN)/ruff check bendlab tests training benchmarks notebooks
 
 clean:  ## remove build and run outputs (keeps .venv, figures/ and the model)
-	rm -rf build *.egg-info .pytest_cache .ruff_cache out/ $(EXEC)
+	rm -rf build *.egg-info .pytest_cache .ruff_cache out/ site/ $(EXEC)

@@ -339,7 +339,7 @@ POINTWISE_OPERATORS = ("add", "multiply", "threshold", "gate", "invert")
 # operators without a parameter (r is accepted and ignored, so every front door treats them alike)
 NO_PARAM_OPERATORS = ("hadamard",)
 
-# the formulas, for the README table, the CLI help and the widgets
+# the formulas, for the docs' operator table, the CLI help and the widgets
 FORMULAS = {
     "add": "x + r", "multiply": "x * r", "threshold": "1 if x >= r else 0 (paper eq. 3)",
     "gate": "x if |x| >= r else 0 (authors' code)", "invert": "1/r - x, r != 0",

@@ -538,7 +538,7 @@ Layers are the paper's (0 = initial noise, 50 = before decoding); "@40" means la
 
 def write_readme(folder=None) -> Path:
     """Regenerate figures/README.md from the spec: `python -m bendlab.ui.figures`."""
-    p = figures_dir(folder) / "README.md"
+    p = Path(folder or REPO_FIGURES) / "README.md"
     p.write_text(README_HEAD + readme_table() + "\n")
     return p
 

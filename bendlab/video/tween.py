@@ -29,7 +29,7 @@ from .coherence import to_image, to_tensor
 from ..files import save_atomic
 
 METHODS = ("minterpolate", "latent")  # how `--interpolate` makes the frames in between
-DEFAULT_METHOD = "minterpolate"  # chosen from the `interpolate` benchmark line (README: Benchmarks)
+DEFAULT_METHOD = "minterpolate"  # chosen from the `interpolate` benchmark line (docs/benchmarks.md)
 
 
 def output_times(n: int, fps: float, out_fps: float) -> list[tuple[int, float]]:

@@ -74,7 +74,7 @@ def add_parser(sub) -> None:
                    f"(default {TWEEN_DEFAULT})")
     f.add_argument("--preview", type=float, help="only the first SECONDS, to <out>-preview.mp4")
     f.add_argument("--overwrite", action="store_true", help="discard frames made with other settings")
-    c = v.add_argument_group("rendering on several workers (see README: Rendering on a cluster)")
+    c = v.add_argument_group("rendering on several workers (see docs/cluster.md)")
     c.add_argument("--workers", type=int, help="render on N local workers (one CPU and "
                    f"{WORKER_THREADS} torch thread each, or one GPU each where there are GPUs): on a CPU this process "
                    "is the first, the other N - 1 are worker processes it starts; on GPUs, Ray actors in a new "
