@@ -456,7 +456,8 @@ class LiveView:
         self.out_dir, self.live, self.session, self._thread, self._shown = out_dir, None, None, None, 0.0
         self._prompt_shown: int | None = None  # the prompt index of the frame on screen
         self.image = w.Image(format="png", layout=w.Layout(height=f"{height}px", object_fit="contain"))
-        self.fps, self.latency, self.frames, self.status = w.Label(), w.Label(), w.Label(), w.Label()
+        spaced = dict(layout=w.Layout(margin="0 24px 0 0"))  # readouts side by side, apart
+        self.fps, self.latency, self.frames, self.status = w.Label(**spaced), w.Label(**spaced), w.Label(), w.Label()
         self.toggle = w.ToggleButton(description="start", icon="play")
         self.input = w.Dropdown(options=[(f"{Path(play).name} (played)", "play")] + input_devices(),
                                 description="input")
