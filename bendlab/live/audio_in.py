@@ -3,8 +3,8 @@
 `Microphone(device)` captures any input device (a microphone, line-in, a loopback or monitor source: on Linux
 with PulseAudio, device "pulse" with PULSE_SOURCE=NAME.monitor captures what another program plays).
 `Player(path)` plays a file to the output device and analyses exactly the samples it sends there, on the
-output's clock, to rehearse with a track; where no output device opens (a server, CI) it says so and plays
-silently on the system clock, at the same pace.
+output's clock, to rehearse with a track (`loop=True`: again from the start, sample after sample, until stopped);
+where no output device opens (a server, CI) it says so and plays silently on the system clock, at the same pace.
 
 Both keep the newest few seconds in a ring buffer for the analysis (`latest`), count every sample (the audio
 clock: `seconds`), and hand each block to a sink (the session recorder) from a thread of their own, never from
@@ -186,13 +186,14 @@ class Microphone(AudioIn):
 
 class Player(AudioIn):
     """A file played to the output device (None: the default; "none": silently, on the system clock), its samples
-    analysed as they are sent. `finished` turns true at its end."""
+    analysed as they are sent. `finished` turns true at its end; with `loop` the file starts again at once (no gap,
+    no end)."""
 
-    def __init__(self, path, sr: int = DEFAULT_SR, device=None):
+    def __init__(self, path, sr: int = DEFAULT_SR, device=None, loop: bool = False):
         super().__init__(sr)
         self.y = load_audio(path, self.sr)
-        self.path, self.device = str(path), device
-        self.pos = 0
+        self.path, self.device, self.loop = str(path), device, bool(loop)
+        self.pos = 0  # the next sample of the file
         self.stream = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -202,6 +203,10 @@ class Player(AudioIn):
         return len(self.y) / self.sr
 
     def _next(self, n: int) -> np.ndarray:
+        if self.loop:  # wrap around: pos stays inside the file, so the end is never reached
+            idx = (self.pos + np.arange(n)) % len(self.y)
+            self.pos = (self.pos + n) % len(self.y)
+            return self.y[idx]
         chunk = self.y[self.pos:self.pos + n]
         self.pos += len(chunk)
         return chunk
@@ -240,7 +245,7 @@ class Player(AudioIn):
     def _clock(self) -> None:
         t0 = time.monotonic()
         while not self._stop.is_set() and self.pos < len(self.y):
-            due = int((time.monotonic() - t0) * self.sr) - self.pos
+            due = int((time.monotonic() - t0) * self.sr) - self.samples
             if due > 0:
                 self._push(self._next(due))
             time.sleep(BLOCK / self.sr)

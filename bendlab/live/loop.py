@@ -47,6 +47,7 @@ from ..paper import DEFAULT_PROMPT, LAYER, SEED, fit_layer
 
 LIVE_STEPS = 10  # default steps live (fewer when the model's usual count is smaller: LCM 4, Turbo 1)
 STATUS_EVERY = 1.0  # seconds between status lines
+CLEAN_STOPS = ("stopped", "seconds", "end of file")  # the reasons `Live.run` returns for a session that ended well
 
 
 @dataclass
@@ -107,6 +108,13 @@ def check_seconds(seconds) -> None:
     """How long a session runs: None (until stopped) or seconds > 0."""
     if seconds is not None:
         check_number("seconds", seconds, 0, low_open=True, accepted="seconds > 0 (or none: until stopped)")
+
+
+def stop_words(reason: str, seconds: float | None = None) -> str:
+    """Why a session stopped (`Live.run`'s reason), in words for its last line; `seconds`: the length asked."""
+    words = {"stopped": "you stopped it (Ctrl-C)", "seconds": f"{seconds or 0:g} s elapsed",
+             "end of file": "the track ended"}
+    return words.get(reason, reason)
 
 
 def resolve(spec: LiveSpec, model: models.Model | None = None) -> LiveSpec:
@@ -282,6 +290,8 @@ class Live:
 
     def _setup(self):
         if self.pipe is None:
+            if self.status:
+                print(f"live: loading the model {self.spec.model} ...", flush=True)
             self.pipe = self.model.load(self.device)
             self.check_bends(self.pipe)
         self._bg = self._bg_pipe = None
@@ -363,8 +373,9 @@ class Live:
         return info
 
     def run(self, seconds: float | None = None) -> str:
-        """Render live until stopped; returns why it stopped ("stopped", "seconds", "end of file" or the input's
-        failure). Ctrl-C stops it cleanly (the recording closed: a readable WAV)."""
+        """Render live until stopped; returns why it stopped (`CLEAN_STOPS`: "stopped", "seconds", "end of file";
+        or the input's failure; `stop_words` says it in words). Ctrl-C stops it cleanly (the recording closed: a
+        readable WAV)."""
         check_seconds(seconds)
         self.reason = None
         try:

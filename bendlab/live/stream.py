@@ -7,6 +7,15 @@ Browser Source on the page), VLC (Media > Open Network Stream) or any browser.
 
 Frames are upscaled (nearest neighbour, the shipped model's 64 px to `size`) before JPEG encoding.
 
+The stream carries no frame rate (a frame is sent when it is shown), so ffmpeg assumes 25 fps and a recording
+plays too fast (10 s of a 4 fps session became 1.5 s). Record it with each frame stamped when it arrives (tested
+with ffmpeg 9.0.2; `-fps_mode vfr` replaces `-vsync vfr`, which ffmpeg 9 no longer accepts; q or Ctrl-C stops it):
+
+    ffmpeg -use_wallclock_as_timestamps 1 -f mjpeg -i http://127.0.0.1:PORT/stream.mjpg \\
+           -c:v libx264 -fps_mode vfr -enc_time_base:v 1/1000 out.mp4
+
+(`-enc_time_base:v 1/1000` keeps the arrival times to the millisecond; without it they are rounded to 1/25 s.)
+
 Notebook: notebooks/08_live.ipynb
 """
 
@@ -20,8 +29,10 @@ from PIL import Image
 
 from ..checks import BendlabValueError, check_int
 
-PAGE = (b"<!doctype html><title>bendlab live</title><body style='margin:0;background:#000'>"
-        b"<img src='/stream.mjpg' style='width:100vw;height:100vh;object-fit:contain;image-rendering:pixelated'>")
+PAGE = (b"<!doctype html><title>bendlab live</title><style>"  # the whole window, no scrollbars, pixels kept sharp
+        b"html,body{margin:0;height:100%;overflow:hidden;background:#000}"
+        b"img{display:block;width:100vw;height:100vh;max-width:100vw;max-height:100vh;object-fit:contain;"
+        b"image-rendering:pixelated}</style><img src='/stream.mjpg' alt='bendlab live'>")
 BOUNDARY = "bendlabframe"
 
 

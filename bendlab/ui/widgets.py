@@ -544,7 +544,7 @@ class LiveView:
 
     def run(self, seconds: float | None = None) -> str:
         """Play a session here until `seconds`, the input's end or a stop; returns why it stopped."""
-        from ..live.loop import Live
+        from ..live.loop import Live, stop_words
         if self.running and self._thread is not threading.current_thread():
             raise RuntimeError("a session is playing (the start/stop button); stop it first")
         folder = self._folder()
@@ -555,7 +555,8 @@ class LiveView:
         reason = self.live.run(seconds)
         self._readouts()
         self.session = folder or self.session
-        self.status.value = f"stopped: {reason}" + (f"; recorded in {folder}" if folder else "")
+        why = "you stopped it" if reason == "stopped" else stop_words(reason, seconds)  # the button, not Ctrl-C
+        self.status.value = f"stopped: {why}" + (f"; recorded in {folder}" if folder else "")
         return reason
 
     def start(self) -> None:

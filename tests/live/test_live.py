@@ -22,7 +22,7 @@ from bendlab.live import causal
 from bendlab.live import MappingControl
 from bendlab.mapping import Mapping
 
-from conftest import wait_until
+from conftest import wait_until, write_clip
 from tests.live.test_control import Sender, jack  # noqa: F401 - the JACK server fixture
 
 PIANO = Path(__file__).resolve().parents[2] / "bendlab" / "data" / "piano.ogg"
@@ -197,6 +197,72 @@ def test_mjpeg_stream_serves_the_live_frames(pipe):
     assert live.reason == "stopped"
 
 
+def test_the_served_page_fills_the_window_without_scrollbars_and_keeps_the_pixels_sharp():
+    from bendlab.live import MjpegServer
+    server = MjpegServer("127.0.0.1", 0)
+    try:
+        with urllib.request.urlopen(server.url, timeout=10) as r:
+            page = r.read().decode()
+    finally:
+        server.close()
+    for rule in ("margin:0", "overflow:hidden", "max-width:100vw", "max-height:100vh", "object-fit:contain",
+                 "image-rendering:pixelated", "background:#000"):
+        assert rule in page, rule
+
+
+# ------------------------------------------------------------------------------------------ --play, --loop, the CLI
+def test_a_looped_file_plays_again_from_the_start_without_a_gap(tmp_path):
+    """Every sample delivered is the file's, repeated end to start (np.resize tiles it); without loop the player
+    finishes after the file's samples."""
+    from bendlab.live import Player
+    wav = write_clip(tmp_path / "short.wav", seconds=0.3)
+    looped, heard = Player(wav, SR, device="none", loop=True), []
+    looped.start(heard.append)
+    wait_until(lambda: looped.samples > 2.5 * len(looped.y), 10, "two and a half plays")
+    assert not looped.finished
+    looped.close()
+    heard = np.concatenate(heard)
+    np.testing.assert_array_equal(heard, np.resize(looped.y, len(heard)))
+    once = Player(wav, SR, device="none")
+    once.start()
+    wait_until(lambda: once.finished, 10, "the end of the file")
+    once.close()
+    assert once.samples == len(once.y)
+
+
+def test_live_loop_plays_until_the_seconds_and_the_last_line_says_why_it_stopped(tmp_path, capsys):
+    """`live --play F --loop --seconds 2` records 2 s of a 0.6 s file, repeated without a gap; without --loop the
+    session ends with the file. The model's loading is announced; the last line says why in words."""
+    from bendlab.session import read_session
+    from bendlab.ui.cli import main
+    wav = write_clip(tmp_path / "short.wav")
+    base = ["live", "--play", str(wav), "--output-device", "none", "--op", "rotate1"]
+    assert main(base + ["--loop", "--seconds", "2", "--record", str(tmp_path / "looped")]) == 0
+    out = capsys.readouterr().out
+    assert "live: loading the model bendlab-tiny-sd ..." in out and "; stopped: 2 s elapsed\n" in out
+    s = read_session(tmp_path / "looped")
+    y, heard = audio.load_audio(wav, SR), audio.load_audio(s.audio, SR)
+    assert s.duration > 1.5 > 2 * len(y) / SR
+    np.testing.assert_allclose(heard, np.resize(y, len(heard)), atol=2 / 32768)  # 16-bit both: no gap, no shift
+    assert main(base + ["--seconds", "10"]) == 0
+    assert capsys.readouterr().out.strip().endswith("stopped: the track ended")
+
+
+def test_live_help_names_live_defaults_and_only_live_features(capsys):
+    from bendlab.live import LIVE_FEATURES, LIVE_STEPS
+    from bendlab.paper import LAYER, fit_layer
+    from bendlab.ui.cli import main
+    with pytest.raises(SystemExit):
+        main(["live", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    for offline in ("pca", "embed16", "@harmonic", "@percussive", "@STEM"):
+        assert offline not in text, offline
+    assert f"denoising steps, 1..1000 (default {LIVE_STEPS}," in text
+    assert f"layer 0..STEPS (default: {fit_layer(LAYER, LIVE_STEPS)} of {LIVE_STEPS}," in text
+    for feature in LIVE_FEATURES + ("lfo:K", "midi_cc:N"):
+        assert feature in text, feature
+
+
 # ------------------------------------------------------------------------------------------ PulseAudio
 @pytest.fixture()
 def pulse(tmp_path):
@@ -296,7 +362,7 @@ def test_ctrl_c_closes_the_recording(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, "".join(lines) + out
-    assert "stopped: stopped" in out
+    assert "stopped: you stopped it (Ctrl-C)" in out
     s = read_session(folder)
     with wave.open(str(s.audio)) as w:
         assert w.getnframes() > SR  # over a second of audio, header closed properly

@@ -75,7 +75,8 @@ def setup_device(a) -> None:
         torch.set_num_threads(a.threads)
 
 
-def add_model_args(ap: argparse.ArgumentParser) -> None:
+def add_model_args(ap: argparse.ArgumentParser, steps: str | None = None) -> None:
+    """The model flags; `steps`: the --steps default in words where a command has its own (live)."""
     ddim, lcm, turbo = USUAL["ddim"], USUAL["lcm"], USUAL["turbo"]
     g = ap.add_argument_group("model")
     g.add_argument("--model", help="diffusers folder or hub id of SD v1.x/2.x or SDXL (default: the shipped offline "
@@ -86,8 +87,9 @@ def add_model_args(ap: argparse.ArgumentParser) -> None:
                    "workers)")
     g.add_argument("--seed", type=int, help=f"seed of the initial noise, 0..2**63-1 (default {paper.SEED}, as the "
                    "paper)")
-    g.add_argument("--steps", type=int, help=f"denoising steps, 1..1000 (default: the model's usual count: "
-                   f"{ddim[0]} with DDIM as the paper, {lcm[0]} for an LCM model, {turbo[0]} for a Turbo model)")
+    steps = steps or (f"the model's usual count: {ddim[0]} with DDIM as the paper, {lcm[0]} for an LCM model, "
+                      f"{turbo[0]} for a Turbo model")
+    g.add_argument("--steps", type=int, help=f"denoising steps, 1..1000 (default {steps})")
     g.add_argument("--guidance", type=float, help=f"classifier-free guidance scale >= 0 (default: the model's "
                    f"usual: {ddim[1]:g} as the paper, {turbo[1]:g} for a Turbo model)")
 
@@ -114,21 +116,26 @@ def add_bend_args(ap: argparse.ArgumentParser, param_help: str) -> None:
                    "layer, where, norm, module, target (flags given here override the recipe)")
 
 
-def add_mapping_args(g) -> None:
-    """The flags of one audio -> parameter mapping (bendlab.mapping.Mapping), for `video`, `features` and `live`."""
+def add_mapping_args(g, features: str | None = None, steps: int | None = None) -> None:
+    """The flags of one audio -> parameter mapping (bendlab.mapping.Mapping), for `video`, `features` and `live`;
+    `features` and `steps`: the features a command accepts, in words, and its default step count (live)."""
     from ...audio.features import FEATURES, PARAMETRIC
     from ...mapping import SCALINGS, Mapping
     m = Mapping()
+    fit = paper.fit_layer
+    layer = (f"{fit(paper.LAYER, steps)} of {steps}, the paper's {paper.LAYER} of {paper.STEPS} at the same depth"
+             if steps else f"{paper.LAYER} of {paper.STEPS} as the paper, at the same depth for other step counts: "
+             f"{fit(paper.LAYER, 4)} of 4, {fit(paper.LAYER, 1)} of 1")
+    features = features or (", ".join(FEATURES + PARAMETRIC) + ", embed16 (16 values a frame, for --op matrix: the "
+                            "identity plus each value scaled into --range), each optionally @harmonic, @percussive "
+                            "or @STEM.wav")
     g.add_argument("--op", choices=list(operators.OPERATORS), metavar="OP",
                    help="operator driven by the audio: " + ", ".join(operators.OPERATORS))
-    g.add_argument("--layer", type=int, help=f"layer 0..STEPS (default: {paper.LAYER} of {paper.STEPS} as the "
-                   f"paper, at the same depth for other step counts: {paper.fit_layer(paper.LAYER, 4)} of 4, "
-                   f"{paper.fit_layer(paper.LAYER, 1)} of 1)")
-    g.add_argument("--feature", metavar="F", help="audio feature: " + ", ".join(FEATURES + PARAMETRIC) +
-                   ", embed16 (16 values a frame, for --op matrix: the identity plus each value scaled into --range)"
-                   f", each optionally @harmonic, @percussive or @STEM.wav (default {m.feature})")
+    g.add_argument("--layer", type=int, help=f"layer 0..STEPS (default: {layer})")
+    g.add_argument("--feature", metavar="F", help=f"audio feature: {features} (default {m.feature})")
     g.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                   help=f"parameter range the feature is scaled into (default {m.low:g} {m.high:.6g} = 0..2 pi)")
+                   help=f"parameter range the feature is scaled into (default {m.low:g} {m.high:.6g} = 0..pi; the "
+                   "paper's 0 6.2832, a full turn, brings the loudest moment back to no bend)")
     g.add_argument("--where", help=WHERE_HELP)
     g.add_argument("--norm", choices=list(operators.NORM_DIMS), help="mean-normalise after the operator")
     g.add_argument("--target", help="what the bend acts on: latent (default), unet:MODULE or vae:MODULE (a VAE "

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import (CLIError, add_mapping_args, add_model_args, given, mapping_from_args, prompts_from_args,
-                     setup_device)
+from .common import (CLIError, add_mapping_args, add_model_args, given, mapping_from_args, note_prompt_words,
+                     prompts_from_args, setup_device)
 
 LIVE_FLAGS = ("fps", "steps", "guidance", "seed", "model", "halflife", "soundcheck", "bpm")
 
@@ -16,6 +16,7 @@ def add_parser(sub) -> None:
     from ...live.controls import CC_FORMAT
     from ...live.osc import OSC_ADDRESSES
     from ...live.loop import LIVE_STEPS, LiveSpec
+    from ...models.sampler import USUAL
     from ...paper import LAYER, STEPS, fit_layer
     spec = LiveSpec.__dataclass_fields__
     osc = "\n".join(f"  {k:<28} {v}" for k, v in OSC_ADDRESSES.items())
@@ -35,6 +36,8 @@ def add_parser(sub) -> None:
     i = lv.add_argument_group("audio in")
     i.add_argument("--play", metavar="FILE", help="play this file to the output device and analyse its samples as "
                    "they are played (to rehearse with a track)")
+    i.add_argument("--loop", action="store_true", help="with --play: play the file again from the start, without "
+                   "a gap, until --seconds or Ctrl-C")
     i.add_argument("--output-device", help="where --play plays: a PortAudio device, or none (silently, on the "
                    "system clock; also the fallback where no output device opens)")
     i.add_argument("--input-device", help="capture this input (index or name from --list-devices; default: the "
@@ -45,8 +48,8 @@ def add_parser(sub) -> None:
     i.add_argument("--soundcheck", type=float, help="instead, the range heard in the first SECONDS, then fixed")
     lv.add_argument("--prompt", help="the first prompt (OSC /bendlab/prompt changes it live)")
     lv.add_argument("--prompts", nargs="+", help="more prompts, for --cc or OSC to switch between")
-    g = lv.add_argument_group("mapping (one; live features: " + ", ".join(LIVE_FEATURES) + ", lfo:K, midi_cc:N)")
-    add_mapping_args(g)
+    g = lv.add_argument_group("mapping (one)")
+    add_mapping_args(g, features=", ".join(LIVE_FEATURES) + ", lfo:K, midi_cc:N", steps=LIVE_STEPS)
     c = lv.add_argument_group("control")
     c.add_argument("--midi-in", metavar="PORT", help="MIDI input port (name or part of it; --list-midi)")
     c.add_argument("--list-midi", action="store_true", help="list the MIDI input ports and exit")
@@ -63,7 +66,8 @@ def add_parser(sub) -> None:
     o.add_argument("--seconds", type=float, help="stop after SECONDS (default: until Ctrl-C or the file ends)")
     o.add_argument("--fps", type=float, help="target frame rate, never exceeded; also the analysis window (1/fps "
                    f"s; default {spec['fps'].default:g})")
-    add_model_args(lv)
+    add_model_args(lv, steps=f"{LIVE_STEPS}, or the model's usual count where smaller: {USUAL['lcm'][0]} for an "
+                   f"LCM model, {USUAL['turbo'][0]} for a Turbo model")
     lv.set_defaults(func=run)
 
 
@@ -71,7 +75,7 @@ def run(a) -> None:
     """`bendlab live`: list devices or ports, or check every flag, load the model and play until stopped."""
     from ...live import audio_in as audioin
     from ...live.midi_in import list_midi
-    from ...live.loop import Live, LiveSpec, check_seconds
+    from ...live.loop import CLEAN_STOPS, Live, LiveSpec, check_seconds, stop_words
     if a.list_devices or a.list_midi:
         if a.list_devices:
             print(audioin.list_devices())
@@ -82,6 +86,9 @@ def run(a) -> None:
     if a.play is not None and a.input_device is not None:
         raise CLIError("--play and --input-device both given; accepted: one audio input (--play FILE plays a file "
                        "to --output-device and analyses it; --input-device captures a device)")
+    if a.loop and a.play is None:
+        raise CLIError("--loop given without --play; accepted: --loop with --play FILE (a live input has no end to "
+                       "loop)")
     check_seconds(a.seconds)
     if a.record is not None and not a.record.strip():
         raise CLIError(f"--record {a.record!r} is empty; accepted: a new or empty folder, e.g. --record take1")
@@ -89,20 +96,21 @@ def run(a) -> None:
     spec = LiveSpec(prompts=prompts_from_args(a) or LiveSpec().prompts,
                     mappings=[m] if m is not None else LiveSpec().mappings, **given(a, LIVE_FLAGS))
     setup_device(a)
+    note_prompt_words(spec.model, spec.prompts)
     import warnings
     warnings.formatwarning = lambda message, *args, **kwargs: f"bendlab live: warning: {message}\n"
     sr = spec.sr
-    source = audioin.Player(a.play, sr, a.output_device) if a.play is not None else \
+    source = audioin.Player(a.play, sr, a.output_device, loop=a.loop) if a.play is not None else \
         audioin.Microphone(a.input_device, sr)
     session = Live(spec, source, device=a.device, record=a.record, midi_in=a.midi_in, cc=a.cc or (), osc=a.osc,
                    serve=a.serve)
     print(f"live: {spec.prompts[0]!r}, {session.spec.steps} steps, " + ", ".join(
         f"{mp.feature} -> {mp.op} {mp.low:g}..{mp.high:g} at layer {mp.layer}" for mp in session.spec.mappings) +
-        f"; input: {a.play or a.input_device or 'the default input'}" +
+        f"; input: {a.play or a.input_device or 'the default input'}" + (", looped" if a.loop else "") +
         (f"; recording into {a.record}/" if a.record else "") + "; Ctrl-C stops", flush=True)
     reason = session.run(a.seconds)
-    print(session.stats.line(spec.fps) + f"; stopped: {reason}", flush=True)
+    print(session.stats.line(spec.fps) + f"; stopped: {stop_words(reason, a.seconds)}", flush=True)
     if a.record:
         print(f"session in {a.record}/: re-render it with bendlab video --session {a.record} --out OUT.mp4")
-    if reason not in ("stopped", "seconds", "end of file"):
+    if reason not in CLEAN_STOPS:
         raise CLIError(f"{reason}; the session folder is complete up to there" if a.record else reason)
