@@ -12,8 +12,23 @@ The package's layers, each importing only those above it in this list (tests/tes
     ui/                        the command line, widgets, figures and plots, recipes
 """
 
-from .bend import OPERATORS, Bend, Where, render, render_batch, render_grid, render_img2img
-from .models import load_pipeline
+import importlib
 
-__all__ = ["Bend", "Where", "OPERATORS", "render", "render_batch", "render_grid", "render_img2img", "load_pipeline"]
+# what `from bendlab import ...` gives, and the sub-package each comes from: imported on first use (PEP 562), so
+# `import bendlab.checks` or the command line's parser does not pay for torch and diffusers
+_EXPORTS = {"Bend": "bend", "Where": "bend", "OPERATORS": "bend", "render": "bend", "render_batch": "bend",
+            "render_grid": "bend", "render_img2img": "bend", "load_pipeline": "models"}
+__all__ = list(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

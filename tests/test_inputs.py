@@ -111,6 +111,9 @@ CASES = [
     (V + ["--median", "4"], "median 4 is not an odd number"),
     (V + ["--upscale", "0"], "upscale 0 is not an integer in 1..16"),
     (V + ["--upscale", "17"], "upscale 17 is not an integer in 1..16"),
+    (RO + ["--upscale", "0"], "upscale 0 is not an integer in 1..16; accepted: 1 (the model's size) to 16"),
+    (RO + ["--upscale", "17"], "upscale 17 is not an integer in 1..16"),
+    (RO + ["--upscale", "2.5"], "upscale '2.5' is not an integer in 1..16; accepted: 1 (the model's size) to 16"),
     (V + ["--batch", "0"], "batch 0 is not an integer in 1..1024"),
     (V + ["--preview", "-2"], "preview -2.0 is not a number of seconds > 0"),
     (["video", PIANO, "--op", "invert", "--range", "-1", "1", "--out", "v.mp4"], "passes through r = 0"),
@@ -232,6 +235,8 @@ CASES = [
     (V + ["--method", "img2img", "--flow", "-0.5"], "flow -0.5 is not >= 0 and <= 2; accepted: the fraction of the "
                                                    "last two frames' motion"),
     (V + ["--method", "img2img", "--flow", "nan"], "flow nan is not a finite number"),
+    # bendlab live --loop (issue 30)
+    (["live", "--loop", "--op", "rotate1"], "--loop given without --play; accepted: --loop with --play FILE"),
 ]
 
 

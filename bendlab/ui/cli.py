@@ -14,7 +14,6 @@ import argparse
 import re
 import sys
 
-from ..video.cluster import ClusterError
 from .commands import COMMANDS
 
 class Parser(argparse.ArgumentParser):
@@ -44,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
+    from ..video.cluster import ClusterError  # video/ imports torch: not for the parser (`bendlab --help`)
     try:
         a.func(a)
     except (ValueError, OSError, MemoryError, ClusterError) as e:

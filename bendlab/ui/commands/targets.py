@@ -15,21 +15,24 @@ def add_parser(sub) -> None:
     t.set_defaults(func=run)
 
 
+# the tables `run` prints, one per kind of target (the prefix of its name), each under a title saying how a bend
+# names its targets: one wide table would not fit a 100-column terminal
+SECTIONS = {"": "The latent (the default), the prompt embedding (--target text; point-wise operators only) and the "
+                "UNet's modules (--module NAME, Bend(..., module=NAME); any deeper dotted child of these is accepted "
+                "too):",
+            "attn": "UNet attention probabilities (--target NAME, Bend(..., target=NAME); attn1 self, attn2 cross; "
+                    "shape: query tokens x key tokens):",
+            "vae": "VAE decoder blocks (--target NAME, Bend(..., target=NAME); bent once, when the VAE decodes):"}
+
+
 def run(a) -> None:
-    targets = models.bend_targets(a.model)
-    print(f"{'target':40s} {'what':26s} {'shape':12s} status")
-    headers = {"conv_in": "UNet modules (Bend(..., module=NAME), --module NAME; any deeper dotted child of these is "
-                          "accepted too):",
-               "vae:": "VAE decoder (Bend(..., target=NAME), --target NAME; bent once, when the VAE decodes):",
-               "attn:": "UNet attention probabilities (Bend(..., target=NAME), --target NAME; attn1 self, attn2 "
-                        "cross: query tokens x key tokens):"}
-    for t in targets:
-        for start, header in list(headers.items()):
-            if t.name.startswith(start):
-                print(header)
-                del headers[start]
+    from .operators import table
+    rows = {prefix: [] for prefix in SECTIONS}
+    for t in models.bend_targets(a.model):
         path = t.name.removeprefix("vae:decoder.")
         indent = "" if path.startswith("attn:") else "  " * (path.count(".") // 2)  # a block's parts under it
         shape = "x".join(map(str, t.shape)) if t.shape else "?"
         status = ("bendable (default)" if t.name == "latent" else "bendable") if t.bendable else "(planned)"
-        print(f"{indent + t.name:40s} {t.kind:26s} {shape:12s} {status}")
+        rows.setdefault(t.name.rpartition(":")[0], []).append((indent + t.name, t.kind, shape, status))
+    print("\n\n".join(table(("target", "what", "shape", "status"), r, SECTIONS.get(prefix, ""))
+                      for prefix, r in rows.items() if r))
