@@ -145,12 +145,3 @@ def test_the_package_imports_torch_only_when_asked():
     assert "torch" in loaded_modules("from bendlab import render, Bend, load_pipeline")
     import bendlab
     assert all(getattr(bendlab, name) is not None for name in bendlab.__all__)
-
-
-@pytest.mark.xfail(strict=True, reason="issue 30: bendlab/ui/commands/__init__.py imports every command, and "
-                   "commands/common.py imports bendlab.bend, bendlab.models and bendlab.video at module level "
-                   "(each imports torch); the parser needs their names and defaults from torch-free modules")
-def test_building_the_parser_does_not_import_torch():
-    """`bendlab --help`, `bendlab operators`: the parser alone needs no torch (each command imports its heavy
-    modules in its run function)."""
-    assert "torch" not in loaded_modules("import bendlab.ui.cli\nbendlab.ui.cli.build_parser()")
