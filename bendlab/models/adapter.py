@@ -6,8 +6,6 @@ UNet layer), and `max_frames` how many frames one window of it may hold (its tem
 
 The pipeline is built from the model folder and the adapter by `models.load_pipeline(model, motion_adapter=PATH)`
 (diffusers' `AnimateDiffPipeline`, family `models.ANIMATEDIFF`).
-
-Notebook: notebooks/07_audio_reactive_video.ipynb
 """
 
 from __future__ import annotations

@@ -8,8 +8,6 @@ per frame, so frame k's slice along the frame axis is bent by the value of frame
 What follows from it: a bend at the last layer (after the last step, before the VAE decodes each frame on its
 own) changes exactly the frames whose parameter is not the identity; at an earlier layer the motion modules
 (temporal attention across the window's frames) carry part of a frame's bend to its neighbours in the steps left.
-
-Notebook: notebooks/07_audio_reactive_video.ipynb
 """
 
 from __future__ import annotations

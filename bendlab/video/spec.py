@@ -103,6 +103,8 @@ class VideoSpec:
     constructor checks types and ranges only; `plan` reads the files and the model's configs.
 
     steps, guidance: None -> the model's usual ones (`models.Model.usual`: 50 and 7.5 with DDIM, as the paper);
+    method: "txt2img", "img2img" or "video" (the clip's frames denoised jointly by AnimateDiff, the model with
+    `motion_adapter`; `video.joint`);
     batch: txt2img frames rendered together (frames are computed in batches aligned to multiples of it, so it
     changes pixels at the float-rounding level and is part of the identity; 8 is ~2.4x faster than 1 on a CPU).
     """
