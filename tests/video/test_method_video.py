@@ -174,3 +174,39 @@ def test_cli_video_method_writes_an_mp4_with_every_frame(clip16, adapter, tmp_pa
     info = video_info(out)
     assert info["frames"] == FRAMES and info["video"] and info["audio"]
     assert len(list((tmp_path / "v.frames").glob("frame_*.png"))) == FRAMES
+
+
+def test_the_manifest_tells_adapters_apart(animatediff, pipe):
+    """The render folder's weights fingerprint covers the motion modules: another adapter, or none, is another
+    model (frames are never mixed on resume)."""
+    from diffusers import AnimateDiffPipeline, MotionAdapter
+    torch.manual_seed(1)
+    a = MotionAdapter(block_out_channels=(32, 64, 128), motion_layers_per_block=1, motion_num_attention_heads=4,
+                      motion_max_seq_length=FRAMES)
+    second = AnimateDiffPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=pipe.unet,
+                                 motion_adapter=a, scheduler=pipe.scheduler)
+    prints = [models.weights_fingerprint(p) for p in (animatediff, second, pipe)]
+    assert len(set(prints)) == 3, prints
+
+
+def test_an_interrupted_window_resumes_with_the_same_frames(clip16, adapter, tmp_path):
+    """The window is rendered again in full; the frames already verified are kept and the rest are byte-identical
+    to an unbroken render's."""
+    from bendlab.video import render_frames
+    from bendlab.video.folder import frames_dir
+    from conftest import same_frames
+    spec = video_spec(clip16, adapter, layer=2, steps=2)
+    full, part = tmp_path / "full.mp4", tmp_path / "part.mp4"
+    render_frames(spec, full, device="cpu", progress=False)
+
+    def interrupt(i):
+        if i == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render_frames(spec, part, device="cpu", progress=False, on_frame=interrupt)
+    assert len(list(frames_dir(part).glob("frame_*.png"))) == 6
+    written = []
+    render_frames(spec, part, device="cpu", progress=False, on_frame=written.append)
+    assert written == list(range(6, FRAMES))
+    assert same_frames(frames_dir(full), frames_dir(part), FRAMES)
