@@ -23,7 +23,7 @@ from PIL import Image
 from .bends import Bend, as_bends
 from ..checks import BendlabValueError, check_list, check_numbers, is_int
 from .. import models
-from ..models.family import family_of
+from ..models.family import VIDEO, family_of
 from . import operators
 from ..models.load import img2img_pipeline
 from ..paper import SEED
@@ -106,15 +106,19 @@ def encode_prompts(pipe, prompts: Sequence[str], negative_prompt: str | None = N
 def denoise(pipe, embeds: Embeddings, latents: torch.Tensor, *, steps: int, guidance: float, callback: BendCallback,
             output_type: str = "latent", seed: int = 0):
     """One call of the stock pipeline from `latents` with a `bending` callback: the image size is the latent's
-    (SDXL conditions on it), and the fresh noise of stochastic samplers comes from `seed`."""
+    (SDXL conditions on it), and the fresh noise of stochastic samplers comes from `seed`. A video family's
+    latent (1, C, F, h, w) is one clip of F frames (`num_frames`)."""
     f = pipe.vae_scale_factor
+    clip = {"num_frames": latents.shape[2]} if family_of(pipe).layout is VIDEO else {}
     return pipe(**embeds.kwargs(), latents=latents, height=latents.shape[-2] * f, width=latents.shape[-1] * f,
                 num_inference_steps=steps, guidance_scale=guidance, output_type=output_type,
-                callback_on_step_end=callback, generator=torch.Generator().manual_seed(seed))
+                callback_on_step_end=callback, generator=torch.Generator().manual_seed(seed), **clip)
 
 
 def _to_images(out, output_type: str):
-    return out.images if output_type != "np" else np.asarray(out.images)
+    """The images of a pipeline's output: an image pipeline's `images`, a video pipeline's one clip's frames."""
+    images = out.frames[0] if hasattr(out, "frames") else out.images
+    return images if output_type != "np" else np.asarray(images)
 
 
 @torch.no_grad()

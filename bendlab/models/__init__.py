@@ -6,8 +6,9 @@ family plugs into), its sampler chosen (`sampler`), and it is loaded (`load`) or
 the resolved `Model` and its weightless `Skeleton`); `targets` lists what a bend can act on.
 """
 
+from .adapter import check_motion_adapter, max_frames
 from .device import available_cpus, check_device, check_threads, default_device
-from .family import (FAMILIES, Family, family, family_of, IMAGE, Layout, PACKED, SD, SDXL, SUPPORTED,
+from .family import (ANIMATEDIFF, FAMILIES, VIDEO_FAMILIES, Family, family, family_of, IMAGE, Layout, PACKED, SD, SDXL, SUPPORTED,
                      TRANSFORMER_PIPELINES, VIDEO)
 from .folder import DEFAULT_MODEL, resolve, SHIPPED
 from .load import img2img_pipeline, load_pipeline, load_vae, quiet_loading, weights_fingerprint

@@ -7,7 +7,8 @@ lives at: module and attention bends are found there), the callback style its pi
 (N, C, H, W), channels by grid. Images are that already; a video latent (B, C, F, H, W) is viewed per frame as
 (B F, C, H, W); packed token sequences (Flux, LTX: (B, H/p W/p, C p p)) are unpacked to their grid and packed back.
 The engine (`bend.hooks`, `bend.fit`) asks the family, never `if sdxl`: adding a family is one new `Family` here.
-SD v1.x/2.x and SDXL are on it; transformer pipelines are refused (with why) until their families land.
+SD v1.x/2.x and SDXL are on it, and AnimateDiff (an SD v1.x model with a motion adapter, VIDEO layout: the
+pipeline's latent is one clip, (1, C, F, H, W), so the canonical view has one row per frame); transformer pipelines are refused (with why) until their families land.
 """
 
 from __future__ import annotations
@@ -116,7 +117,12 @@ SD = Family("SD v1.x / 2.x", "StableDiffusionPipeline", "StableDiffusionImg2ImgP
 SDXL = Family("SDXL", "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline",
               ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"),
               ("text_encoder", "text_encoder_2"), tokenizers=("tokenizer", "tokenizer_2"))
-FAMILIES = (SD, SDXL)
+FAMILIES = (SD, SDXL)  # image families: a model folder's model_index.json names one of them
+# video families: built from an image family's folder plus a motion module (`models.adapter`), never found from a
+# folder's model_index.json; the video method (`video.joint`) renders on them
+ANIMATEDIFF = Family("AnimateDiff (SD v1.x + motion adapter)", "AnimateDiffPipeline", "AnimateDiffVideoToVideoPipeline",
+                     SD.components, ("text_encoder",), denoiser_class="UNetMotionModel", layout=VIDEO)
+VIDEO_FAMILIES = (ANIMATEDIFF,)
 SUPPORTED = ", ".join(f"{f.txt2img} ({f.name})" for f in FAMILIES)
 # pipelines whose denoiser is a transformer on a 16-channel latent: refused, with the reason
 TRANSFORMER_PIPELINES = ("StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline", "FluxPipeline",
@@ -143,7 +149,7 @@ def family_of(pipe) -> Family:
     if isinstance(own, Family):
         return own
     name = type(pipe).__name__
-    for f in FAMILIES:
+    for f in FAMILIES + VIDEO_FAMILIES:
         if name in (f.txt2img, f.img2img, *f.aliases):
             return f
     return SDXL if getattr(pipe, "text_encoder_2", None) is not None else SD  # a subclass of one of them

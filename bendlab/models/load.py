@@ -13,7 +13,8 @@ import os
 import torch
 
 from .device import check_device
-from .family import SD, family, family_of
+from .adapter import check_motion_adapter
+from .family import ANIMATEDIFF, SD, family, family_of
 from .folder import _index, resolve
 from .sampler import keeps_own_scheduler
 
@@ -49,14 +50,17 @@ _NOTICE = _EmptyFloat32Notice()
 
 
 @functools.lru_cache(maxsize=2)
-def _load(path: str, device: str, dtype: torch.dtype):
+def _load(path: str, device: str, dtype: torch.dtype, motion_adapter: str | None = None):
     fam = family(_index(path).get("_class_name", ""), path)
     logging.getLogger("diffusers.models.modeling_utils").addFilter(_NOTICE)  # once: a logger keeps a set
     with quiet_loading():
         import diffusers
-        cls = getattr(diffusers, fam.txt2img)
-        extra = dict(safety_checker=None, requires_safety_checker=False) if fam is SD else {}
+        cls = getattr(diffusers, (ANIMATEDIFF if motion_adapter else fam).txt2img)
+        extra = dict(safety_checker=None, requires_safety_checker=False) if fam is SD and not motion_adapter else {}
         try:
+            if motion_adapter:  # the SD folder's components, its UNet turned into a UNetMotionModel by diffusers
+                extra["motion_adapter"] = diffusers.MotionAdapter.from_pretrained(motion_adapter, dtype=dtype,
+                                                                                  use_safetensors=True)
             pipe = cls.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
         except OSError as e:  # hub id not in the local cache and no network, or a folder without safetensors
             raise OSError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
@@ -82,7 +86,7 @@ def load_vae(model: str | os.PathLike | None = None, device: str | None = None):
 
 
 def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None,
-                  dtype: torch.dtype | None = None):
+                  dtype: torch.dtype | None = None, motion_adapter: str | os.PathLike | None = None):
     """The model's pipeline (StableDiffusionPipeline or StableDiffusionXLPipeline, from its model_index.json) with
     a DDIM scheduler (few-step models keep theirs: `keeps_own_scheduler`), cached per (model, device, dtype).
 
@@ -90,11 +94,14 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str | None = N
             SD v1.x/2.x or SDXL (e.g. "CompVis/stable-diffusion-v1-4", downloaded by diffusers only if you ask)
     device: "cuda" when available, else "cpu"
     dtype:  float16 on CUDA, float32 on CPU
+    motion_adapter: a diffusers MotionAdapter folder (safetensors; `models.adapter`): the model (SD v1.x) and
+            the adapter then load as diffusers' AnimateDiffPipeline (family `ANIMATEDIFF`, a video pipeline)
     """
     path = resolve(model)
+    adapter = None if motion_adapter is None else check_motion_adapter(motion_adapter, path)
     device = check_device(device)
     dtype = dtype or (torch.float16 if device.startswith("cuda") else torch.float32)
-    return _load(path, device, dtype)
+    return _load(path, device, dtype, adapter)
 
 
 def img2img_pipeline(pipe):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .adapter import check_motion_adapter
 from .family import SD, Family, family
 from .folder import _index, _component_config, _sampler_config, resolve
 from .load import load_pipeline
@@ -32,18 +33,20 @@ class Model:
     when asked (a hub id's scheduler config only when a usual value is needed).
     """
 
-    def __init__(self, path: str, pipe=None):
-        self.path, self.pipe = path, pipe
+    def __init__(self, path: str, pipe=None, motion_adapter: str | None = None):
+        self.path, self.pipe, self.motion_adapter = path, pipe, motion_adapter
         self._sampler: str | None = None
 
     @classmethod
-    def of(cls, model=None, pipe=None) -> "Model":
-        """The `Model` for a name/folder/hub id (None: the shipped model), or for a loaded `pipe`."""
+    def of(cls, model=None, pipe=None, motion_adapter=None) -> "Model":
+        """The `Model` for a name/folder/hub id (None: the shipped model), or for a loaded `pipe`; with a
+        `motion_adapter` folder (checked against the model here, `models.adapter`), it loads as AnimateDiff."""
         if isinstance(model, Model):
             return model
         if pipe is not None:
             return cls("", pipe)
-        return _model(resolve(model))
+        path = resolve(model)
+        return _model(path, None if motion_adapter is None else check_motion_adapter(motion_adapter, path))
 
     @property
     def sampler(self) -> str:
@@ -72,12 +75,12 @@ class Model:
 
     def load(self, device: str | None = None, dtype: torch.dtype | None = None):
         """The pipeline (the given one, or loaded once per (model, device, dtype): `load_pipeline`)."""
-        return self.pipe if self.pipe is not None else load_pipeline(self.path, device, dtype)
+        return self.pipe if self.pipe is not None else load_pipeline(self.path, device, dtype, self.motion_adapter)
 
 
 @functools.lru_cache(maxsize=16)
-def _model(path: str) -> Model:
-    return Model(path)
+def _model(path: str, motion_adapter: str | None = None) -> Model:
+    return Model(path, motion_adapter=motion_adapter)
 
 
 def usual_settings(steps: int | None = None, guidance: float | None = None, model=None, pipe=None):

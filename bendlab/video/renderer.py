@@ -1,6 +1,6 @@
 """The frames of a video, computed on one pipeline (the fourth stop of a frame's way: audio -> mapping -> bend ->
-video.renderer -> video.folder -> mp4): the noise walk, each frame's bends from the parameter curves, the shared
-prefix of fixed-noise frames, the img2img chain, and `LocalSource`, the frame source `video.render_frames`
+video.renderer -> video.folder -> mp4): the noise walk, the shared prefix of fixed-noise frames, the img2img
+chain, and `LocalSource` (the video method's window: `video.joint`), the frame source `video.render_frames`
 uses in this process (`video.cluster.RaySource` is the other: the same `FrameRenderer` on Ray workers).
 
 A frame source is a small object the orchestration is handed:
@@ -30,7 +30,8 @@ from .coherence import match_colors
 from ..bend.fit import check_pipe
 from ..bend.render import (encode_prompts, initial_noise, latent_shape, load_image, render_batch, render_img2img,
                            run_batch, shared_prefix)
-from .spec import Plan, VideoSpec, check_curves, prompt_weights
+from .joint import render_window
+from .spec import Plan, VideoSpec, check_curves, frame_bends, prompt_weights
 
 
 def noise_walk(pipe, spec: VideoSpec, n_frames: int, frames=None) -> torch.Tensor:
@@ -54,17 +55,6 @@ def device_entry(pipe) -> str:
     """The device, dtype and (on a CPU) torch threads: each changes pixels at the rounding level."""
     d = f"{pipe.device.type} {str(pipe.unet.dtype).removeprefix('torch.')}"
     return d + (f", {torch.get_num_threads()} threads" if pipe.device.type == "cpu" else "")
-
-
-def frame_bends(spec: VideoSpec, curves: np.ndarray, idx, vectors: dict | None = None,
-                layers: tuple[int, ...] | None = None) -> list[Bend]:
-    """The mappings' bends for the frames `idx`, with one parameter value per frame (one set of K per frame for
-    the mappings in `vectors`, `Plan.vectors`), at each mapping's layer or at `layers` (one per mapping, shared
-    by these frames: `Plan.layers`)."""
-    vectors = vectors or {}
-    return [m.bend(torch.tensor(vectors[j][idx] if j in vectors else curves[j, idx], dtype=torch.float64),
-                   None if layers is None else layers[j])
-            for j, m in enumerate(spec.mappings)]
 
 
 def aligned_batches(todo: list[int], batch: int, n_frames: int) -> list[list[int]]:
@@ -210,11 +200,11 @@ class LocalSource:
 
     def model(self, spec: VideoSpec) -> models.Model:
         """What the spec is resolved and checked against before any weights load."""
-        return models.Model.of(spec.model, self.pipe)
+        return models.Model.of(spec.model, self.pipe) if self.pipe is not None else spec.model_of()
 
     def start(self, plan: Plan) -> dict:
         if self.pipe is None:
-            self.pipe = models.Model.of(plan.spec.model).load(self.device)
+            self.pipe = plan.spec.model_of().load(self.device)
             check_curves(plan, self.pipe)  # known before for a folder; a hub id's shapes only now
         self.plan = plan
         return {"weights": models.weights_fingerprint(self.pipe), "device": device_entry(self.pipe)}
@@ -222,6 +212,10 @@ class LocalSource:
     def frames(self, todo: list[int], folder):
         if self.plan.spec.method == "img2img":
             yield from img2img_chain(self.plan, self.pipe, todo, folder.frame_path)
+            return
+        if self.plan.spec.method == "video":  # one window: every frame of the clip, denoised jointly
+            if todo:
+                yield from enumerate(render_window(self.plan, self.pipe))
             return
         self.renderer = self.renderer or FrameRenderer(self.plan, self.pipe)
         for idx in aligned_batches(todo, self.plan.spec.batch, self.plan.n_frames):

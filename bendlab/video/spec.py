@@ -1,7 +1,7 @@
 """What a video is: `VideoSpec`, a plain value (constructing one reads no file and no model config), and the one
 step that turns it into work: `plan` resolves every None against the model (steps, guidance, a mapping's
-layer), checks the files it names (init image, MIDI, stems) and computes the audio features and the parameter
-curves. Everything after (the frame renderer, the render folder, the mux) takes the resolved spec.
+layer), checks the files it names (init image, MIDI, stems, a motion adapter) and computes the audio features and
+the parameter curves; `frame_bends` turns the curves into the bends of any set of frames. Everything after (the frame renderer, the render folder, the mux) takes the resolved spec.
 
 Notebook: notebooks/07_audio_reactive_video.ipynb
 """
@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .. import audio, models, session
 from ..bend import operators
+from ..bend.bends import Bend
 from ..checks import BendlabValueError, check_choice, check_int, check_number, check_numbers, check_str, check_strings
 from .coherence import COHERENCE
 from ..bend.fit import check_bends, check_settings, img2img_layers
@@ -26,7 +28,7 @@ from ..mapping import Mapping
 from ..audio.signal import DEFAULT_SR
 from ..paper import DEFAULT_PROMPT, LAYER, SEED, fit_layer
 
-METHODS = ("txt2img", "img2img")
+METHODS = ("txt2img", "img2img", "video")  # video: a window of frames denoised jointly (`video.joint`)
 WALKS = ("sincos", "authors", "none")
 MAX_BATCH = 1024
 
@@ -73,9 +75,11 @@ FIELD_RULES = {
     "batch": lambda v: check_int("batch", v, 1, MAX_BATCH, accepted="frames rendered together"),
     "midi": lambda v: _path("midi", v),
     "session": lambda v: _path("session", v),
+    "motion_adapter": lambda v: _path("motion_adapter", v),
 }
 IMG2IMG_ONLY = ("strength", "img2img_prompt", "color_coherence", "img2img_noise", "flow", "init_image")
-OPTIONAL = {"keyframes", "init_image", "midi", "session"}
+TXT2IMG_ONLY = ("walk", "batch")  # the video method's frames share one noise tensor and one call
+OPTIONAL = {"keyframes", "init_image", "midi", "session", "motion_adapter"}
 
 
 def check_audio_or_session(audio_path, session_dir) -> str:
@@ -99,6 +103,8 @@ class VideoSpec:
     constructor checks types and ranges only; `plan` reads the files and the model's configs.
 
     steps, guidance: None -> the model's usual ones (`models.Model.usual`: 50 and 7.5 with DDIM, as the paper);
+    method: "txt2img", "img2img" or "video" (the clip's frames denoised jointly by AnimateDiff, the model with
+    `motion_adapter`; `video.joint`);
     batch: txt2img frames rendered together (frames are computed in batches aligned to multiples of it, so it
     changes pixels at the float-rounding level and is part of the identity; 8 is ~2.4x faster than 1 on a CPU).
     """
@@ -124,6 +130,7 @@ class VideoSpec:
     batch: int = 8
     midi: str | None = None  # a .mid file for the midi_* features
     session: str | None = None  # a recorded live session: its automation drives the frames (`session_spec`)
+    motion_adapter: str | None = None  # video method: a diffusers MotionAdapter folder (the model then AnimateDiff)
 
     def __post_init__(self):
         """Types and ranges, field by field (`FIELD_RULES`), then the rules that join fields; no file is read."""
@@ -144,6 +151,7 @@ class VideoSpec:
                 raise BendlabValueError(f"{shown}: only the img2img method reads {'it' if len(given) == 1 else 'them'} "
                                         f"(each frame from the previous one); accepted: method img2img (--method "
                                         f"img2img), or leave {'it' if len(given) == 1 else 'them'} out")
+        check_video_method(self)
         if self.session is not None:
             for name, bad in (("keyframes", self.keyframes is not None), ("midi", self.midi is not None),
                               ("method img2img", self.method == "img2img")):
@@ -190,7 +198,55 @@ class VideoSpec:
                 del m["target"]
         if self.method == "img2img":
             del d["batch"]  # frames are rendered one by one
+        if self.method == "video":  # one window, one noise tensor; the adapter's weights are in the fingerprint
+            del d["batch"], d["walk"], d["motion_adapter"]
+        else:
+            del d["motion_adapter"]  # recorded as before the video method existed (its folders resume)
         return d
+
+    def model_of(self) -> models.Model:
+        """The `models.Model` the spec names: its model, with its motion adapter for the video method."""
+        return models.Model.of(self.model, motion_adapter=self.motion_adapter)
+
+
+def check_video_method(spec: VideoSpec) -> None:
+    """One-line errors for what the video method (`video.joint`) does not read, or not yet: a motion adapter
+    without it, it without one, the txt2img-only walk and batch, a mapping on a target other than the latent,
+    several prompts, a session (types only: the adapter's files are checked by `resolve`)."""
+    if spec.method != "video":
+        if spec.motion_adapter is not None:
+            raise BendlabValueError(f"motion_adapter {spec.motion_adapter!r:.60}: only the video method reads it; "
+                                    "accepted: method video (--method video), or leave it out")
+        return
+    if spec.motion_adapter is None:
+        raise BendlabValueError("method video needs a motion adapter; accepted: motion_adapter=FOLDER "
+                                "(--motion-adapter PATH), a diffusers MotionAdapter folder fitting the SD v1.x model")
+    defaults = spec.__dataclass_fields__
+    given = [n for n in TXT2IMG_ONLY if getattr(spec, n) != defaults[n].default]
+    if given:
+        raise BendlabValueError(f"{', '.join(f'{n} {getattr(spec, n)!r}' for n in given)}: the video method denoises "
+                                "a window's frames jointly from one noise tensor; accepted: leave it out")
+    for m in spec.mappings:
+        if m.target not in (None, "latent"):
+            raise BendlabValueError(f"mapping target {m.target!r} with method video is not yet implemented; "
+                                    "accepted: the latent (leave target out), bent per frame")
+    if len(spec.prompts) > 1:
+        raise BendlabValueError(f"{len(spec.prompts)} prompts with method video: prompts along a window are not yet "
+                                "implemented; accepted: one prompt")
+    if spec.session is not None:
+        raise BendlabValueError("session with method video is not yet implemented; accepted: method txt2img")
+
+
+def check_window(spec: VideoSpec, n_frames: int) -> None:
+    """The video method renders the clip as one window for now: a one-line error for more frames than the
+    adapter holds (`models.max_frames`), before the model loads."""
+    if spec.method != "video":
+        return
+    top = models.max_frames(spec.motion_adapter)
+    if n_frames > top:
+        raise BendlabValueError(f"{n_frames} frames ({n_frames / spec.fps:.2f} s at {spec.fps:g} fps) in one window "
+                                f"of method video; accepted: at most {top} frames (the motion adapter's window), a "
+                                "shorter clip or a lower fps: windows over a longer song are not yet implemented")
 
 
 # ------------------------------------------------------------------------------------------ keyframes
@@ -241,12 +297,14 @@ def resolve(spec: VideoSpec, model: models.Model | None = None) -> VideoSpec:
     MIDI file parses, the stems exist): milliseconds, no weights."""
     if not isinstance(spec, VideoSpec):
         raise BendlabValueError(f"spec {spec!r:.60} is not a VideoSpec")
-    steps, guidance = (model or models.Model.of(spec.model)).usual(spec.steps, spec.guidance)
+    steps, guidance = (model or spec.model_of()).usual(spec.steps, spec.guidance)
     n = img2img_layers(steps, spec.strength) if spec.method == "img2img" else steps
     mappings = [m if m.layer is not None else replace(m, layer=fit_layer(LAYER, n)) for m in spec.mappings]
     spec = replace(spec, steps=steps, guidance=guidance, mappings=mappings)
     if spec.init_image is not None:
         load_image(spec.init_image)  # exists and decodes, before any model work
+    if spec.motion_adapter is not None:  # a MotionAdapter folder in safetensors, fitting the model
+        models.check_motion_adapter(spec.motion_adapter, models.resolve(spec.model))
     if spec.midi is not None:
         from ..audio import midi
         midi.read(spec.midi)  # exists and parses
@@ -264,6 +322,7 @@ def plan(spec: VideoSpec, model: models.Model | None = None) -> Plan:
     if spec.keyframes is not None and spec.keyframes[-1] > feats.duration:
         raise BendlabValueError(f"keyframe at {spec.keyframes[-1]:g} s is beyond the audio "
                                 f"({feats.duration:.2f} s)")
+    check_window(spec, feats.n_frames)
     vectors = {j: v for j, v in enumerate(m.vectors(feats) for m in spec.mappings) if v is not None}
     return Plan(spec, feats, np.stack([m.params(feats) for m in spec.mappings]), vectors)
 
@@ -280,6 +339,17 @@ def check_curves(p: Plan, shapes) -> None:
         ends = (float(p.curves[j].min()), float(p.curves[j].max()))
         layers = [None] if p.layers is None else sorted(set(p.layers[j].tolist()))
         check_bends(shapes, [m.bend(v, layer) for layer in layers for v in ends], p.spec.n_layers, shape)
+
+
+def frame_bends(spec: VideoSpec, curves: np.ndarray, idx, vectors: dict | None = None,
+                layers: tuple[int, ...] | None = None) -> list[Bend]:
+    """The mappings' bends for the frames `idx`, with one parameter value per frame (one set of K per frame for
+    the mappings in `vectors`, `Plan.vectors`), at each mapping's layer or at `layers` (one per mapping, shared
+    by these frames: `Plan.layers`)."""
+    vectors = vectors or {}
+    return [m.bend(torch.tensor(vectors[j][idx] if j in vectors else curves[j, idx], dtype=torch.float64),
+                   None if layers is None else layers[j])
+            for j, m in enumerate(spec.mappings)]
 
 
 # ------------------------------------------------------------------------------------------ live sessions

@@ -10,7 +10,7 @@ from .common import (MAPPING_FLAGS, CLIError, add_mapping_args, add_model_args, 
                      note_prompt_words, prompts_from_args, setup_device)
 
 SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", "img2img_prompt", "color_coherence",
-              "img2img_noise", "flow", "init_image", "model", "batch", "midi")
+              "img2img_noise", "flow", "init_image", "model", "batch", "midi", "motion_adapter")
 
 
 def add_parser(sub) -> None:
@@ -40,7 +40,10 @@ def add_parser(sub) -> None:
                    "VideoSpec setting (flags given here override the recipe)")
     f = v.add_argument_group("frames")
     f.add_argument("--method", choices=METHODS, help="txt2img: sin/cos noise walk; img2img: each frame from the "
-                   f"previous one (default {v_['method'].default})")
+                   "previous one; video: the clip's frames denoised jointly by AnimateDiff (needs --motion-adapter; "
+                   f"one window, the latent bent per frame) (default {v_['method'].default})")
+    f.add_argument("--motion-adapter", metavar="PATH", help="method video: a diffusers MotionAdapter folder "
+                   "(safetensors) fitting the SD v1.x --model")
     f.add_argument("--walk", choices=WALKS, help="txt2img noise: A sin + B cos (paper), or authors: seed noise + "
                    f"0.3 x the walk (default {v_['walk'].default})")
     f.add_argument("--strength", type=float, help=f"img2img strength, 0 < s < 1 (default {v_['strength'].default})")
