@@ -135,11 +135,25 @@ def run_all(driver, url, token, notebook, script=None):
     time.sleep(2)  # the page connects to it
     if script:
         driver.execute_script(script)
-    menu = next(e for e in driver.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel") if e.text == "Run")
-    menu.click()
-    item = WebDriverWait(driver, 10).until(lambda d: next(
-        (e for e in d.find_elements(By.CSS_SELECTOR, ".lm-Menu-itemLabel") if e.text == "Run All Cells"), None))
-    item.click()
+    from selenium.common.exceptions import TimeoutException
+
+    def started(d):  # a cell queued, running or run: the click reached the notebook
+        return kernel_state(url, token, notebook) == "busy" or any(
+            p.text.strip() for p in d.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputPrompt"))
+    for attempt in range(3):  # a click on a page still settling can be lost (seen once in 3 CI runs): click again
+        menu = next(e for e in driver.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel") if e.text == "Run")
+        menu.click()
+        item = WebDriverWait(driver, 10).until(lambda d: next(
+            (e for e in d.find_elements(By.CSS_SELECTOR, ".lm-Menu-itemLabel") if e.text == "Run All Cells"), None))
+        item.click()
+        try:
+            WebDriverWait(driver, 30, poll_frequency=0.5).until(started)
+            break
+        except TimeoutException:
+            if attempt == 2:
+                raise
+            from selenium.webdriver.common.keys import Keys
+            driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)  # a menu left open closes first
 
     since = [None]
 
