@@ -185,9 +185,7 @@ class ProcessSource:
     def _collect(self, queue, mine):
         """Wait (50 ms at most while this process renders) for a worker's message and handle it."""
         conns = {w.conn: w for w in self.pool}
-        if not conns:
-            if mine is None:
-                raise ClusterError("no worker left and nothing to render here")  # unreachable: queue feeds mine
+        if not conns:  # no worker: this process's batch is all there is to wait for
             wait_futures([mine[0]], timeout=None)
             return
         ready = connection.wait(list(conns), timeout=0.05 if mine is not None else START_TIMEOUT)

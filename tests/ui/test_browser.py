@@ -33,6 +33,19 @@ SITE = ROOT / "site"  # the docs site, `make docs`
 TIMEOUT = int(os.environ.get("BENDLAB_BROWSER_TIMEOUT", 420))  # s for a notebook to run all its cells (fast mode)
 
 
+def wait_for_http(url: str, server: subprocess.Popen, seconds: float, what: str) -> None:
+    """Poll `url` until it answers; a one-line error if `server` exits or `seconds` pass first."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 serving copies of the notebooks (the repository's stay untouched)."""
@@ -65,15 +78,7 @@ def lab(tmp_path_factory):
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("JupyterLab did not start") from None
-                time.sleep(0.5)
+        wait_for_http(f"{url}/api/status?token={token}", server, 60, "JupyterLab")
         yield url, token
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and the kernels it started, by process group
@@ -345,15 +350,7 @@ def site():
                                "--directory", str(SITE)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/index.html", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("python -m http.server did not start") from None
-                time.sleep(0.2)
+        wait_for_http(f"{url}/index.html", server, 30, "python -m http.server")
         yield url
     finally:
         server.terminate()
