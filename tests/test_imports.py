@@ -5,7 +5,7 @@ bendlab/__init__.py lists them:
     0 base      checks, files, paper
     1 models/   audio/          (peers: neither imports the other)
     2 bend/
-    3 mapping   session         (peers)
+    3 mapping   session   music/  (peers)
     4 video/    live/           (peers)
     5 ui/
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import bendlab
 
 PACKAGE = Path(bendlab.__file__).parent
-LAYERS = {"checks": 0, "files": 0, "paper": 0, "models": 1, "audio": 1, "bend": 2, "mapping": 3, "session": 3,
+LAYERS = {"checks": 0, "files": 0, "paper": 0, "models": 1, "audio": 1, "bend": 2, "mapping": 3, "session": 3, "music": 3,
           "video": 4, "live": 4, "ui": 5}
 BASE = {"checks", "files", "paper"}  # the base modules may import each other (no cycle: see below)
 

@@ -226,6 +226,9 @@ class Bend:
                                         f"{latent_shape[-1]} latent; accepted: 1..{side}")
         if self.kind == "latent":
             self.where.check(latent_shape)
+            if self.op in operators.CHANNEL_OPERATORS and latent_shape[1] % 4:
+                raise BendlabValueError(f"{self.op} acts on groups of 4 latent channels and this latent has "
+                                        f"{latent_shape[1]}; accepted: the point-wise and morphological operators")
 
     def apply(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x where not selected, op(x) (then mean-normalised if asked) where selected; `mask` (broadcastable to
@@ -234,7 +237,8 @@ class Bend:
         n = operators.batch_of(self.op, p)
         if n is not None and n != x.shape[0] and x.shape[0] % n == 0:  # classifier-free guidance doubles a module's
             p = p.repeat(x.shape[0] // n, *([1] * (p.ndim - 1)))      # batch
-        y = operators.OPERATORS[self.op](x, p)
+        y = by_groups(operators.OPERATORS[self.op], x, p) if self.op in operators.CHANNEL_OPERATORS else \
+            operators.OPERATORS[self.op](x, p)
         if self.norm:
             y = operators.mean_normalise(y, self.norm)
         if mask is not None:
@@ -244,6 +248,19 @@ class Bend:
             self._mask_cache[key] = self.where.mask(x.shape, x.device)
         m = self._mask_cache[key]
         return y if m is None else torch.where(m, y, x)
+
+
+def by_groups(op, x: torch.Tensor, p) -> torch.Tensor:
+    """A channel operator (defined on 4 channels) applied to every group of 4 channels of x (N, C, H, W): channels
+    4g..4g+3 are mixed among themselves, as the operator mixes an image latent's 4 (C = 4: op(x, p) itself). A
+    music model's latent (Stable Audio Open: 64 channels) is bent as its 16 groups; `where="group:G"` keeps one."""
+    N, C = x.shape[:2]
+    if C == 4:
+        return op(x, p)
+    g = C // 4
+    if isinstance(p, torch.Tensor) and p.ndim and p.shape[0] == N:  # one parameter per item: the same for its groups
+        p = p.repeat_interleave(g, 0)
+    return op(x.reshape(N * g, 4, *x.shape[2:]), p).reshape(x.shape)
 
 
 def _text(p) -> str:

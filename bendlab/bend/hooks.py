@@ -90,6 +90,15 @@ class BendCallback(PipelineCallback):
                                            "or infinite; accepted: a parameter that keeps it finite")
         return x
 
+    def step_callback(self, step_index: int, timestep, latents: torch.Tensor) -> None:
+        """The same for the older per-step `callback(step, timestep, latents)` (family callback "step": Stable
+        Audio), whose return value the pipeline ignores: the bent latent is written into `latents` in place."""
+        layer = self.start + step_index + 1
+        bent = self.at(layer, latents)
+        if bent is not latents:
+            latents.copy_(bent)
+        self.step = layer
+
     def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
         layer = self.start + step_index + 1
         callback_kwargs["latents"] = self.at(layer, callback_kwargs["latents"], getattr(pipeline, "guidance_scale",
@@ -157,6 +166,13 @@ def install_latent(stack: contextlib.ExitStack, pipe, cb: BendCallback, start: i
         return
     scheduler = pipe.scheduler
     original_set_timesteps = scheduler.set_timesteps
+    if family_of(pipe).branch == "restart":
+        def restart(*args, **kwargs):  # the schedule from `start` on, as if it were the whole of it
+            original_set_timesteps(*args, **kwargs)
+            scheduler.timesteps = scheduler.timesteps[start:]
+            scheduler.sigmas = scheduler.sigmas[start:]
+        stack.enter_context(_patched(scheduler, "set_timesteps", restart))
+        return
     original_begin = getattr(scheduler, "set_begin_index", None)
 
     def set_timesteps(*args, **kwargs):  # as diffusers' image-to-image pipeline starts part-way
@@ -178,9 +194,15 @@ def _output_hook(b: Bend, cb: BendCallback, every_call: bool):
         if not every_call and cb.step not in b.layers:
             return None
         if isinstance(output, tuple):
-            return (b.apply(output[0]),) + tuple(output[1:])
-        return b.apply(output)
+            return (_apply_nd(b, output[0]),) + tuple(output[1:])
+        return _apply_nd(b, output)
     return hook
+
+
+def _apply_nd(b: Bend, x: torch.Tensor) -> torch.Tensor:
+    """A module bend on an output of any rank: a 3-D one (an audio VAE block's (B, C, T), a transformer block's
+    (B, T, D)) is bent as (B, C, 1, T), the operators' view."""
+    return b.apply(x.unsqueeze(2)).squeeze(2) if x.ndim == 3 else b.apply(x)
 
 
 def install_modules(stack: contextlib.ExitStack, pipe, bends: Sequence[Bend], cb: BendCallback, prompts=None) -> None:
@@ -200,6 +222,7 @@ def install_text(stack: contextlib.ExitStack, pipe, bends: Sequence[Bend], cb: B
     """"text" bends: one forward pre-hook on the denoiser bending the positive half of its encoder_hidden_states
     (the selected tokens of each prompt) at the bends' steps."""
     text = [(b, token_mask(pipe, b, prompts)) for b in bends]
+    tokens = family_of(pipe).tokenizer_of(pipe).model_max_length  # the prompt's positions in encoder_hidden_states
 
     def text_hook(module, args, kwargs):
         active = [(b, m) for b, m in text if cb.step in b.layers]
@@ -209,6 +232,11 @@ def install_text(stack: contextlib.ExitStack, pipe, bends: Sequence[Bend], cb: B
         half = h.shape[0] // 2 if pipe.do_classifier_free_guidance else 0  # [negative, positive]
         pos = h[half:]
         for b, m in active:
+            if m is None and pos.shape[1] > tokens:  # Stable Audio appends its 2 duration tokens: the prompt's only
+                m = torch.zeros(1, pos.shape[1], 1, dtype=torch.bool)
+                m[:, :tokens] = True
+            elif m is not None and pos.shape[1] > m.shape[1]:
+                m = torch.cat([m, m.new_zeros(m.shape[0], pos.shape[1] - m.shape[1], 1)], 1)
             if m is not None and m.shape[0] not in (1, pos.shape[0]):
                 raise BendlabValueError(f"{b.where} was found in {m.shape[0]} prompts for a batch of {pos.shape[0]}; "
                                         "accepted: one prompt per batch item")

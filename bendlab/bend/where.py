@@ -7,7 +7,10 @@ A `Where` is written as a short string, the same in Python, the CLI and recipes:
     "row:8"  "column:3"        one row / column index of the latent (16 x 16 for the shipped model, 64 x 64 SD)
     "row:mid"  "column:0.25"   a row / column relative to the latent's size (mid = 0.5; a fraction in [0, 1)),
                                the same place at any model size: row 8 of 16, row 32 of SD's 64
-    "channel:2"                one latent channel, 0..3
+    "channel:2"                one latent channel (0..3 for an image model's 4; 0..C-1 for a music model's C)
+    "group:1"                  one group of 4 latent channels (4G..4G+3) of a music model, whose channel
+                               operators act on every group of 4 channels
+    "time:1.5-3"               seconds 1.5 to 3 of a music model's output (its latent frames that cover them)
     "fraction:0.05"            a random 5% of the elements (the paper's "5% of the features"), drawn from its
     "fraction:0.05:seed=7"     own generator (default seed 0), independent of the diffusion noise and identical
                                for every frame of a video
@@ -31,7 +34,8 @@ import torch
 
 from ..checks import BendlabValueError, check_int
 
-KINDS = ("all", "row", "column", "channel", "fraction", "region", "token")
+KINDS = ("all", "row", "column", "channel", "group", "fraction", "region", "token", "time")
+FORMS = "all, row:I, column:I, channel:C, group:G, fraction:P[:seed=S], region:X0,Y0,X1,Y1, token:I, token:WORD, time:A-B"
 
 
 class WhereError(BendlabValueError):
@@ -54,6 +58,8 @@ class Where:
     seed: int = 0
     box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 in [0, 1]
     word: str | None = None  # token:WORD
+    span: tuple[float, float] | None = None  # time:A-B, seconds of the output
+    rate: float | None = None  # latent frames per second (set for a music model by `at_rate` when a render starts)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -65,10 +71,13 @@ class Where:
         elif self.kind == "token" and self.word is not None:
             if not isinstance(self.word, str) or not self.word.strip() or self.index is not None:
                 raise WhereError(f"token word {self.word!r} is empty; accepted: token:I or token:WORD")
-        elif self.kind in ("row", "column", "channel", "token"):
+        elif self.kind in ("row", "column", "channel", "group", "token"):
             _as_where_error(check_int, f"{self.kind} index", self.index, 0)
-            if self.kind == "channel" and self.index > 3:
-                raise WhereError(f"channel {self.index} is out of range; accepted: 0..3")
+        if self.kind == "time":
+            a, b = self.span if self.span is not None and len(self.span) == 2 else (None, None)
+            if a is None or not (math.isfinite(a) and math.isfinite(b) and 0 <= a < b):
+                raise WhereError(f"time span {self.span!r} is empty or negative; accepted: time:A-B in seconds with "
+                                 "0 <= A < B, e.g. time:1.5-3")
         _as_where_error(check_int, "where seed", self.seed, 0, 2**63 - 1)
         if self.kind == "fraction":
             f = self.fraction
@@ -99,8 +108,13 @@ class Where:
                 return cls()
             if kind in ("row", "column") and (rest.strip() == "mid" or "." in rest):
                 return cls(kind, rel=0.5 if rest.strip() == "mid" else float(rest))
-            if kind in ("row", "column", "channel"):
+            if kind in ("row", "column", "channel", "group"):
                 return cls(kind, index=int(rest))
+            if kind == "time":
+                a, sep, b = rest.strip().partition("-")
+                if not sep:
+                    raise ValueError("no '-' between the start and end seconds")
+                return cls(kind, span=(float(a), float(b)))
             if kind == "token":
                 rest = rest.strip()
                 return cls(kind, index=int(rest)) if rest.lstrip("-").isdigit() else cls(kind, word=rest)
@@ -112,10 +126,8 @@ class Where:
         except ValueError as e:
             if isinstance(e, WhereError):
                 raise
-            raise BendlabValueError(f"cannot read where {spec!r}: {e}; accepted forms: all, row:I, column:I, "
-                                    "channel:C, fraction:P[:seed=S], region:X0,Y0,X1,Y1, token:I, token:WORD") from None
-        raise BendlabValueError(f"unknown where {spec!r}; accepted forms: all, row:I, column:I, channel:C, "
-                                "fraction:P[:seed=S], region:X0,Y0,X1,Y1, token:I, token:WORD")
+            raise BendlabValueError(f"cannot read where {spec!r}: {e}; accepted forms: {FORMS}") from None
+        raise BendlabValueError(f"unknown where {spec!r}; accepted forms: {FORMS}")
 
     def __str__(self) -> str:
         if self.kind == "all":
@@ -126,6 +138,8 @@ class Where:
             return f"token:{self.index if self.word is None else self.word}"
         if self.kind == "region":
             return "region:" + ",".join(f"{v:g}" for v in self.box)
+        if self.kind == "time":
+            return f"time:{self.span[0]:g}-{self.span[1]:g}"
         if self.rel is not None:
             return f"{self.kind}:{'mid' if self.rel == 0.5 else format(self.rel, 'g')}"
         return f"{self.kind}:{self.index}"
@@ -136,13 +150,35 @@ class Where:
             return int(self.rel * (shape[2] if self.kind == "row" else shape[3]))
         return self.index
 
+    def at_rate(self, rate: float) -> "Where":
+        """This selection for a latent of `rate` frames per second (a music model's): what `time:A-B` needs to
+        find its frames; any other selection is returned as it is."""
+        from dataclasses import replace
+        return replace(self, rate=float(rate)) if self.kind == "time" else self
+
+    def frames(self, length: int) -> tuple[int, int]:
+        """The latent frames [first, end) a `time:A-B` selection covers (every frame that overlaps the span)."""
+        a, b = self.span
+        first = int(math.floor(a * self.rate))
+        return first, min(length, max(first + 1, int(math.ceil(b * self.rate))))
+
     def check(self, shape: tuple[int, ...]) -> None:
         """Raise a one-line error if this selection does not fit a latent of shape (B, C, H, W)."""
         _, C, H, W = shape
-        size = {"row": H, "column": W, "channel": C}.get(self.kind)
+        size = {"row": H, "column": W, "channel": C, "group": C // 4}.get(self.kind)
+        if self.kind == "group" and C % 4:
+            raise BendlabValueError(f"where {self} needs a latent of groups of 4 channels; this one has {C}; "
+                                    "accepted: channel:C")
         if size is not None and self.position(shape) >= size:
-            raise BendlabValueError(f"{self.kind} {self.index} is out of range for a {C}x{H}x{W} latent; "
+            what = f"{C} channels" if self.kind in ("channel", "group") and H == 1 else f"a {C}x{H}x{W} latent"
+            raise BendlabValueError(f"{self.kind} {self.index} is out of range for {what}; "
                                     f"accepted: 0..{size - 1}")
+        if self.kind == "time" and self.rate is None:
+            raise BendlabValueError(f"where {self} selects seconds of a music model's output; accepted for an image "
+                                    "latent: all, row:I, column:I, channel:C, fraction:P, region:X0,Y0,X1,Y1")
+        if self.kind == "time" and math.floor(self.span[0] * self.rate) >= W:
+            raise BendlabValueError(f"where {self} starts after the latent's {W / self.rate:g} s; accepted: a span "
+                                    f"that starts before {W / self.rate:g} s")
 
     def token_positions(self, tokenizer, prompt: str) -> list[int]:
         """The positions of the selected tokens in the prompt embedding of `prompt` (0 = the start token): every
@@ -186,6 +222,11 @@ class Where:
             m[..., :, self.position(shape)] = True
         elif self.kind == "channel":
             m[:, self.index] = True
+        elif self.kind == "group":
+            m[:, 4 * self.index:4 * self.index + 4] = True
+        elif self.kind == "time":
+            first, end = self.frames(W)
+            m[..., first:end] = True
         elif self.kind == "fraction":
             n = C * H * W
             k = max(1, round(self.fraction * n))

@@ -5,10 +5,13 @@ pipeline has, its text encoders and tokenizers, its denoiser (the pipeline attri
 lives at: module and attention bends are found there), the callback style its pipeline offers, and its latent
 `Layout`: how the pipeline holds the latent and how to view it as the **canonical tensor** the operators act on,
 (N, C, H, W), channels by grid. Images are that already; a video latent (B, C, F, H, W) is viewed per frame as
-(B F, C, H, W); packed token sequences (Flux, LTX: (B, H/p W/p, C p p)) are unpacked to their grid and packed back.
+(B F, C, H, W); packed token sequences (Flux, LTX: (B, H/p W/p, C p p)) are unpacked to their grid and packed back;
+an audio latent (B, C, T), channels by time, is viewed as (B, C, 1, T): one row, time along the columns.
 The engine (`bend.hooks`, `bend.fit`) asks the family, never `if sdxl`: adding a family is one new `Family` here.
 SD v1.x/2.x and SDXL are on it, and AnimateDiff (an SD v1.x model with a motion adapter, VIDEO layout: the
-pipeline's latent is one clip, (1, C, F, H, W), so the canonical view has one row per frame); transformer pipelines are refused (with why) until their families land.
+pipeline's latent is one clip, (1, C, F, H, W), so the canonical view has one row per frame), and Stable Audio (a
+music model: DiT denoiser, Oobleck VAE, T5 text encoder; SEQUENCE layout, its channel operators acting on every
+group of 4 of its latent channels); image transformer pipelines are refused (with why) until their families land.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from ..checks import BendlabValueError
 class Layout:
     """How a family's pipeline holds its latent, and its canonical view (N, C, H, W) for the operators.
 
-    kind: "image" (B, C, H, W), the canonical view itself; "video" (B, C, F, H, W), viewed per frame as
+    kind: "image" (B, C, H, W), the canonical view itself; "sequence" (B, C, T), an audio latent, viewed as
+          (B, C, 1, T); "video" (B, C, F, H, W), viewed per frame as
           (B F, C, H, W) (frame-major within each item: row b F + f is item b's frame f); "packed" (B, H/p W/p,
           C p p), a transformer's patch tokens, unpacked to (B, C, H, W) (`patch` p) as diffusers' Flux pipeline
           packs them.
@@ -41,6 +45,8 @@ class Layout:
         if self.kind == "video":
             B, C, F, H, W = x.shape
             return x.permute(0, 2, 1, 3, 4).reshape(B * F, C, H, W)
+        if self.kind == "sequence":
+            return x.unsqueeze(2)
         if self.kind == "packed":
             if grid is None:
                 raise BendlabValueError("a packed latent needs its grid (H, W) to be unpacked; accepted: grid=(H, W)")
@@ -49,7 +55,7 @@ class Layout:
             C = D // (p * p)
             x = x.view(B, H // p, W // p, C, p, p).permute(0, 3, 1, 4, 2, 5)
             return x.reshape(B, C, H, W)
-        raise BendlabValueError(f"latent layout {self.kind!r} is unknown; accepted: image, video, packed")
+        raise BendlabValueError(f"latent layout {self.kind!r} is unknown; accepted: image, video, sequence, packed")
 
     def restore(self, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """The canonical view `y` back in the pipeline's layout, the shape of `like` (the latent it came from)."""
@@ -58,6 +64,8 @@ class Layout:
         if self.kind == "video":
             B, C, F, H, W = like.shape
             return y.reshape(B, F, C, H, W).permute(0, 2, 1, 3, 4)
+        if self.kind == "sequence":
+            return y.squeeze(2)
         B, C, H, W = y.shape
         p = self.patch
         y = y.view(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)
@@ -66,6 +74,7 @@ class Layout:
 
 IMAGE = Layout("image")
 VIDEO = Layout("video")
+SEQUENCE = Layout("sequence")
 PACKED = Layout("packed", 2)
 
 
@@ -85,7 +94,14 @@ class Family:
     callback: str = "on_step_end"  # "on_step_end": callback_on_step_end with tensor_inputs; "step": the per-step
     #                                callback(step, timestep, latents) of older pipelines
     layout: Layout = IMAGE  # how the pipeline holds its latent, and its canonical view
-    channels: int = 4       # latent channels the channel operators (rotations, reflections, matrix) act on
+    channels: int = 4       # latent channels the channel operators (rotations, reflections, matrix) act on (a
+    #                         latent with more acts on every group of this many: Stable Audio's 64 as 16 groups)
+    branch: str = "offset"  # how a render starting at layer L > 0 cuts the schedule: "offset" keeps the scheduler's
+    #                         arrays and begins at index L (as diffusers' image-to-image); "restart" cuts the
+    #                         timesteps and sigmas to those from L on, a fresh schedule from that noise level (a
+    #                         multistep solver counts its final lower-order steps from its schedule's end)
+    medium: str = "image"   # what it makes: "image", "video" or "audio" (`bendlab render`/`video` take images,
+    #                         `bendlab music` audio)
 
     def denoiser_of(self, pipe) -> torch.nn.Module:
         """The denoiser of a pipeline of this family (a loaded one, or a `Skeleton`): module bends, attention bends
@@ -97,7 +113,7 @@ class Family:
         return getattr(pipe, self.tokenizers[0])
 
     def latent_size(self, pipe) -> int:
-        """The latent's native side (grid cells) of a pipeline of this family."""
+        """The latent's native side (grid cells) of a pipeline of this family; for audio its length (frames)."""
         return self.denoiser_of(pipe).config.sample_size
 
     def blocks(self, denoiser: torch.nn.Module) -> list[str]:
@@ -123,6 +139,15 @@ FAMILIES = (SD, SDXL)  # image families: a model folder's model_index.json names
 ANIMATEDIFF = Family("AnimateDiff (SD v1.x + motion adapter)", "AnimateDiffPipeline", "AnimateDiffVideoToVideoPipeline",
                      SD.components, ("text_encoder",), denoiser_class="UNetMotionModel", layout=VIDEO)
 VIDEO_FAMILIES = (ANIMATEDIFF,)
+# audio families: a music model's folder names StableAudioPipeline; `bendlab music` / `music.render` render on them.
+# Audio-to-audio is the same pipeline started part-way from the encoded recording (`music.render`), as bendlab's
+# image-to-image is for images, so txt2img and img2img name the one class.
+STABLE_AUDIO = Family("Stable Audio", "StableAudioPipeline", "StableAudioPipeline",
+                      ("transformer", "projection_model", "vae", "text_encoder", "tokenizer", "scheduler"),
+                      ("text_encoder", "projection_model"), denoiser="transformer",
+                      denoiser_class="StableAudioDiTModel", callback="step", layout=SEQUENCE, branch="restart",
+                      medium="audio")
+AUDIO_FAMILIES = (STABLE_AUDIO,)
 SUPPORTED = ", ".join(f"{f.txt2img} ({f.name})" for f in FAMILIES)
 # pipelines whose denoiser is a transformer on a 16-channel latent: refused, with the reason
 TRANSFORMER_PIPELINES = ("StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline", "FluxPipeline",
@@ -135,6 +160,9 @@ def family(class_name: str, model: str = "") -> Family:
         if class_name in (f.txt2img, f.img2img, *f.aliases):
             return f
     where = f"model {model!r}" if model else "model"
+    if class_name == STABLE_AUDIO.txt2img:
+        raise BendlabValueError(f"{where} is a music model ({class_name}); accepted here: an image model "
+                                f"({SUPPORTED}); bend music with `bendlab music` or bendlab.music.render_music")
     if class_name in TRANSFORMER_PIPELINES:
         raise BendlabValueError(f"{where} holds a {class_name}, a 16-channel-latent transformer model; accepted: "
                                 f"4-channel-latent UNet pipelines ({SUPPORTED}), since the channel operators "
@@ -149,7 +177,7 @@ def family_of(pipe) -> Family:
     if isinstance(own, Family):
         return own
     name = type(pipe).__name__
-    for f in FAMILIES + VIDEO_FAMILIES:
+    for f in FAMILIES + VIDEO_FAMILIES + AUDIO_FAMILIES:
         if name in (f.txt2img, f.img2img, *f.aliases):
             return f
     return SDXL if getattr(pipe, "text_encoder_2", None) is not None else SD  # a subclass of one of them

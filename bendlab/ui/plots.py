@@ -311,3 +311,35 @@ def plot_cross_attention(maps: dict, ax=None, image=None, vmax: float | None = N
                        label="attention")
     ax.set_title(title or f"cross-attention per token ({h}x{w}; sums to 1 over the tokens)", fontsize=8)
     return ax
+
+
+def plot_spectrograms(sounds, labels=None, axes=None, n_fft: int = 512, top_db: float = 80.0):
+    """One log-magnitude spectrogram (dB, 0 at the loudest of all, down to -top_db) per `music.render.Sound`, side
+    by side on a shared colour scale: time in seconds across, frequency in Hz up (linear to the Nyquist rate).
+    Returns the axes. Notebook: notebooks/11_bending_music.ipynb"""
+    import matplotlib.pyplot as plt
+    import librosa
+    mags = [np.abs(librosa.stft(s.samples.mean(0), n_fft=n_fft, hop_length=n_fft // 4)) for s in sounds]
+    ref = max(float(m.max()) for m in mags) or 1.0
+    if axes is None:
+        _, axes = plt.subplots(1, len(sounds), figsize=(2.6 * len(sounds), 2.4), sharey=True, squeeze=False)
+        axes = axes[0]
+    for i, (s, m, ax) in enumerate(zip(sounds, mags, axes)):
+        db = librosa.amplitude_to_db(m, ref=ref, top_db=top_db)
+        ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=-top_db, vmax=0,
+                  extent=(0, s.seconds, 0, s.sr / 2))
+        ax.set_xlabel("s")
+        if labels is not None:
+            ax.set_title(labels[i], fontsize=9)
+    axes[0].set_ylabel("Hz")
+    return axes
+
+
+def spectrogram_grid(sounds, labels, path) -> None:
+    """`plot_spectrograms` written to `path` (PNG), the figure closed."""
+    import matplotlib.pyplot as plt
+    axes = plot_spectrograms(sounds, labels)
+    fig = axes[0].figure
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

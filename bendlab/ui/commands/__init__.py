@@ -3,6 +3,6 @@ declares its flags (every default shown in a help string is read from the librar
 which parses nothing more, calls the library and prints what it wrote. `common` holds what several share.
 `bendlab.ui.cli` assembles them into one parser (`COMMANDS`, in the order `bendlab --help` lists them)."""
 
-from . import features, live, operators, render, targets, video
+from . import features, live, music, operators, render, targets, video
 
-COMMANDS = (render, video, features, operators, targets, live)
+COMMANDS = (render, video, music, features, operators, targets, live)
