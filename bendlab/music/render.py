@@ -190,8 +190,11 @@ def _recording(audio, sr: int) -> np.ndarray:
     """A recording as (channels, samples) float32 at `sr` Hz: a file is decoded and resampled (mono), an array is
     taken as it is (at the model's rate)."""
     if isinstance(audio, (str, os.PathLike)):
-        from ..audio.signal import load_audio
-        return load_audio(audio, sr=sr)[None].astype(np.float32)
+        import librosa
+        from ..audio.signal import AUDIO_SUFFIXES
+        from ..checks import check_input_file
+        path = check_input_file("audio", audio, AUDIO_SUFFIXES)
+        return librosa.load(path, sr=sr, mono=True)[0][None].astype(np.float32)  # at the model's rate, any rate
     wave = np.asarray(audio, dtype=np.float32)
     if wave.ndim == 1:
         wave = wave[None]

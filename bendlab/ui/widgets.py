@@ -586,3 +586,64 @@ class LiveView:
             self.start()
         else:
             self.stop()
+
+
+# ------------------------------------------------------------------------------------------ sound (music models)
+def wav_bytes(sound) -> bytes:
+    """A `music.render.Sound` as 16-bit WAV bytes (peak-normalised if it would clip): what ipywidgets.Audio plays."""
+    import io
+
+    import soundfile as sf
+    data = sound.samples / max(1.0, sound.peak)
+    buf = io.BytesIO()
+    sf.write(buf, data.T, sound.sr, subtype="PCM_16", format="WAV")
+    return buf.getvalue()
+
+
+def spectrogram_png(sounds, labels=None) -> bytes:
+    """`plots.plot_spectrograms` of the sounds as PNG bytes (for an Image widget updated in place)."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from .plots import plot_spectrograms
+    axes = plot_spectrograms(sounds, labels)
+    fig = axes[0].figure
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def audio_players(pairs, columns: int = 4):
+    """A grid of labelled players, one per (label, Sound): hear a figure's sounds under its spectrograms."""
+    import ipywidgets as w
+    cells = [w.VBox([w.Label(label), w.Audio(value=wav_bytes(s), format="wav", autoplay=False, loop=False,
+                                             layout=w.Layout(width="220px"))]) for label, s in pairs]
+    return w.VBox([w.HBox(cells[i:i + columns]) for i in range(0, len(cells), columns)])
+
+
+def sound_view(view: Callable, **controls):
+    """Controls (name -> widget) above a player and the sound's spectrogram, both updated in place with the
+    `Sound` view(**values) returns (None keeps what is shown). Renders once at once (papermill exercises it) and
+    again on each release of a control; the player starts on each new sound. Returns the VBox (`.audio`,
+    `.image`, `.close()`)."""
+    import ipywidgets as w
+    for c in controls.values():
+        if hasattr(c, "continuous_update"):
+            c.continuous_update = False
+    audio = w.Audio(format="wav", autoplay=True, loop=False)
+    image = w.Image(format="png", layout=w.Layout(height="240px", object_fit="contain"))
+
+    def update(**values):
+        sound = view(**values)
+        if sound is None:
+            return
+        audio.value = wav_bytes(sound)
+        image.value = spectrogram_png([sound])
+
+    out = w.interactive_output(update, controls)
+    box = w.VBox([w.HBox(list(controls.values())[i:i + 3]) for i in range(0, len(controls), 3)] + [audio, image, out])
+    box.audio, box.image, box.controls = audio, image, controls
+    box.close = functools.partial(close_view, box)
+    return box
