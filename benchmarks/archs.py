@@ -107,3 +107,40 @@ def card_peak(name: str) -> float | None:
         if key in name:
             return tflops * 1e12
     return None
+
+
+# Stable Audio Open 1.0 (stabilityai/stable-audio-open-1.0) as diffusers' StableAudioPipeline holds it: a 24-layer DiT
+# on 64 latent channels x 1024 frames (47.55 s at 44.1 kHz, hop 2048), the Oobleck VAE (stereo), T5-base, the
+# seconds-conditioning projection, and the cosine DPM-Solver++ sampler.
+STABLE_AUDIO_OPEN = dict(
+    transformer=dict(sample_size=1024, in_channels=64, num_layers=24, attention_head_dim=64, num_attention_heads=24,
+                     num_key_value_attention_heads=12, out_channels=64, cross_attention_dim=768, time_proj_dim=256,
+                     global_states_input_dim=1536, cross_attention_input_dim=768),
+    vae=dict(encoder_hidden_size=128, downsampling_ratios=[2, 4, 4, 8, 8], channel_multiples=[1, 2, 4, 8, 16],
+             decoder_channels=128, decoder_input_channels=64, audio_channels=2, sampling_rate=44100),
+    projection=dict(text_encoder_dim=768, conditioning_dim=768, min_value=0, max_value=512),
+    text_encoder=dict(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12,
+                      relative_attention_num_buckets=32, feed_forward_proj="relu"),
+    scheduler=dict(solver_order=2, prediction_type="v_prediction", sigma_data=1.0, sigma_min=0.3, sigma_max=500,
+                   sigma_schedule="exponential"),
+    transformer_params=1_057_000_000)  # about 1.06 B (the DiT of the published checkpoint)
+
+
+def build_stable_audio(device: str, dtype: torch.dtype):
+    """A StableAudioPipeline with Stable Audio Open's architecture and random weights (seeded), on `device` in
+    `dtype`; its tokenizer is a word-level one (the prompt's tokens do not change the cost: T5 pads to 128)."""
+    import diffusers
+    import transformers
+    from bendlab.music.model import word_tokenizer
+    spec = STABLE_AUDIO_OPEN
+    torch.manual_seed(0)
+    with torch.device(device):
+        dit = diffusers.StableAudioDiTModel(**spec["transformer"]).to(dtype)
+        vae = diffusers.AutoencoderOobleck(**spec["vae"]).to(dtype)
+        projection = diffusers.StableAudioProjectionModel(**spec["projection"]).to(dtype)
+        text = transformers.T5EncoderModel(transformers.T5Config(**spec["text_encoder"])).to(dtype)
+    tok = word_tokenizer("a slow piano phrase high bell low bass drone fast drum loop".split(), 128)
+    pipe = diffusers.StableAudioPipeline(transformer=dit, scheduler=diffusers.CosineDPMSolverMultistepScheduler(
+        **spec["scheduler"]), vae=vae, text_encoder=text, tokenizer=tok, projection_model=projection)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -29,11 +29,16 @@ cli      `bendlab --help`, `bendlab operators`, `bendlab targets` as whole proce
          scale: median seconds of --repeat runs   goal <= 1 s for --help and operators (targets builds the model's
          modules on the meta device: it needs torch and diffusers)
 
+music    the shipped music model (bendlab-tiny-music; --music-model for another): seconds of audio generated per
+         second of compute (50 steps, guidance 7), and bent / unbent time (rotate1 at layer 40)   goal <= 1.03
+
 Real architectures with random weights (no download; benchmarks/archs.py holds their published configs):
 
     python benchmarks/bench.py --device cuda --arch sd14   # SD v1.4 at 512 px, float16, 50 steps
     python benchmarks/bench.py --device cuda --arch sdxl   # SDXL at 1024 px, float16, 50 steps
     python benchmarks/bench.py --arch sd14                 # CPU smoke: the same script at 64 px, 4 steps
+
+    python benchmarks/bench.py --device cuda --arch stable-audio-open   # Stable Audio Open: 47.55 s stereo at 44.1 kHz
 
 frame    one frame (median), frames/s batched and its ratio to one at a time, peak memory,
          bent/unbent, branched/independent (8 values at layer 40 of 50), and the UNet's FLOPs per step
@@ -71,9 +76,10 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--only", nargs="*", default=["render", "bend", "branch", "vaesweep", "batch", "explorer", "prefix",
                                                   "workers", "memory", "analysis", "interpolate", "checks",
-                                                  "live", "startup", "cli"])
+                                                  "live", "startup", "cli", "music"])
+    ap.add_argument("--music-model", default=None, help="music: default the shipped bendlab-tiny-music")
     ap.add_argument("--live-fps", type=float, default=20.0, help="live: the target frame rate (0: unpaced)")
-    ap.add_argument("--arch", choices=["sd14", "sdxl"], help="a random-weight pipeline with this model's exact "
+    ap.add_argument("--arch", choices=["sd14", "sdxl", "stable-audio-open"], help="a random-weight pipeline with this model's exact "
                     "architecture instead of --model (see below)")
     ap.add_argument("--size", type=int, help="--arch: image side in pixels (default: the model's native size on "
                     "CUDA, 64 on CPU)")
@@ -83,12 +89,16 @@ def main(argv=None) -> None:
                     "in benchmarks/archs.py")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.arch == "stable-audio-open":
+        return music_benchmark(a, arch=True)
     if a.arch:
         return arch_benchmark(a)
     if "cli" in a.only:
         cli_benchmark(a.repeat)
-        if a.only == ["cli"]:
-            return  # no model to load
+    if "music" in a.only:
+        music_benchmark(a)
+    if set(a.only) <= {"cli", "music"}:
+        return  # no image model to load
     from bendlab import Bend, load_pipeline, render, render_grid
     pipe = load_pipeline(a.model, device=a.device)
     where = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"cpu, {a.threads} thread(s)"
@@ -387,6 +397,41 @@ def arch_benchmark(a) -> None:
           f"TFLOP per frame: {achieved / 1e12:.2f} TFLOP/s in the median frame"
           + (f" = {100 * achieved / peak:.1f}% of the card's {peak / 1e12:.0f} TFLOP/s dense fp16 peak" if peak
              else ("; card peak unknown (give --peak-tflops)" if cuda else "")))
+
+
+def music_benchmark(a, arch: bool = False) -> None:
+    """Seconds of audio per second of compute and a bend's overhead on a music model: the shipped one, or (arch)
+    Stable Audio Open's architecture with random weights (its whole 47.55 s; 50 steps on CUDA, 2 on a CPU)."""
+    from bendlab import Bend
+    from bendlab.music import MusicConfig, load_music_pipeline, render_music
+    cuda = a.device.startswith("cuda")
+    if arch:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import archs
+        from bendlab.models import quiet_loading
+        with quiet_loading():
+            pipe = archs.build_stable_audio(a.device, torch.float16 if cuda else torch.float32)
+        steps, repeat = (a.steps or 50, a.repeat) if cuda else (a.steps or 2, 1)
+        name = "stable-audio-open (random weights)"
+    else:
+        pipe = load_music_pipeline(a.music_model, device=a.device)
+        steps, repeat, name = a.steps or 50, a.repeat, a.music_model or "bendlab-tiny-music"
+    config = MusicConfig.of(pipe)
+    seconds = config.max_seconds
+    layer = round(0.8 * steps)
+    where = torch.cuda.get_device_name() if cuda else f"cpu, {a.threads} thread(s)"
+    dit = sum(p.numel() for p in pipe.transformer.parameters())
+    print(f"music    {name}: DiT {dit / 1e6:.1f}M params, {config.sampling_rate} Hz, {seconds:.2f} s per render, "
+          f"{steps} steps, {where}")
+    kw = dict(pipe=pipe, seconds=seconds, steps=steps)
+    render_music("warm up", **{**kw, "steps": 2})
+    plain, bent = [], []
+    for _ in range(repeat):  # interleaved, so drift in machine load hits both alike
+        plain += timed(lambda: render_music("a slow piano phrase", **kw), 1)
+        bent += timed(lambda: render_music("a slow piano phrase", Bend("rotate1", 3.14, layer), **kw), 1)
+    one, b = statistics.median(plain), statistics.median(bent)
+    print(f"music    render median {one:.3f} s (min {min(plain):.3f}): {seconds / one:.2f} s of audio per second")
+    print(f"music    bent/unbent (rotate1 @{layer}): {b:.3f} / {one:.3f} s = {b / one:.3f}   goal <= 1.03")
 
 
 def _clip(folder: Path, seconds: float) -> Path:

@@ -88,3 +88,17 @@ def test_real_architectures_stay_finite_in_float16(arch, size):
     img = render("a floating orb", [Bend("add", 1.0, 8)], pipe=pipe, steps=10, height=size, width=size,
                  output_type="np")
     assert img.shape == (size, size, 3) and np.isfinite(img).all()
+
+
+def test_music_family_float16_on_cuda():
+    """A tiny random Stable Audio pipeline in float16 on the GPU: finite, a time bend changes its span only (at the
+    last layer), audio-to-audio runs."""
+    from bendlab.music import render_music, tiny_random_pipeline
+    pipe = tiny_random_pipeline().to("cuda", torch.float16)
+    kw = dict(pipe=pipe, seconds=1.0, steps=8)
+    plain = render_music("a high bell", **kw)
+    bent = render_music("a high bell", [Bend("rotate1", 3.14, 8, "time:0.5-1")], **kw)
+    diff = np.abs(bent.samples - plain.samples)[0]
+    assert np.isfinite(bent.samples).all() and diff[:int(0.45 * plain.sr)].max() == 0 and diff.max() > 1e-3
+    again = render_music("a high bell", **kw, audio=plain.samples, strength=0.5)
+    assert np.isfinite(again.samples).all()
