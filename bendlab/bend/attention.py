@@ -42,9 +42,14 @@ class AttentionCall:
 
 
 def attention_call(attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-                   attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None) -> AttentionCall:
+                   attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
+                   rotary_emb=None) -> AttentionCall:
     """diffusers' `AttnProcessor` body up to softmax(q k^T * scale) (`attn.get_attention_scores`): the one copy of
-    it, used to bend the probabilities (`AttnBendProcessor`) and to look at them (`bend.insides`)."""
+    it, used to bend the probabilities (`AttnBendProcessor`) and to look at them (`bend.insides`). A module with
+    fewer key/value heads than query heads, or given rotary embeddings (Stable Audio's DiT), is computed as
+    `StableAudioAttnProcessor2_0` computes it (`_grouped_call`)."""
+    if rotary_emb is not None or attn.to_k.out_features != attn.to_q.out_features:
+        return _grouped_call(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
     residual = hidden_states
     if attn.spatial_norm is not None:
         hidden_states = attn.spatial_norm(hidden_states, temb)
@@ -69,6 +74,40 @@ def attention_call(attn, hidden_states: torch.Tensor, encoder_hidden_states: tor
     return AttentionCall(attn.get_attention_scores(query, key, mask), value, residual, shape)
 
 
+def _grouped_call(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb) -> AttentionCall:
+    """diffusers' `StableAudioAttnProcessor2_0` up to its softmax, with the probabilities explicit: grouped key and
+    value heads repeated to the query heads, rotary embeddings on the queries (and, for self-attention, the keys);
+    probabilities and values as (B * heads, tokens, head_dim), as `AttentionCall.output` takes them."""
+    from diffusers.models.embeddings import apply_rotary_emb
+    residual = hidden_states
+    context = hidden_states if encoder_hidden_states is None else (
+        attn.norm_encoder_hidden_states(encoder_hidden_states) if attn.norm_cross else encoder_hidden_states)
+    B = hidden_states.shape[0]
+    query, key, value = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
+    d = query.shape[-1] // attn.heads
+    kv = key.shape[-1] // d
+    query = query.view(B, -1, attn.heads, d).transpose(1, 2)
+    key, value = (t.view(B, -1, kv, d).transpose(1, 2) for t in (key, value))
+    if kv != attn.heads:
+        key, value = (torch.repeat_interleave(t, attn.heads // kv, dim=1) for t in (key, value))
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+    if rotary_emb is not None:
+        def rotate(t):
+            r = rotary_emb[0].shape[-1]
+            return torch.cat((apply_rotary_emb(t[..., :r].float(), rotary_emb, use_real=True, use_real_unbind_dim=-2),
+                              t[..., r:].float()), dim=-1).to(t.dtype)
+        query = rotate(query)
+        if not attn.is_cross_attention:
+            key = rotate(key)
+    flat = [t.reshape(B * attn.heads, -1, d) for t in (query, key, value)]
+    mask = None if attention_mask is None else attn.prepare_attention_mask(attention_mask, key.shape[2], B)
+    probs = attn.get_attention_scores(flat[0], flat[1], mask)
+    return AttentionCall(probs, flat[2], residual, None)
+
+
 class AttnBendProcessor:
     """A diffusers attention processor that bends the attention probabilities of one `Attention` module.
 
@@ -85,21 +124,32 @@ class AttnBendProcessor:
            bent, as the text target does.
     """
 
-    def __init__(self, original, bends, cb, cfg):
+    def __init__(self, original, bends, cb, cfg, extra_keys: int = 0):
         self.original, self.bends, self.cb, self.cfg = original, bends, cb, cfg
+        self.extra_keys = extra_keys  # cross-attention keys after the prompt's tokens (Stable Audio's durations: 2)
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, **kwargs):
+                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, rotary_emb=None,
+                 **kwargs):
+        # rotary_emb is named: diffusers passes a module only the keyword arguments its processor's signature names
         def stock():
-            extra = dict(kwargs, **({} if temb is None else {"temb": temb}))
+            extra = dict(kwargs, **({} if temb is None else {"temb": temb}),
+                         **({} if rotary_emb is None else {"rotary_emb": rotary_emb}))
             return self.original(attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
                                  attention_mask=attention_mask, **extra)
 
         active = [(b, m) for b, m in self.bends if self.cb.step in b.layers]
         if not active:
             return stock()
-        call = attention_call(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
-        bent = self.bend_probs(call.probs, attn.heads, active, call.hw or self._map_shape(call.probs.shape[1]))
+        call = attention_call(attn, hidden_states, encoder_hidden_states, attention_mask, temb, rotary_emb)
+        hw = call.hw
+        if hw is None:
+            try:
+                hw = self._map_shape(call.probs.shape[1])
+            except BendlabValueError:  # queries not on the latent's grid (a music DiT's: time and a global token)
+                if any(b.op in operators.ATTN_OPERATORS for b, _ in active):  # only these need the grid
+                    raise
+        bent = self.bend_probs(call.probs, attn.heads, active, hw)
         if bent is None:  # an identity: the module's own processor, bit for bit
             return stock()
         return call.output(attn, bent)
@@ -131,6 +181,8 @@ class AttnBendProcessor:
         changed = False
         for b, m in active:
             if m is not None:
+                if m.shape[1] < K and self.extra_keys == K - m.shape[1]:  # keys after the prompt's (Stable Audio's 2
+                    m = torch.cat([m, m.new_zeros(m.shape[0], K - m.shape[1], 1)], 1)  # duration tokens): unselected
                 if m.shape[1] != K:
                     raise BendlabValueError(f"{b.where} selects among {m.shape[1]} prompt tokens, but {b.target} "
                                             f"attends to "

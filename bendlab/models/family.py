@@ -100,6 +100,8 @@ class Family:
     #                         arrays and begins at index L (as diffusers' image-to-image); "restart" cuts the
     #                         timesteps and sigmas to those from L on, a fresh schedule from that noise level (a
     #                         multistep solver counts its final lower-order steps from its schedule's end)
+    extra_tokens: int = 0   # conditioning tokens after the prompt's in encoder_hidden_states (Stable Audio: its 2
+    #                         duration tokens): text and cross-attention bends leave them alone
     medium: str = "image"   # what it makes: "image", "video" or "audio" (`bendlab render`/`video` take images,
     #                         `bendlab music` audio)
 
@@ -146,7 +148,7 @@ STABLE_AUDIO = Family("Stable Audio", "StableAudioPipeline", "StableAudioPipelin
                       ("transformer", "projection_model", "vae", "text_encoder", "tokenizer", "scheduler"),
                       ("text_encoder", "projection_model"), denoiser="transformer",
                       denoiser_class="StableAudioDiTModel", callback="step", layout=SEQUENCE, branch="restart",
-                      medium="audio")
+                      extra_tokens=2, medium="audio")
 AUDIO_FAMILIES = (STABLE_AUDIO,)
 SUPPORTED = ", ".join(f"{f.txt2img} ({f.name})" for f in FAMILIES)
 # pipelines whose denoiser is a transformer on a 16-channel latent: refused, with the reason

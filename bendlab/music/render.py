@@ -12,10 +12,9 @@ What a bend means here (the audio family, `models.family.STABLE_AUDIO`):
   latent is one row);
 - "unet:PATH": a block of the denoiser (the DiT: e.g. "unet:transformer_blocks.3"), at the DiT evaluations of
   steps 0..N-1; "vae:PATH": a block of the Oobleck decoder (e.g. "vae:decoder.block.1"), once, at decode;
-  "text": the prompt's embedding (its tokens; Stable Audio's two duration tokens are left alone). For these
-  targets `where` is "all" (and token:I / token:WORD for text). Attention targets are refused for this family
-  (Stable Audio's attention uses rotary embeddings and grouped keys, which bendlab's attention processor does not
-  compute yet).
+  "text": the prompt's embedding (its tokens; Stable Audio's two duration tokens are left alone); "attn:PATH" the
+  attention probabilities of a DiT attention module (attn1 over time, attn2 to the prompt: token:WORD selects a
+  word's columns), point-wise operators only. Block targets take `where="all"`.
 
 The output is cropped to `seconds` as the pipeline crops it; the latent always spans the model's longest output,
 so `time:A-B` must lie within the requested seconds.
@@ -36,12 +35,13 @@ from typing import Sequence
 import numpy as np
 
 from ..bend.bends import Bend, as_bends
+from ..bend.operators import POINTWISE_OPERATORS
 from ..checks import BendlabValueError, check_int, check_number
 from .model import MusicConfig, load_music_pipeline, resolve_music
 
 from .defaults import GUIDANCE, SEED, STEPS, WHERE_FORMS
 MUSIC_WHERE = ("all", "channel", "group", "fraction", "time")  # what `where` may select in a music latent
-MUSIC_TARGETS = ("latent", "unet", "vae", "text")
+MUSIC_TARGETS = ("latent", "unet", "vae", "text", "attn")
 
 
 @dataclass
@@ -93,8 +93,10 @@ def check_music(config: MusicConfig, bends: Sequence[Bend], *, seconds: float, s
     for b in bends:
         if b.kind not in MUSIC_TARGETS:
             raise BendlabValueError(f"target {b.target} is not available for a music model; accepted: latent, "
-                                    "unet:<DiT block>, vae:<decoder block>, text (attention targets are not yet "
-                                    "computed for Stable Audio's rotary attention)")
+                                    "unet:<DiT block>, vae:<decoder block>, text, attn:<attention module>")
+        if b.kind == "attn" and b.op not in POINTWISE_OPERATORS:
+            raise BendlabValueError(f"{b.op} on {b.target}: a music model's attention maps have no image grid; "
+                                    f"accepted for its attention: {', '.join(POINTWISE_OPERATORS)}")
         if b.kind == "latent" and b.where.kind not in MUSIC_WHERE:
             raise BendlabValueError(f"where {b.where} selects in an image latent; accepted for music: {WHERE_FORMS}")
         if b.kind in ("unet", "vae") and b.where.kind != "all":
@@ -110,9 +112,11 @@ def _with_rate(bends: Sequence[Bend], rate: float) -> list[Bend]:
 
 
 def check_music_modules(pipe, bends: Sequence[Bend]) -> None:
-    """One-line errors for a DiT or VAE path that the loaded model does not have."""
-    from ..bend.fit import check_vae_module
+    """One-line errors for a DiT, attention or VAE path that the loaded model does not have."""
+    from ..bend.fit import check_attn_module, check_vae_module
     for b in bends:
+        if b.kind == "attn":
+            check_attn_module(pipe.transformer, b)
         if b.kind == "unet":
             try:
                 pipe.transformer.get_submodule(b.path)

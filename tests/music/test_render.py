@@ -120,7 +120,8 @@ def test_a_saved_folder_renders_as_the_pipeline_in_memory(folder, plain):
     (dict(bends=Bend("rotate1", 1.0, 3, "channel:8")), r"^channel 8 is out of range for 8 channels"),
     (dict(bends=Bend("add", 1.0, 3, "row:0")), r"^where row:0 selects in an image latent; accepted for music"),
     (dict(bends=Bend("add", 1.0, 9)), r"^layer 9 is outside 0..8"),
-    (dict(bends=Bend("add", 1.0, 2, target="attn:transformer_blocks.0.attn2")), r"^target attn:.* is not available"),
+    (dict(bends=Bend("attn_rotate", 1.0, 2, target="attn:transformer_blocks.0.attn2")),
+     r"^attn_rotate on attn:transformer_blocks.0.attn2: a music model's attention maps have no image grid"),
     (dict(seconds=5.0), r"^seconds 5.0 is not > 0 and <= 2.048; accepted: 0 < seconds <= 2.048"),
     (dict(audio=np.zeros(100)), r"^audio-to-audio needs both"),
 ])
@@ -149,3 +150,29 @@ def test_a_loud_sound_is_scaled_not_clipped(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["loud.wav"]
     quiet = Sound((0.5 * np.sin(2 * np.pi * 220 * t))[None].astype(np.float32), SR)
     assert quiet.write(tmp_path / "quiet.wav") == 1.0
+
+
+def test_attention_explicit_equals_stable_audio_processor(pipe):
+    """bendlab's explicit attention (grouped key/value heads, rotary embeddings) computes what diffusers'
+    StableAudioAttnProcessor2_0 computes, so a bend acts on the model's own probabilities."""
+    from diffusers.models.embeddings import get_1d_rotary_pos_embed
+    from bendlab.bend.attention import attention_call
+    torch.manual_seed(0)
+    for path, context in (("transformer_blocks.0.attn1", None), ("transformer_blocks.1.attn2", torch.randn(2, 7, 32))):
+        m = pipe.transformer.get_submodule(path)
+        x = torch.randn(2, 10, m.to_q.in_features)
+        rot = get_1d_rotary_pos_embed(pipe.rotary_embed_dim, 10, use_real=True, repeat_interleave_real=False)
+        with torch.no_grad():
+            ref = m.processor(m, x, encoder_hidden_states=context, rotary_emb=rot)
+            call = attention_call(m, x, context, rotary_emb=rot)
+            assert (call.output(m, call.probs) - ref).abs().max() < 1e-5
+
+
+def test_cross_attention_to_a_word_bends_and_an_identity_is_exact(pipe, plain):
+    kw = dict(pipe=pipe, seconds=SECONDS, steps=STEPS)
+    bent = render_music("a high bell", Bend("multiply", 3.0, (0, STEPS - 1), "token:bell",
+                                            target="attn:transformer_blocks.1.attn2"), **kw)
+    same = render_music("a high bell", Bend("multiply", 1.0, (0, STEPS - 1), "token:bell",
+                                            target="attn:transformer_blocks.1.attn2"), **kw)
+    assert np.abs(bent.samples - plain.samples).max() > 1e-3
+    assert np.array_equal(same.samples, plain.samples)
