@@ -176,3 +176,18 @@ def test_cross_attention_to_a_word_bends_and_an_identity_is_exact(pipe, plain):
                                             target="attn:transformer_blocks.1.attn2"), **kw)
     assert np.abs(bent.samples - plain.samples).max() > 1e-3
     assert np.array_equal(same.samples, plain.samples)
+
+
+def test_a_shared_sweep_is_bit_identical_to_independent_renders(pipe):
+    """render_music_grid computes the DiT evaluations before the first bent step once and replays them: every
+    render equals its independent render exactly, and nothing is left patched on the DiT."""
+    from bendlab.music.render import render_music_grid, shared_steps
+    bends = [Bend("rotate1", a, 5) for a in (0.0, 1.5, 3.0)] + [
+        [Bend("multiply", 2.0, (6, 7), target="unet:transformer_blocks.1")], None]
+    assert shared_steps([[b] if isinstance(b, Bend) else b or [] for b in bends], STEPS) == 5
+    kw = dict(pipe=pipe, seconds=SECONDS, steps=STEPS)
+    shared = render_music_grid("a high bell", bends, **kw)
+    alone = render_music_grid("a high bell", bends, share=False, **kw)
+    assert all(np.array_equal(a.samples, b.samples) for a, b in zip(shared, alone))
+    assert not np.array_equal(shared[0].samples, shared[2].samples)
+    assert "forward" not in vars(pipe.transformer)
