@@ -40,6 +40,13 @@ Other features of the same frames:
                     matrices) and linear, so a frame's value is a fixed projection of its own latent.
                     Like embed16 it drives `matrix`; `encodec16@percussive` or @STEM.wav encode that signal.
     midi_velocity, midi_pitch, midi_onset, midi_cc:N   from a MIDI file, see `bendlab.midi`
+    keys:T=V,T=V,...  a drawn keyframe curve: value V at second T, linear in between (`np.interp`), held before
+                    the first key and after the last; each frame takes the value at its start. Reads no audio
+
+Features that need no track (`reads_track` is False): the MIDI features, keys:..., and the rhythm features on a
+fixed tempo: with `bpm` given, beat, beat_phase, bar_phase and lfo:K follow a grid of beats at 0, 60/bpm, ... s
+instead of the beats tracked in the audio. These can drive a soundtrack that does not exist yet (a video's
+generated music, `video.soundtrack`).
 
 Sources: `NAME@harmonic` and `NAME@percussive` read the harmonic or percussive part of the track (librosa's
 HPSS); `NAME@path/to/stem.wav` reads a stem separated elsewhere, which must last as long as the track (within
@@ -67,11 +74,12 @@ RHYTHM = ("beat", "beat_phase", "bar_phase")
 MIDI = ("midi_velocity", "midi_pitch", "midi_onset")
 # every plain feature name; parametric ones: lfo:K, pca:K, midi_cc:N
 FEATURES = SPECTRAL + RHYTHM + MIDI
-PARAMETRIC = ("lfo:K", "pca:K", "midi_cc:N")
+PARAMETRIC = ("lfo:K", "pca:K", "midi_cc:N", "keys:T=V,...")
 UNITS = {"rms": "amplitude", "centroid": "Hz", "spread": "Hz", "skewness": "", "kurtosis": "", "flux": "",
          "flux_rectified": "", "onset": "", "low": "energy", "mid": "energy", "high": "energy", "beat": "",
          "beat_phase": "0..1", "bar_phase": "0..1", "midi_velocity": "0..1", "midi_pitch": "MIDI note",
-         "midi_onset": "0..1", "lfo": "0..1", "pca": "", "midi_cc": "0..1", "embed16": "", "encodec16": ""}
+         "midi_onset": "0..1", "lfo": "0..1", "pca": "", "midi_cc": "0..1", "embed16": "", "encodec16": "",
+         "keys": ""}
 SOURCES = ("mix", "harmonic", "percussive")
 @dataclass(frozen=True)
 class FeatureRef:
@@ -80,21 +88,48 @@ class FeatureRef:
     name: str
     arg: float | None = None
     source: str = "mix"  # mix, harmonic, percussive, or a stem file's path
+    keys: tuple[tuple[float, float], ...] | None = None  # keys:T=V,...: (seconds, value) pairs, times increasing
 
     def __str__(self) -> str:
+        if self.keys is not None:
+            return "keys:" + ",".join(f"{t:g}={v:g}" for t, v in self.keys)
         arg = "" if self.arg is None else f":{self.arg:g}"
         return self.name + arg + ("" if self.source == "mix" else f"@{self.source}")
 
 
+def _parse_keys(text: str, arg: str) -> tuple[tuple[float, float], ...]:
+    """'0=0,1.5=1,3=0' -> ((0, 0), (1.5, 1), (3, 0)): seconds >= 0, strictly increasing, finite values."""
+    accepted = "accepted: keys:T=V,T=V,... with seconds T >= 0 increasing, e.g. keys:0=0,1.5=1,3=0"
+    keys = []
+    for pair in arg.split(","):
+        t, sep, v = pair.partition("=")
+        try:
+            key = (float(t), float(v))
+        except ValueError:
+            key = None
+        if not sep or key is None or not all(math.isfinite(x) for x in key):
+            raise BendlabValueError(f"feature {text!r}: {pair.strip()!r} is not T=V (seconds=value); {accepted}")
+        keys.append(key)
+    times = [t for t, _ in keys]
+    if times[0] < 0 or any(b <= a for a, b in zip(times, times[1:])):
+        raise BendlabValueError(f"feature {text!r}: key times {times} are not increasing from >= 0 s; {accepted}")
+    return tuple(keys)
+
+
 def parse_feature(text: str) -> FeatureRef:
-    """Read 'rms', 'lfo:0.25', 'pca:1', 'midi_cc:74', 'rms@percussive', 'centroid@stems/vocals.wav' (one-line
-    errors naming what is accepted). A stem's existence is checked when the features are computed."""
+    """Read 'rms', 'lfo:0.25', 'pca:1', 'midi_cc:74', 'keys:0=0,2=1', 'rms@percussive', 'centroid@stems/vocals.wav'
+    (one-line errors naming what is accepted). A stem's existence is checked when the features are computed."""
     if not isinstance(text, str):
         raise BendlabValueError(f"feature {text!r} is not a name; accepted: {', '.join(FEATURES + PARAMETRIC)}")
     body, _, source = text.partition("@")
     name, _, arg = body.partition(":")
     accepted = (f"accepted: {', '.join(FEATURES + PARAMETRIC + tuple(EMBEDDINGS))}, each optionally @harmonic, "
                 "@percussive or @STEM.wav")
+    if name == "keys":
+        if "@" in text:
+            raise BendlabValueError(f"feature {text!r}: a keyframe curve reads no audio; accepted: keys:T=V,... with "
+                                    "no @source")
+        return FeatureRef("keys", keys=_parse_keys(text, arg))
     if name not in FEATURES + ("lfo", "pca", "midi_cc") + tuple(EMBEDDINGS) or (arg and name not in ("lfo", "pca",
                                                                                                       "midi_cc")):
         raise BendlabValueError(f"unknown feature {text!r}; {accepted}")
@@ -131,6 +166,15 @@ def check_feature(name: str) -> str:
     return name
 
 
+def reads_track(text: str, bpm: float | None = None) -> bool:
+    """Whether a feature is computed from the audio track (its samples, the beats tracked in it, a stem): False for
+    the MIDI features, a keyframe curve (keys:...) and, with a fixed tempo `bpm`, the rhythm features."""
+    ref = parse_feature(text)
+    if ref.name.startswith("midi") or ref.name == "keys":
+        return False
+    return not (bpm is not None and (ref.name in RHYTHM or ref.name == "lfo"))
+
+
 def check_sources(features, midi=None) -> None:
     """Before any analysis: MIDI features need a MIDI file, and each stem a feature reads exists."""
     for text in features:
@@ -150,13 +194,15 @@ class Features:
     """The per-frame features of one track, computed when first asked for and kept: `feats["rms"]`,
     `feats["lfo:0.25"]`, `feats["rms@percussive"]` each give one value per video frame.
 
-    y: the track (mono, sr Hz); midi: a `bendlab.midi.Midi` for the midi_* features.
+    y: the track (mono, sr Hz); midi: a `bendlab.midi.Midi` for the midi_* features; bpm: a fixed tempo for the
+    rhythm features (beats at 0, 60/bpm, ... s), None to track the beats in the audio.
     """
 
     y: np.ndarray = field(repr=False)
     sr: int
     fps: float
     midi: object | None = None
+    bpm: float | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -200,7 +246,10 @@ class Features:
         return self._cached(("spectral", source), lambda: spectral_features(self.signal(source), self.sr, self.fps))
 
     def beats(self, source: str = "mix"):
+        """The beats tracked in the mix (or a source), or with `bpm` the fixed grid (whatever the source)."""
         from . import rhythm
+        if self.bpm is not None:
+            return rhythm.grid(self.bpm, self.duration)
         return self._cached(("beats", source), lambda: rhythm.track(self.signal(source), self.sr))
 
     @property
@@ -227,6 +276,9 @@ class Features:
                                         self.spectral(ref.source)["rms"])
         if ref.name in RHYTHM or ref.name == "lfo":
             return rhythm.frame_feature(self.beats(ref.source), ref.name, ref.arg, n, self.fps)
+        if ref.name == "keys":
+            t, v = np.array(ref.keys, dtype=np.float64).T
+            return np.interp(self.times, t, v)
         if self.midi is None:
             raise BendlabValueError(f"feature {ref} needs a MIDI file; accepted: --midi FILE (VideoSpec.midi)")
         return midi.frame_feature(self.midi, ref.name, ref.arg, n, self.fps)
@@ -252,22 +304,23 @@ class Features:
         return out
 
 
-def compute_features(y: np.ndarray, sr: int, fps: float = 20.0, midi=None) -> Features:
-    """The features of the signal y (mono, sr Hz) for a video at fps (computed when asked for)."""
+def compute_features(y: np.ndarray, sr: int, fps: float = 20.0, midi=None, bpm: float | None = None) -> Features:
+    """The features of the signal y (mono, sr Hz) for a video at fps (computed when asked for); bpm: a fixed tempo
+    for the rhythm features instead of the tracked beats."""
     fps = check_fps(fps)
     frame_windows(y[: math.ceil(sr / fps) + 1], sr, fps)  # one-line error for audio shorter than a frame
-    return Features(np.asarray(y, dtype=np.float32), sr, fps, midi)
+    return Features(np.asarray(y, dtype=np.float32), sr, fps, midi, bpm)
 
 
-def audio_features(path: str | Path, fps: float = 20.0, sr: int = DEFAULT_SR, midi: str | Path | None = None
-                   ) -> Features:
+def audio_features(path: str | Path, fps: float = 20.0, sr: int = DEFAULT_SR, midi: str | Path | None = None,
+                   bpm: float | None = None) -> Features:
     """Load an audio file (and a MIDI file) for per-frame features (see the module docstring).
 
     Notebook: notebooks/07_audio_reactive_video.ipynb
     """
     from . import midi as midi_module
     check_fps(fps)
-    return compute_features(load_audio(path, sr), sr, fps, None if midi is None else midi_module.read(midi))
+    return compute_features(load_audio(path, sr), sr, fps, None if midi is None else midi_module.read(midi), bpm)
 
 
 def write_csv(feats: Features, path: str | Path, names=None) -> Path:

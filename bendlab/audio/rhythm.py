@@ -7,6 +7,7 @@
     lfo:K         0.5 - 0.5 cos(2 pi K b): K cycles per beat (lfo:1 once a beat, lfo:0.25 once a bar of 4),
                   0 on the first beat, where b counts beats (fractional) from the first tracked beat
 
+With a tempo given (`grid`: a video's generated music, `Features.bpm`) the beats are a fixed grid from 0 s.
 Before the first beat and after the last, the beat grid continues at the median beat period. A track with fewer
 than two beats has no grid: every rhythm feature is 0 there (and the tempo is reported as 0).
 
@@ -37,6 +38,14 @@ def track(y: np.ndarray, sr: int) -> Beats:
     times = np.asarray(times, dtype=np.float64)
     tempo = 60.0 / float(np.median(np.diff(times))) if len(times) >= 2 else 0.0
     return Beats(times, tempo)
+
+
+def grid(bpm: float, seconds: float) -> Beats:
+    """A fixed beat grid instead of tracked beats: beats at 0, 60/bpm, 120/bpm, ... s, at least two and one past
+    `seconds` (what the rhythm features read when a tempo is given: music that does not exist yet has no beats to
+    track)."""
+    period = 60.0 / bpm
+    return Beats(np.arange(max(2, math.ceil(seconds / period) + 1)) * period, float(bpm))
 
 
 def position(beats: Beats, t: np.ndarray) -> np.ndarray:

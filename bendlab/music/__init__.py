@@ -3,6 +3,7 @@
 
     model   loading the shipped music model, a local folder or a hub id; a tiny random pipeline built in code
     render  render_music / render_music_grid: bent audio, text-to-audio and audio-to-audio; WAV out
+    curve   a curve (one value per video frame) -> music bends: each latent frame bent by its own value
 
 Notebook: notebooks/11_bending_music.ipynb
 """
@@ -11,7 +12,8 @@ import importlib
 
 _EXPORTS = {"render_music": "render", "render_music_batch": "render", "render_music_grid": "render",
             "Sound": "render", "load_music_pipeline": "model", "tiny_random_pipeline": "model",
-            "MusicConfig": "model"}
+            "MusicConfig": "model", "music_config": "model", "music_fingerprint": "model", "MusicBend": "curve",
+            "curve_bends": "curve"}
 __all__ = list(_EXPORTS)
 
 

@@ -158,6 +158,39 @@ def resolve_music(model: str | os.PathLike | None) -> str:
     return str(p)
 
 
+def music_config(model) -> MusicConfig:
+    """A music model's config, checked and resolved as `resolve_music` does: read from a folder's configs (no
+    weights); a hub id is loaded to read it."""
+    path = resolve_music(model)
+    if Path(path).is_dir():
+        return MusicConfig.read(path)
+    return MusicConfig.of(load_music_pipeline(path))
+
+
+def music_fingerprint(model) -> str:
+    """What a render folder records of a music model: for a folder, a short SHA-256 of every file in it (its path
+    and content), so another or a retrained model is another soundtrack; a hub id as it is (diffusers' cache
+    decides which revision loads). Hashing reads the weights once (cached while the files' sizes and times stay
+    the same)."""
+    path = resolve_music(model)
+    p = Path(path)
+    if not p.is_dir():
+        return path
+    files = sorted(f for f in p.rglob("*") if f.is_file())
+    return _folder_sha(tuple((str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns) for f in files),
+                       str(p))
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_sha(stats: tuple, root: str) -> str:
+    import hashlib
+    from ..files import file_sha256
+    h = hashlib.sha256()
+    for name, _, _ in stats:
+        h.update(f"{name}\0{file_sha256(Path(root) / name)}\n".encode())
+    return h.hexdigest()[:16]
+
+
 @functools.lru_cache(maxsize=2)
 def _load(path: str, device: str, dtype: torch.dtype):
     from diffusers import StableAudioPipeline

@@ -37,7 +37,7 @@ import numpy as np
 from ..bend.bends import Bend, as_bends
 from ..bend.operators import POINTWISE_OPERATORS
 from ..checks import BendlabValueError, check_int, check_number
-from .model import MusicConfig, load_music_pipeline, resolve_music
+from .model import MusicConfig, load_music_pipeline, music_config
 
 from .defaults import GUIDANCE, SEED, STEPS, WHERE_FORMS
 MUSIC_WHERE = ("all", "channel", "group", "fraction", "time")  # what `where` may select in a music latent
@@ -162,7 +162,7 @@ def render_music_batch(prompts: Sequence[str], bends=(), *, seconds: float | Non
     if (audio is None) != (strength is None):
         raise BendlabValueError("audio-to-audio needs both audio= (a recording) and strength= (0..1); accepted: "
                                 "both, or neither for text-to-audio")
-    config = MusicConfig.of(pipe) if pipe is not None else _config(model)
+    config = MusicConfig.of(pipe) if pipe is not None else music_config(model)
     seconds = config.max_seconds if seconds is None else seconds
     check_music(config, bends, seconds=seconds, steps=steps, guidance=guidance, seed=seed, strength=strength,
                 batch=len(prompts))
@@ -231,14 +231,6 @@ def _replaying(dit, recorded: list, shared: int, record: bool):
         yield
     finally:
         del dit.forward  # the class's forward again
-
-
-def _config(model) -> MusicConfig:
-    """A music model's config from its folder (no weights); a hub id is loaded to read it."""
-    path = resolve_music(model)
-    if Path(path).is_dir():
-        return MusicConfig.read(path)
-    return MusicConfig.of(load_music_pipeline(path))
 
 
 def _recording(audio, sr: int) -> np.ndarray:

@@ -343,3 +343,42 @@ def spectrogram_grid(sounds, labels, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_soundtrack(curve: np.ndarray, fps: float, sound, frames: dict, label: str = "curve", music_curve=None,
+                    axes=None):
+    """One curve, sound and picture (a video with generated music, `video.soundtrack`): the shared curve per video
+    frame (and, if given, the music bend's parameter from it), the music's spectrogram on the same time axis, and
+    a few frames side by side, each labelled with its time. curve: one value per video frame at `fps`; sound: a
+    `music.render.Sound`; frames: frame index -> image. axes: three Axes to draw in, or None for a new Figure.
+    Returns the three Axes."""
+    import matplotlib.pyplot as plt
+    if axes is None:
+        _, axes = plt.subplots(3, 1, figsize=(8, 6.2), height_ratios=[1.2, 1.6, 1.6], layout="constrained")
+    ax_curve, ax_spec, ax_frames = axes
+    t = np.arange(len(curve) + 1) / fps
+    ax_curve.stairs(curve, t, color="k", lw=1.5, label=f"{label} (frames)")
+    if music_curve is not None:
+        twin = ax_curve.twinx()
+        twin.stairs(music_curve, t, color="tab:orange", lw=1, ls="--", label="music bend parameter")
+        twin.set_ylabel("music", fontsize=8)
+        twin.legend(loc="upper right", fontsize=7)
+    ax_curve.set_xlim(0, max(t[-1], sound.seconds))
+    ax_curve.set_ylabel("parameter", fontsize=8)
+    ax_curve.legend(loc="upper left", fontsize=7)
+    ax_curve.set_title("one curve drives the sound and the picture", fontsize=9)
+    plot_spectrograms([sound], axes=[ax_spec])
+    ax_spec.set_xlim(ax_curve.get_xlim())
+    ax_spec.set_ylabel("Hz")
+    idx = sorted(frames)
+    tiles = [np.asarray(frames[i].convert("RGB") if hasattr(frames[i], "convert") else frames[i]) for i in idx]
+    h, w = tiles[0].shape[:2]
+    gap = max(1, w // 16)
+    strip = np.full((h, len(tiles) * (w + gap) - gap, 3), 255, dtype=np.uint8)
+    for k, tile in enumerate(tiles):
+        strip[:, k * (w + gap):k * (w + gap) + w] = tile[..., :3]
+    ax_frames.imshow(strip, interpolation="nearest")
+    _ticks_at_tiles(ax_frames, len(idx), w, gap, [f"{i / fps:.2f} s" for i in idx])
+    ax_frames.set_yticks([])
+    ax_frames.set_xlabel("frames at their times", fontsize=8)
+    return axes

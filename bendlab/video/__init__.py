@@ -1,6 +1,7 @@
 """Video from audio (layer 4): a frame's way reads spec -> renderer (or cluster) -> folder -> make -> mux.
 
-`spec` holds a video's settings and its plan (the parameter curves); `renderer` computes frames on one pipeline
+`spec` holds a video's settings and its plan (the parameter curves); `soundtrack` makes a video's music when it
+has no audio file (its own bend driven by the same curve); `renderer` computes frames on one pipeline
 (`cluster` on Ray workers); `folder` is the resumable render folder; `coherence`, `motion` and `tween` keep an
 image-to-image chain steady and fill in between frames; `quality` measures drift and flicker; `make` drives a
 render and `mux` writes the mp4 with its audio.
@@ -17,6 +18,8 @@ from .processes import ProcessSource
 from .quality import consecutive_diffs, Drift, drift, flicker, max_frame_difference, mp4_frames, SSIM_WINDOW
 from .renderer import (aligned_batches, device_entry, frame_bends, FrameRenderer, img2img_chain, img2img_seed,
                        LocalSource, noise_walk)
-from .spec import (check_audio_or_session, check_curves, FIELD_RULES, MAX_BATCH, OPTIONAL, parse_keyframe, Plan, plan,
-                   prompt_weights, resolve, session_plan, session_spec, VideoSpec, WALKS)
+from .spec import (check_audio_or_session, check_curves, check_music_fields, FIELD_RULES, MAX_BATCH, MUSIC_ONLY,
+                   OPTIONAL, parse_keyframe, Plan, plan, prompt_weights, range_plan, resolve, session_plan,
+                   session_spec, VideoSpec, WALKS)
+from .soundtrack import MUSIC_WAV, music_mapping, prepare, Soundtrack
 from .tween import DEFAULT_METHOD, latent_tweens, output_times, tween_name

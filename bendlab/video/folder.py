@@ -4,6 +4,7 @@
 
     manifest.json     every setting that changes pixels (content hashes of the audio and init image, the model
                       weights' fingerprint, the device and its threads, the batch size, ...), written once
+    music.wav         a video's generated music (`video.soundtrack`), its settings under "music" in the manifest
     frames.log        one line per finished frame, "INDEX SHA256", appended after the frame is in place
     frame_00000.png   the frames, each written to a per-process temporary name and renamed into place
     render.lock       held (an OS lock, released by the kernel when its process dies) by the one render at work
@@ -119,8 +120,10 @@ class RenderFolder:
                                     "folder or use --overwrite to start again")
         return data["settings"]
 
-    def open(self, settings: dict, overwrite: bool = False) -> None:
-        """Record `settings` (every value that changes pixels) or check they match the recorded ones.
+    def open(self, settings: dict, overwrite: bool = False) -> bool:
+        """Record `settings` (every value that changes pixels) or check they match the recorded ones; returns
+        whether the folder's frames were deleted (what else the folder holds from other settings, a generated
+        soundtrack, goes with them: `video.soundtrack`).
 
         Entries the manifest lacks are added (settings become known in stages: the model's weights once it is
         loaded). A changed entry raises a one-line error naming it, or with overwrite deletes every frame.
@@ -138,13 +141,15 @@ class RenderFolder:
             raise RenderFolderError(
                 f"render folder {str(self.path)!r} holds frames made with other settings ({', '.join(changed)} "
                 "changed); accepted: the same settings to resume, or overwrite=True / --overwrite to start again")
-        if old is None or changed:
+        cleared = old is None or bool(changed)
+        if cleared:
             self._clear()
             old = {}
         if any(k not in old for k in settings):
             write_text_atomic(self.path / MANIFEST, json.dumps({"settings": {**old, **settings}}, indent=1) + "\n")
         if not self._hashed:  # settings arrive in stages (spec, then weights): the frames are hashed once
             self._done, self._hashed = self._verified(), True
+        return cleared
 
     def _clear(self) -> None:
         for f in self.path.glob("frame_*.png"):

@@ -1,6 +1,8 @@
 """Audio-reactive video: the orchestration of a frame's way, top to bottom.
 
-    audio (`audio.audio_features`: one value per frame, on the 1/fps window the frame is shown for)
+    audio (`audio.audio_features`: one value per frame, on the 1/fps window the frame is shown for; a spec with
+       music generates it first into the render folder, its own bend driven by the first mapping's curve:
+       `video.soundtrack`)
     -> mapping (`mapping.Mapping`: each feature smoothed and scaled into a bend parameter)
     -> plan (`video.spec.plan`: the spec resolved against the model, the parameter curves)
     -> frames (`renderer`: a frame source renders the missing frames: `LocalSource` here, `video.cluster.RaySource`
@@ -30,6 +32,7 @@ from ..mapping import Mapping
 from .mux import DEFAULT_UPSCALE, check_interpolate, check_upscale, mux, video_info
 from .quality import drift, flicker, mp4_frames
 from .renderer import FrameRenderer, LocalSource, noise_walk
+from .soundtrack import prepare
 from .tween import DEFAULT_METHOD, METHODS as TWEEN_METHODS, latent_tweens
 from .spec import METHODS, WALKS, Plan, VideoSpec, check_curves, parse_keyframe, plan, prompt_weights
 
@@ -37,12 +40,14 @@ __all__ = ["Mapping", "VideoSpec", "Plan", "plan", "check_spec", "render_frames"
            "FrameRenderer", "noise_walk", "parse_keyframe", "prompt_weights", "METHODS", "WALKS"]
 
 
-def check_spec(spec: VideoSpec, source=None) -> Plan:
+def check_spec(spec: VideoSpec, source=None, audio_path=None) -> Plan:
     """Every check that needs no weights: the spec resolved against the model's configs, the audio and the curves
-    (`plan`), and the bends against the model's shapes (a hub id's are checked once it is loaded)."""
+    (`plan`), and the bends against the model's shapes (a hub id's are checked once it is loaded). audio_path: the
+    file the features are read from instead of the spec's audio (a spec with music: its generated WAV; before it
+    exists, `video.soundtrack.prepare` checks the spec)."""
     source = source or LocalSource()
     model = source.model(spec)
-    p = plan(spec, model)
+    p = plan(spec, model, audio_path)
     if model.shapes is not None:
         check_curves(p, model.shapes)
     check_token_words(model, [m.bend(m._example(m.low), m.layer or 0) for m in spec.mappings
@@ -69,9 +74,9 @@ def _render_into(folder: RenderFolder, source, n_frames: int, n: int, progress: 
 
 
 def _run(spec: VideoSpec, out, *, source, overwrite, limit, progress, on_frame, finish=None):
-    """Check everything, lock the render folder, check or record the manifest, start the frame source (the
-    model loads here, or once in each Ray worker), render the frames still missing, then `finish(folder, n)`
-    (the mux) while the folder is still locked."""
+    """Check everything, lock the render folder, make or reuse a spec's music (`video.soundtrack`), check or record
+    the manifest, start the frame source (the model loads here, or once in each Ray worker), render the frames
+    still missing, then `finish(folder, n)` (the mux) while the folder is still locked."""
     if not isinstance(spec, VideoSpec):
         raise BendlabValueError(f"spec {spec!r:.60} is not a VideoSpec")
     out = check_output(out)
@@ -82,14 +87,17 @@ def _run(spec: VideoSpec, out, *, source, overwrite, limit, progress, on_frame, 
     source.begin()  # workers may start loading while the audio is analysed: closed on any failure below
     closed = False
     try:
-        p = check_spec(spec, source)
-        n = p.n_frames if limit is None else min(limit, p.n_frames)
-        if progress:
-            from tqdm.auto import tqdm
-            tqdm.write(f"{spec.audio}: {p.feats.duration:.2f} s -> {p.n_frames} frames at {spec.fps:g} fps"
-                       f"{f' (rendering the first {n})' if n < p.n_frames else ''}; frames in {frames_dir(out)}/")
+        track = prepare(spec, source.model(spec)) if spec.music is not None else None
+        p = check_spec(spec, source) if track is None else None
         with RenderFolder(frames_dir(out)) as folder:
-            folder.open(p.spec.identity(), overwrite)
+            if track is not None:  # the music first: the frames are planned on it
+                p = check_spec(spec, source, track.write(folder, overwrite, progress, _music_device(source)))
+            n = p.n_frames if limit is None else min(limit, p.n_frames)
+            if progress:
+                from tqdm.auto import tqdm
+                tqdm.write(f"{p.audio}: {p.feats.duration:.2f} s -> {p.n_frames} frames at {spec.fps:g} fps"
+                           f"{f' (rendering the first {n})' if n < p.n_frames else ''}; frames in {folder.path}/")
+            folder.open(p.spec.identity(p.audio), overwrite)
             folder.open(source.start(p), overwrite)
             _render_into(folder, source, p.n_frames, n, progress, on_frame)
             closed = True
@@ -98,6 +106,13 @@ def _run(spec: VideoSpec, out, *, source, overwrite, limit, progress, on_frame, 
     finally:
         if not closed:
             source.close()
+
+
+def _music_device(source) -> str | None:
+    """Where a spec's music renders: the local source's device (its pipeline's), else this machine's default."""
+    if isinstance(source, LocalSource):
+        return str(source.pipe.device) if source.pipe is not None else source.device
+    return None
 
 
 def render_frames(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | None = None, source=None,
@@ -156,9 +171,9 @@ def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | Non
         if interpolate and interpolate_method == "latent":
             shown = latent_tweens(frames, [folder.sha(i) for i in range(n)], spec.fps, interpolate, source.vae(),
                                   folder.path / f"tweens-{interpolate:g}fps", progress)
-            mp4 = mux(shown, spec.audio, target, interpolate, upscale)
+            mp4 = mux(shown, p.audio, target, interpolate, upscale)
         else:
-            mp4 = mux(frames, spec.audio, target, spec.fps, upscale, interpolate)
+            mp4 = mux(frames, p.audio, target, spec.fps, upscale, interpolate)
         if progress:  # what the finished video is like, in two lines
             from tqdm.auto import tqdm
             m = p.spec.mappings[0]

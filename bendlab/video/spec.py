@@ -3,6 +3,9 @@ step that turns it into work: `plan` resolves every None against the model (step
 layer), checks the files it names (init image, MIDI, stems, a motion adapter) and computes the audio features and
 the parameter curves; `frame_bends` turns the curves into the bends of any set of frames. Everything after (the frame renderer, the render folder, the mux) takes the resolved spec.
 
+A video with `music` (a prompt) has no audio file: its audio is that music, generated first into the render
+folder with its own bend driven by the first mapping's curve (`video.soundtrack`); `plan` then reads the WAV.
+
 Notebook: notebooks/07_audio_reactive_video.ipynb
 """
 
@@ -26,6 +29,7 @@ from ..bend.render import latent_shape, load_image
 from ..files import file_sha256
 from ..mapping import Mapping
 from ..audio.signal import DEFAULT_SR
+from ..music.curve import MusicBend
 from ..paper import DEFAULT_PROMPT, LAYER, SEED, fit_layer
 
 METHODS = ("txt2img", "img2img", "video")  # video: a window of frames denoised jointly (`video.joint`)
@@ -44,6 +48,18 @@ def _mappings(v) -> list[Mapping]:
             not all(isinstance(m, (Mapping, dict)) for m in v):
         raise BendlabValueError(f"mappings {v!r:.60}: accepted: a list of one or more Mapping or dicts of its fields")
     return [m if isinstance(m, Mapping) else Mapping(**m) for m in v]
+
+
+def _music_bend(v) -> MusicBend:
+    if isinstance(v, MusicBend):
+        return v
+    if not isinstance(v, dict):
+        raise BendlabValueError(f"music_bend {v!r:.60}: accepted: a MusicBend, or a dict of its fields (op, layer, "
+                                "low, high, where)")
+    try:
+        return MusicBend(**v)
+    except TypeError:
+        raise BendlabValueError(f"music_bend {v!r:.60} has keys other than op, layer, low, high, where") from None
 
 
 def _check_keyframes(k, prompts) -> None:
@@ -76,19 +92,35 @@ FIELD_RULES = {
     "midi": lambda v: _path("midi", v),
     "session": lambda v: _path("session", v),
     "motion_adapter": lambda v: _path("motion_adapter", v),
+    "bpm": lambda v: check_number("bpm", v, 1, 999, accepted="beats per minute 1..999"),
+    "music": lambda v: check_str("music", v, empty=False),
+    "music_model": lambda v: _path("music_model", v),
+    "music_seconds": lambda v: check_number("music_seconds", v, 0, low_open=True,
+                                            accepted="seconds of music > 0, up to the music model's longest output"),
+    "music_steps": lambda v: check_int("music_steps", v, 1, accepted="denoising steps of the music"),
+    "music_bend": _music_bend,
 }
 IMG2IMG_ONLY = ("strength", "img2img_prompt", "color_coherence", "img2img_noise", "flow", "init_image")
 TXT2IMG_ONLY = ("walk", "batch")  # the video method's frames share one noise tensor and one call
-OPTIONAL = {"keyframes", "init_image", "midi", "session", "motion_adapter"}
+MUSIC_ONLY = ("music_model", "music_seconds", "music_steps", "music_bend")  # read only when music is generated
+OPTIONAL = {"keyframes", "init_image", "midi", "session", "motion_adapter", "bpm", "music", *MUSIC_ONLY}
 
 
-def check_audio_or_session(audio_path, session_dir) -> str:
-    """The one rule for what a video's audio is: an audio file, or a recorded session's audio.wav (a session folder
-    given instead of the audio); returns the audio path. A session given with another audio file is refused."""
+def check_audio_or_session(audio_path, session_dir, music=None) -> str | None:
+    """The one rule for what a video's audio is: an audio file, a recorded session's audio.wav (a session folder
+    given instead of the audio), or music generated from a prompt (None: its WAV is made in the render folder,
+    `video.soundtrack`); returns the audio path. Two of them together are refused."""
+    if music is not None:
+        other = ("audio", audio_path) if audio_path is not None else ("session", session_dir)
+        if other[1] is not None:
+            raise BendlabValueError(f"music {music!r:.40} given with {other[0]} {str(other[1])!r:.60}; accepted: "
+                                    "one of them (the generated music is the video's audio)")
+        return None
     if session_dir is None:
         if audio_path is None:
-            raise BendlabValueError("no audio; accepted: an audio file (wav, flac, ogg, mp3), or a session folder "
-                                    "(session=DIR, bendlab video --session DIR) whose recorded audio.wav it plays")
+            raise BendlabValueError("no audio; accepted: an audio file (wav, flac, ogg, mp3), a session folder "
+                                    "(session=DIR, bendlab video --session DIR) whose recorded audio.wav it plays, "
+                                    "or music=PROMPT (--music) to generate it")
         return _path("audio", audio_path)
     own = str(Path(_path("session", session_dir)) / session.AUDIO)
     if audio_path is not None and str(audio_path) != own:
@@ -107,6 +139,10 @@ class VideoSpec:
     `motion_adapter`; `video.joint`);
     batch: txt2img frames rendered together (frames are computed in batches aligned to multiples of it, so it
     changes pixels at the float-rounding level and is part of the identity; 8 is ~2.4x faster than 1 on a CPU).
+    music: a prompt instead of an audio file: the music is generated first (`music_model`, `music_seconds`,
+    `music_steps`, the video's seed) with its own bend `music_bend` driven by the first mapping's curve, and is
+    the video's audio (`video.soundtrack`); bpm: a fixed tempo for the rhythm features (what an LFO follows when
+    the music does not exist yet).
     """
 
     audio: str | None = None  # None: a session's audio.wav (`session`)
@@ -131,10 +167,16 @@ class VideoSpec:
     midi: str | None = None  # a .mid file for the midi_* features
     session: str | None = None  # a recorded live session: its automation drives the frames (`session_spec`)
     motion_adapter: str | None = None  # video method: a diffusers MotionAdapter folder (the model then AnimateDiff)
+    bpm: float | None = None  # beat, beat_phase, bar_phase, lfo:K on a fixed tempo; None: the tracked beats
+    music: str | None = None  # a prompt: the video's audio is this music, generated first (`video.soundtrack`)
+    music_model: str | None = None  # None: the shipped music model (`music.model.resolve_music`)
+    music_seconds: float | None = None  # None: the music model's longest output
+    music_steps: int | None = None  # None: the music's usual steps (`music.defaults.STEPS`)
+    music_bend: MusicBend | None = None  # the music's own bend, driven by the first mapping's curve
 
     def __post_init__(self):
         """Types and ranges, field by field (`FIELD_RULES`), then the rules that join fields; no file is read."""
-        self.audio = check_audio_or_session(self.audio, self.session)
+        self.audio = check_audio_or_session(self.audio, self.session, self.music)
         self.mappings = _mappings(self.mappings)
         for name, rule in FIELD_RULES.items():
             value = getattr(self, name)
@@ -152,6 +194,7 @@ class VideoSpec:
                                         f"(each frame from the previous one); accepted: method img2img (--method "
                                         f"img2img), or leave {'it' if len(given) == 1 else 'them'} out")
         check_video_method(self)
+        check_music_fields(self)
         if self.session is not None:
             for name, bad in (("keyframes", self.keyframes is not None), ("midi", self.midi is not None),
                               ("method img2img", self.method == "img2img")):
@@ -179,12 +222,13 @@ class VideoSpec:
         """Layers of one frame: steps (txt2img) or the steps image-to-image actually runs (steps resolved)."""
         return img2img_layers(self.steps, self.strength) if self.method == "img2img" else self.steps
 
-    def identity(self) -> dict:
+    def identity(self, audio: str | None = None) -> dict:
         """What the frames depend on, as recorded in the render folder: the resolved settings, with the audio,
         init image, MIDI and stems by content hash rather than by path (a renamed song resumes; a same-size
-        other song does not)."""
+        other song does not). audio: the file the frames were planned on (`Plan.audio`: the generated music's
+        WAV for a spec with music), by default the spec's."""
         d = asdict(self)
-        d["audio"] = {"sha256": file_sha256(self.audio)}
+        d["audio"] = {"sha256": file_sha256(audio or self.audio)}
         d["init_image"] = self.init_image and {"sha256": file_sha256(self.init_image)}
         d["midi"] = self.midi and {"sha256": file_sha256(self.midi)}
         d["stems"] = {s: file_sha256(s) for s in self.stems}
@@ -202,7 +246,26 @@ class VideoSpec:
             del d["batch"], d["walk"], d["motion_adapter"]
         else:
             del d["motion_adapter"]  # recorded as before the video method existed (its folders resume)
+        for name in MUSIC_ONLY:  # folded into "music" (or, without music, recorded as before music existed)
+            del d[name]
+        if self.music is None:
+            del d["music"]
+        else:
+            d["music"] = self.music_identity()
+        if self.bpm is None:
+            del d["bpm"]
         return d
+
+    def music_identity(self) -> dict:
+        """What the generated music depends on (the spec resolved): its prompt, the music model's files by content
+        (`music.model.music_fingerprint`), seconds, steps, guidance, the seed and the music bend. Recorded under
+        "music" in the render folder's manifest before the music is made: music.wav is reused only while it
+        matches."""
+        from ..music.defaults import GUIDANCE
+        from ..music.model import music_fingerprint
+        return {"prompt": self.music, "model": music_fingerprint(self.music_model), "seconds": self.music_seconds,
+                "steps": self.music_steps, "guidance": GUIDANCE, "seed": self.seed,
+                "bend": None if self.music_bend is None else asdict(self.music_bend)}
 
     def model_of(self) -> models.Model:
         """The `models.Model` the spec names: its model, with its motion adapter for the video method."""
@@ -235,6 +298,26 @@ def check_video_method(spec: VideoSpec) -> None:
                                 "implemented; accepted: one prompt")
     if spec.session is not None:
         raise BendlabValueError("session with method video is not yet implemented; accepted: method txt2img")
+
+
+def check_music_fields(spec: VideoSpec) -> None:
+    """One-line errors for the music settings: any of them without music, and a music bend with no curve to follow:
+    the first mapping drives it, so its feature must exist before the music does (`audio.reads_track`: MIDI,
+    keys:..., rhythm features with bpm)."""
+    if spec.music is None:
+        given = [n for n in MUSIC_ONLY if getattr(spec, n) is not None]
+        if given:
+            raise BendlabValueError(f"{', '.join(given)} without music: only a generated soundtrack reads "
+                                    f"{'it' if len(given) == 1 else 'them'}; accepted: music=PROMPT (--music), or "
+                                    "leave them out")
+        return
+    if spec.music_bend is not None:
+        feature = spec.mappings[0].feature
+        if audio.reads_track(feature, spec.bpm):
+            raise BendlabValueError(f"the music bend follows mapping 1's curve, and its feature {feature!r} is read "
+                                    "from the music, which does not exist until the bend has made it; accepted: a "
+                                    "first mapping whose feature needs no track: midi_* (with a MIDI file), "
+                                    "keys:T=V,..., or lfo:K / beat / beat_phase / bar_phase with bpm (--bpm)")
 
 
 def check_window(spec: VideoSpec, n_frames: int) -> None:
@@ -285,6 +368,10 @@ class Plan:
     vectors: dict[int, np.ndarray] = field(default_factory=dict)  # mapping index -> (n_frames, K)
     weights: np.ndarray | None = None  # (n_frames, n_prompts) prompt weights per frame; None: `prompt_weights`
     layers: np.ndarray | None = None  # (n_mappings, n_frames) each mapping's layer per frame; None: its `layer`
+    audio: str | None = None  # the file the features were read from and the mp4 plays; None: the spec's audio
+
+    def __post_init__(self):
+        self.audio = self.audio or self.spec.audio
 
     @property
     def n_frames(self) -> int:
@@ -300,7 +387,7 @@ def resolve(spec: VideoSpec, model: models.Model | None = None) -> VideoSpec:
     steps, guidance = (model or spec.model_of()).usual(spec.steps, spec.guidance)
     n = img2img_layers(steps, spec.strength) if spec.method == "img2img" else steps
     mappings = [m if m.layer is not None else replace(m, layer=fit_layer(LAYER, n)) for m in spec.mappings]
-    spec = replace(spec, steps=steps, guidance=guidance, mappings=mappings)
+    spec = replace(spec, steps=steps, guidance=guidance, mappings=mappings, **_music_settings(spec))
     if spec.init_image is not None:
         load_image(spec.init_image)  # exists and decodes, before any model work
     if spec.motion_adapter is not None:  # a MotionAdapter folder in safetensors, fitting the model
@@ -313,10 +400,30 @@ def resolve(spec: VideoSpec, model: models.Model | None = None) -> VideoSpec:
     return spec
 
 
-def plan(spec: VideoSpec, model: models.Model | None = None) -> Plan:
-    """`resolve` the spec, then compute its features and parameter curves: cheap, no model weights."""
+def _music_settings(spec: VideoSpec) -> dict:
+    """The music settings resolved (none without music): seconds (the music model's longest output, read from its
+    folder's configs), steps, and the music bend's layer (the paper's 40 of 50 at the same depth)."""
+    if spec.music is None:
+        return {}
+    from ..music.defaults import STEPS as MUSIC_STEPS
+    from ..music.model import music_config
+    seconds = spec.music_seconds if spec.music_seconds is not None else music_config(spec.music_model).max_seconds
+    steps = spec.music_steps if spec.music_steps is not None else MUSIC_STEPS
+    bend = spec.music_bend
+    if bend is not None and bend.layer is None:
+        bend = replace(bend, layer=fit_layer(LAYER, steps))
+    return {"music_seconds": seconds, "music_steps": steps, "music_bend": bend}
+
+
+def plan(spec: VideoSpec, model: models.Model | None = None, audio_path: str | None = None) -> Plan:
+    """`resolve` the spec, then compute its features and parameter curves: cheap, no model weights. audio_path:
+    the file to read instead of the spec's audio (a spec with music: the generated WAV)."""
     spec = resolve(spec, model)
-    feats = audio.audio_features(spec.audio, spec.fps, spec.sr, spec.midi)
+    audio_path = audio_path or spec.audio
+    if audio_path is None:
+        raise BendlabValueError(f"music {spec.music!r:.40} has no audio file until it is made; accepted: make_video "
+                                "or render_frames (they make it), or audio_path= its WAV")
+    feats = audio.audio_features(audio_path, spec.fps, spec.sr, spec.midi, spec.bpm)
     if spec.session is not None:
         return session_plan(spec, feats)
     if spec.keyframes is not None and spec.keyframes[-1] > feats.duration:
@@ -324,7 +431,19 @@ def plan(spec: VideoSpec, model: models.Model | None = None) -> Plan:
                                 f"({feats.duration:.2f} s)")
     check_window(spec, feats.n_frames)
     vectors = {j: v for j, v in enumerate(m.vectors(feats) for m in spec.mappings) if v is not None}
-    return Plan(spec, feats, np.stack([m.params(feats) for m in spec.mappings]), vectors)
+    return Plan(spec, feats, np.stack([m.params(feats) for m in spec.mappings]), vectors, audio=str(audio_path))
+
+
+def range_plan(spec: VideoSpec) -> Plan:
+    """A plan whose curves are each mapping's range ends (low, high), no features: what `check_curves` checks of
+    a spec (resolved) before its track exists (a video's music is generated after every check)."""
+    curves = np.array([[m.low, m.high] for m in spec.mappings], dtype=np.float64)
+    for j, m in enumerate(spec.mappings):
+        if m.op in operators.INTEGER_OPERATORS:
+            curves[j] = np.round(curves[j])
+    vectors = {j: np.eye(4).reshape(1, 16) + curves[j][:, None] for j, m in enumerate(spec.mappings)
+               if m.dims is not None}
+    return Plan(spec, None, curves, vectors)
 
 
 def check_curves(p: Plan, shapes) -> None:

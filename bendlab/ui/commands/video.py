@@ -3,6 +3,7 @@ then the library's defaults; or the re-render of a recorded live session (--sess
 
 from __future__ import annotations
 
+from ... import paper
 from ...paper import DEFAULT_PROMPT
 from ...video.cluster import WORKER_THREADS
 from ..recipe import merge, read_video
@@ -10,7 +11,9 @@ from .common import (MAPPING_FLAGS, CLIError, add_mapping_args, add_model_args, 
                      note_prompt_words, prompts_from_args, setup_device)
 
 SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", "img2img_prompt", "color_coherence",
-              "img2img_noise", "flow", "init_image", "model", "batch", "midi", "motion_adapter")
+              "img2img_noise", "flow", "init_image", "model", "batch", "midi", "motion_adapter", "bpm", "music",
+              "music_model", "music_seconds", "music_steps")
+MUSIC_BEND_FLAGS = ("music_op", "music_layer", "music_range", "music_where")
 
 
 def add_parser(sub) -> None:
@@ -23,7 +26,7 @@ def add_parser(sub) -> None:
                        "frame's window of audio drive a bend's parameter; frames are written as they finish into "
                        "<out>.frames/ (run again to resume) and muxed with the audio into an H.264 + AAC mp4. "
                        "A flag given here overrides the recipe, which overrides the default.")
-    v.add_argument("audio", nargs="?", help="wav, flac, ogg or mp3 file (none with --session)")
+    v.add_argument("audio", nargs="?", help="wav, flac, ogg or mp3 file (none with --session or --music)")
     v.add_argument("--session", metavar="DIR", help="re-render a performance recorded by `bendlab live --record "
                    "DIR`: its recorded parameters, prompts and layers (interpolated on the audio clock, not "
                    "re-analysed) and its audio.wav; the session's model, steps, seed and fps unless given (another "
@@ -63,6 +66,8 @@ def add_parser(sub) -> None:
                    "(default: the first frame is text-to-image)")
     f.add_argument("--midi", help="a .mid file for the midi_* features (midi_velocity, midi_pitch, midi_onset, "
                    "midi_cc:N)")
+    f.add_argument("--bpm", type=float, help="a fixed tempo for beat, beat_phase, bar_phase and lfo:K (beats at 0, "
+                   "60/BPM, ... s) instead of the beats tracked in the audio")
     f.add_argument("--fps", type=float, help=f"frames per second, 0 < fps <= 240 (default {v_['fps'].default:g})")
     f.add_argument("--batch", type=int, help=f"txt2img frames per batch, 1..{MAX_BATCH} (default "
                    f"{v_['batch'].default}); "
@@ -77,6 +82,28 @@ def add_parser(sub) -> None:
                    f"(default {TWEEN_DEFAULT})")
     f.add_argument("--preview", type=float, help="only the first SECONDS, to <out>-preview.mp4")
     f.add_argument("--overwrite", action="store_true", help="discard frames made with other settings")
+    from ...music import defaults as music
+    from ...music.curve import MusicBend
+    b_ = MusicBend.__dataclass_fields__
+    s = v.add_argument_group("generated music: one curve drives the sound and the picture (see docs/music.md)")
+    s.add_argument("--music", metavar="PROMPT", help="generate the video's audio from this prompt instead of "
+                   "reading a file (into <out>.frames/music.wav, reused on resume; seeded by --seed), with its own "
+                   "bend (--music-op) driven by the first mapping's curve; features such as rms then read the music "
+                   "just made")
+    s.add_argument("--music-model", metavar="M", help="music model: a diffusers StableAudioPipeline folder or hub "
+                   "id (default: the shipped bendlab-tiny-music)")
+    s.add_argument("--seconds", dest="music_seconds", type=float, metavar="S", help="length of the music, s "
+                   "(default: the music model's longest output; longer is refused)")
+    s.add_argument("--music-steps", type=int, metavar="N", help=f"denoising steps of the music (default {music.STEPS})")
+    s.add_argument("--music-op", metavar="OP", help="the music's own operator, driven by the first mapping's "
+                   "curve (its feature, smoothing and scaling) scaled into --music-range; the feature must need no "
+                   "track: midi_* (--midi), keys:T=V,... or lfo:K with --bpm")
+    s.add_argument("--music-layer", type=int, metavar="L", help="the music bend's layer 0..--music-steps (default: "
+                   f"the paper's {paper.LAYER} of {paper.STEPS} at the same depth)")
+    s.add_argument("--music-range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="the music bend's "
+                   f"parameter range (default {b_['low'].default:g} {b_['high'].default:.6g})")
+    s.add_argument("--music-where", metavar="W", help=f"the music bend's span: all or time:A-B, seconds (default "
+                   f"{b_['where'].default})")
     c = v.add_argument_group("rendering on several workers (see docs/cluster.md)")
     c.add_argument("--workers", type=int, help="render on N local workers (one CPU and "
                    f"{WORKER_THREADS} torch thread each, or one GPU each where there are GPUs): on a CPU this process "
@@ -110,6 +137,9 @@ def video_spec_from_args(a):
     if not mappings:
         raise CLIError("no mapping: give --op (with --feature, --range, --layer) or [[mapping]] in --recipe")
     flags = given(a, SPEC_FLAGS)
+    bend = music_bend_from_args(a)
+    if bend is not None:
+        flags["music_bend"] = bend
     if a.keyframe and (a.prompt is not None or a.prompts):
         raise CLIError("--keyframe gives the prompts (one at each time), so --prompt / --prompts would be dropped; "
                        "accepted: --keyframe 'M:SS PROMPT' for every prompt, or --prompt / --prompts without "
@@ -122,6 +152,21 @@ def video_spec_from_args(a):
     if "prompts" in flags and "keyframes" not in flags:
         recipe.pop("keyframes", None)  # the recipe's times belong to the recipe's prompts
     return VideoSpec(audio=a.audio, **merge(recipe, {**flags, "mappings": mappings}))
+
+
+def music_bend_from_args(a):
+    """The music bend of --music-op and its flags (a dict of `music.curve.MusicBend`'s fields), or None; its flags
+    without --music-op are refused (they would be dropped)."""
+    if a.music_op is None:
+        stray = [n for n in MUSIC_BEND_FLAGS if getattr(a, n) is not None]
+        if stray:
+            raise CLIError(f"{', '.join('--' + n.replace('_', '-') for n in stray)} given without --music-op; "
+                           "accepted: --music-op OP with them, or music_bend in --recipe")
+        return None
+    d = {"op": a.music_op, "layer": a.music_layer, "where": a.music_where}
+    if a.music_range:
+        d["low"], d["high"] = a.music_range
+    return {k: v for k, v in d.items() if v is not None}
 
 
 def _gpu(device: str | None) -> bool:
