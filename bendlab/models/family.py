@@ -14,10 +14,12 @@ pipeline's latent is one clip, (1, C, F, H, W), so the canonical view has one ro
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..checks import BendlabValueError
+
+if TYPE_CHECKING:  # only annotations: `models.folder` reads a model's family without torch
+    import torch
 
 
 @dataclass(frozen=True)
