@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import audio
-from .bend import operators
-from .bend.bends import Bend
+from .bend import catalogue
 from .checks import BendlabValueError, check_choice, check_number, check_numbers
+
+if TYPE_CHECKING:  # annotations: a Mapping's fields are read without torch (the command line's help)
+    from .bend.bends import Bend
 
 SCALINGS = ("minmax", "percentile")
 
@@ -64,9 +67,10 @@ class Mapping:
     target: str | None = None
 
     def __post_init__(self):
+        from .bend import operators
         audio.check_feature(self.feature)
         operators.get(self.op)
-        if self.op in operators.NO_PARAM_OPERATORS:
+        if self.op in catalogue.NO_PARAM_OPERATORS:
             raise BendlabValueError(f"{self.op} has no parameter for feature {self.feature!r} to drive (the picture "
                                     "would not follow the music); accepted: an operator with a parameter, or "
                                     f"{self.op} as a fixed bend (render --op {self.op}, or a [[bend]] in a recipe)")
@@ -81,7 +85,7 @@ class Mapping:
         audio.check_median(self.median)
         self._check_vector_pair()
         for v in (self.low, self.high):
-            operators.check_param(self.op, self._example(round(v) if self.op in operators.INTEGER_OPERATORS else v))
+            operators.check_param(self.op, self._example(round(v) if self.op in catalogue.INTEGER_OPERATORS else v))
         if self.op == "invert" and min(self.low, self.high) <= 0 <= max(self.low, self.high):
             raise BendlabValueError(f"invert: range {self.low:g}..{self.high:g} passes through r = 0 (f(x) = 1/r - x); "
                                     "accepted: a range on one side of 0")
@@ -99,7 +103,7 @@ class Mapping:
 
     def _check_vector_pair(self) -> None:
         """A feature with several values per frame drives exactly the operator with that many parameters."""
-        k, dims = operators.N_PARAMS.get(self.op), self.dims
+        k, dims = catalogue.N_PARAMS.get(self.op), self.dims
         if k is None and dims is None:
             return
         if self.op == "matrix" and dims == 16:
@@ -129,7 +133,7 @@ class Mapping:
         if x.ndim == 2:
             return self._offsets(x, feats.fps).mean(axis=1)
         p = self._shaped(x, feats.fps)
-        return np.round(p) if self.op in operators.INTEGER_OPERATORS else p
+        return np.round(p) if self.op in catalogue.INTEGER_OPERATORS else p
 
     def _offsets(self, x: np.ndarray, fps: float) -> np.ndarray:
         return np.stack([self._shaped(x[:, d], fps) for d in range(x.shape[1])], axis=1)
@@ -144,6 +148,7 @@ class Mapping:
     def bend(self, param, layer: int | None = None) -> Bend:
         """This mapping's bend with the given parameter (a number, or one value per frame of a batch; embed16 ->
         matrix: 16 values, or a (frames, 16) set); a VAE target's bend has no layer (it acts at decode)."""
+        from .bend.bends import Bend
         vae = self.target is not None and self.target.startswith("vae:")
         return Bend(self.op, param, None if vae else (self.layer if layer is None else layer), self.where,
                     self.norm, target=self.target)

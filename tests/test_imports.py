@@ -2,7 +2,7 @@
 (function-local imports included), and no two modules import each other in a cycle. The layers, lowest first, as
 bendlab/__init__.py lists them:
 
-    0 base      checks, files, paper
+    0 base      checks, files, paper, lazy
     1 models/   audio/          (peers: neither imports the other)
     2 bend/
     3 mapping   session   music/  (peers)
@@ -16,9 +16,9 @@ from pathlib import Path
 import bendlab
 
 PACKAGE = Path(bendlab.__file__).parent
-LAYERS = {"checks": 0, "files": 0, "paper": 0, "models": 1, "audio": 1, "bend": 2, "mapping": 3, "session": 3, "music": 3,
-          "video": 4, "live": 4, "ui": 5}
-BASE = {"checks", "files", "paper"}  # the base modules may import each other (no cycle: see below)
+LAYERS = {"checks": 0, "files": 0, "paper": 0, "lazy": 0, "models": 1, "audio": 1, "bend": 2, "mapping": 3,
+          "session": 3, "music": 3, "video": 4, "live": 4, "ui": 5}
+BASE = {"checks", "files", "paper", "lazy"}  # the base modules may import each other (no cycle: see below)
 
 
 def module_name(path: Path) -> str:
@@ -128,3 +128,28 @@ def test_video_is_handed_its_frame_source():
     graph = import_graph()
     assert "video.cluster" not in graph["video.make"] and not any(unit(d) == "video" for d in graph["audio.features"])
     assert {"video.renderer", "video.spec", "video.mux"} <= graph["video.make"]
+
+
+def test_every_name_a_package_offers_is_there():
+    """The names each package imports on first use (`bendlab.lazy`) are its modules' own: a name misspelt in a
+    package's table, or one a module no longer defines, fails here rather than at a user's first use."""
+    import importlib
+    import inspect
+    for package in ("bendlab", "bendlab.models", "bendlab.audio", "bendlab.bend", "bendlab.video", "bendlab.live"):
+        p = importlib.import_module(package)
+        assert p.__all__, package
+        for name in p.__all__:
+            value = getattr(p, name)
+            assert not inspect.ismodule(value), f"{package}.{name} is a module"
+
+
+def test_a_name_that_is_also_a_modules_stays_what_the_package_offers():
+    """`bendlab.bend.render` is the render function even when bend/render.py was imported first (Python then sets
+    the module as its package's attribute); so are video.mux and models.family."""
+    import subprocess
+    import sys
+    code = ("import inspect, bendlab.bend.render, bendlab.video.mux, bendlab.models.family\n"
+            "from bendlab.bend import render\nfrom bendlab.video import mux\nfrom bendlab.models import family\n"
+            "print([inspect.ismodule(f) for f in (render, mux, family)])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.stdout.split() == ["[False,", "False,", "False]"], r.stderr

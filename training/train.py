@@ -245,6 +245,8 @@ def main(argv=None) -> None:
              "torch_threads": torch.get_num_threads()}
     (a.out / "training_stats.json").write_text(json.dumps(stats, indent=1) + "\n")
     log(f"saved {a.out}: {stats}")
+    from bendlab.models.targets import write_table  # what `bendlab targets` prints, without building the modules
+    log(f"wrote {write_table(a.out)}")
     if not a.smoke:
         pipe = StableDiffusionPipeline.from_pretrained(a.out, dtype=torch.float32)
         pipe.set_progress_bar_config(disable=True)

@@ -6,12 +6,17 @@ controllers; `features` names them (`parse_feature`) and caches them per track (
 and scales a curve into an operator's range.
 """
 
-from . import midi, rhythm
-from .embed import (EMBEDDINGS, ENCODEC_BLOCK_S, encodec_embedding, ENCODEC_ENV, encodec_folder, encodec_latents,
-                    load_encodec, principal_component, principal_components)
-from .features import (audio_features, check_feature, check_sources, compute_features, FeatureRef, FEATURES, Features,
-                       MIDI, PARAMETRIC, parse_feature, reads_track, RHYTHM, SOURCES, SPECTRAL, UNITS, write_csv)
-from .shaping import check_median, check_range, MAX_MEDIAN, normalise, scale, SCALINGS, shape, smooth
-from .signal import (AUDIO_SUFFIXES, check_fps, check_sr, DEFAULT_SR, frame_windows, load_audio, MAX_FPS, MAX_SR,
-                     MIN_SR, PIANO_NOTES, synth_piano)
-from .spectral import BANDS, N_MELS, spectral_features, spectral_moments, window_features
+from ..lazy import exports
+
+# the names the sub-package offers, by the module that defines each: imported on first use (`bendlab.lazy`)
+__all__ = exports(__name__, {
+    "embed": ("EMBEDDINGS", "ENCODEC_BLOCK_S", "encodec_embedding", "ENCODEC_ENV", "encodec_folder", "encodec_latents",
+              "load_encodec", "principal_component", "principal_components"),
+    "features": ("audio_features", "check_feature", "check_sources", "compute_features", "FeatureRef", "FEATURES",
+                 "Features", "MIDI", "PARAMETRIC", "parse_feature", "reads_track", "RHYTHM", "SOURCES", "SPECTRAL", "UNITS",
+                 "write_csv"),
+    "shaping": ("check_median", "check_range", "MAX_MEDIAN", "normalise", "scale", "SCALINGS", "shape", "smooth"),
+    "signal": ("AUDIO_SUFFIXES", "check_fps", "check_sr", "DEFAULT_SR", "frame_windows", "load_audio", "MAX_FPS",
+               "MAX_SR", "MIN_SR", "PIANO_NOTES", "synth_piano"),
+    "spectral": ("BANDS", "N_MELS", "spectral_features", "spectral_moments", "window_features"),
+})

@@ -8,18 +8,20 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-
-from .bends import Bend
 from ..checks import BendlabValueError
 from .. import models
 from ..models.family import family_of
 from ..paper import GUIDANCE, SEED, STEPS
 
+if TYPE_CHECKING:  # only annotations: the settings' checks and defaults are read without torch (the CLI's help)
+    from .bends import Bend
+
 
 # ------------------------------------------------------------------------------------------ validation
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")  # what diffusers' pipelines return
+STRENGTH = 0.5  # image-to-image strength when none is given (`render.render`, `render.render_img2img`, a video)
 
 
 def check_settings(steps=STEPS, guidance=GUIDANCE, seed=SEED, strength=None, output_type="pil") -> None:

@@ -22,6 +22,9 @@ from typing import Callable
 
 import torch
 from ..checks import BendlabValueError
+from .catalogue import INTEGER_OPERATORS, N_PARAMS, NO_PARAM_OPERATORS, NORM_DIMS, PARAM_RANGES
+# the rest of what the operators are (`catalogue`: one source, read without torch), offered here too
+from .catalogue import ATTN_OPERATORS, CHANNEL_OPERATORS, FORMULAS, KERNEL_OPERATORS, POINTWISE_OPERATORS  # noqa: F401
 
 Param = "float | torch.Tensor"
 
@@ -132,8 +135,7 @@ def reflect(x: torch.Tensor, r) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------ the authors' follow-up
-# operators with several parameters: how many numbers each takes (every other operator takes one)
-N_PARAMS = {"matrix": 16, "rotate6": 6, "attn_translate": 2}
+# what the operators with several parameters (`N_PARAMS`) accept, in words
 _ACCEPTED = {"matrix": "16 numbers (a 4x4 matrix row by row, m00,m01,..,m33), a 4x4 nested list, or one such "
                        "matrix per batch item, shape (B, 16) or (B, 4, 4)",
              "rotate6": "6 angles in radians (planes 0-1, 0-2, 0-3, 1-2, 1-3, 2-3), or one set per batch item, "
@@ -324,46 +326,12 @@ def attn_blur(x: torch.Tensor, r) -> torch.Tensor:
     return _keep_zero(x, y.to(x.dtype), r)
 
 
-ATTN_OPERATORS = ("attn_rotate", "attn_translate", "attn_flip", "attn_blur")
-
 OPERATORS: dict[str, Callable] = {
     "add": add, "multiply": multiply, "threshold": threshold, "gate": gate, "invert": invert,
     "rotate1": rotate1, "rotate2": rotate2, "rotate3": rotate3, "rotate4": rotate4, "reflect": reflect,
     "erode": erode, "dilate": dilate, "matrix": matrix, "rotate6": rotate6, "hadamard": hadamard,
     "attn_rotate": attn_rotate, "attn_translate": attn_translate, "attn_flip": attn_flip, "attn_blur": attn_blur,
-}
-# operators that mix the 4 latent channels (only valid on the latent itself, not on other UNet activations)
-CHANNEL_OPERATORS = {"rotate1", "rotate2", "rotate3", "rotate4", "reflect", "matrix", "rotate6", "hadamard"}
-# operators that act on each element alone (the only ones that apply to the text embedding)
-POINTWISE_OPERATORS = ("add", "multiply", "threshold", "gate", "invert")
-# operators without a parameter (r is accepted and ignored, so every front door treats them alike)
-NO_PARAM_OPERATORS = ("hadamard",)
-
-# the formulas, for the docs' operator table, the CLI help and the widgets
-FORMULAS = {
-    "add": "x + r", "multiply": "x * r", "threshold": "1 if x >= r else 0 (paper eq. 3)",
-    "gate": "x if |x| >= r else 0 (authors' code)", "invert": "1/r - x, r != 0",
-    "rotate1": "R1(r) . x, channels 1-2, r in radians", "rotate2": "R2(r) . x, channels 0-2",
-    "rotate3": "R3(r) . x, channels 0-3", "rotate4": "R4(r) . x, channels 0-1",
-    "reflect": "diag(.., -1 at channel r, ..) . x, r in 0..3",
-    "erode": "erosion, r x r kernel of ones, r >= 1", "dilate": "dilation, r x r kernel of ones, r >= 1",
-    "matrix": "M . x, any 4x4 M: 16 values, row by row",
-    "rotate6": "R01(a0) R02(a1) .. R23(a5) . x, 6 angles",
-    "hadamard": "H . x, H = hadamard(4) / 2 (H H = I)",
-    "attn_rotate": "attn targets: token maps rotated by r radians",
-    "attn_translate": "attn targets: token maps shifted by dx,dy of the side",
-    "attn_flip": "attn targets: token maps flipped, r = 0 rows, 1 columns",
-    "attn_blur": "attn targets: token maps blurred, sigma r pixels",
-}
-
-# the kind of parameter each operator takes: (low, high) typical slider range
-PARAM_RANGES = {
-    "add": (-3.0, 3.0), "multiply": (-10.0, 10.0), "threshold": (-2.0, 2.0), "gate": (0.0, 2.0),
-    "invert": (0.5, 1000.0), "rotate1": (0.0, 2 * math.pi), "rotate2": (0.0, 2 * math.pi),
-    "rotate3": (0.0, 2 * math.pi), "rotate4": (0.0, 2 * math.pi), "reflect": (0, 3), "erode": (1, 8),
-    "dilate": (1, 8), "matrix": (-2.0, 2.0), "rotate6": (0.0, 2 * math.pi), "hadamard": (0.0, 0.0),
-    "attn_rotate": (-math.pi, math.pi), "attn_translate": (-0.5, 0.5), "attn_flip": (0, 1), "attn_blur": (0.0, 3.0),
-}  # matrix, rotate6: the range of each of their values; hadamard: no parameter
+}  # the names, formulas, ranges and kinds of parameter are `catalogue`'s (its NAMES, in this order)
 
 
 def slider_range(name: str) -> tuple[float, float, float]:
@@ -428,11 +396,6 @@ def _show(r) -> str:
 
 
 F32_MAX = float(torch.finfo(torch.float32).max)
-# operators whose parameter is an integer (a channel, a kernel size); audio-driven values are rounded for them
-INTEGER_OPERATORS = ("reflect", "erode", "dilate", "attn_flip")
-KERNEL_OPERATORS = ("erode", "dilate")
-
-NORM_DIMS = {"channel": 1, "row": -1, "column": -2}
 
 
 def mean_normalise(x: torch.Tensor, along: str) -> torch.Tensor:

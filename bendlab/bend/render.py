@@ -27,7 +27,7 @@ from ..models.family import VIDEO, family_of
 from . import operators
 from ..models.load import img2img_pipeline
 from ..paper import SEED
-from .fit import check_bends, check_pipe, check_settings, check_token_words, img2img_layers
+from .fit import STRENGTH, check_bends, check_pipe, check_settings, check_token_words, img2img_layers
 from .hooks import BendCallback, bending
 
 
@@ -175,7 +175,7 @@ def shared_prefix(pipe, embeds: Embeddings, latents: torch.Tensor, layers: Seque
 
 
 @torch.no_grad()
-def render_img2img(pipe, image, bends=(), *, prompt: str | Sequence[str] = "", strength: float = 0.5,
+def render_img2img(pipe, image, bends=(), *, prompt: str | Sequence[str] = "", strength: float = STRENGTH,
                    seed: int = SEED, steps: int | None = None, guidance: float | None = None,
                    output_type: str = "pil"):
     """Image-to-image from `image` (PIL, path, or a list of them); layers count the steps actually run.
@@ -218,7 +218,7 @@ def load_image(im, pipe=None) -> Image.Image:
 
 def render(prompt: str = "", bends=(), *, model=None, pipe=None, device: str | None = None, seed: int = SEED,
            steps: int | None = None, guidance: float | None = None, negative_prompt: str | None = None, init_image=None,
-           strength: float = 0.5, height: int | None = None, width: int | None = None, output_type: str = "pil"):
+           strength: float = STRENGTH, height: int | None = None, width: int | None = None, output_type: str = "pil"):
     """Render one prompt with a list of bends; returns a PIL image.
 
     The paper's defaults: DDIM, 50 steps, seed 46, guidance 7.5. With `init_image` it is image-to-image with

@@ -33,7 +33,7 @@ from collections import deque
 import numpy as np
 
 from .. import audio
-from ..bend import operators
+from ..bend import catalogue
 from ..audio.rhythm import BEATS_PER_BAR
 from ..checks import BendlabValueError, check_choice, check_number
 from ..mapping import Mapping
@@ -118,7 +118,7 @@ class LiveMapping:
         self.u = u if control.param is None else float(control.param)
         m = self.m
         p = float(audio.shape(self.u, control.low, control.high, m.curve, m.gate, m.threshold, m.ratio))
-        return float(round(p)) if m.op in operators.INTEGER_OPERATORS else p
+        return float(round(p)) if m.op in catalogue.INTEGER_OPERATORS else p
 
 
 class Analyser:

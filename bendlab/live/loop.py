@@ -30,9 +30,9 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .. import audio, models
 from .controls import Controls, check_prompt, parse_cc
@@ -41,9 +41,11 @@ from .osc import OscServer, parse_osc
 from .causal import DEFAULT_HALFLIFE, Analyser, LiveMapping, RunningRange, check_live_feature
 from ..checks import BendlabValueError, check_host_port, check_number, check_strings
 from ..bend.fit import check_bends, check_settings
-from ..bend.render import encode_prompts, initial_noise, latent_shape, run_batch, shared_prefix
 from ..mapping import Mapping
 from ..paper import DEFAULT_PROMPT, LAYER, SEED, fit_layer
+
+if TYPE_CHECKING:  # annotations only: LiveSpec is read without torch (the command line's help)
+    import torch
 
 LIVE_STEPS = 10  # default steps live (fewer when the model's usual count is smaller: LCM 4, Turbo 1)
 STATUS_EVERY = 1.0  # seconds between status lines
@@ -228,6 +230,7 @@ class Live:
     # ------------------------------------------------------------------ checks and set-up
     def check_bends(self, shapes) -> None:
         """Both ends of every mapping's range, at its layer, against the model's shapes."""
+        from ..bend.render import latent_shape
         shape = latent_shape(shapes, 1)
         for m in self.spec.mappings:
             check_bends(shapes, [m.bend(m.low), m.bend(m.high)], self.spec.steps, shape)
@@ -248,6 +251,7 @@ class Live:
         return min(min(bent), self.spec.steps - 1)
 
     def _compute(self, pipe, key: tuple[int, int], prompts: tuple[str, ...]):
+        from ..bend.render import encode_prompts, initial_noise, shared_prefix
         p, L = key
         if p not in self._emb:
             self._emb[p] = encode_prompts(pipe, [prompts[p]])
@@ -283,12 +287,14 @@ class Live:
 
     # ------------------------------------------------------------------ the loop
     def _render(self, key, bends, prompt: str):
+        from ..bend.render import run_batch
         p, L = key
         return run_batch(self.pipe, bends, self._emb[p], self._prefix[key].clone(), steps=self.spec.steps,
                          guidance=self.spec.guidance, start=L, prompts=[prompt], output_type="pil",
                          seed=self.spec.seed)[0]
 
     def _setup(self):
+        from ..bend.render import latent_shape
         if self.pipe is None:
             if self.status:
                 print(f"live: loading the model {self.spec.model} ...", flush=True)

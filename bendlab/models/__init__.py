@@ -6,13 +6,18 @@ family plugs into), its sampler chosen (`sampler`), and it is loaded (`load`) or
 the resolved `Model` and its weightless `Skeleton`); `targets` lists what a bend can act on.
 """
 
-from .adapter import check_motion_adapter, max_frames
-from .device import available_cpus, check_device, check_threads, default_device
-from .family import (ANIMATEDIFF, FAMILIES, VIDEO_FAMILIES, Family, family, family_of, IMAGE, Layout, PACKED, SD, SDXL, SUPPORTED,
-                     TRANSFORMER_PIPELINES, VIDEO)
-from .folder import DEFAULT_MODEL, resolve, SHIPPED
-from .load import img2img_pipeline, load_pipeline, load_vae, quiet_loading, weights_fingerprint
-from .model import Model, Skeleton, skeleton, usual_settings, usual_steps
-from .sampler import is_stochastic, keeps_own_scheduler, sampler_kind, USUAL
-from .vocabulary import KNOWN_WORDS, prompt_words, SCENES, unknown_words_note
-from .targets import bend_targets, FEATURE_MAP_PARTS, Target
+from ..lazy import exports
+
+# the names the sub-package offers, by the module that defines each: imported on first use (`bendlab.lazy`)
+__all__ = exports(__name__, {
+    "adapter": ("check_motion_adapter", "max_frames"),
+    "device": ("available_cpus", "check_device", "check_threads", "default_device"),
+    "family": ("ANIMATEDIFF", "FAMILIES", "VIDEO_FAMILIES", "Family", "family", "family_of", "IMAGE", "Layout",
+               "PACKED", "SD", "SDXL", "SUPPORTED", "TRANSFORMER_PIPELINES", "VIDEO"),
+    "folder": ("DEFAULT_MODEL", "resolve", "SHIPPED"),
+    "load": ("img2img_pipeline", "load_pipeline", "load_vae", "quiet_loading", "weights_fingerprint"),
+    "model": ("Model", "Skeleton", "skeleton", "usual_settings", "usual_steps"),
+    "sampler": ("is_stochastic", "keeps_own_scheduler", "sampler_kind", "USUAL"),
+    "vocabulary": ("KNOWN_WORDS", "prompt_words", "SCENES", "unknown_words_note"),
+    "targets": ("bend_targets", "FEATURE_MAP_PARTS", "Target"),
+})

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import re
 
-import torch
-
 from ..checks import BendlabValueError, is_int
 
+
 def default_device() -> str:
+    import torch
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -19,6 +19,7 @@ def check_device(device: str | None) -> str:
         return default_device()
     if not isinstance(device, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
         raise BendlabValueError(f"device {device!r} is not a device; accepted: cpu, cuda, cuda:N, mps")
+    import torch  # a device was asked for: torch says whether it is there
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise BendlabValueError(f"device {device!r} asked for but no CUDA GPU is available; accepted: 'cpu'")

@@ -17,10 +17,12 @@ group of 4 of its latent channels); image transformer pipelines are refused (wit
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..checks import BendlabValueError
+
+if TYPE_CHECKING:  # only annotations: `models.folder` reads a model's family without torch
+    import torch
 
 
 @dataclass(frozen=True)

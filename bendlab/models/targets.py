@@ -1,18 +1,28 @@
 """What a bend can act on (`bend_targets`, `bendlab targets`): the latent, the text embedding, the denoiser's
 blocks and attention modules, the VAE decoder's blocks, with shapes from one forward on the meta device.
+
+Building the modules needs torch and diffusers (seconds); a model folder may keep the list in a table (`TABLE`,
+written by `write_table`; the shipped model's is written when it is trained), read instead while its configs are
+the ones it was made from, so `bendlab targets` prints at once. tests/models/test_targets.py holds the shipped
+table to what the modules list.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from .folder import _component_config, resolve
-from .model import _skeleton
+from .family import family
+from .folder import _component_config, _index, resolve
 from ..checks import BendlabValueError
+
+if TYPE_CHECKING:  # annotations: a table is read without torch
+    import torch
 
 # ------------------------------------------------------------------------------------------ bend targets
 # the modules a feature map flows through, listed as targets: these top-level parts of a UNet or VAE decoder,
@@ -41,6 +51,7 @@ class Target:
 def _listed(model: torch.nn.Module, prefix: str, x: torch.Tensor, **kwargs) -> list[tuple[str, str, tuple | None]]:
     """(name, class, (C, H, W) or None) of `model`'s listed modules, shapes from one forward on the meta device
     with `x` (what a module bend's hook bends: the output, or a tuple's first element)."""
+    import torch
     names = {n: type(m).__name__ for n, m in model.named_modules()
              if (hit := _LISTED.fullmatch(n)) and hit["part"] in FEATURE_MAP_PARTS
              and not isinstance(m, torch.nn.ModuleList)}
@@ -69,6 +80,7 @@ def _listed(model: torch.nn.Module, prefix: str, x: torch.Tensor, **kwargs) -> l
 def _attention(unet, x: torch.Tensor, **kwargs) -> list[tuple[str, str, tuple | None]]:
     """("attn:PATH", "Attention (self|cross)", (queries, keys) or None) of every diffusers `Attention` module of
     `unet`, in the order data flows through the UNet, the shapes from one forward on the meta device with `x`."""
+    import torch
     from diffusers.models.attention_processor import Attention
     modules = {n: m for n, m in unet.named_modules() if isinstance(m, Attention)}
     shapes = {}
@@ -98,6 +110,7 @@ def _attention(unet, x: torch.Tensor, **kwargs) -> list[tuple[str, str, tuple | 
 
 def _unet_inputs(config) -> dict:
     """Meta-device inputs for one UNet forward at its native size: text conditioning, and SDXL's added ones."""
+    import torch
     dim = config.cross_attention_dim
     dim = dim[0] if isinstance(dim, (list, tuple)) else dim
     kwargs = dict(timestep=torch.tensor(1), encoder_hidden_states=torch.zeros(1, 77, dim))
@@ -116,12 +129,22 @@ def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
     "attn:PATH", kind "Attention (self)" for attn1 or "Attention (cross)" for attn2, shape (query positions, keys):
     e.g. (16, 77) for a 4x4 block attending to 77 prompt tokens); the VAE decoder's (a bend's target
     "vae:decoder...", acting when the VAE decodes). A hub id's configs come from the local cache
-    (one-line error if absent).
+    (one-line error if absent). A local folder with a current table (`read_table`: the shipped model has one) is
+    read from it, without building the modules.
 
     Notebook: notebooks/01_operators.ipynb
     """
-    from diffusers import AutoencoderKL
     path = resolve(model)
+    tabled = read_table(path)
+    return tabled if tabled is not None else built_targets(path)
+
+
+def built_targets(path: str) -> list[Target]:
+    """`bend_targets` of a resolved model (`folder.resolve`), from its modules built on the meta device."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from .model import _skeleton
     sk = _skeleton(path)
     c = sk.unet.config
     with torch.device("meta"):
@@ -140,3 +163,41 @@ def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
             + [Target(*t) for t in unet] + [Target(*t) for t in attention] + [Target(*t) for t in decoder])
 
 
+# ------------------------------------------------------------------------------------------ a model's table
+TABLE = "bend_targets.json"  # in a model folder: its `bend_targets`, and the configs they were read from
+
+
+def _configs_sha256(path: str) -> str:
+    """The sha256 of what the targets are read from: model_index.json, the denoiser's and the VAE's config.json."""
+    fam = family(_index(path).get("_class_name", ""), path)
+    h = hashlib.sha256()
+    for name in ("model_index.json", f"{fam.denoiser}/config.json", "vae/config.json"):
+        h.update((Path(path) / name).read_bytes())
+    return h.hexdigest()
+
+
+def read_table(path: str) -> list[Target] | None:
+    """The targets in a resolved model folder's table, or None where there is none or its configs have changed
+    since it was written (the modules then list them: `built_targets`)."""
+    try:
+        table = json.loads((Path(path) / TABLE).read_text())
+        if table["configs_sha256"] != _configs_sha256(path):
+            return None
+        return [Target(t["name"], t["kind"], None if t["shape"] is None else tuple(t["shape"]), t["bendable"])
+                for t in table["targets"]]
+    except (OSError, ValueError, KeyError, TypeError):  # no table (a hub id too), or not one: the modules list them
+        return None
+
+
+def write_table(model: str | os.PathLike | None = None) -> Path:
+    """Write a local model folder's `TABLE` (None: the shipped model) from its modules: `training/train.py` does
+    for the shipped model. Returns the file."""
+    from ..files import write_text_atomic
+    path = resolve(model)
+    if not Path(path).is_dir():
+        raise BendlabValueError(f"model {path!r} is not a local folder; accepted: a diffusers folder to write "
+                                f"{TABLE} into")
+    rows = ",\n".join("  " + json.dumps(asdict(t)) for t in built_targets(path))
+    file = Path(path) / TABLE
+    write_text_atomic(file, f'{{"configs_sha256": "{_configs_sha256(path)}",\n "targets": [\n{rows}\n]}}\n')
+    return file

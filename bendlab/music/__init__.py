@@ -8,16 +8,9 @@
 Notebook: notebooks/11_bending_music.ipynb
 """
 
-import importlib
+from ..lazy import exports
 
-_EXPORTS = {"render_music": "render", "render_music_batch": "render", "render_music_grid": "render",
-            "Sound": "render", "load_music_pipeline": "model", "tiny_random_pipeline": "model",
-            "MusicConfig": "model", "music_config": "model", "music_fingerprint": "model", "MusicBend": "curve",
-            "curve_bends": "curve"}
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):  # imported on first use: the command line's parser does not pay for torch
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+__all__ = exports(__name__, {
+    "render": ("render_music", "render_music_batch", "render_music_grid", "Sound"),
+    "model": ("load_music_pipeline", "tiny_random_pipeline", "MusicConfig", "music_config", "music_fingerprint"),
+    "curve": ("MusicBend", "curve_bends")})

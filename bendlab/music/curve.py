@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..audio import check_range
-from ..bend import operators
-from ..bend.bends import Bend
-from ..bend.where import Where
+from ..bend import catalogue
 from ..checks import BendlabValueError, check_int
 from .model import MusicConfig
+
+if TYPE_CHECKING:
+    from ..bend.bends import Bend
 
 EDGE = 1e-6  # how far inside its first and last frame a run's span starts and ends, in frames
 
@@ -49,18 +51,20 @@ class MusicBend:
     where: str = "all"
 
     def __post_init__(self):
+        from ..bend import operators  # torch: not for reading the fields (the command line's help)
+        from ..bend.where import Where
         operators.get(self.op)
-        if self.op in operators.NO_PARAM_OPERATORS or self.op in operators.N_PARAMS:
+        if self.op in catalogue.NO_PARAM_OPERATORS or self.op in catalogue.N_PARAMS:
             raise BendlabValueError(f"music bend {self.op}: a curve gives one number a frame; accepted: an operator "
                                     "with one parameter")
-        if self.op in operators.ATTN_OPERATORS:
+        if self.op in catalogue.ATTN_OPERATORS:
             raise BendlabValueError(f"music bend {self.op} transforms an attention map; accepted: an operator on the "
                                     "latent")
         low, high = check_range(self.low, self.high)
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
         for v in (low, high):
-            operators.check_param(self.op, round(v) if self.op in operators.INTEGER_OPERATORS else v)
+            operators.check_param(self.op, round(v) if self.op in catalogue.INTEGER_OPERATORS else v)
         if self.layer is not None:
             check_int("music bend layer", self.layer, 0, accepted="a denoising step 0..steps of the music")
         if Where.parse(self.where).kind not in ("all", "time"):
@@ -84,13 +88,15 @@ def n_frames(config: MusicConfig, seconds: float) -> int:
 
 
 def curve_bends(curve: np.ndarray, fps: float, bend: MusicBend, layer: int, config: MusicConfig,
-                seconds: float) -> list[Bend]:
+                seconds: float) -> list["Bend"]:
     """The bends that give every latent frame of the output its own value of `curve` (one value per video frame
     at `fps`, already in `bend`'s range): one `Bend(bend.op, value, layer, time:A-B)` per run of frames with one
     value, within `bend.where` (all, or a time span).
 
     Notebook: notebooks/11_bending_music.ipynb
     """
+    from ..bend.bends import Bend
+    from ..bend.where import Where
     values = latent_values(curve, fps, config, seconds)
     first, end = 0, len(values)
     where = Where.parse(bend.where)

@@ -17,10 +17,12 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..checks import BendlabValueError, MissingFileError
+
+if TYPE_CHECKING:  # annotations only: reading a config (the command line) needs no torch
+    import torch
 
 SPECIAL = ("<pad>", "</s>", "<unk>")  # T5's ids 0, 1, 2
 
@@ -59,6 +61,7 @@ def tiny_random_pipeline(seed: int = 0, sampling_rate: int = 4000, seconds: floa
     tok = word_tokenizer(TINY_WORDS, 16)
     hop = 8
     frames = int(round(seconds * sampling_rate / hop))
+    import torch
     torch.manual_seed(seed)
     text = T5EncoderModel(T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
                                    decoder_start_token_id=0))
@@ -216,5 +219,6 @@ def load_music_pipeline(model: str | os.PathLike | None = None, device: str | No
     from ..models.device import check_device
     path = resolve_music(model)
     device = check_device(device)
+    import torch
     dtype = dtype or (torch.float16 if device.startswith("cuda") else torch.float32)
     return _load(path, device, dtype)

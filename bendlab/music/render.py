@@ -25,7 +25,6 @@ Notebook: notebooks/11_bending_music.ipynb
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import warnings
 from dataclasses import dataclass, replace
@@ -36,7 +35,7 @@ import numpy as np
 
 from ..bend.bends import Bend, as_bends
 from ..bend.operators import POINTWISE_OPERATORS
-from ..checks import BendlabValueError, check_int, check_number
+from ..checks import BendlabValueError, check_number
 from .model import MusicConfig, load_music_pipeline, music_config
 
 from .defaults import GUIDANCE, SEED, STEPS, WHERE_FORMS
@@ -155,7 +154,6 @@ def render_music_batch(prompts: Sequence[str], bends=(), *, seconds: float | Non
                        audio=None, strength: float | None = None, model=None, pipe=None) -> list[Sound]:
     """Render a batch in one pipeline call: one prompt per item (the same seed's noise for each), and a bend's
     parameter may be one value per item (a list or (B,) tensor), as for images. Returns one `Sound` per prompt."""
-    import torch
     bends = as_bends(bends)
     if isinstance(prompts, str) or not prompts or not all(isinstance(p, str) for p in prompts):
         raise BendlabValueError(f"prompts {prompts!r:.60} are not a non-empty list of strings")
@@ -280,7 +278,7 @@ def _shifted(layer, start: int):
     return (layer[0] + start, layer[1] + start) if isinstance(layer, tuple) else layer + start
 
 
-def _noised_recording(pipe, wave: np.ndarray, batch: int, steps: int, start: int, g) -> "torch.Tensor":
+def _noised_recording(pipe, wave: np.ndarray, batch: int, steps: int, start: int, g):
     """The recording's latent at layer `start` of `steps`: the VAE's mean encoding of the recording (padded or cut
     to the model's length) plus the scheduler's noise level at that step times seeded noise."""
     import torch

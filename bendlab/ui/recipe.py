@@ -26,7 +26,6 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
-from ..bend.bends import Bend
 from ..checks import BendlabValueError, check_input_file, is_int, is_number
 
 SUFFIXES = (".toml", ".yaml", ".yml")
@@ -170,6 +169,7 @@ def _settings(p: Path, data: dict, schema: dict[str, str], entry_key: str, other
 
 def read_render(path: str | Path) -> dict:
     """A render recipe as keyword arguments of `bend.render.render` plus "bends" (a list of Bend)."""
+    from ..bend.bends import Bend
     p = Path(path)
     data = load(p)
     bends = _entries(p, data, "bend", Bend.from_dict)

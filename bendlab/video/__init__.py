@@ -7,19 +7,26 @@ image-to-image chain steady and fill in between frames; `quality` measures drift
 render and `mux` writes the mp4 with its audio.
 """
 
-from .cluster import (check_address, check_workers, ClusterError, connect, MAX_FAILURES, Pool, PROBE_TIMEOUT, RaySource,
-                      shutdown, START_TIMEOUT, Worker, WORKER_THREADS)
-from .coherence import COHERENCE, match_colors, to_image, to_tensor
-from .folder import check_folder, frames_dir, IMAGE_SUFFIXES, LOCK, LOG, MANIFEST, RenderFolder, RenderFolderError
-from .make import check_spec, make_video, render_frames
-from .motion import carry, optical_flow, warp
-from .mux import check_interpolate, check_upscale, DEFAULT_UPSCALE, MAX_UPSCALE, mux, video_info
-from .processes import ProcessSource
-from .quality import consecutive_diffs, Drift, drift, flicker, max_frame_difference, mp4_frames, SSIM_WINDOW
-from .renderer import (aligned_batches, device_entry, frame_bends, FrameRenderer, img2img_chain, img2img_seed,
-                       LocalSource, noise_walk)
-from .spec import (check_audio_or_session, check_curves, check_music_fields, FIELD_RULES, MAX_BATCH, MUSIC_ONLY,
-                   OPTIONAL, parse_keyframe, Plan, plan, prompt_weights, range_plan, resolve, session_plan,
-                   session_spec, VideoSpec, WALKS)
-from .soundtrack import MUSIC_WAV, music_mapping, prepare, Soundtrack
-from .tween import DEFAULT_METHOD, latent_tweens, output_times, tween_name
+from ..lazy import exports
+
+# the names the sub-package offers, by the module that defines each: imported on first use (`bendlab.lazy`)
+__all__ = exports(__name__, {
+    "cluster": ("check_address", "check_workers", "ClusterError", "connect", "MAX_FAILURES", "Pool", "PROBE_TIMEOUT",
+                "RaySource", "shutdown", "START_TIMEOUT", "Worker", "WORKER_THREADS"),
+    "coherence": ("COHERENCE", "match_colors", "to_image", "to_tensor"),
+    "folder": ("check_folder", "frames_dir", "IMAGE_SUFFIXES", "LOCK", "LOG", "MANIFEST", "RenderFolder",
+               "RenderFolderError"),
+    "make": ("check_spec", "make_video", "render_frames"),
+    "motion": ("carry", "optical_flow", "warp"),
+    "mux": ("check_interpolate", "check_upscale", "DEFAULT_INTERPOLATION", "DEFAULT_UPSCALE", "INTERPOLATIONS",
+            "MAX_UPSCALE", "mux", "video_info"),
+    "processes": ("ProcessSource",),
+    "quality": ("consecutive_diffs", "Drift", "drift", "flicker", "max_frame_difference", "mp4_frames", "SSIM_WINDOW"),
+    "renderer": ("aligned_batches", "device_entry", "frame_bends", "FrameRenderer", "img2img_chain", "img2img_seed",
+                 "LocalSource", "noise_walk"),
+    "spec": ("check_audio_or_session", "check_curves", "check_music_fields", "FIELD_RULES", "MAX_BATCH", "MUSIC_ONLY",
+             "OPTIONAL", "parse_keyframe", "Plan", "plan", "prompt_weights", "range_plan", "resolve", "session_plan",
+             "session_spec", "VideoSpec", "WALKS"),
+    "soundtrack": ("MUSIC_WAV", "music_mapping", "prepare", "Soundtrack"),
+    "tween": ("latent_tweens", "output_times", "tween_name"),
+})

@@ -18,16 +18,21 @@ Notebook: notebooks/07_audio_reactive_video.ipynb
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
 from ..checks import BendlabValueError
+
+if TYPE_CHECKING:  # annotations: `COHERENCE` is read without torch (the command line's help)
+    import torch
 
 COHERENCE = ("none", "lab", "rgb", "hsv")
 
 
 def to_tensor(img) -> torch.Tensor:
     """(1, 3, H, W) float in [0, 1] from a PIL image or an (H, W, 3) uint8 array."""
+    import torch
     a = np.asarray(img.convert("RGB") if isinstance(img, Image.Image) else img, dtype=np.float32) / 255.0
     return torch.from_numpy(a).permute(2, 0, 1)[None]
 

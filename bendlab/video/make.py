@@ -29,11 +29,12 @@ from ..checks import BendlabValueError, check_choice, check_int, is_number
 from ..files import check_output
 from .folder import RenderFolder, frames_dir
 from ..mapping import Mapping
-from .mux import DEFAULT_UPSCALE, check_interpolate, check_upscale, mux, video_info
+from .mux import (DEFAULT_INTERPOLATION, DEFAULT_UPSCALE, INTERPOLATIONS, check_interpolate, check_upscale, mux,
+                  video_info)
 from .quality import drift, flicker, mp4_frames
 from .renderer import FrameRenderer, LocalSource, noise_walk
 from .soundtrack import prepare
-from .tween import DEFAULT_METHOD, METHODS as TWEEN_METHODS, latent_tweens
+from .tween import latent_tweens
 from .spec import METHODS, WALKS, Plan, VideoSpec, check_curves, parse_keyframe, plan, prompt_weights
 
 __all__ = ["Mapping", "VideoSpec", "Plan", "plan", "check_spec", "render_frames", "make_video", "mux", "video_info",
@@ -138,7 +139,7 @@ def _source(source, pipe, device):
 
 def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | None = None, source=None,
                overwrite: bool = False, preview: float | None = None, upscale: int = DEFAULT_UPSCALE,
-               interpolate: float | None = None, interpolate_method: str = DEFAULT_METHOD, progress: bool = True,
+               interpolate: float | None = None, interpolate_method: str = DEFAULT_INTERPOLATION, progress: bool = True,
                on_frame=None) -> Path:
     """Render (or resume) every frame and mux the mp4; returns its path.
 
@@ -155,8 +156,8 @@ def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | Non
     """
     check_upscale(upscale)
     check_interpolate(interpolate, spec.fps)
-    check_choice("interpolate_method", interpolate_method, TWEEN_METHODS)
-    if interpolate_method != DEFAULT_METHOD and not interpolate:
+    check_choice("interpolate_method", interpolate_method, INTERPOLATIONS)
+    if interpolate_method != DEFAULT_INTERPOLATION and not interpolate:
         raise BendlabValueError(f"interpolate_method {interpolate_method!r} without interpolate: no frame would be "
                                 "made in between; accepted: interpolate=FPS (--interpolate FPS) with it, or leave "
                                 "it out")

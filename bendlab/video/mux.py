@@ -16,6 +16,10 @@ from ..files import temp_name
 
 DEFAULT_UPSCALE = 4  # the shipped model's 64x64 frames shown 256x256
 MAX_UPSCALE = 16
+# how `--interpolate` makes the frames in between: ffmpeg's motion-compensated filter while muxing (`mux`), or the
+# model's VAE (`tween.latent_tweens`); the default chosen from the `interpolate` benchmark line (docs/benchmarks.md)
+INTERPOLATIONS = ("minterpolate", "latent")
+DEFAULT_INTERPOLATION = "minterpolate"
 
 
 def check_upscale(upscale) -> int:

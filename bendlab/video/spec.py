@@ -15,22 +15,23 @@ import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .. import audio, models, session
-from ..bend import operators
-from ..bend.bends import Bend
+from ..bend import catalogue
 from ..checks import BendlabValueError, check_choice, check_int, check_number, check_numbers, check_str, check_strings
 from .coherence import COHERENCE
-from ..bend.fit import check_bends, check_settings, img2img_layers
-from ..bend.render import latent_shape, load_image
+from ..bend.fit import STRENGTH, check_bends, check_settings, img2img_layers
 from ..files import file_sha256
 from ..mapping import Mapping
 from ..audio.signal import DEFAULT_SR
 from ..music.curve import MusicBend
 from ..paper import DEFAULT_PROMPT, LAYER, SEED, fit_layer
+
+if TYPE_CHECKING:  # annotations: VideoSpec's fields are read without torch (the command line's help)
+    from ..bend.bends import Bend
 
 METHODS = ("txt2img", "img2img", "video")  # video: a window of frames denoised jointly (`video.joint`)
 WALKS = ("sincos", "authors", "none")
@@ -155,7 +156,7 @@ class VideoSpec:
     steps: int | None = None  # None: the model's usual count (50 with DDIM, as the paper)
     guidance: float | None = None  # None: the model's usual guidance (7.5, the paper's; Turbo models 0)
     seed: int = SEED
-    strength: float = 0.5  # img2img
+    strength: float = STRENGTH  # img2img
     img2img_prompt: str = ""  # img2img frames after the first: the paper uses an empty prompt; the prompt keeps it
     color_coherence: str = "none"  # img2img: each frame's colours matched to frame 0's (coherence.COHERENCE)
     img2img_noise: float = 0.0  # img2img: std of fresh Gaussian noise added to the previous frame (0..1 pixel units)
@@ -389,6 +390,7 @@ def resolve(spec: VideoSpec, model: models.Model | None = None) -> VideoSpec:
     mappings = [m if m.layer is not None else replace(m, layer=fit_layer(LAYER, n)) for m in spec.mappings]
     spec = replace(spec, steps=steps, guidance=guidance, mappings=mappings, **_music_settings(spec))
     if spec.init_image is not None:
+        from ..bend.render import load_image
         load_image(spec.init_image)  # exists and decodes, before any model work
     if spec.motion_adapter is not None:  # a MotionAdapter folder in safetensors, fitting the model
         models.check_motion_adapter(spec.motion_adapter, models.resolve(spec.model))
@@ -439,7 +441,7 @@ def range_plan(spec: VideoSpec) -> Plan:
     a spec (resolved) before its track exists (a video's music is generated after every check)."""
     curves = np.array([[m.low, m.high] for m in spec.mappings], dtype=np.float64)
     for j, m in enumerate(spec.mappings):
-        if m.op in operators.INTEGER_OPERATORS:
+        if m.op in catalogue.INTEGER_OPERATORS:
             curves[j] = np.round(curves[j])
     vectors = {j: np.eye(4).reshape(1, 16) + curves[j][:, None] for j, m in enumerate(spec.mappings)
                if m.dims is not None}
@@ -450,6 +452,7 @@ def check_curves(p: Plan, shapes) -> None:
     """The mappings' bends at both ends of their curves (at every layer a session recorded) against a model's
     shapes (row/column/channel indices, kernel sizes): `shapes` is a loaded pipeline or a `models.Skeleton` read
     from the model's configs."""
+    from ..bend.render import latent_shape
     shape = latent_shape(shapes, 1)
     for j, m in enumerate(p.spec.mappings):
         if j in p.vectors:  # a matrix: only its layer and where depend on the model
@@ -465,6 +468,7 @@ def frame_bends(spec: VideoSpec, curves: np.ndarray, idx, vectors: dict | None =
     """The mappings' bends for the frames `idx`, with one parameter value per frame (one set of K per frame for
     the mappings in `vectors`, `Plan.vectors`), at each mapping's layer or at `layers` (one per mapping, shared
     by these frames: `Plan.layers`)."""
+    import torch
     vectors = vectors or {}
     return [m.bend(torch.tensor(vectors[j][idx] if j in vectors else curves[j, idx], dtype=torch.float64),
                    None if layers is None else layers[j])
@@ -526,8 +530,8 @@ def session_plan(spec: VideoSpec, feats: audio.Features) -> Plan:
         if (m.op, m.where, m.norm, m.target) != theirs:
             raise BendlabValueError(f"mapping {j} bends {m.op} at {m.where}, the session's {theirs[0]} at {theirs[1]}; "
                                     "accepted: the session's mappings (videospec.session_spec)")
-        if m.op in operators.N_PARAMS:
-            raise BendlabValueError(f"mapping {j}: {m.op} takes {operators.N_PARAMS[m.op]} parameters a frame; a "
+        if m.op in catalogue.N_PARAMS:
+            raise BendlabValueError(f"mapping {j}: {m.op} takes {catalogue.N_PARAMS[m.op]} parameters a frame; a "
                                     "session records one")
     params, prompt, layers = s.at(feats.times)
     if not np.isfinite(params).all():
@@ -536,7 +540,7 @@ def session_plan(spec: VideoSpec, feats: audio.Features) -> Plan:
         raise BendlabValueError(f"session {spec.session!r:.60} shows prompt {int(prompt.max())} of {len(spec.prompts)} "
                                 "prompts; accepted: prompt indices 0.. the number of prompts - 1")
     for j, m in enumerate(spec.mappings):
-        if m.op in operators.INTEGER_OPERATORS:
+        if m.op in catalogue.INTEGER_OPERATORS:
             params[j] = np.round(params[j])
     layers = session.fit_layers(layers, s.meta["steps"], spec.n_layers)
     return Plan(spec, feats, params, {}, np.eye(len(spec.prompts))[prompt], layers)

@@ -28,9 +28,6 @@ from PIL import Image
 from .coherence import to_image, to_tensor
 from ..files import save_atomic
 
-METHODS = ("minterpolate", "latent")  # how `--interpolate` makes the frames in between
-DEFAULT_METHOD = "minterpolate"  # chosen from the `interpolate` benchmark line (docs/benchmarks.md)
-
 
 def output_times(n: int, fps: float, out_fps: float) -> list[tuple[int, float]]:
     """(k, a) for each output frame of an n-frame video at fps rewritten at out_fps: the frame lies a of the way

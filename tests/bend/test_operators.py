@@ -25,6 +25,17 @@ def test_pointwise_formulas(name, r, expected):
     torch.testing.assert_close(ops.OPERATORS[name](X, r), expected(X))
 
 
+def test_the_catalogue_describes_every_operator_in_order():
+    """`catalogue` (what the command line reads without torch) and `operators` (the functions) name the same
+    operators in the same order, and the kinds and parameter counts name only operators."""
+    from bendlab.bend import catalogue
+    assert tuple(ops.OPERATORS) == catalogue.NAMES == tuple(catalogue.PARAM_RANGES)
+    assert ops.FORMULAS is catalogue.FORMULAS and ops.N_PARAMS is catalogue.N_PARAMS
+    kinds = (catalogue.N_PARAMS, catalogue.NO_PARAM_OPERATORS, catalogue.INTEGER_OPERATORS, catalogue.KERNEL_OPERATORS,
+             catalogue.POINTWISE_OPERATORS, catalogue.CHANNEL_OPERATORS, catalogue.ATTN_OPERATORS)
+    assert all(set(k) <= set(catalogue.NAMES) for k in kinds)
+
+
 def test_threshold_and_gate_differ_as_documented():
     t, g = ops.threshold(X, 0.1), ops.gate(X, 0.1)
     assert set(t.unique().tolist()) <= {0.0, 1.0}

@@ -32,6 +32,41 @@ def test_shipped_model_lists_latent_and_unet_blocks(no_weights):
     assert targets["vae:decoder.up_blocks.2"].shape == (16, 64, 64)
 
 
+def test_the_shipped_models_table_lists_what_its_modules_do(no_weights):
+    """`bendlab targets` prints the shipped model from its table (no torch): it must be what building the modules
+    lists. When this fails (a diffusers or bendlab change lists other modules), rewrite the table:
+    python -c "from bendlab.models.targets import write_table; write_table()" """
+    from bendlab.models.targets import built_targets, read_table
+    path = models.resolve(None)
+    tabled = read_table(path)
+    assert tabled is not None, "the shipped model's table is missing or its configs changed: rewrite it"
+    assert tabled == built_targets(path)
+    assert models.bend_targets() == tabled
+
+
+def test_a_table_is_read_only_while_its_configs_are_unchanged(tmp_path):
+    """A model folder's table is what `bend_targets` lists while the configs it was written from are there; an
+    edited config, or a table that is not one, lists from the modules."""
+    import json
+    import os
+    import shutil
+
+    from bendlab.models.targets import TABLE, read_table
+    shipped = models.resolve(None)
+    folder = tmp_path / "model"
+    shutil.copytree(shipped, folder, copy_function=os.symlink)  # links: the shipped files are never written
+    assert read_table(str(folder)) == read_table(shipped) is not None
+    config = folder / "vae" / "config.json"
+    text = config.read_text()
+    config.unlink()
+    config.write_text(json.dumps({**json.loads(text), "sample_size": 32}))
+    assert read_table(str(folder)) is None
+    (folder / TABLE).unlink()
+    (folder / TABLE).write_text("not a table")
+    assert read_table(str(folder)) is None
+    assert models.bend_targets(folder)[0].name == "latent"  # from the modules
+
+
 def test_every_listed_unet_module_is_accepted_by_a_module_bend(no_weights):
     skeleton = models.skeleton()
     shape = latent_shape(skeleton)

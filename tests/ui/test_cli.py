@@ -145,3 +145,15 @@ def test_the_package_imports_torch_only_when_asked():
     assert "torch" in loaded_modules("from bendlab import render, Bend, load_pipeline")
     import bendlab
     assert all(getattr(bendlab, name) is not None for name in bendlab.__all__)
+
+
+def test_the_parser_and_the_listing_commands_import_no_torch():
+    """`bendlab --help`, `bendlab operators` and `bendlab targets` start at once: declaring every command's flags
+    reads only modules that do not import torch (the operators' `catalogue`, the settings' dataclasses), and the
+    listings print from the catalogue and the shipped model's table (`benchmarks/bench.py --only cli` times them)."""
+    parser = loaded_modules("import bendlab.ui.cli as c\nc.build_parser()")
+    assert "torch" not in parser and {"bendlab.video.spec", "bendlab.live.loop"} <= parser  # the flags read them
+    for command in ("operators", "targets"):
+        loaded = loaded_modules(f"import contextlib, io\nfrom bendlab.ui.cli import main\n"
+                                f"with contextlib.redirect_stdout(io.StringIO()):\n    assert main([{command!r}]) == 0")
+        assert not {"torch", "diffusers"} & loaded, command

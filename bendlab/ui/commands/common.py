@@ -1,12 +1,18 @@
 """What several commands share: the one-line error type, the value parsers, the model, bend and mapping flags,
-and the rule that only flags given count (argparse defaults are None: the library holds every default)."""
+and the rule that only flags given count (argparse defaults are None: the library holds every default).
+
+Declaring the flags reads only modules that do not import torch (the operators' `catalogue`, the shipped model's
+name, the settings' dataclasses), so `bendlab --help` and the listing commands start at once; a command's `run`
+imports what does the work."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from types import SimpleNamespace
 
 from ... import models, paper
-from ...bend import operators
+from ...bend import catalogue
 from ...models.sampler import USUAL
 from ...video.cluster import WORKER_THREADS
 
@@ -42,6 +48,13 @@ def parse_param(s: str) -> float | list[float]:
         raise argparse.ArgumentTypeError(f"parameter {s!r} is not a number or comma-separated numbers "
                                          "(e.g. 1.5, or 1,0,0,0,0,1,0,0,0,0,1,0,0,0,0,1 for matrix)") from None
     return vals[0] if len(vals) == 1 else vals
+
+
+def field_defaults(cls) -> SimpleNamespace:
+    """The defaults of a dataclass's fields (a help string shows them), read without constructing one: its checks
+    import torch."""
+    return SimpleNamespace(**{f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+                              for f in dataclasses.fields(cls)})
 
 
 def given(a, names) -> dict:
@@ -96,12 +109,12 @@ def add_model_args(ap: argparse.ArgumentParser, steps: str | None = None) -> Non
 
 def add_bend_args(ap: argparse.ArgumentParser, param_help: str) -> None:
     g = ap.add_argument_group("bend (one; use --recipe for several)")
-    g.add_argument("--op", choices=list(operators.OPERATORS), metavar="OP",
-                   help="operator: " + "; ".join(f"{k}: {v}" for k, v in operators.FORMULAS.items()))
+    g.add_argument("--op", choices=catalogue.NAMES, metavar="OP",
+                   help="operator: " + "; ".join(f"{k}: {v}" for k, v in catalogue.FORMULAS.items()))
     g.add_argument("--param", type=parse_param, help=param_help)
     g.add_argument("--layer", type=parse_layer, help=LAYERS_HELP + " (default 0)")
     g.add_argument("--where", help=WHERE_HELP + " (default all)")
-    g.add_argument("--norm", choices=list(operators.NORM_DIMS),
+    g.add_argument("--norm", choices=list(catalogue.NORM_DIMS),
                    help="mean-normalise along channel | row | column after the operator (the paper's morphology)")
     g.add_argument("--module", help="bend this UNet block's output instead of the latent, e.g. mid_block, "
                    "up_blocks.1 (Broad et al.'s network bending); the same as --target unet:NAME")
@@ -111,7 +124,7 @@ def add_bend_args(ap: argparse.ArgumentParser, param_help: str) -> None:
                    "attn:MODULE, the attention probabilities of an attention module, e.g. "
                    "attn:down_blocks.2.attentions.0.transformer_blocks.0.attn2 (attn1 self, attn2 cross-attention; "
                    "--where all, or token:I / token:WORD for attn2; point-wise operators and "
-                   f"{', '.join(operators.ATTN_OPERATORS)} on each token's map; rows renormalised to sum to 1)")
+                   f"{', '.join(catalogue.ATTN_OPERATORS)} on each token's map; rows renormalised to sum to 1)")
     g.add_argument("--recipe", help="TOML or YAML file: settings and a list of [[bend]] tables with keys op, param, "
                    "layer, where, norm, module, target (flags given here override the recipe)")
 
@@ -121,7 +134,7 @@ def add_mapping_args(g, features: str | None = None, steps: int | None = None) -
     `features` and `steps`: the features a command accepts, in words, and its default step count (live)."""
     from ...audio.features import FEATURES, PARAMETRIC
     from ...mapping import SCALINGS, Mapping
-    m = Mapping()
+    m = field_defaults(Mapping)
     fit = paper.fit_layer
     layer = (f"{fit(paper.LAYER, steps)} of {steps}, the paper's {paper.LAYER} of {paper.STEPS} at the same depth"
              if steps else f"{paper.LAYER} of {paper.STEPS} as the paper, at the same depth for other step counts: "
@@ -129,15 +142,15 @@ def add_mapping_args(g, features: str | None = None, steps: int | None = None) -
     features = features or (", ".join(FEATURES + PARAMETRIC) + ", embed16 (16 values a frame, for --op matrix: the "
                             "identity plus each value scaled into --range), each optionally @harmonic, @percussive "
                             "or @STEM.wav")
-    g.add_argument("--op", choices=list(operators.OPERATORS), metavar="OP",
-                   help="operator driven by the audio: " + ", ".join(operators.OPERATORS))
+    g.add_argument("--op", choices=catalogue.NAMES, metavar="OP",
+                   help="operator driven by the audio: " + ", ".join(catalogue.NAMES))
     g.add_argument("--layer", type=int, help=f"layer 0..STEPS (default: {layer})")
     g.add_argument("--feature", metavar="F", help=f"audio feature: {features} (default {m.feature})")
     g.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"),
                    help=f"parameter range the feature is scaled into (default {m.low:g} {m.high:.6g} = 0..pi; the "
                    "paper's 0 6.2832, a full turn, brings the loudest moment back to no bend)")
     g.add_argument("--where", help=WHERE_HELP)
-    g.add_argument("--norm", choices=list(operators.NORM_DIMS), help="mean-normalise after the operator")
+    g.add_argument("--norm", choices=list(catalogue.NORM_DIMS), help="mean-normalise after the operator")
     g.add_argument("--target", help="what the bend acts on: latent (default), unet:MODULE or vae:MODULE (a VAE "
                    "decoder block, bent as each frame decodes), e.g. vae:decoder.up_blocks.1, or attn:MODULE (an "
                    "attention module's probabilities, e.g. attn:mid_block.attentions.0.transformer_blocks.0.attn2; "

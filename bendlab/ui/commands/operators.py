@@ -29,12 +29,12 @@ def table(header: tuple[str, ...], rows: list[tuple[str, ...]], title: str = "",
 
 
 def run(a) -> None:
-    from ...bend import operators as ops
+    from ...bend import catalogue  # what the operators are, without torch: the table prints at once
     rows = []
-    for name, formula in ops.FORMULAS.items():
-        lo, hi = ops.PARAM_RANGES[name]
-        n = ops.N_PARAMS.get(name)
-        param = ("no parameter" if name in ops.NO_PARAM_OPERATORS else f"{n} values, each {lo:g} .. {hi:g}" if n
-                 else f"r: {lo:g} .. {hi:g}" + (", integer" if name in ops.INTEGER_OPERATORS else ""))
+    for name, formula in catalogue.FORMULAS.items():
+        lo, hi = catalogue.PARAM_RANGES[name]
+        n = catalogue.N_PARAMS.get(name)
+        param = ("no parameter" if name in catalogue.NO_PARAM_OPERATORS else f"{n} values, each {lo:g} .. {hi:g}" if n
+                 else f"r: {lo:g} .. {hi:g}" + (", integer" if name in catalogue.INTEGER_OPERATORS else ""))
         rows.append((name, param, formula))
     print(table(("operator", "parameter (typical)", "formula"), rows))

@@ -18,9 +18,8 @@ MUSIC_BEND_FLAGS = ("music_op", "music_layer", "music_range", "music_where")
 
 def add_parser(sub) -> None:
     from ...video.coherence import COHERENCE
-    from ...video.mux import DEFAULT_UPSCALE, MAX_UPSCALE
+    from ...video.mux import DEFAULT_INTERPOLATION, DEFAULT_UPSCALE, INTERPOLATIONS, MAX_UPSCALE
     from ...video.spec import MAX_BATCH, METHODS, WALKS, VideoSpec
-    from ...video.tween import DEFAULT_METHOD as TWEEN_DEFAULT, METHODS as TWEEN_METHODS
     v_ = VideoSpec.__dataclass_fields__
     v = sub.add_parser("video", help="render an audio-reactive video", description="Audio features of each "
                        "frame's window of audio drive a bend's parameter; frames are written as they finish into "
@@ -76,10 +75,10 @@ def add_parser(sub) -> None:
                    f"(default {DEFAULT_UPSCALE})")
     f.add_argument("--interpolate", type=float, metavar="FPS", help="write the mp4 at FPS (above --fps), with "
                    "frames in between the rendered ones (see --interpolate-method); no UNet runs")
-    f.add_argument("--interpolate-method", choices=TWEEN_METHODS, help="how --interpolate makes the frames in "
+    f.add_argument("--interpolate-method", choices=INTERPOLATIONS, help="how --interpolate makes the frames in "
                    "between: minterpolate (ffmpeg's motion-compensated interpolation while encoding) or latent "
                    "(the model's VAE decodes blends of the rendered frames' latents; one decode per extra frame) "
-                   f"(default {TWEEN_DEFAULT})")
+                   f"(default {DEFAULT_INTERPOLATION})")
     f.add_argument("--preview", type=float, help="only the first SECONDS, to <out>-preview.mp4")
     f.add_argument("--overwrite", action="store_true", help="discard frames made with other settings")
     from ...music import defaults as music
