@@ -60,3 +60,26 @@ def test_bad_input_is_one_line_before_the_model_loads(folder, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert code == 2 and msg in err and err.count("\n") == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_targets_lists_what_a_music_bend_accepts(folder, capsys):
+    """Every target `bendlab targets --music` lists is accepted by the music render's checks against the model."""
+    from bendlab.bend.bends import Bend
+    from bendlab.music.model import MusicConfig, load_music_pipeline
+    from bendlab.music.render import check_music, check_music_modules
+    from bendlab.music.targets import music_targets
+    pipe = load_music_pipeline(folder)
+    found = music_targets(folder)
+    names = [t.name for t in found]
+    assert names[:2] == ["latent", "text"] and "attn:transformer_blocks.1.attn2" in names
+    assert "vae:decoder.block.1" in names and "unet:transformer_blocks.0" in names
+    shapes = {t.name: t.shape for t in found}
+    assert shapes["latent"] == (8, 1024) and shapes["vae:decoder.block.1"] == (8, 8192)
+    for t in found:
+        layer = None if t.name.startswith("vae:") else 1
+        b = Bend("multiply", 1.0, layer, target=None if t.name == "latent" else t.name)
+        check_music(MusicConfig.of(pipe), [b], seconds=1.0, steps=4, guidance=7.0, seed=0)
+        check_music_modules(pipe, [b])
+    assert main(["targets", "--music", folder]) == 0
+    out = capsys.readouterr().out
+    assert "attn:transformer_blocks.0.attn1" in out and "1025x1025" in out and "vae:decoder.block.0" in out

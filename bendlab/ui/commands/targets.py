@@ -12,6 +12,9 @@ def add_parser(sub) -> None:
                        "config files: no weights load.")
     t.add_argument("--model", help="diffusers folder, or a hub id in the local cache (default: the shipped model "
                    f"{models.DEFAULT_MODEL})")
+    t.add_argument("--music", nargs="?", const="bendlab-tiny-music", metavar="MODEL",
+                   help="list a music model's targets instead (default: the shipped bendlab-tiny-music; or a "
+                   "StableAudioPipeline folder), as `bendlab music --target` takes them")
     t.set_defaults(func=run)
 
 
@@ -25,14 +28,32 @@ SECTIONS = {"": "The latent (the default), the prompt embedding (--target text; 
             "vae": "VAE decoder blocks (--target NAME, Bend(..., target=NAME); bent once, when the VAE decodes):"}
 
 
+MUSIC_SECTIONS = {"": "The latent (channels x latent frames), the prompt embedding (--target text) and the DiT's "
+                      "parts and blocks (--target unet:NAME; tokens: the latent frames and one global token):",
+                  "attn": "DiT attention probabilities (--target NAME; attn1 over time, attn2 to the prompt and the "
+                          "2 duration tokens; point-wise operators only):",
+                  "vae": "Oobleck decoder blocks (--target NAME; channels x samples; bent once, when the VAE "
+                         "decodes):"}
+
+
 def run(a) -> None:
     from .operators import table
-    rows = {prefix: [] for prefix in SECTIONS}
-    for t in models.bend_targets(a.model):
+    if a.music is not None and a.model is not None:
+        from .common import CLIError
+        raise CLIError("--model names an image model and --music a music model; accepted: one of them")
+    sections = SECTIONS if a.music is None else MUSIC_SECTIONS
+    if a.music is None:
+        found = models.bend_targets(a.model)
+    else:
+        from ...music.targets import music_targets
+        found = music_targets(a.music)
+    rows = {prefix: [] for prefix in sections}
+    for t in found:
         path = t.name.removeprefix("vae:decoder.")
         indent = "" if path.startswith("attn:") else "  " * (path.count(".") // 2)  # a block's parts under it
         shape = "x".join(map(str, t.shape)) if t.shape else "?"
         status = ("bendable (default)" if t.name == "latent" else "bendable") if t.bendable else "(planned)"
-        rows.setdefault(t.name.rpartition(":")[0], []).append((indent + t.name, t.kind, shape, status))
-    print("\n\n".join(table(("target", "what", "shape", "status"), r, SECTIONS.get(prefix, ""))
+        kind = t.name.rpartition(":")[0]
+        rows.setdefault("" if kind == "unet" else kind, []).append((indent + t.name, t.kind, shape, status))
+    print("\n\n".join(table(("target", "what", "shape", "status"), r, sections.get(prefix, ""))
                       for prefix, r in rows.items() if r))
