@@ -53,6 +53,8 @@ class BendCallback(PipelineCallback):
     capture: layers whose (bent) latent is stored in `captured[layer]`
     stop:    interrupt the call after this layer (the remaining steps are skipped)
     layout:  the family's latent `Layout`: bends act on its canonical view (N, C, H, W)
+    grid:    the latent grid a packed video latent is unpacked with (LTX-Video: (F', H', W')); `bending` sets it
+             from the pipeline's `prepare_latents` call (`models.Family.unpack_grid`)
     """
 
     tensor_inputs = ["latents"]
@@ -65,10 +67,11 @@ class BendCallback(PipelineCallback):
         self.start, self.capture, self.stop = start, set(capture), stop
         self.step = start  # the step whose UNet evaluation comes next (module bends read it)
         self.latent_hw: tuple[int, int] | None = None  # the latent's (h, w) (attention bends read it)
+        self.grid: tuple[int, ...] | None = None
         self.captured: dict[int, torch.Tensor] = {}
 
     def at(self, layer: int, x: torch.Tensor, guidance: float | None = None) -> torch.Tensor:
-        self.latent_hw = tuple(x.shape[-2:])
+        self.latent_hw = tuple(self.grid[-2:] if self.grid else x.shape[-2:])
         if layer > self.start and not torch.isfinite(x).all():
             raise NonFiniteLatentError(
                 f"the latent became NaN or infinite in denoising step {layer - 1} (before layer {layer}); "
@@ -76,7 +79,7 @@ class BendCallback(PipelineCallback):
                 "it finite")
         active = [b for b in self.bends if layer in b.layers]
         if active:
-            x = self.layout.restore(self._bend(layer, active, self.layout.canonical(x)), x)
+            x = self.layout.restore(self._bend(layer, active, self.layout.canonical(x, self.grid)), x)
         if layer in self.capture:
             self.captured[layer] = x.clone()
         return x
@@ -140,6 +143,7 @@ def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] 
     (each level restores what it found)."""
     bends = as_bends(bends)
     fam = family_of(pipe)
+    fam.check_targets(bends)
     cb = BendCallback(bends, start, capture, stop, fam.layout)
     with contextlib.ExitStack() as stack:
         install_latent(stack, pipe, cb, start)
@@ -152,13 +156,19 @@ def bending(pipe, bends: Sequence[Bend], start: int = 0, capture: Sequence[int] 
 
 def install_latent(stack: contextlib.ExitStack, pipe, cb: BendCallback, start: int) -> None:
     """Layer `start` through the pipeline's `prepare_latents` (the later layers are `cb`'s, as the call's
-    callback_on_step_end); with start > 0, the scheduler's timesteps from `start` on."""
+    callback_on_step_end); with start > 0, the scheduler's timesteps from `start` on. A packed video latent's grid
+    is read from the same call (its clip's frames and size)."""
     original_prepare = pipe.prepare_latents
+    fam = family_of(pipe)
+    signature = inspect.signature(type(pipe).prepare_latents)  # the pipeline's own, also under an outer `bending`
 
     def prepare_latents(*args, **kwargs):
+        call = signature.bind(pipe, *args, **kwargs)
+        call.apply_defaults()
+        cb.grid = fam.unpack_grid(pipe, call.arguments)
         if start:  # a branch: the latent given is already at layer `start`, not noise for the sampler to scale
-            given = inspect.signature(original_prepare).bind(*args, **kwargs).arguments["latents"]
-            return cb.at(start, given.to(pipe.device, family_of(pipe).denoiser_of(pipe).dtype))
+            given = call.arguments["latents"]
+            return cb.at(start, given.to(pipe.device, fam.denoiser_of(pipe).dtype))
         return cb.at(start, original_prepare(*args, **kwargs))
 
     stack.enter_context(_patched(pipe, "prepare_latents", prepare_latents))
@@ -166,7 +176,7 @@ def install_latent(stack: contextlib.ExitStack, pipe, cb: BendCallback, start: i
         return
     scheduler = pipe.scheduler
     original_set_timesteps = scheduler.set_timesteps
-    if family_of(pipe).branch == "restart":
+    if fam.branch == "restart":
         def restart(*args, **kwargs):  # the schedule from `start` on, as if it were the whole of it
             original_set_timesteps(*args, **kwargs)
             scheduler.timesteps = scheduler.timesteps[start:]

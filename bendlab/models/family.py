@@ -5,17 +5,23 @@ pipeline has, its text encoders and tokenizers, its denoiser (the pipeline attri
 lives at: module and attention bends are found there), the callback style its pipeline offers, and its latent
 `Layout`: how the pipeline holds the latent and how to view it as the **canonical tensor** the operators act on,
 (N, C, H, W), channels by grid. Images are that already; a video latent (B, C, F, H, W) is viewed per frame as
-(B F, C, H, W); packed token sequences (Flux, LTX: (B, H/p W/p, C p p)) are unpacked to their grid and packed back;
-an audio latent (B, C, T), channels by time, is viewed as (B, C, 1, T): one row, time along the columns.
+(B F, C, H, W); packed token sequences (Flux: (B, H/p W/p, C p p)) are unpacked to their grid and packed back, and
+LTX-Video's packed video tokens (B, F H W / patches, C p_t p p) are unpacked to (B F, C, H, W), one row per latent
+frame, and packed back; an audio latent (B, C, T), channels by time, is viewed as (B, C, 1, T): one row, time along
+the columns.
 The engine (`bend.hooks`, `bend.fit`) asks the family, never `if sdxl`: adding a family is one new `Family` here.
 SD v1.x/2.x and SDXL are on it, and AnimateDiff (an SD v1.x model with a motion adapter, VIDEO layout: the
 pipeline's latent is one clip, (1, C, F, H, W), so the canonical view has one row per frame), and Stable Audio (a
 music model: DiT denoiser, Oobleck VAE, T5 text encoder; SEQUENCE layout, its channel operators acting on every
 group of 4 of its latent channels); image transformer pipelines are refused (with why) until their families land.
+The video transformers Wan 2.x (VIDEO layout) and LTX-Video (PACKED_VIDEO layout) are on it for the latent target
+only: their VAEs compress time (r video frames per latent frame after the first: `video.latent_frames`), and their
+transformer blocks and attention are not yet checked as targets (`Family.check_targets` refuses them in one line).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,15 +39,28 @@ class Layout:
           (B, C, 1, T); "video" (B, C, F, H, W), viewed per frame as
           (B F, C, H, W) (frame-major within each item: row b F + f is item b's frame f); "packed" (B, H/p W/p,
           C p p), a transformer's patch tokens, unpacked to (B, C, H, W) (`patch` p) as diffusers' Flux pipeline
-          packs them.
-    patch: the side of a packed patch (2 for Flux); unused otherwise.
+          packs them; "packed_video" (B, F/p_t H/p W/p, C p_t p p), a video transformer's patch tokens, unpacked to
+          (B, C, F, H, W) as diffusers' LTX pipeline does (`LTXPipeline._unpack_latents`) and viewed per frame as
+          "video" is, (B F, C, H, W).
+    patch: the side of a packed patch (2 for Flux, 1 for LTX-Video 0.9); unused otherwise.
+    patch_t: the frames of a packed video patch (1 for LTX-Video 0.9); unused otherwise.
     """
 
     kind: str = "image"
     patch: int = 2
+    patch_t: int = 1
 
-    def canonical(self, x: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
-        """The latent as (N, C, H, W). grid: (H, W) of a packed latent (its token count alone does not say)."""
+    def shape(self, batch: int, channels: int, grid: tuple[int, ...]) -> tuple[int, ...]:
+        """The pipeline's latent shape for `batch` items of `channels` channels on `grid` latent cells ((H, W), (F, H,
+        W) for the video kinds, (T,) for a sequence)."""
+        if self.kind in ("image", "video", "sequence"):
+            return (batch, channels, *grid)
+        cells, q = math.prod(grid), self.patch_t if self.kind == "packed_video" else 1
+        return batch, cells // (q * self.patch ** 2), channels * q * self.patch ** 2
+
+    def canonical(self, x: torch.Tensor, grid: tuple[int, ...] | None = None) -> torch.Tensor:
+        """The latent as (N, C, H, W). grid: (H, W) of a packed latent, (F, H, W) of a packed video latent, in
+        latent cells (its token count alone does not say)."""
         if self.kind == "image":
             return x
         if self.kind == "video":
@@ -49,6 +68,15 @@ class Layout:
             return x.permute(0, 2, 1, 3, 4).reshape(B * F, C, H, W)
         if self.kind == "sequence":
             return x.unsqueeze(2)
+        if self.kind == "packed_video":
+            if grid is None or len(grid) != 3:
+                raise BendlabValueError("a packed video latent needs its grid (F, H, W) to be unpacked; accepted: "
+                                        "grid=(F, H, W)")
+            (F, H, W), p, q = grid, self.patch, self.patch_t
+            B, N, D = x.shape
+            x = x.reshape(B, F // q, H // p, W // p, D // (q * p * p), q, p, p)  # as LTXPipeline._unpack_latents
+            x = x.permute(0, 4, 1, 5, 2, 6, 3, 7).reshape(B, -1, F, H, W)
+            return VIDEO.canonical(x)
         if self.kind == "packed":
             if grid is None:
                 raise BendlabValueError("a packed latent needs its grid (H, W) to be unpacked; accepted: grid=(H, W)")
@@ -57,7 +85,8 @@ class Layout:
             C = D // (p * p)
             x = x.view(B, H // p, W // p, C, p, p).permute(0, 3, 1, 4, 2, 5)
             return x.reshape(B, C, H, W)
-        raise BendlabValueError(f"latent layout {self.kind!r} is unknown; accepted: image, video, sequence, packed")
+        raise BendlabValueError(f"latent layout {self.kind!r} is unknown; accepted: image, video, sequence, packed, "
+                                "packed_video")
 
     def restore(self, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """The canonical view `y` back in the pipeline's layout, the shape of `like` (the latent it came from)."""
@@ -68,6 +97,11 @@ class Layout:
             return y.reshape(B, F, C, H, W).permute(0, 2, 1, 3, 4)
         if self.kind == "sequence":
             return y.squeeze(2)
+        if self.kind == "packed_video":
+            B, (N, C, H, W), p, q = like.shape[0], y.shape, self.patch, self.patch_t
+            F = N // B
+            y = y.reshape(B, F // q, q, C, H // p, p, W // p, p)  # as LTXPipeline._pack_latents
+            return y.permute(0, 1, 4, 6, 3, 2, 5, 7).reshape(like.shape)
         B, C, H, W = y.shape
         p = self.patch
         y = y.view(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)
@@ -78,6 +112,7 @@ IMAGE = Layout("image")
 VIDEO = Layout("video")
 SEQUENCE = Layout("sequence")
 PACKED = Layout("packed", 2)
+PACKED_VIDEO = Layout("packed_video", 1, 1)  # LTX-Video 0.9's transformer: one token per latent cell
 
 
 @dataclass(frozen=True)
@@ -106,6 +141,13 @@ class Family:
     #                         duration tokens): text and cross-attention bends leave them alone
     medium: str = "image"   # what it makes: "image", "video" or "audio" (`bendlab render`/`video` take images,
     #                         `bendlab music` audio)
+    spatial_ratio: str = "vae_scale_factor"  # the pipeline attribute holding its VAE's spatial compression
+    temporal_ratio: str = ""  # ... and its temporal compression (video frames per latent frame after the first);
+    #                           "": none, one latent frame per video frame (AnimateDiff)
+    size_multiple: int = 1  # what height and width must be multiples of by the pipeline's own check (its
+    #                         `check_inputs`), beyond its VAE and patches (LTX: 32)
+    only_targets: tuple = ()  # the only target kinds checked on this family ((): every kind); the others are refused
+    #                           in one line (`check_targets`)
 
     def denoiser_of(self, pipe) -> torch.nn.Module:
         """The denoiser of a pipeline of this family (a loaded one, or a `Skeleton`): module bends, attention bends
@@ -119,6 +161,38 @@ class Family:
     def latent_size(self, pipe) -> int:
         """The latent's native side (grid cells) of a pipeline of this family; for audio its length (frames)."""
         return self.denoiser_of(pipe).config.sample_size
+
+    def temporal_ratio_of(self, pipe) -> int:
+        """r: the video frames each latent frame after the first decodes into (1 where the VAE keeps time)."""
+        return int(getattr(pipe, self.temporal_ratio)) if self.temporal_ratio else 1
+
+    def latent_grid(self, pipe, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
+        """(F', H', W'): the latent cells of a clip of num_frames frames at height x width px on a pipeline of this
+        family, as its `prepare_latents` counts them ((num_frames - 1) // r + 1 latent frames)."""
+        r, s = self.temporal_ratio_of(pipe), int(getattr(pipe, self.spatial_ratio))
+        return (num_frames - 1) // r + 1, height // s, width // s
+
+    def unpack_grid(self, pipe, call: dict) -> tuple[int, int, int] | None:
+        """The grid a packed video latent needs to be unpacked (`latent_grid`), from the arguments of the pipeline's
+        `prepare_latents` (`call`: its num_frames, height and width); None for a layout whose shape says it. A
+        transformer whose patches are not the layout's is refused in one line."""
+        if self.layout.kind != "packed_video":
+            return None
+        cfg = self.denoiser_of(pipe).config
+        if (cfg.patch_size, cfg.patch_size_t) != (self.layout.patch, self.layout.patch_t):
+            raise BendlabValueError(f"{self.name}'s transformer has patches {cfg.patch_size_t}x{cfg.patch_size}x"
+                                    f"{cfg.patch_size} (frames x height x width); accepted: {self.layout.patch_t}x"
+                                    f"{self.layout.patch}x{self.layout.patch}, as LTX-Video 0.9's")
+        return self.latent_grid(pipe, call["num_frames"], call["height"], call["width"])
+
+    def check_targets(self, bends) -> None:
+        """A one-line error for a bend whose target kind is not yet checked on this family (`only_targets`)."""
+        for b in bends:
+            if self.only_targets and b.kind not in self.only_targets:
+                raise BendlabValueError(
+                    f"target {b.target!r} on {self.name} is not yet checked (its transformer blocks, attention, text "
+                    f"conditioning and VAE decoder have not been tested as bend targets on this family); accepted: "
+                    f"{', '.join(self.only_targets)}")
 
     def blocks(self, denoiser: torch.nn.Module) -> list[str]:
         """The names of the denoiser's top-level blocks a module bend usually takes (for the one-line errors)."""
@@ -138,11 +212,27 @@ SDXL = Family("SDXL", "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipe
               ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"),
               ("text_encoder", "text_encoder_2"), tokenizers=("tokenizer", "tokenizer_2"))
 FAMILIES = (SD, SDXL)  # image families: a model folder's model_index.json names one of them
-# video families: built from an image family's folder plus a motion module (`models.adapter`), never found from a
-# folder's model_index.json; the video method (`video.joint`) renders on them
+# video families: AnimateDiff is built from an image family's folder plus a motion module (`models.adapter`), never
+# found from a folder's model_index.json; the video method (`video.joint`) renders on it
 ANIMATEDIFF = Family("AnimateDiff (SD v1.x + motion adapter)", "AnimateDiffPipeline", "AnimateDiffVideoToVideoPipeline",
                      SD.components, ("text_encoder",), denoiser_class="UNetMotionModel", layout=VIDEO)
-VIDEO_FAMILIES = (ANIMATEDIFF,)
+# video transformers: a diffusers folder's model_index.json names their pipeline (loading one is not wired yet:
+# `family` refuses it; `video.clip.render_clip` bends a loaded one); the latent target only for now. `channels` stays
+# 4, the group the channel operators act on (as for Stable Audio's 64): Wan's 16 latent channels (Wan 2.2 5B: 48) are
+# 4 (12) groups, LTX-Video's 128 are 32. Their img2img classes are the video-to-video pipelines built from the same
+# components (not called by bendlab yet).
+_VIDEO_DIT = dict(denoiser="transformer", callback="on_step_end", medium="video", only_targets=("latent",))
+WAN = Family("Wan 2.x", "WanPipeline", "WanVideoToVideoPipeline",
+             ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"), ("text_encoder",),
+             denoiser_class="WanTransformer3DModel", layout=VIDEO, size_multiple=16,
+             spatial_ratio="vae_scale_factor_spatial", temporal_ratio="vae_scale_factor_temporal", **_VIDEO_DIT)
+LTX = Family("LTX-Video", "LTXPipeline", "LTXConditionPipeline",
+             ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"), ("text_encoder",),
+             denoiser_class="LTXVideoTransformer3DModel", layout=PACKED_VIDEO, size_multiple=32,
+             spatial_ratio="vae_spatial_compression_ratio", temporal_ratio="vae_temporal_compression_ratio",
+             **_VIDEO_DIT)
+VIDEO_TRANSFORMERS = (WAN, LTX)
+VIDEO_FAMILIES = (ANIMATEDIFF, *VIDEO_TRANSFORMERS)
 # audio families: a music model's folder names StableAudioPipeline; `bendlab music` / `music.render` render on them.
 # Audio-to-audio is the same pipeline started part-way from the encoded recording (`music.render`), as bendlab's
 # image-to-image is for images, so txt2img and img2img name the one class.
@@ -167,6 +257,11 @@ def family(class_name: str, model: str = "") -> Family:
     if class_name == STABLE_AUDIO.txt2img:
         raise BendlabValueError(f"{where} is a music model ({class_name}); accepted here: an image model "
                                 f"({SUPPORTED}); bend music with `bendlab music` or bendlab.music.render_music")
+    video = next((f for f in VIDEO_TRANSFORMERS if class_name in (f.txt2img, f.img2img)), None)
+    if video is not None:
+        raise BendlabValueError(f"{where} is a video model ({class_name}, {video.name}); accepted here: an image model "
+                                f"({SUPPORTED}); loading its folder is not yet implemented: bend a loaded pipeline "
+                                "with bendlab.video.clip.render_clip")
     if class_name in TRANSFORMER_PIPELINES:
         raise BendlabValueError(f"{where} holds a {class_name}, a 16-channel-latent transformer model; accepted: "
                                 f"4-channel-latent UNet pipelines ({SUPPORTED}), since the channel operators "
