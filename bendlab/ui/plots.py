@@ -103,6 +103,35 @@ def plot_flicker(curves: dict, fps: float, ax=None, title: str | None = None):
     return ax
 
 
+def plot_seams(seams, windows, fps: float | None = None, ax=None, title: str | None = None):
+    """Whether a video's window seams show: the change of each frame from the one before (8-bit levels), the
+    windows shaded in turn and their overlaps darker, the pairs at a seam marked, and the means across the seams
+    and within the windows as lines; `seams` is `video.quality.seams` of the frames, `windows` the (start, end)
+    pairs it was given; against time (s) with `fps`, else frames. Returns the Axes."""
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 2.6), layout="constrained")
+    scale = 1 / fps if fps else 1
+    n = len(seams.diffs) + 1
+    for j, (s, e) in enumerate(windows):
+        if s < n:
+            ax.axvspan(s * scale, min(e, n) * scale, color=f"C{j % 2}", alpha=0.08, lw=0)
+    for (_, e), (s, _) in zip(windows, windows[1:]):
+        if s < n:
+            ax.axvspan(s * scale, min(e, n) * scale, color="0.5", alpha=0.2, lw=0)
+    x = (np.arange(len(seams.diffs)) + 1) * scale  # pair (i, i + 1) drawn at frame i + 1
+    ax.plot(x, seams.diffs, color="k", lw=0.8)
+    if len(seams.seam):
+        ax.plot(x[seams.seam], seams.diffs[seams.seam], "o", color="C3", ms=4,
+                label=f"across a seam: {seams.across:.1f} levels")
+        ax.axhline(seams.across, color="C3", lw=1, ls="--")
+    if len(seams.within):
+        ax.axhline(seams.inside, color="C0", lw=1, ls="--", label=f"within a window: {seams.inside:.1f} levels")
+    ax.set(xlabel="time (s)" if fps else "frame", ylabel="change from the frame before (levels)", title=title)
+    ax.legend(fontsize=8, loc="upper right")
+    return ax
+
+
 def plot_drift(drifts: dict, ax=None):
     """How far img2img chains drift from their first frame: the lightness change (%) of each chain per frame
     (solid) and its SSIM to frame 0 (dashed, right axis), one colour per chain; `drifts` maps a label to a

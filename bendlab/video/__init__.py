@@ -2,8 +2,8 @@
 
 `spec` holds a video's settings and its plan (the parameter curves); `soundtrack` makes a video's music when it
 has no audio file (its own bend driven by the same curve); `renderer` computes frames on one pipeline
-(`cluster` on Ray workers); `folder` is the resumable render folder; `coherence`, `motion` and `tween` keep an
-image-to-image chain steady and fill in between frames; `quality` measures drift and flicker; `make` drives a
+(`cluster` on Ray workers; `joint` the video method's windows); `folder` is the resumable render folder; `coherence`, `motion` and `tween` keep an
+image-to-image chain steady and fill in between frames; `quality` measures drift, flicker and seams; `make` drives a
 render and `mux` writes the mp4 with its audio.
 """
 
@@ -16,12 +16,14 @@ __all__ = exports(__name__, {
     "coherence": ("COHERENCE", "match_colors", "to_image", "to_tensor"),
     "folder": ("check_folder", "frames_dir", "IMAGE_SUFFIXES", "LOCK", "LOG", "MANIFEST", "RenderFolder",
                "RenderFolderError"),
+    "joint": ("blend_weights", "ClipNoise", "plan_windows", "render_clip", "WindowRenderer"),
     "make": ("check_spec", "make_video", "render_frames"),
     "motion": ("carry", "optical_flow", "warp"),
     "mux": ("check_interpolate", "check_upscale", "DEFAULT_INTERPOLATION", "DEFAULT_UPSCALE", "INTERPOLATIONS",
             "MAX_UPSCALE", "mux", "video_info"),
     "processes": ("ProcessSource",),
-    "quality": ("consecutive_diffs", "Drift", "drift", "flicker", "max_frame_difference", "mp4_frames", "SSIM_WINDOW"),
+    "quality": ("consecutive_diffs", "Drift", "drift", "flicker", "max_frame_difference", "mp4_frames", "Seams", "seams",
+                "SSIM_WINDOW"),
     "renderer": ("aligned_batches", "device_entry", "frame_bends", "FrameRenderer", "img2img_chain", "img2img_seed",
                  "LocalSource", "noise_walk"),
     "spec": ("check_audio_or_session", "check_curves", "check_music_fields", "FIELD_RULES", "MAX_BATCH", "MUSIC_ONLY",

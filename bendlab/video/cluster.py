@@ -71,8 +71,8 @@ def check_workers(workers, address, method: str, device: str | None = None, thre
         raise BendlabValueError(f"ray address {address!r} is not an address; accepted: auto, or HOST:PORT of a "
                                 "Ray head")
     if method == "video":
-        raise BendlabValueError("method video on workers is not yet implemented (it renders one window in this "
-                                "process); accepted: no --workers and no --ray-address with method video")
+        raise BendlabValueError("method video on workers is not yet implemented (it renders its windows in order "
+                                "in this process); accepted: no --workers and no --ray-address with method video")
     if method == "img2img" and ((workers or 1) > 1 or address is not None):
         raise BendlabValueError("method img2img renders each frame from the previous one, a chain no worker can "
                                 "start before the last finished; accepted: --workers 1 (or no Ray) with img2img")

@@ -7,11 +7,14 @@
     music.wav         a video's generated music (`video.soundtrack`), its settings under "music" in the manifest
     frames.log        one line per finished frame, "INDEX SHA256", appended after the frame is in place
     frame_00000.png   the frames, each written to a per-process temporary name and renamed into place
+    overlap_00003.npy the video method only: the blended latents window 3 leaves for window 4 (the frames they
+                      share, not final until window 4 is done; float32), the latest kept
+    overlaps.log      one line per saved overlap, "WINDOW SHA256"
     render.lock       held (an OS lock, released by the kernel when its process dies) by the one render at work
 
 Guarantees, each tested in tests/video/test_frames.py:
 - a frame is reused only if the log records it and its bytes still hash to the logged value; a frame that is
-  missing, truncated, edited or unlogged is rendered again;
+  missing, truncated, edited or unlogged is rendered again (so is a saved overlap: tests/video/test_windows.py);
 - frames are never reused across settings: a changed setting stops the render with a one-line error naming it
   (or, with overwrite, deletes every frame first); frames in a folder without a manifest are deleted;
 - one render per folder at a time: a second one stops with a one-line error naming the owner's pid; the lock
@@ -35,7 +38,7 @@ from PIL import Image
 from ..checks import BendlabValueError
 from ..files import file_sha256, png_bytes, write_bytes_atomic, write_text_atomic
 
-MANIFEST, LOG, LOCK = "manifest.json", "frames.log", "render.lock"
+MANIFEST, LOG, LOCK, OVERLAPS = "manifest.json", "frames.log", "render.lock", "overlaps.log"
 # image formats an output may have (and Pillow can write)
 IMAGE_SUFFIXES = tuple(e for e in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
                        if Image.registered_extensions().get(e) in Image.SAVE)
@@ -152,9 +155,10 @@ class RenderFolder:
         return cleared
 
     def _clear(self) -> None:
-        for f in self.path.glob("frame_*.png"):
+        for f in [*self.path.glob("frame_*.png"), *self.path.glob("overlap_*.npy")]:
             f.unlink()
         (self.path / LOG).unlink(missing_ok=True)
+        (self.path / OVERLAPS).unlink(missing_ok=True)
         self._done, self._hashed = {}, True
 
     # -------------------------------------------------------------------------------------- frames
@@ -195,6 +199,39 @@ class RenderFolder:
             f.write(f"{i} {h}\n")
         self._done[i] = h
         return p
+
+    # -------------------------------------------------------------------------------------- windows
+    def overlap_path(self, j: int) -> Path:
+        return self.path / f"overlap_{j:05d}.npy"
+
+    def write_overlap(self, j: int, data: bytes) -> Path:
+        """Keep what window j leaves for window j + 1 (`video.joint`: its blended overlap, as .npy bytes),
+        atomically, its hash logged; the overlaps of earlier windows are removed (a render resumes from the
+        latest; a later one, kept by a render that went further, stays as true as it was)."""
+        self._check_locked()
+        p = self.overlap_path(j)
+        write_bytes_atomic(p, data)
+        with open(self.path / OVERLAPS, "a") as f:
+            f.write(f"{j} {hashlib.sha256(data).hexdigest()}\n")
+        for old in self.path.glob("overlap_*.npy"):
+            m = re.fullmatch(r"overlap_(\d+)\.npy", old.name)
+            if m and int(m.group(1)) < j:
+                old.unlink(missing_ok=True)
+        return p
+
+    def overlap(self, j: int) -> bytes | None:
+        """The bytes window j left (`write_overlap`) if the log records them and they still hash to the logged
+        value, else None (the render goes back a window)."""
+        p, log = self.overlap_path(j), self.path / OVERLAPS
+        if not p.is_file() or not log.is_file():
+            return None
+        logged = None
+        for line in log.read_text(errors="replace").splitlines():
+            m = _LOG_LINE.fullmatch(line.strip())
+            if m and int(m.group(1)) == j:
+                logged = m.group(2)
+        data = p.read_bytes()
+        return data if logged == hashlib.sha256(data).hexdigest() else None
 
     def frames(self, n: int) -> list[Path]:
         """The verified frames 0..n-1 in order (for the muxer); a one-line error if one is missing."""

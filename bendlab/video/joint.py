@@ -1,39 +1,211 @@
-"""The video method: the frames of a window denoised jointly by a video pipeline (AnimateDiff: an SD v1.x model
-with a motion adapter, `models.ANIMATEDIFF`), each frame bent by its own moment of the music.
+"""The video method: a clip's frames denoised jointly by a video pipeline (AnimateDiff: an SD v1.x model with a
+motion adapter, `models.ANIMATEDIFF`), each frame bent by its own moment of the music, a song in overlapping
+windows whose seams do not show.
 
-The window is the whole clip for now (`video.spec.check_window` refuses a longer one before the model loads).
-Its initial latent is one (1, C, F, h, w) tensor of seeded standard normal noise; the mappings' curves give one
-parameter per video frame, and a bend acts on the family's canonical view of the latent, (F, C, h, w), one row
-per frame, so frame k's slice along the frame axis is bent by the value of frame k (`bend.hooks.BendCallback`).
-What follows from it: a bend at the last layer (after the last step, before the VAE decodes each frame on its
-own) changes exactly the frames whose parameter is not the identity; at an earlier layer the motion modules
-(temporal attention across the window's frames) carry part of a frame's bend to its neighbours in the steps left.
+Windows. The adapter's motion modules see at most `models.max_frames` frames (its temporal position embeddings),
+so a song is cut into windows of `spec.window` frames (default: the adapter's), neighbours sharing `spec.overlap`
+frames (default window // 4), the last window aligned to the clip's end (`plan_windows`, a pure function of the
+frame count and the two sizes). A clip no longer than a window is one window: the stock pipeline call of the first
+slice, bit for bit.
+
+Noise. Frame k's initial latent is the k-th (C, h, w) draw of one CPU generator seeded with the seed, the same
+tensor in every window that holds it (`ClipNoise`): FreeNoise's idea (Qiu et al. 2023) that windows agree where
+they start from the same noise, with its "random" noise type (independent draws along the song). diffusers'
+`enable_free_noise` is not used: it denoises the whole clip in one pipeline call, fusing the windows inside the
+motion modules at every step, so the song has no unit of work to resume (a kill loses it all) and every frame's
+latent and activations are held at once; its default "shuffle_context" noise repeats the first window's noise,
+shuffled, all along the song (a repetition its own docstring warns of).
+
+Blending. Each window is one stock pipeline call with output_type="latent"; in an overlap the two windows'
+final latents are cross-faded with linear weights (`blend_weights`: the incoming window's weight rises as
+1/(L+1) .. L/(L+1) over an overlap of L frames, the outgoing one's falls, their sum is 1), then each finished
+frame is decoded once by the VAE. Blending latents rather than pixels keeps one decode per frame, and what waits
+between two windows (the blended overlap) is a small float32 tensor the render folder keeps exactly, so a resumed
+render blends the same numbers as an unbroken one (`RenderFolder.write_overlap`).
+
+Order and resume (`WindowRenderer.frames`). Windows are rendered in order. After window j, the frames no later
+window holds are final: they are decoded together (one `decode_latents` call, as the stock pipeline decodes a
+window) and written; the overlap with window j + 1 waits, accumulated in float32, saved in the render folder. A
+kill mid-song loses at most the window in flight: the resumed render starts from the last saved overlap.
+
+Bends. The mappings' curves give one parameter per video frame, and a bend acts on the family's canonical view of
+a window's latent, (F, C, h, w), one row per frame, so frame k's slice along the frame axis is bent by the value
+of frame k (`bend.hooks.BendCallback`). What follows from it: a bend at the last layer (after the last step,
+before the VAE decodes each frame on its own) changes exactly the frames whose parameter is not the identity; at
+an earlier layer the motion modules (temporal attention across the window's frames) carry part of a frame's bend
+to its neighbours in the steps left.
 """
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import torch
 
 from ..bend.render import encode_prompts, latent_shape, run_batch
-from .spec import Plan, frame_bends
+from .spec import Plan, check_curves, frame_bends
+
+DECODE_CHUNK = 16  # frames the VAE decodes at a time: AnimateDiffPipeline's decode_chunk_size default
+
+
+def plan_windows(n_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
+    """The windows (start, end) of a clip of `n_frames`: starts 0, window - overlap, 2 (window - overlap), ...
+    while a window ends before the clip does, then one window aligned to the clip's end (so every overlap is at
+    least `overlap` frames; the last one may be longer). A clip of at most `window` frames is one window."""
+    if n_frames <= window:
+        return [(0, n_frames)]
+    starts = list(range(0, n_frames - window, window - overlap)) + [n_frames - window]
+    return [(s, s + window) for s in starts]
+
+
+def blend_weights(windows: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Each window's weight on each of its frames, summing to 1 over the windows that hold a frame: 1 where only
+    one window does, and across an overlap of L frames between two windows a linear cross-fade, the incoming
+    window at (t + 1) / (L + 1) on the overlap's frame t, the outgoing one at the rest. (A frame in three
+    windows, where the last window is pulled back to the clip's end, gets the ramps normalised to sum 1.)"""
+    n = windows[-1][1]
+    raw = []
+    for j, (s, e) in enumerate(windows):
+        k = np.arange(s, e, dtype=np.float64)
+        into = windows[j - 1][1] - s if j else 0  # frames shared with the window before
+        out = e - windows[j + 1][0] if j + 1 < len(windows) else 0  # ... with the window after
+        raw.append(np.minimum.reduce([np.ones(e - s), (k - s + 1) / (into + 1), (e - k) / (out + 1)]))
+    total = np.zeros(n)
+    for (s, e), w in zip(windows, raw):
+        total[s:e] += w
+    return [w / total[s:e] for (s, e), w in zip(windows, raw)]
+
+
+class ClipNoise:
+    """The initial noise of a whole clip, frame by frame: frame k's (C, h, w) latent is the k-th draw of one CPU
+    generator seeded with `seed` (the same noise on CPU and GPU), whichever window asks for it. Windows ask in
+    order, so the generator only moves forward, keeping the frames the last window asked for (the next one
+    starts among them); asking for an earlier frame draws again from the start."""
+
+    def __init__(self, seed: int, shape: tuple[int, int, int]):
+        self.seed, self.shape = seed, tuple(shape)
+        self._restart()
+
+    def _restart(self) -> None:
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.drawn, self.kept = 0, {}
+
+    def frames(self, start: int, end: int) -> torch.Tensor:
+        """(1, C, end - start, h, w) the noise of frames start..end-1."""
+        if start < min(self.kept, default=self.drawn):
+            self._restart()
+        for k in range(self.drawn, end):
+            x = torch.randn(self.shape, generator=self.generator)
+            if k >= start:
+                self.kept[k] = x
+        self.drawn = max(self.drawn, end)
+        self.kept = {k: x for k, x in self.kept.items() if k >= start}
+        return torch.stack([self.kept[k] for k in range(start, end)], dim=1).unsqueeze(0)
 
 
 def window_noise(pipe, seed: int, n_frames: int) -> torch.Tensor:
-    """(1, C, n_frames, h, w) standard normal initial latent of a window from a CPU generator seeded with `seed`
-    (the same noise on CPU and GPU), on the pipeline's device: frame k's slice is the k-th (C, h, w) draw."""
-    _, C, h, w = latent_shape(pipe, 1)
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn((n_frames, C, h, w), generator=g).permute(1, 0, 2, 3).unsqueeze(0)
-    return x.to(pipe.device, pipe.unet.dtype)
+    """(1, C, n_frames, h, w) the initial latent of a clip's first n_frames frames (`ClipNoise`), on the
+    pipeline's device and dtype: what one window of the whole clip starts from."""
+    return ClipNoise(seed, latent_shape(pipe, 1)[1:]).frames(0, n_frames).to(pipe.device, pipe.unet.dtype)
 
 
-def render_window(plan: Plan, pipe, output_type: str = "pil") -> list:
-    """Every frame of the plan as one window on a video pipeline: the stock pipeline call with the mappings'
-    bends installed, each with one parameter per frame (`frame_bends` over all frames). Returns the frames in
-    order (PIL images, or an (F, H, W, 3) array with output_type="np")."""
-    spec, n = plan.spec, plan.n_frames
-    frames = list(range(n))
-    embeds = encode_prompts(pipe, spec.prompts[:1])
-    return run_batch(pipe, frame_bends(spec, plan.curves, frames, plan.vectors), embeds,
-                     window_noise(pipe, spec.seed, n), steps=spec.steps, guidance=spec.guidance,
-                     prompts=spec.prompts[:1], output_type=output_type, seed=spec.seed)
+class WindowRenderer:
+    """Renders a plan's frames on a video pipeline window by window: prepared once (the bends checked against the
+    pipeline, the prompt encoded, the windows and their weights), then run in order (`frames`)."""
+
+    def __init__(self, plan: Plan, pipe):
+        check_curves(plan, pipe)
+        spec = plan.spec
+        self.plan, self.pipe = plan, pipe
+        self.windows = plan_windows(plan.n_frames, spec.window, spec.overlap)
+        self.weights = [torch.tensor(w, dtype=torch.float32).view(1, 1, -1, 1, 1) for w in blend_weights(self.windows)]
+        self.embeds = encode_prompts(pipe, spec.prompts[:1])
+        self.shape = latent_shape(pipe, 1)[1:]
+        self.noise = ClipNoise(spec.seed, self.shape)
+
+    def final(self, j: int) -> range:
+        """The frames that are final once window j is done (no later window holds them)."""
+        end = self.windows[j + 1][0] if j + 1 < len(self.windows) else self.windows[j][1]
+        return range(self.windows[j][0], end)
+
+    @torch.no_grad()
+    def latents(self, j: int) -> torch.Tensor:
+        """(1, C, F, h, w) window j's final latents: the stock pipeline call from the clip's noise of its frames,
+        with the mappings' bends (one parameter per frame), output_type="latent"."""
+        spec, p, pipe = self.plan.spec, self.plan, self.pipe
+        s, e = self.windows[j]
+        noise = self.noise.frames(s, e).to(pipe.device, pipe.unet.dtype)
+        bends = frame_bends(spec, p.curves, list(range(s, e)), p.vectors)
+        return run_batch(pipe, bends, self.embeds, noise, steps=spec.steps, guidance=spec.guidance,
+                         prompts=spec.prompts[:1], output_type="latent", seed=spec.seed + s)[None]
+
+    def blend(self, j: int, latents: torch.Tensor, waiting: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window j's latents added with their weights to what the windows before left for its first frames
+        (`waiting`, float32, or None for the first window): (the latents of its `final` frames, the float32
+        overlap left for window j + 1)."""
+        acc = self.weights[j] * latents.float().cpu()
+        if waiting is not None:
+            acc[:, :, : waiting.shape[2]] = waiting + acc[:, :, : waiting.shape[2]]
+        n = len(self.final(j))
+        return acc[:, :, :n], acc[:, :, n:].clone()
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, output_type: str = "pil"):
+        """The frames of (1, C, F, h, w) latents, decoded as the stock AnimateDiff pipeline decodes a window."""
+        pipe = self.pipe
+        video = pipe.decode_latents(latents.to(pipe.device, pipe.unet.dtype), DECODE_CHUNK)
+        return pipe.video_processor.postprocess_video(video=video, output_type=output_type)[0]
+
+    # ------------------------------------------------------------------------------------------ in order
+    def _overlap_bytes(self, waiting: torch.Tensor) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, waiting.numpy(), allow_pickle=False)
+        return buf.getvalue()
+
+    def _saved_overlap(self, folder, j: int) -> torch.Tensor | None:
+        """The overlap window j left, as the render folder keeps it (verified), or None."""
+        data = folder.overlap(j) if folder is not None else None
+        if data is None:
+            return None
+        try:
+            a = np.load(io.BytesIO(data), allow_pickle=False)
+        except ValueError:
+            return None
+        s, e = self.windows[j + 1][0], self.windows[j][1]
+        return torch.from_numpy(a) if a.shape == (1, *self.shape[:1], e - s, *self.shape[1:]) else None
+
+    def frames(self, todo, folder=None, output_type: str = "pil"):
+        """Yield (i, frame) for the frames final after each window, in order, from the first window with a frame
+        of `todo` among its final ones to the last. With a render folder, start from the last overlap it saved
+        before the first such window (what a killed render left; else from an earlier window, or the first), skip
+        a window with nothing to write whose overlap is saved, and save each window's overlap once its final
+        frames were yielded."""
+        todo = set(todo)
+        need = [j for j in range(len(self.windows)) if todo.intersection(self.final(j))]
+        if not need:
+            return
+        wanted = set(need)
+        j0, waiting = need[0], None
+        while j0 > 0:
+            waiting = self._saved_overlap(folder, j0 - 1)
+            if waiting is not None:
+                break
+            j0 -= 1
+        for j in range(j0, need[-1] + 1):
+            saved = None if j in wanted else self._saved_overlap(folder, j)
+            if saved is not None:  # nothing to write from window j, and what it leaves is kept: skip it
+                waiting = saved
+                continue
+            done, waiting = self.blend(j, self.latents(j), waiting)
+            yield from zip(self.final(j), self.decode(done, output_type))
+            if folder is not None and j + 1 < len(self.windows):
+                folder.write_overlap(j, self._overlap_bytes(waiting))
+
+
+def render_clip(plan: Plan, pipe, output_type: str = "pil") -> list:
+    """Every frame of the plan on a video pipeline, window by window (one window: the stock pipeline call with
+    the mappings' bends installed, each with one parameter per frame). Returns the frames in order (PIL
+    images, or an (F, H, W, 3) array with output_type="np")."""
+    frames = [f for _, f in WindowRenderer(plan, pipe).frames(range(plan.n_frames), None, output_type)]
+    return np.stack(frames) if output_type == "np" else frames

@@ -28,10 +28,11 @@ from ..bend.fit import check_token_words
 from ..checks import BendlabValueError, check_choice, check_int, is_number
 from ..files import check_output
 from .folder import RenderFolder, frames_dir
+from .joint import plan_windows
 from ..mapping import Mapping
 from .mux import (DEFAULT_INTERPOLATION, DEFAULT_UPSCALE, INTERPOLATIONS, check_interpolate, check_upscale, mux,
                   video_info)
-from .quality import drift, flicker, mp4_frames
+from .quality import drift, flicker, mp4_frames, seams
 from .renderer import FrameRenderer, LocalSource, noise_walk
 from .soundtrack import prepare
 from .tween import latent_tweens
@@ -183,6 +184,8 @@ def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | Non
                 tqdm.write(flicker(mp4_frames(mp4), label=f" at {interpolate:g} fps ({interpolate_method})"))
             if spec.method == "img2img":
                 tqdm.write(drift(frames).summary())
+            if spec.method == "video":
+                tqdm.write(seams(frames, plan_windows(p.n_frames, p.spec.window, p.spec.overlap)).summary())
         return mp4
 
     source = _source(source, pipe, device)

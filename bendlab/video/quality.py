@@ -1,6 +1,6 @@
-"""What a finished video is measured by: how far an img2img chain drifts from its first frame (`drift`), and how
-much consecutive frames flicker beside how much the bend parameter itself moved (`flicker`). `bendlab video`
-prints both at the end; the benchmark prints them too.
+"""What a finished video is measured by: how far an img2img chain drifts from its first frame (`drift`), how
+much consecutive frames flicker beside how much the bend parameter itself moved (`flicker`), and whether the
+video method's window seams show (`seams`). `bendlab video` prints them at the end; the benchmark prints them too.
 
 Notebook: notebooks/07_audio_reactive_video.ipynb
 """
@@ -109,3 +109,49 @@ def flicker(frames, param: np.ndarray | None = None, low: float = 0.0, high: flo
         moved = 100 * np.abs(np.diff(np.asarray(param, float))).mean() / abs(high - low)
         line += f"; the parameter moved {moved:.1f}% of its range per frame"
     return line
+
+
+@dataclass
+class Seams:
+    """A video rendered in windows, its consecutive-frame differences split by where they fall: `diffs[i]` is
+    the mean absolute difference of frames i and i + 1 (8-bit levels); `seam` the pairs where a blend between
+    two windows starts or ends (the frame before an overlap and its first frame, its last frame and the one
+    after; a cut where windows only touch); `within` the pairs inside one window, away from any overlap."""
+
+    diffs: np.ndarray  # (n - 1,)
+    seam: np.ndarray  # indices into diffs
+    within: np.ndarray  # indices into diffs
+
+    @property
+    def across(self) -> float:
+        """The mean difference across the seams (nan with no seam)."""
+        return float(np.mean(self.diffs[self.seam])) if len(self.seam) else float("nan")
+
+    @property
+    def inside(self) -> float:
+        """The mean difference within the windows (nan if no pair is)."""
+        return float(np.mean(self.diffs[self.within])) if len(self.within) else float("nan")
+
+    def summary(self) -> str:
+        """One line: the two means, their ratio and the largest seam."""
+        if not len(self.seam):
+            return "seams: one window, no seam"
+        return (f"seams: frames differ by {self.across:.2f} levels across the {len(self.seam)} seam pairs (max "
+                f"{self.diffs[self.seam].max():.2f}) against {self.inside:.2f} within the windows (ratio "
+                f"{self.across / self.inside:.2f})")
+
+
+def seams(frames, windows) -> Seams:
+    """How much a video's windows show: `frames` (PIL images, paths or arrays, in order; the first ones of a clip
+    will do) and `windows`, the clip's (start, end) pairs (`video.joint.plan_windows`). Pairs beyond the frames
+    given are left out."""
+    diffs = consecutive_diffs(frames)
+    shared = np.zeros(len(diffs) + 1, bool)  # frames in more than one window
+    edges = set()
+    for (_, end), (start, _) in zip(windows, windows[1:]):
+        shared[start:end] = True
+        edges.update({start - 1, end - 1})  # pairs (start - 1, start) and (end - 1, end)
+    seam = np.array(sorted(i for i in edges if 0 <= i < len(diffs)), dtype=int)
+    within = np.array([i for i in range(len(diffs)) if i not in edges and not shared[i] and not shared[i + 1]],
+                      dtype=int)
+    return Seams(diffs, seam, within)

@@ -1,6 +1,6 @@
 """The frames of a video, computed on one pipeline (the fourth stop of a frame's way: audio -> mapping -> bend ->
 video.renderer -> video.folder -> mp4): the noise walk, the shared prefix of fixed-noise frames, the img2img
-chain, and `LocalSource` (the video method's window: `video.joint`), the frame source `video.render_frames`
+chain, and `LocalSource` (the video method's windows: `video.joint`), the frame source `video.render_frames`
 uses in this process (`video.cluster.RaySource` is the other: the same `FrameRenderer` on Ray workers).
 
 A frame source is a small object the orchestration is handed:
@@ -30,7 +30,7 @@ from .coherence import match_colors
 from ..bend.fit import check_pipe
 from ..bend.render import (encode_prompts, initial_noise, latent_shape, load_image, render_batch, render_img2img,
                            run_batch, shared_prefix)
-from .joint import render_window
+from .joint import WindowRenderer
 from .spec import Plan, VideoSpec, check_curves, frame_bends, prompt_weights
 
 
@@ -189,7 +189,7 @@ class LocalSource:
         check_pipe(pipe)
         self.pipe, self.device = pipe, device
         self.plan: Plan | None = None
-        self.renderer: FrameRenderer | None = None
+        self.renderer: FrameRenderer | WindowRenderer | None = None
 
     def check(self, spec: VideoSpec) -> None:
         if self.pipe is None:
@@ -213,9 +213,9 @@ class LocalSource:
         if self.plan.spec.method == "img2img":
             yield from img2img_chain(self.plan, self.pipe, todo, folder.frame_path)
             return
-        if self.plan.spec.method == "video":  # one window: every frame of the clip, denoised jointly
-            if todo:
-                yield from enumerate(render_window(self.plan, self.pipe))
+        if self.plan.spec.method == "video":  # windows in order, from the last overlap the folder saved
+            self.renderer = self.renderer or WindowRenderer(self.plan, self.pipe)
+            yield from self.renderer.frames(todo, folder)
             return
         self.renderer = self.renderer or FrameRenderer(self.plan, self.pipe)
         for idx in aligned_batches(todo, self.plan.spec.batch, self.plan.n_frames):

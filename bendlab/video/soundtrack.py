@@ -38,7 +38,7 @@ from ..mapping import Mapping
 from ..music.curve import curve_bends
 from ..music.model import MusicConfig, music_config
 from .folder import RenderFolder
-from .spec import VideoSpec, check_curves, check_window, range_plan, resolve
+from .spec import VideoSpec, check_curves, range_plan, resolve
 
 MUSIC_WAV = "music.wav"  # the generated music, in the render folder
 
@@ -102,7 +102,7 @@ def _say(progress: bool, text: str) -> None:
 
 def prepare(spec: VideoSpec, model: models.Model | None = None) -> Soundtrack:
     """Every check of a spec with music that needs no weights and no track, before the music model loads: the
-    spec resolved (the music's seconds, steps and bend layer too), the keyframes and the video method's window
+    spec resolved (the music's seconds, steps and bend layer too; the video method's window), the keyframes
     against the music's length, each mapping's bends at both ends of its range against the model's shapes, and
     the music bend's bends (from the first mapping's curve, computed on a silent track of the music's length)
     against the music model (`music.render.check_music`: seconds within its longest output, layer, where)."""
@@ -117,7 +117,6 @@ def prepare(spec: VideoSpec, model: models.Model | None = None) -> Soundtrack:
     feats = silence(spec, config)
     if spec.keyframes is not None and spec.keyframes[-1] > feats.duration:
         raise BendlabValueError(f"keyframe at {spec.keyframes[-1]:g} s is beyond the music ({feats.duration:.2f} s)")
-    check_window(spec, feats.n_frames)
     if model.shapes is not None:
         check_curves(range_plan(spec), model.shapes)
     check_token_words(model, [m.bend(m._example(m.low), m.layer or 0) for m in spec.mappings

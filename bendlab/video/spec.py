@@ -1,7 +1,8 @@
 """What a video is: `VideoSpec`, a plain value (constructing one reads no file and no model config), and the one
 step that turns it into work: `plan` resolves every None against the model (steps, guidance, a mapping's
-layer), checks the files it names (init image, MIDI, stems, a motion adapter) and computes the audio features and
-the parameter curves; `frame_bends` turns the curves into the bends of any set of frames. Everything after (the frame renderer, the render folder, the mux) takes the resolved spec.
+layer, the video method's window), checks the files it names (init image, MIDI, stems, a motion adapter) and
+computes the audio features and the parameter curves; `frame_bends` turns the curves into the bends of any set of
+frames. Everything after (the frame renderer, the render folder, the mux) takes the resolved spec.
 
 A video with `music` (a prompt) has no audio file: its audio is that music, generated first into the render
 folder with its own bend driven by the first mapping's curve (`video.soundtrack`); `plan` then reads the WAV.
@@ -33,7 +34,8 @@ from ..paper import DEFAULT_PROMPT, LAYER, SEED, fit_layer
 if TYPE_CHECKING:  # annotations: VideoSpec's fields are read without torch (the command line's help)
     from ..bend.bends import Bend
 
-METHODS = ("txt2img", "img2img", "video")  # video: a window of frames denoised jointly (`video.joint`)
+METHODS = ("txt2img", "img2img", "video")  # video: windows of frames denoised jointly (`video.joint`)
+MIN_WINDOW = 8  # frames: fewer give the motion modules (trained on 16-frame clips) too little to move
 WALKS = ("sincos", "authors", "none")
 MAX_BATCH = 1024
 
@@ -100,11 +102,16 @@ FIELD_RULES = {
                                             accepted="seconds of music > 0, up to the music model's longest output"),
     "music_steps": lambda v: check_int("music_steps", v, 1, accepted="denoising steps of the music"),
     "music_bend": _music_bend,
+    "window": lambda v: check_int("window", v, MIN_WINDOW, accepted=f"frames a window of the video method holds, "
+                                  f"at least {MIN_WINDOW} (at most the motion adapter's)"),
+    "overlap": lambda v: check_int("overlap", v, 0, accepted="frames two neighbouring windows share, 0 (a cut) to "
+                                   "the window - 1"),
 }
 IMG2IMG_ONLY = ("strength", "img2img_prompt", "color_coherence", "img2img_noise", "flow", "init_image")
-TXT2IMG_ONLY = ("walk", "batch")  # the video method's frames share one noise tensor and one call
+TXT2IMG_ONLY = ("walk", "batch")  # the video method: one noise per frame, windows of frames denoised jointly
+VIDEO_ONLY = ("motion_adapter", "window", "overlap")
 MUSIC_ONLY = ("music_model", "music_seconds", "music_steps", "music_bend")  # read only when music is generated
-OPTIONAL = {"keyframes", "init_image", "midi", "session", "motion_adapter", "bpm", "music", *MUSIC_ONLY}
+OPTIONAL = {"keyframes", "init_image", "midi", "session", *VIDEO_ONLY, "bpm", "music", *MUSIC_ONLY}
 
 
 def check_audio_or_session(audio_path, session_dir, music=None) -> str | None:
@@ -137,7 +144,7 @@ class VideoSpec:
 
     steps, guidance: None -> the model's usual ones (`models.Model.usual`: 50 and 7.5 with DDIM, as the paper);
     method: "txt2img", "img2img" or "video" (the clip's frames denoised jointly by AnimateDiff, the model with
-    `motion_adapter`; `video.joint`);
+    `motion_adapter`, in windows of `window` frames overlapping by `overlap`; `video.joint`);
     batch: txt2img frames rendered together (frames are computed in batches aligned to multiples of it, so it
     changes pixels at the float-rounding level and is part of the identity; 8 is ~2.4x faster than 1 on a CPU).
     music: a prompt instead of an audio file: the music is generated first (`music_model`, `music_seconds`,
@@ -168,6 +175,8 @@ class VideoSpec:
     midi: str | None = None  # a .mid file for the midi_* features
     session: str | None = None  # a recorded live session: its automation drives the frames (`session_spec`)
     motion_adapter: str | None = None  # video method: a diffusers MotionAdapter folder (the model then AnimateDiff)
+    window: int | None = None  # video method: frames a window holds; None: the adapter's (`models.max_frames`)
+    overlap: int | None = None  # video method: frames neighbouring windows share, cross-faded; None: window // 4
     bpm: float | None = None  # beat, beat_phase, bar_phase, lfo:K on a fixed tempo; None: the tracked beats
     music: str | None = None  # a prompt: the video's audio is this music, generated first (`video.soundtrack`)
     music_model: str | None = None  # None: the shipped music model (`music.model.resolve_music`)
@@ -243,10 +252,11 @@ class VideoSpec:
                 del m["target"]
         if self.method == "img2img":
             del d["batch"]  # frames are rendered one by one
-        if self.method == "video":  # one window, one noise tensor; the adapter's weights are in the fingerprint
-            del d["batch"], d["walk"], d["motion_adapter"]
+        if self.method == "video":  # window and overlap stay: they change pixels
+            del d["batch"], d["walk"], d["motion_adapter"]  # the adapter's weights are in the fingerprint
         else:
-            del d["motion_adapter"]  # recorded as before the video method existed (its folders resume)
+            for name in VIDEO_ONLY:  # recorded as before the video method existed (its folders resume)
+                del d[name]
         for name in MUSIC_ONLY:  # folded into "music" (or, without music, recorded as before music existed)
             del d[name]
         if self.music is None:
@@ -274,13 +284,15 @@ class VideoSpec:
 
 
 def check_video_method(spec: VideoSpec) -> None:
-    """One-line errors for what the video method (`video.joint`) does not read, or not yet: a motion adapter
-    without it, it without one, the txt2img-only walk and batch, a mapping on a target other than the latent,
-    several prompts, a session (types only: the adapter's files are checked by `resolve`)."""
+    """One-line errors for what the video method (`video.joint`) does not read, or not yet: a motion adapter,
+    window or overlap without it, it without an adapter, an overlap as long as the window, the txt2img-only walk
+    and batch, a mapping on a target other than the latent, several prompts, a session (types only: the
+    adapter's files and its window are checked by `resolve`)."""
     if spec.method != "video":
-        if spec.motion_adapter is not None:
-            raise BendlabValueError(f"motion_adapter {spec.motion_adapter!r:.60}: only the video method reads it; "
-                                    "accepted: method video (--method video), or leave it out")
+        for name in VIDEO_ONLY:
+            if getattr(spec, name) is not None:
+                raise BendlabValueError(f"{name} {getattr(spec, name)!r:.60}: only the video method reads it; "
+                                        "accepted: method video (--method video), or leave it out")
         return
     if spec.motion_adapter is None:
         raise BendlabValueError("method video needs a motion adapter; accepted: motion_adapter=FOLDER "
@@ -299,6 +311,8 @@ def check_video_method(spec: VideoSpec) -> None:
                                 "implemented; accepted: one prompt")
     if spec.session is not None:
         raise BendlabValueError("session with method video is not yet implemented; accepted: method txt2img")
+    if spec.window is not None and spec.overlap is not None:
+        check_overlap(spec.overlap, spec.window)
 
 
 def check_music_fields(spec: VideoSpec) -> None:
@@ -321,16 +335,27 @@ def check_music_fields(spec: VideoSpec) -> None:
                                     "keys:T=V,..., or lfo:K / beat / beat_phase / bar_phase with bpm (--bpm)")
 
 
-def check_window(spec: VideoSpec, n_frames: int) -> None:
-    """The video method renders the clip as one window for now: a one-line error for more frames than the
-    adapter holds (`models.max_frames`), before the model loads."""
-    if spec.method != "video":
-        return
+def check_overlap(overlap: int, window: int) -> int:
+    """The overlap, once it is shorter than the window (a window must bring a frame of its own)."""
+    if overlap >= window:
+        raise BendlabValueError(f"overlap {overlap} is not shorter than the window ({window} frames); accepted: "
+                                f"0..{window - 1} frames shared by neighbouring windows (default window // 4)")
+    return overlap
+
+
+def check_window(spec: VideoSpec) -> tuple[int, int]:
+    """The video method's (window, overlap), each None decided (the motion adapter's window, `models.max_frames`;
+    window // 4), with one-line errors for a window longer than the adapter's, where its temporal position
+    embeddings end, and an overlap as long as the window. A song of any length is then cut into windows
+    (`video.joint.plan_windows`); a clip shorter than the window is one window. Reads the adapter's config."""
     top = models.max_frames(spec.motion_adapter)
-    if n_frames > top:
-        raise BendlabValueError(f"{n_frames} frames ({n_frames / spec.fps:.2f} s at {spec.fps:g} fps) in one window "
-                                f"of method video; accepted: at most {top} frames (the motion adapter's window), a "
-                                "shorter clip or a lower fps: windows over a longer song are not yet implemented")
+    window = top if spec.window is None else spec.window
+    if window > top:
+        raise BendlabValueError(f"window {window} is longer than the motion adapter's {top} frames (its temporal "
+                                f"position embeddings, motion_max_seq_length); accepted: window {MIN_WINDOW}..{top} "
+                                "(--window N), or leave it out for the adapter's window; a longer song is rendered "
+                                "in overlapping windows")
+    return window, check_overlap(window // 4 if spec.overlap is None else spec.overlap, window)
 
 
 # ------------------------------------------------------------------------------------------ keyframes
@@ -381,8 +406,9 @@ class Plan:
 
 def resolve(spec: VideoSpec, model: models.Model | None = None) -> VideoSpec:
     """The spec with every None decided by the model (steps, guidance, each mapping's layer: the paper's 40 of
-    50 at the same depth of the frames' steps) and the files it names checked (the init image decodes, the
-    MIDI file parses, the stems exist): milliseconds, no weights."""
+    50 at the same depth of the frames' steps; the video method's window and overlap, `check_window`) and the
+    files it names checked (the init image decodes, the MIDI file parses, the stems exist, the motion adapter fits
+    the model): milliseconds, no weights."""
     if not isinstance(spec, VideoSpec):
         raise BendlabValueError(f"spec {spec!r:.60} is not a VideoSpec")
     steps, guidance = (model or spec.model_of()).usual(spec.steps, spec.guidance)
@@ -394,6 +420,9 @@ def resolve(spec: VideoSpec, model: models.Model | None = None) -> VideoSpec:
         load_image(spec.init_image)  # exists and decodes, before any model work
     if spec.motion_adapter is not None:  # a MotionAdapter folder in safetensors, fitting the model
         models.check_motion_adapter(spec.motion_adapter, models.resolve(spec.model))
+    if spec.method == "video":
+        window, overlap = check_window(spec)
+        spec = replace(spec, window=window, overlap=overlap)
     if spec.midi is not None:
         from ..audio import midi
         midi.read(spec.midi)  # exists and parses
@@ -431,7 +460,6 @@ def plan(spec: VideoSpec, model: models.Model | None = None, audio_path: str | N
     if spec.keyframes is not None and spec.keyframes[-1] > feats.duration:
         raise BendlabValueError(f"keyframe at {spec.keyframes[-1]:g} s is beyond the audio "
                                 f"({feats.duration:.2f} s)")
-    check_window(spec, feats.n_frames)
     vectors = {j: v for j, v in enumerate(m.vectors(feats) for m in spec.mappings) if v is not None}
     return Plan(spec, feats, np.stack([m.params(feats) for m in spec.mappings]), vectors, audio=str(audio_path))
 

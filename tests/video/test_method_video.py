@@ -1,5 +1,6 @@
 """The video method (issue 27, first slice): AnimateDiff on the shipped model with a tiny random motion adapter built
-here (seeded, saved as safetensors), the latent bent per frame, one window, refusals before the model loads."""
+here (seeded, saved as safetensors), the latent bent per frame, one window, refusals before the model loads. A
+song in several windows: tests/video/test_windows.py."""
 
 import math
 import shutil
@@ -14,7 +15,7 @@ from bendlab.bend.hooks import BendCallback
 from bendlab.checks import BendlabValueError
 from bendlab.mapping import Mapping
 from bendlab.video import VideoSpec, make_video
-from bendlab.video.joint import render_window, window_noise
+from bendlab.video.joint import render_clip, window_noise
 from bendlab.video.spec import Plan, resolve
 
 from conftest import to_frame, write_clip
@@ -57,7 +58,7 @@ def video_spec(clip, adapter, layer=STEPS, **kw):
 
 def window(pipe, spec, curve):
     """The frames (uint8, F x H x W x 3) of one window with the given per-frame parameter curve."""
-    return to_frame(render_window(Plan(resolve(spec), None, np.asarray(curve, dtype=float)[None]), pipe, "np"))
+    return to_frame(render_clip(Plan(resolve(spec), None, np.asarray(curve, dtype=float)[None]), pipe, "np"))
 
 
 HALF = [0.0] * (FRAMES // 2) + [math.pi] * (FRAMES // 2)  # no bend on the first half, rotate by pi on the second
@@ -131,7 +132,8 @@ def _other_adapter(tmp_path):
 
 
 @pytest.mark.parametrize("make, kw, msg", [
-    (lambda t, a: a, {"fps": 30}, "24 frames (0.80 s at 30 fps) in one window of method video; accepted: at most 16"),
+    (lambda t, a: a, {"window": 24}, "window 24 is longer than the motion adapter's 16 frames (its temporal position"),
+    (lambda t, a: a, {"overlap": 16}, "overlap 16 is not shorter than the window (16 frames); accepted: 0..15"),
     (lambda t, a: str(t / "nowhere"), {}, "is not a folder that exists"),
     (lambda t, a: _bin_adapter(t), {}, "(only diffusion_pytorch_model.bin: pickle files are not loaded)"),
     (lambda t, a: _other_adapter(t), {}, "has blocks [32, 64, 64] with [1, 1, 1] layers, the model's UNet"),
@@ -150,6 +152,10 @@ def test_bad_video_input_is_refused_before_the_model_loads(clip16, adapter, tmp_
      "mapping target 'unet:mid_block' with method video is not yet implemented; accepted: the latent"),
     ({"prompts": ["a floating orb", "the sun"]}, "prompts along a window are not yet implemented"),
     ({"walk": "none"}, "walk 'none': the video method denoises"),
+    ({"method": "txt2img", "motion_adapter": None, "window": 8}, "window 8: only the video method reads it"),
+    ({"method": "txt2img", "motion_adapter": None, "overlap": 2}, "overlap 2: only the video method reads it"),
+    ({"window": 4}, "window 4 is not an integer >= 8; accepted: frames a window of the video method holds"),
+    ({"window": 8, "overlap": 8}, "overlap 8 is not shorter than the window (8 frames)"),
 ])
 def test_video_spec_refusals(clip16, adapter, kw, msg):
     with pytest.raises(BendlabValueError) as e:

@@ -11,7 +11,7 @@ from .common import (MAPPING_FLAGS, CLIError, add_mapping_args, add_model_args, 
                      note_prompt_words, prompts_from_args, setup_device)
 
 SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", "img2img_prompt", "color_coherence",
-              "img2img_noise", "flow", "init_image", "model", "batch", "midi", "motion_adapter", "bpm", "music",
+              "img2img_noise", "flow", "init_image", "model", "batch", "midi", "motion_adapter", "window", "overlap", "bpm", "music",
               "music_model", "music_seconds", "music_steps")
 MUSIC_BEND_FLAGS = ("music_op", "music_layer", "music_range", "music_where")
 
@@ -19,7 +19,7 @@ MUSIC_BEND_FLAGS = ("music_op", "music_layer", "music_range", "music_where")
 def add_parser(sub) -> None:
     from ...video.coherence import COHERENCE
     from ...video.mux import DEFAULT_INTERPOLATION, DEFAULT_UPSCALE, INTERPOLATIONS, MAX_UPSCALE
-    from ...video.spec import MAX_BATCH, METHODS, WALKS, VideoSpec
+    from ...video.spec import MAX_BATCH, METHODS, MIN_WINDOW, WALKS, VideoSpec
     v_ = VideoSpec.__dataclass_fields__
     v = sub.add_parser("video", help="render an audio-reactive video", description="Audio features of each "
                        "frame's window of audio drive a bend's parameter; frames are written as they finish into "
@@ -43,9 +43,14 @@ def add_parser(sub) -> None:
     f = v.add_argument_group("frames")
     f.add_argument("--method", choices=METHODS, help="txt2img: sin/cos noise walk; img2img: each frame from the "
                    "previous one; video: the clip's frames denoised jointly by AnimateDiff (needs --motion-adapter; "
-                   f"one window, the latent bent per frame) (default {v_['method'].default})")
+                   f"overlapping windows, the latent bent per frame) (default {v_['method'].default})")
     f.add_argument("--motion-adapter", metavar="PATH", help="method video: a diffusers MotionAdapter folder "
                    "(safetensors) fitting the SD v1.x --model")
+    f.add_argument("--window", type=int, metavar="N", help=f"method video: frames denoised together, {MIN_WINDOW}.. "
+                   "the adapter's window (default: the adapter's); a longer song is rendered in overlapping "
+                   "windows; part of the render folder's settings")
+    f.add_argument("--overlap", type=int, metavar="N", help="method video: frames neighbouring windows share, "
+                   "cross-faded, 0..window - 1 (default window // 4); part of the render folder's settings")
     f.add_argument("--walk", choices=WALKS, help="txt2img noise: A sin + B cos (paper), or authors: seed noise + "
                    f"0.3 x the walk (default {v_['walk'].default})")
     f.add_argument("--strength", type=float, help=f"img2img strength, 0 < s < 1 (default {v_['strength'].default})")
