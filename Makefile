@@ -15,8 +15,9 @@ FIGURE_NBS := $(filter-out notebooks/01_operators.ipynb notebooks/07_audio_react
                            notebooks/08_live.ipynb,$(NOTEBOOKS))
 EXEC       := notebooks/executed
 MODEL_DIR  := bendlab/weights/bendlab-tiny-sd
+MUSIC_DIR  := bendlab/weights/bendlab-tiny-music
 
-.PHONY: help install test unit slow notebooks docs lab figures demo video model bench lint clean
+.PHONY: help install test unit slow notebooks docs lab figures demo video model music-model bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -77,6 +78,9 @@ video: demo  ## alias of demo
 
 model:  ## retrain the shipped model from scratch: one seeded run, about an hour on both cores here (see its model card)
 	$(BIN)/python training/train.py --threads 2 --out $(MODEL_DIR)
+
+music-model:  ## retrain the shipped music model from scratch: one seeded run, about 50 minutes on both cores here (see its model card)
+	$(BIN)/python training/train_music.py --threads 2 --out $(MUSIC_DIR)
 
 bench:  ## benchmarks: render speed, bend overhead, branching and batching ratios
 	$(BIN)/python benchmarks/bench.py

@@ -308,6 +308,90 @@ _add(Insides(
              "renormalised), @0-49"))
 
 
+
+# ------------------------------------------------------------------------------------------ music (issue 28)
+@dataclass
+class Sounds(Figure):
+    """A figure of bent sounds (`make_music_figure`): one spectrogram per entry of `rows` (label -> bend dicts),
+    each `prompt` rendered for `seconds` on the music model with those bends (the paper's figures, for sound)."""
+
+    prompt: str = ""
+    rows: dict = field(default_factory=dict)
+    seconds: float = 2.0
+
+
+MUSIC_PROMPT = "a slow piano phrase"  # the music figures' prompt (a phrase the shipped music model was trained on)
+_MUSIC_NB = "11_bending_music.ipynb"
+_add(Sounds(
+    "music-operators", f"Figure 1 for sound: operators on \"{MUSIC_PROMPT}\" (spectrograms)", _MUSIC_NB, ncols=4,
+    prompt=MUSIC_PROMPT,
+    rows={"no operator": [], "add 1 @40": [_b("add", 1.0, 40)], "add 1 @0, 5%": [_b("add", 1.0, 0, "fraction:0.05")],
+          "multiply 3 @49": [_b("multiply", 3.0, 49)], "threshold 0.1 @49": [_b("threshold", 0.1, 49)],
+          "invert 30 @0": [_b("invert", 30.0, 0)], "rotate1 pi @20": [_b("rotate1", round(PI, 6), 20)],
+          "erode 3 @25": [_b("erode", 3, 25)]},
+    settings=f"\"{MUSIC_PROMPT}\", 2 s; no operator, add 1 @40 and @0 on 5%, multiply 3 @49, threshold 0.1 @49, "
+             "invert 30 @0, rotate1 pi @20 (every group of 4 channels), erode 3 (latent frames, along time) @25"))
+_add(Sounds(
+    "music-rotation-sweep", f"Figure 2 for sound: R1 at layer 20, angle swept over [0, 2 pi] on \"{MUSIC_PROMPT}\"",
+    _MUSIC_NB, ncols=5, prompt=MUSIC_PROMPT,
+    rows={f"rotate1 {a:.2f} @20": [_b("rotate1", round(a, 6), 20)] for a in [2 * PI * k / 8 for k in range(9)]},
+    settings=f"\"{MUSIC_PROMPT}\", 2 s; rotate1 @20 on every group of 4 channels; 9 angles 0..2 pi"))
+_add(Sounds(
+    "music-layer-sweep", f"R1 pi on \"{MUSIC_PROMPT}\" at each layer (left: no operator)", _MUSIC_NB, ncols=4,
+    prompt=MUSIC_PROMPT,
+    rows={"no operator": [], **{f"rotate1 pi @{L}": [_b("rotate1", round(PI, 6), L)] for L in (0, 10, 20, 30, 40,
+                                                                                                49, 50)}},
+    settings=f"\"{MUSIC_PROMPT}\", 2 s; rotate1 pi at layers 0, 10, 20, 30, 40, 49, 50"))
+_add(Sounds(
+    "music-targets", f"Bend targets of the music model: multiply 3 on \"{MUSIC_PROMPT}\" (and where time: says)",
+    _MUSIC_NB, ncols=3, prompt=MUSIC_PROMPT,
+    rows={"no bend": [], "latent @20": [_b("multiply", 3.0, 20)],
+          "latent @20, time 0.5-1 s": [_b("multiply", 3.0, 20, "time:0.5-1")],
+          "DiT block 0, steps 0-49": [{"op": "multiply", "param": 3.0, "layer": [0, 49],
+                                       "target": "unet:transformer_blocks.0"}],
+          "VAE decoder block 0": [{"op": "multiply", "param": 3.0, "target": "vae:decoder.block.0"}],
+          "text, steps 0-49": [{"op": "multiply", "param": 3.0, "layer": [0, 49], "target": "text"}]},
+    settings=f"\"{MUSIC_PROMPT}\", 2 s; multiply 3 on the latent @20 (all, and seconds 0.5-1 only), "
+             "unet:transformer_blocks.0 steps 0-49, vae:decoder.block.0 at decode, the text embedding steps 0-49"))
+
+
+def render_music_figure(name: str, pipe, *, steps: int | None = None, seed: int = PAPER_SEED) -> list:
+    """Render every entry of the Sounds figure FIGURES[name] on a music pipeline: (label, `Sound`) pairs. Layers
+    are given for 50 steps and mapped proportionally for fewer (`_fit`)."""
+    from ..music.defaults import STEPS as MUSIC_STEPS
+    from ..music.render import render_music
+    f = FIGURES[name]
+    steps = MUSIC_STEPS if steps is None else steps
+    return [(label, render_music(f.prompt, [_fit(b, steps) for b in bends], seconds=f.seconds, steps=steps,
+                                 seed=seed, pipe=pipe)) for label, bends in f.rows.items()]
+
+
+def make_music_figure(name: str, pipe, *, steps: int | None = None, seed: int = PAPER_SEED, folder=None,
+                      model: str = ""):
+    """Render the Sounds figure `name`, draw its spectrograms in a grid (`plots.plot_spectrograms`), save it
+    through `savefig`; returns (matplotlib Figure, the (label, Sound) pairs) so a notebook can play them."""
+    import matplotlib.pyplot as plt
+    from ..music.defaults import STEPS as MUSIC_STEPS
+    from .plots import plot_spectrograms
+    steps = MUSIC_STEPS if steps is None else steps
+    f = FIGURES[name]
+    sounds = render_music_figure(name, pipe, steps=steps, seed=seed)
+    n = len(sounds)
+    rows = math.ceil(n / f.ncols)
+    fig, axes = plt.subplots(rows, f.ncols, figsize=(2.6 * f.ncols, 2.2 * rows), squeeze=False, sharex=True,
+                             sharey=True)
+    plot_spectrograms([s for _, s in sounds], [label for label, _ in sounds], axes=list(axes.flat)[:n])
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    for ax in list(axes.flat)[:n]:
+        ax.set_ylabel("")
+    axes[0, 0].set_ylabel("Hz")
+    fig.suptitle(f.title + (f"  [{steps} steps]" if steps != PAPER_STEPS else ""), fontsize=10)
+    fig.tight_layout()
+    savefig(fig, name, folder, {"steps": steps, "seed": seed, "model": model})
+    return fig, sounds
+
+
 # ------------------------------------------------------------------------------------------ rendering
 def _fit(bend: dict, steps: int) -> Bend:
     """A spec's bend at `steps` steps: its layer (or [first, last] range) mapped by `fit_layer`, kept within the
@@ -531,7 +615,9 @@ images) at full settings: DDIM, 50 steps, seed 46, guidance 7.5. `make figures` 
 matches the current spec (`bendlab/ui/figures.py`). Set `MODEL = "CompVis/stable-diffusion-v1-4"` in a notebook's
 parameters cell to reproduce the paper with real Stable Diffusion on a GPU.
 
-Layers are the paper's (0 = initial noise, 50 = before decoding); "@40" means layer 40.
+Layers are the paper's (0 = initial noise, 50 = before decoding); "@40" means layer 40. The `music-*` figures are
+the paper's figures for sound: spectrograms of the **shipped music model** (`bendlab-tiny-music`, 8 kHz, 2.048 s) at
+50 steps, seed 46, guidance 7 (notebook 11 plays each one).
 
 """
 
