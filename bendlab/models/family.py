@@ -148,6 +148,9 @@ class Family:
     #                         `check_inputs`), beyond its VAE and patches (LTX: 32)
     only_targets: tuple = ()  # the only target kinds checked on this family ((): every kind); the others are refused
     #                           in one line (`check_targets`)
+    across_frames: str = ""  # a video denoiser's name for its temporal modules (AnimateDiff: "motion_modules"): inside
+    #                          one, the batch is the pixels and the frames are the sequence, so a bend with one
+    #                          parameter per frame cannot act there (`check_targets`); the module's output is per frame
 
     def denoiser_of(self, pipe) -> torch.nn.Module:
         """The denoiser of a pipeline of this family (a loaded one, or a `Skeleton`): module bends, attention bends
@@ -186,13 +189,36 @@ class Family:
         return self.latent_grid(pipe, call["num_frames"], call["height"], call["width"])
 
     def check_targets(self, bends) -> None:
-        """A one-line error for a bend whose target kind is not yet checked on this family (`only_targets`)."""
+        """A one-line error for a bend whose target kind is not yet checked on this family (`only_targets`), or that
+        lies inside a temporal module (`across_frames`, `frame_target_error`)."""
         for b in bends:
             if self.only_targets and b.kind not in self.only_targets:
                 raise BendlabValueError(
                     f"target {b.target!r} on {self.name} is not yet checked (its transformer blocks, attention, text "
                     f"conditioning and VAE decoder have not been tested as bend targets on this family); accepted: "
                     f"{', '.join(self.only_targets)}")
+            error = self.frame_target_error(b.target)
+            if error:
+                raise BendlabValueError(error)
+
+    def frame_target_error(self, target: str | None) -> str | None:
+        """Why `target` cannot take one parameter per frame on this family, or None. Inside a temporal module
+        (AnimateDiff's `motion_modules.K`: its temporal attention, its transformer blocks, its proj_in) the
+        batch rows are the latent's pixels and the frames run along the sequence; the module's own output is back
+        to one row per frame, and is a target."""
+        if not self.across_frames or not target or ":" not in target:
+            return None
+        kind, path = target.split(":", 1)
+        parts = path.split(".")
+        if kind in ("unet", "attn") and self.across_frames in parts:
+            k = parts.index(self.across_frames)
+            if kind == "attn" or len(parts) > k + 2:
+                module = ".".join(parts[: k + 2])
+                return (f"target {target!r} is inside the temporal module {module} of {self.name}, where the frames "
+                        f"are attention's sequence and the batch is the latent's pixels, so a parameter per frame "
+                        f"cannot land on its frame; accepted: the module's output (unet:{module}), spatial attention "
+                        f"(attn1/attn2 under attentions.K), the UNet's blocks, text, vae:decoder...")
+        return None
 
     def blocks(self, denoiser: torch.nn.Module) -> list[str]:
         """The names of the denoiser's top-level blocks a module bend usually takes (for the one-line errors)."""
@@ -215,7 +241,8 @@ FAMILIES = (SD, SDXL)  # image families: a model folder's model_index.json names
 # video families: AnimateDiff is built from an image family's folder plus a motion module (`models.adapter`), never
 # found from a folder's model_index.json; the video method (`video.joint`) renders on it
 ANIMATEDIFF = Family("AnimateDiff (SD v1.x + motion adapter)", "AnimateDiffPipeline", "AnimateDiffVideoToVideoPipeline",
-                     SD.components, ("text_encoder",), denoiser_class="UNetMotionModel", layout=VIDEO)
+                     SD.components, ("text_encoder",), denoiser_class="UNetMotionModel", layout=VIDEO,
+                     across_frames="motion_modules")
 # video transformers: a diffusers folder's model_index.json names their pipeline (loading one is not wired yet:
 # `family` refuses it; `video.clip.render_clip` bends a loaded one); the latent target only for now. `channels` stays
 # 4, the group the channel operators act on (as for Stable Audio's 64): Wan's 16 latent channels (Wan 2.2 5B: 48) are

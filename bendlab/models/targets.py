@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .family import family
+from .adapter import check_motion_adapter
 from .folder import _component_config, _index, resolve
 from ..checks import BendlabValueError
 
@@ -120,7 +121,8 @@ def _unet_inputs(config) -> dict:
     return kwargs
 
 
-def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
+def bend_targets(model: str | os.PathLike | None = None,
+                 motion_adapter: str | os.PathLike | None = None) -> list[Target]:
     """What a bend can target on `model` (None: the shipped model), read from its unet and vae configs with the
     modules built on the meta device: no weights load. The latent; the prompt embedding (target "text",
     tokens x dim); the UNet modules a module bend accepts
@@ -130,27 +132,42 @@ def bend_targets(model: str | os.PathLike | None = None) -> list[Target]:
     e.g. (16, 77) for a 4x4 block attending to 77 prompt tokens); the VAE decoder's (a bend's target
     "vae:decoder...", acting when the VAE decodes). A hub id's configs come from the local cache
     (one-line error if absent). A local folder with a current table (`read_table`: the shipped model has one) is
-    read from it, without building the modules.
+    read from it, without building the modules. With a `motion_adapter` folder (`models.adapter`): the targets of
+    that AnimateDiff pairing, its UNet's motion modules among the blocks (each module's output: one row per frame)
+    and no attention inside them (their batch is the pixels, the frames their sequence:
+    `Family.frame_target_error`), shapes per frame.
 
     Notebook: notebooks/01_operators.ipynb
     """
     path = resolve(model)
+    if motion_adapter is not None:
+        return built_targets(path, check_motion_adapter(motion_adapter, path))
     tabled = read_table(path)
     return tabled if tabled is not None else built_targets(path)
 
 
-def built_targets(path: str) -> list[Target]:
-    """`bend_targets` of a resolved model (`folder.resolve`), from its modules built on the meta device."""
+def built_targets(path: str, motion_adapter: str | None = None) -> list[Target]:
+    """`bend_targets` of a resolved model (`folder.resolve`), from its modules built on the meta device (with a
+    checked motion adapter folder: the UNetMotionModel diffusers makes of the two, run on a clip of 2 frames)."""
     import torch
     from diffusers import AutoencoderKL
 
+    from .family import ANIMATEDIFF
     from .model import _skeleton
     sk = _skeleton(path)
     c = sk.unet.config
     with torch.device("meta"):
         latent = torch.zeros(1, c.in_channels, c.sample_size, c.sample_size)
-        unet = _listed(sk.unet, "", latent, **_unet_inputs(c))
-        attention = _attention(sk.unet, latent, **_unet_inputs(c))
+        denoiser, x, inputs = sk.unet, latent, _unet_inputs(c)
+        if motion_adapter is not None:
+            from diffusers import MotionAdapter, UNetMotionModel
+            adapter = MotionAdapter.from_config(MotionAdapter.load_config(motion_adapter))
+            denoiser = UNetMotionModel.from_unet2d(sk.unet, adapter, load_weights=False)
+            x = torch.zeros(1, c.in_channels, 2, c.sample_size, c.sample_size)  # (B, C, F, h, w): 2 frames
+            inputs["encoder_hidden_states"] = inputs["encoder_hidden_states"].repeat(2, 1, 1)  # one per frame
+        unet = _listed(denoiser, "", x, **inputs)
+        attention = [t for t in _attention(denoiser, x, **inputs)
+                     if motion_adapter is None or not ANIMATEDIFF.frame_target_error(t[0])]
         try:
             vae = AutoencoderKL.from_config(_component_config(path, "vae"))
         except (ValueError, KeyError, TypeError) as e:

@@ -33,20 +33,43 @@ a window's latent, (F, C, h, w), one row per frame, so frame k's slice along the
 of frame k (`bend.hooks.BendCallback`). What follows from it: a bend at the last layer (after the last step,
 before the VAE decodes each frame on its own) changes exactly the frames whose parameter is not the identity; at
 an earlier layer the motion modules (temporal attention across the window's frames) carry part of a frame's bend
-to its neighbours in the steps left.
+to its neighbours in the steps left. The other targets are per frame too, as the UNet folds the frames into its
+batch (row k: frame k; under guidance [negative x F, positive x F]): its blocks, a motion module's output, the
+text (each frame's prompt), spatial attention (attn1, attn2 under attentions.K); the VAE decoder's bends act when
+the frames are decoded, each chunk with its frames' values, so a VAE bend changes exactly its frames. Inside a
+motion module the batch is the pixels and the frames its sequence: refused (`Family.frame_target_error`).
+
+Prompts. Several prompts (with keyframes, or spread over the song) are interpolated frame by frame with the weights
+method A uses (`spec.prompt_weights`): each frame's mix of the prompts' embeddings is written over the pipeline's
+repeated prompt as the UNet is called (`_frame_prompts`); a window with one prompt all along is the stock call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import numpy as np
 import torch
 
+from ..bend.hooks import install_vae
 from ..bend.render import encode_prompts, latent_shape, run_batch
-from .spec import Plan, check_curves, frame_bends
+from .spec import Plan, check_curves, frame_bends, prompt_weights
 
 DECODE_CHUNK = 16  # frames the VAE decodes at a time: AnimateDiffPipeline's decode_chunk_size default
+
+
+def _frame_prompts(pipe, mixed: torch.Tensor):
+    """A forward pre-hook for the UNet writing each frame's prompt embedding (`mixed`, (F, tokens, dim)) over the
+    positive rows of its encoder_hidden_states (the pipeline repeats one prompt per frame: [negative x F,
+    positive x F] under classifier-free guidance). Registered before the bends' own hooks, so a text bend acts on
+    the frames' prompts."""
+    def hook(module, args, kwargs):
+        h = kwargs["encoder_hidden_states"]
+        half = h.shape[0] // 2 if pipe.do_classifier_free_guidance else 0
+        kwargs["encoder_hidden_states"] = torch.cat([h[:half], mixed.to(h.device, h.dtype)])
+        return args, kwargs
+    return hook
 
 
 def plan_windows(n_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
@@ -120,7 +143,8 @@ class WindowRenderer:
         self.plan, self.pipe = plan, pipe
         self.windows = plan_windows(plan.n_frames, spec.window, spec.overlap)
         self.weights = [torch.tensor(w, dtype=torch.float32).view(1, 1, -1, 1, 1) for w in blend_weights(self.windows)]
-        self.embeds = encode_prompts(pipe, spec.prompts[:1])
+        self.prompt_weights = prompt_weights(spec, plan.n_frames) if plan.weights is None else plan.weights
+        self.embeds = encode_prompts(pipe, spec.prompts)
         self.shape = latent_shape(pipe, 1)[1:]
         self.noise = ClipNoise(spec.seed, self.shape)
 
@@ -137,8 +161,18 @@ class WindowRenderer:
         s, e = self.windows[j]
         noise = self.noise.frames(s, e).to(pipe.device, pipe.unet.dtype)
         bends = frame_bends(spec, p.curves, list(range(s, e)), p.vectors)
-        return run_batch(pipe, bends, self.embeds, noise, steps=spec.steps, guidance=spec.guidance,
-                         prompts=spec.prompts[:1], output_type="latent", seed=spec.seed + s)[None]
+        w = self.prompt_weights[s:e]
+        first = int(w[0].argmax())
+        with contextlib.ExitStack() as stack:
+            if np.array_equal(w, np.eye(w.shape[1])[[first] * len(w)]):  # one prompt all along the window
+                prompts = [spec.prompts[first]]
+            else:  # interpolated: each frame's own mix, written over the pipeline's repeated first prompt
+                prompts = [spec.prompts[int(k)] for k in w.argmax(1)]  # the prompt a frame's token:WORD is found in
+                mixed = self.embeds.mix(torch.from_numpy(w)).pos
+                stack.callback(pipe.unet.register_forward_pre_hook(_frame_prompts(pipe, mixed),
+                                                                   with_kwargs=True).remove)
+            return run_batch(pipe, bends, self.embeds.row(first), noise, steps=spec.steps, guidance=spec.guidance,
+                             prompts=prompts, output_type="latent", seed=spec.seed + s)[None]
 
     def blend(self, j: int, latents: torch.Tensor, waiting: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Window j's latents added with their weights to what the windows before left for its first frames
@@ -151,10 +185,22 @@ class WindowRenderer:
         return acc[:, :, :n], acc[:, :, n:].clone()
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, output_type: str = "pil"):
-        """The frames of (1, C, F, h, w) latents, decoded as the stock AnimateDiff pipeline decodes a window."""
-        pipe = self.pipe
-        video = pipe.decode_latents(latents.to(pipe.device, pipe.unet.dtype), DECODE_CHUNK)
+    def decode(self, latents: torch.Tensor, output_type: str = "pil", frames: range | None = None):
+        """The frames of (1, C, F, h, w) latents, decoded as the stock AnimateDiff pipeline decodes a window (chunks
+        of DECODE_CHUNK frames), the mappings' VAE bends installed with the parameters of `frames` (the clip's
+        frame indices of these latents; default 0..F-1), each chunk with its frames' values."""
+        pipe, p = self.pipe, self.plan
+        frames = range(latents.shape[2]) if frames is None else frames
+        latents = latents.to(pipe.device, pipe.unet.dtype)
+        chunks = []
+        for c in range(0, latents.shape[2], DECODE_CHUNK):
+            idx = list(frames[c: c + DECODE_CHUNK])
+            vae = [b for b in frame_bends(p.spec, p.curves, idx, p.vectors) if b.kind == "vae"]
+            with contextlib.ExitStack() as stack:
+                if vae:
+                    install_vae(stack, pipe, vae, None)
+                chunks.append(pipe.decode_latents(latents[:, :, c: c + len(idx)], DECODE_CHUNK))
+        video = torch.cat(chunks, dim=2)
         return pipe.video_processor.postprocess_video(video=video, output_type=output_type)[0]
 
     # ------------------------------------------------------------------------------------------ in order
@@ -198,7 +244,7 @@ class WindowRenderer:
                 waiting = saved
                 continue
             done, waiting = self.blend(j, self.latents(j), waiting)
-            yield from zip(self.final(j), self.decode(done, output_type))
+            yield from zip(self.final(j), self.decode(done, output_type, self.final(j)))
             if folder is not None and j + 1 < len(self.windows):
                 folder.write_overlap(j, self._overlap_bytes(waiting))
 

@@ -302,13 +302,10 @@ def check_video_method(spec: VideoSpec) -> None:
     if given:
         raise BendlabValueError(f"{', '.join(f'{n} {getattr(spec, n)!r}' for n in given)}: the video method denoises "
                                 "a window's frames jointly from one noise tensor; accepted: leave it out")
-    for m in spec.mappings:
-        if m.target not in (None, "latent"):
-            raise BendlabValueError(f"mapping target {m.target!r} with method video is not yet implemented; "
-                                    "accepted: the latent (leave target out), bent per frame")
-    if len(spec.prompts) > 1:
-        raise BendlabValueError(f"{len(spec.prompts)} prompts with method video: prompts along a window are not yet "
-                                "implemented; accepted: one prompt")
+    for m in spec.mappings:  # every target takes one parameter per frame, but inside a motion module
+        error = models.ANIMATEDIFF.frame_target_error(m.target)
+        if error:
+            raise BendlabValueError(error)
     if spec.session is not None:
         raise BendlabValueError("session with method video is not yet implemented; accepted: method txt2img")
     if spec.window is not None and spec.overlap is not None:

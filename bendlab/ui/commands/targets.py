@@ -15,6 +15,9 @@ def add_parser(sub) -> None:
     t.add_argument("--music", nargs="?", const="bendlab-tiny-music", metavar="MODEL",
                    help="list a music model's targets instead (default: the shipped bendlab-tiny-music; or a "
                    "StableAudioPipeline folder), as `bendlab music --target` takes them")
+    t.add_argument("--motion-adapter", metavar="PATH", help="list the targets of the model paired with this "
+                   "diffusers MotionAdapter folder (AnimateDiff, `bendlab video --method video`): its motion modules "
+                   "among the blocks, each bent per frame at its output")
     t.set_defaults(func=run)
 
 
@@ -38,12 +41,13 @@ MUSIC_SECTIONS = {"": "The latent (channels x latent frames), the prompt embeddi
 
 def run(a) -> None:
     from .operators import table
-    if a.music is not None and a.model is not None:
+    if a.music is not None and (a.model is not None or a.motion_adapter is not None):
         from .common import CLIError
-        raise CLIError("--model names an image model and --music a music model; accepted: one of them")
+        raise CLIError("--model and --motion-adapter name an image or video model and --music a music model; "
+                       "accepted: one of them")
     sections = SECTIONS if a.music is None else MUSIC_SECTIONS
     if a.music is None:
-        found = models.bend_targets(a.model)
+        found = models.bend_targets(a.model, motion_adapter=a.motion_adapter)
     else:
         from ...music.targets import music_targets
         found = music_targets(a.music)

@@ -1,0 +1,162 @@
+"""Every target per frame on the video method (issue 27 section 1): the UNet's blocks, a motion module's output,
+the text, spatial attention and the VAE decoder take one parameter per video frame, and frame k is bent by frame
+k's value; inside a motion module (its temporal attention and transformer) the batch is the pixels, so those are
+refused in one line. Prompts interpolated along the frames, as method A interpolates them. On the shipped model
+with the tiny random adapter of test_method_video."""
+
+import numpy as np
+import pytest
+import torch
+
+from bendlab import models
+from bendlab.bend.bends import Bend
+from bendlab.bend.hooks import bending
+from bendlab.checks import BendlabValueError
+from bendlab.mapping import Mapping
+from bendlab.video import VideoSpec
+from bendlab.video.joint import WindowRenderer, render_clip
+from bendlab.video.spec import Plan, prompt_weights, resolve
+
+from conftest import to_frame, write_clip
+from test_method_video import FRAMES, STEPS, tiny_adapter
+
+HALF = FRAMES // 2
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory):
+    return tiny_adapter(tmp_path_factory.mktemp("adapter"))
+
+
+@pytest.fixture(scope="module")
+def animatediff(adapter):
+    return models.load_pipeline(None, "cpu", motion_adapter=adapter)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.wav", onset=0.5, seconds=1.2)  # 24 frames at 20 fps
+
+
+def spec_for(clip, adapter, mapping, **kw):
+    return resolve(VideoSpec(audio=str(clip), method="video", motion_adapter=adapter, steps=STEPS,
+                             mappings=[mapping], **kw))
+
+
+def frames(pipe, spec, curve, n=FRAMES):
+    return to_frame(render_clip(Plan(spec, None, np.asarray(curve, dtype=float)[None][:, :n]), pipe, "np"))
+
+
+def per_frame_change(a, b) -> np.ndarray:
+    return np.abs(a.astype(int) - b.astype(int)).reshape(len(a), -1).mean(1)
+
+
+# target, operator, identity value, bent value: at layer 1 of 4 steps
+KINDS = [
+    ("unet:down_blocks.1", "multiply", 1.0, 3.0),
+    ("unet:down_blocks.1.motion_modules.0", "multiply", 1.0, 3.0),  # a motion module's output: one row per frame
+    ("text", "multiply", 1.0, 3.0),
+    ("attn:down_blocks.2.attentions.0.transformer_blocks.0.attn1", "add", 0.0, 1.0),  # spatial self-attention
+    ("attn:down_blocks.2.attentions.0.transformer_blocks.0.attn2", "add", 0.0, 1.0),  # cross-attention to the prompt
+]
+
+
+@pytest.mark.parametrize("target, op, identity, value", KINDS)
+def test_each_target_bends_its_own_frames_most(animatediff, clip, adapter, target, op, identity, value):
+    """The first half of the window unbent, the second bent: the motion modules carry part of a bend to the
+    neighbouring frames in the steps and blocks after it, but the bent frames move at least twice as much."""
+    spec = spec_for(clip, adapter, Mapping("rms", op, 1, identity, value, target=target))
+    unbent = frames(animatediff, spec, [identity] * FRAMES)
+    bent = frames(animatediff, spec, [identity] * HALF + [value] * HALF)
+    d = per_frame_change(bent, unbent)
+    assert d[HALF:].mean() > 2 * d[:HALF].mean() and d[HALF:].mean() > 1, d.round(1)
+
+
+def test_a_vae_bend_changes_exactly_the_frames_from_its_step_across_windows(animatediff, clip, adapter):
+    """The VAE decodes each frame on its own after the windows are blended: a step in the curve at frame 13 of a
+    24-frame song in windows of 16 (0-15, 8-23; frames 8-23 decoded after the second window) changes frames 13..23
+    and leaves 0..12 byte-identical."""
+    spec = spec_for(clip, adapter, Mapping("rms", "multiply", None, 1.0, 3.0, target="vae:decoder.up_blocks.0"),
+                    window=16, overlap=8)
+    n = 24
+    unbent = frames(animatediff, spec, [1.0] * n, n)
+    bent = frames(animatediff, spec, [1.0] * 13 + [3.0] * (n - 13), n)
+    assert len(bent) == n
+    d = per_frame_change(bent, unbent)
+    assert (d[:13] == 0).all() and (d[13:] > 1).all(), d.round(1)
+
+
+@pytest.mark.parametrize("target", ["attn:down_blocks.1.motion_modules.0.transformer_blocks.0.attn1",
+                                    "unet:mid_block.motion_modules.0.transformer_blocks.0",
+                                    "unet:up_blocks.0.motion_modules.0.proj_in"])
+def test_inside_a_motion_module_is_refused_in_one_line(animatediff, target):
+    with pytest.raises(BendlabValueError) as e:
+        with bending(animatediff, [Bend("multiply", torch.ones(FRAMES, dtype=torch.float64), 1, target=target)]):
+            pass
+    msg = str(e.value)
+    assert "is inside the temporal module" in msg and "accepted: the module's output (unet:" in msg
+    assert "\n" not in msg
+
+
+def test_a_motion_modules_output_is_listed_as_a_target(adapter):
+    names = {t.name: t for t in models.bend_targets(None, motion_adapter=adapter)}
+    assert names["down_blocks.1.motion_modules.0"].kind == "AnimateDiffTransformer3D"
+    assert names["down_blocks.1.motion_modules.0"].shape == names["down_blocks.1.resnets.0"].shape == (64, 8, 8)
+    assert "mid_block.motion_modules.0" in names and "up_blocks.2.motion_modules.1" in names
+    assert not [n for n in names if n.startswith("attn:") and "motion_modules" in n]  # refused: not listed
+    assert "attn:down_blocks.2.attentions.0.transformer_blocks.0.attn2" in names
+
+
+# ------------------------------------------------------------------------------------------ prompts along frames
+def test_prompts_are_interpolated_frame_by_frame(animatediff, clip, adapter):
+    """Two prompts with keyframes at 0.2 s and 0.6 s: every frame's cross-attention sees its own mix of the two
+    prompts' embeddings, the weights method A uses (`prompt_weights`); frames before the first keyframe the first
+    prompt's exactly."""
+    prompts = ["a floating orb", "a gorgeous landscape"]
+    spec = spec_for(clip, adapter, Mapping("rms", "multiply", 1, 1.0, 2.0), prompts=prompts, keyframes=[0.2, 0.6])
+    renderer = WindowRenderer(Plan(spec, None, np.ones((1, 24))), animatediff)
+    seen = []
+    attn2 = animatediff.unet.get_submodule("down_blocks.2.attentions.0.transformer_blocks.0.attn2")
+    hook = attn2.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["encoder_hidden_states"].clone()),
+                                           with_kwargs=True)
+    try:
+        renderer.latents(0)
+    finally:
+        hook.remove()
+    pos = seen[0][FRAMES:]  # [negative x F, positive x F]
+    w = prompt_weights(spec, 24)[:FRAMES]
+    both = animatediff.encode_prompt(prompts, "cpu", 1, False)[0]
+    expected = torch.einsum("fp,p...->f...", torch.from_numpy(w).float(), both)
+    torch.testing.assert_close(pos, expected, atol=1e-5, rtol=0)
+    assert torch.equal(pos[0], pos[3]) and not torch.equal(pos[5], pos[9])  # 0.2 s is frame 4: one prompt before it
+
+
+def test_one_prompt_all_along_a_window_is_the_stock_call(animatediff, clip, adapter):
+    """A window lying wholly after the last keyframe is conditioned on that prompt alone, exactly as a render of
+    that prompt: 24 frames in windows of 8 (the last: frames 16-23), the prompts' cross-fade over frames 0-6."""
+    m = Mapping("rms", "multiply", 1, 1.0, 2.0)
+    two = spec_for(clip, adapter, m, prompts=["a gorgeous landscape", "a floating orb"], keyframes=[0.0, 0.3],
+                   window=8, overlap=2)
+    one = spec_for(clip, adapter, m, prompts=["a floating orb"], window=8, overlap=2)
+    last = [WindowRenderer(Plan(s, None, np.ones((1, 24))), animatediff) for s in (two, one)]
+    assert last[0].windows[-1] == (16, 24)
+    assert torch.equal(last[0].latents(3), last[1].latents(3))
+
+
+def test_a_text_bend_acts_on_each_frames_prompt(animatediff, clip, adapter):
+    """The text bend comes after the frames' prompts are written: multiply by 1 leaves the interpolated render as
+    it is; multiplying the second half's text changes those frames most."""
+    prompts = ["a floating orb", "a gorgeous landscape"]
+    spec = spec_for(clip, adapter, Mapping("rms", "multiply", 1, 1.0, 3.0, target="text"), prompts=prompts)
+    unbent = frames(animatediff, spec, [1.0] * FRAMES)
+    bent = frames(animatediff, spec, [1.0] * HALF + [3.0] * HALF)
+    d = per_frame_change(bent, unbent)
+    assert d[HALF:].mean() > 2 * d[:HALF].mean(), d.round(1)
+
+
+def test_cli_lists_the_motion_modules(adapter, capsys):
+    from bendlab.ui.cli import main
+    assert main(["targets", "--motion-adapter", adapter]) == 0
+    out = capsys.readouterr().out
+    assert "down_blocks.1.motion_modules.0  AnimateDiffTransformer3D" in out
+    assert "motion_modules.0.transformer" not in out
