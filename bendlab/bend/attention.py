@@ -124,9 +124,11 @@ class AttnBendProcessor:
            bent, as the text target does.
     """
 
-    def __init__(self, original, bends, cb, cfg, extra_keys: int = 0):
+    def __init__(self, original, bends, cb, cfg, extra_keys: int = 0, frames: bool = False):
         self.original, self.bends, self.cb, self.cfg = original, bends, cb, cfg
         self.extra_keys = extra_keys  # cross-attention keys after the prompt's tokens (Stable Audio's durations: 2)
+        self.frames = frames  # temporal attention (a motion module's): the queries are the frames, and a bend's
+        #                       parameters (one per frame) go to the query rows, not to the batch (the pixels)
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, rotary_emb=None,
@@ -191,7 +193,8 @@ class AttnBendProcessor:
                     raise BendlabValueError(f"{b.where} was found in {m.shape[0]} prompts for a batch of {x.shape[0]}; "
                                             "accepted: one prompt per batch item")
                 m = m.to(x.device).view(m.shape[0], 1, 1, K)
-            y = self._apply(b, x, hw)
+            y = self._apply(b, x.permute(2, 0, 1, 3), hw).permute(1, 2, 0, 3) if self.frames else \
+                self._apply(b, x, hw)  # temporal: each query frame's rows with that frame's parameter
             if m is not None:
                 y = torch.where(m, y, x)
             if not torch.equal(y, x):

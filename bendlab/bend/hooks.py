@@ -269,8 +269,10 @@ def install_attention(stack: contextlib.ExitStack, pipe, bends: Sequence[Bend], 
     for path, pairs in by_path.items():
         module = denoiser.get_submodule(path)
         stack.callback(module.set_processor, module.processor)
+        fam = family_of(pipe)
         module.set_processor(AttnBendProcessor(module.processor, pairs, cb, lambda: pipe.do_classifier_free_guidance,
-                                               family_of(pipe).extra_tokens))
+                                               fam.extra_tokens, bool(fam.across_frames) and
+                                               fam.across_frames in path.split(".")))
 
 
 # target kind -> its installer (the latent's is `install_latent`, always installed: it also starts a branch)

@@ -197,27 +197,35 @@ class Family:
                     f"target {b.target!r} on {self.name} is not yet checked (its transformer blocks, attention, text "
                     f"conditioning and VAE decoder have not been tested as bend targets on this family); accepted: "
                     f"{', '.join(self.only_targets)}")
-            error = self.frame_target_error(b.target)
+            error = self.frame_target_error(b.target, b.op)
             if error:
                 raise BendlabValueError(error)
 
-    def frame_target_error(self, target: str | None) -> str | None:
-        """Why `target` cannot take one parameter per frame on this family, or None. Inside a temporal module
-        (AnimateDiff's `motion_modules.K`: its temporal attention, its transformer blocks, its proj_in) the
-        batch rows are the latent's pixels and the frames run along the sequence; the module's own output is back
-        to one row per frame, and is a target."""
+    def frame_target_error(self, target: str | None, op: str | None = None) -> str | None:
+        """Why `target` (bent by `op`) cannot take one parameter per frame on this family, or None. Inside a
+        temporal module (AnimateDiff's `motion_modules.K`: its transformer blocks, proj_in) the batch rows are the
+        latent's pixels and the frames run along the sequence, so a module bend there is refused; the module's own
+        output is back to one row per frame. Its temporal attention is bent per query frame (each frame's row of
+        probabilities over the frames, `bend.attention`), with point-wise operators only: its queries are frames,
+        not an image for the attention-map operators."""
         if not self.across_frames or not target or ":" not in target:
             return None
+        from ..bend.catalogue import ATTN_OPERATORS
         kind, path = target.split(":", 1)
         parts = path.split(".")
-        if kind in ("unet", "attn") and self.across_frames in parts:
-            k = parts.index(self.across_frames)
-            if kind == "attn" or len(parts) > k + 2:
-                module = ".".join(parts[: k + 2])
-                return (f"target {target!r} is inside the temporal module {module} of {self.name}, where the frames "
-                        f"are attention's sequence and the batch is the latent's pixels, so a parameter per frame "
-                        f"cannot land on its frame; accepted: the module's output (unet:{module}), spatial attention "
-                        f"(attn1/attn2 under attentions.K), the UNet's blocks, text, vae:decoder...")
+        if kind not in ("unet", "attn") or self.across_frames not in parts:
+            return None
+        k = parts.index(self.across_frames)
+        module = ".".join(parts[: k + 2])
+        if kind == "attn" and op in ATTN_OPERATORS:
+            return (f"operator {op!r} on the temporal attention {target!r}: it acts on a token's map over the image, "
+                    f"and temporal attention's queries are the window's frames; accepted: a point-wise operator "
+                    f"(add, multiply, threshold, invert) on it, or {op} on spatial attention (attentions.K)")
+        if kind == "unet" and len(parts) > k + 2:
+            return (f"target {target!r} is inside the temporal module {module} of {self.name}, where the frames are "
+                    f"the sequence and the batch is the latent's pixels, so a parameter per frame cannot land on its "
+                    f"frame; accepted: the module's output (unet:{module}), its temporal attention "
+                    f"(attn:{module}.transformer_blocks.J.attn1), the UNet's other blocks, text, vae:decoder...")
         return None
 
     def blocks(self, denoiser: torch.nn.Module) -> list[str]:

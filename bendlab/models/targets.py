@@ -134,8 +134,8 @@ def bend_targets(model: str | os.PathLike | None = None,
     (one-line error if absent). A local folder with a current table (`read_table`: the shipped model has one) is
     read from it, without building the modules. With a `motion_adapter` folder (`models.adapter`): the targets of
     that AnimateDiff pairing, its UNet's motion modules among the blocks (each module's output: one row per frame)
-    and no attention inside them (their batch is the pixels, the frames their sequence:
-    `Family.frame_target_error`), shapes per frame.
+    and their temporal attention (queries and keys: the frames; shape (2, 2) on the 2-frame clip it is read from;
+    bent per query frame, `Family.frame_target_error`), the other shapes per frame.
 
     Notebook: notebooks/01_operators.ipynb
     """
@@ -152,7 +152,6 @@ def built_targets(path: str, motion_adapter: str | None = None) -> list[Target]:
     import torch
     from diffusers import AutoencoderKL
 
-    from .family import ANIMATEDIFF
     from .model import _skeleton
     sk = _skeleton(path)
     c = sk.unet.config
@@ -166,8 +165,7 @@ def built_targets(path: str, motion_adapter: str | None = None) -> list[Target]:
             x = torch.zeros(1, c.in_channels, 2, c.sample_size, c.sample_size)  # (B, C, F, h, w): 2 frames
             inputs["encoder_hidden_states"] = inputs["encoder_hidden_states"].repeat(2, 1, 1)  # one per frame
         unet = _listed(denoiser, "", x, **inputs)
-        attention = [t for t in _attention(denoiser, x, **inputs)
-                     if motion_adapter is None or not ANIMATEDIFF.frame_target_error(t[0])]
+        attention = _attention(denoiser, x, **inputs)
         try:
             vae = AutoencoderKL.from_config(_component_config(path, "vae"))
         except (ValueError, KeyError, TypeError) as e:

@@ -303,7 +303,7 @@ def check_video_method(spec: VideoSpec) -> None:
         raise BendlabValueError(f"{', '.join(f'{n} {getattr(spec, n)!r}' for n in given)}: the video method denoises "
                                 "a window's frames jointly from one noise tensor; accepted: leave it out")
     for m in spec.mappings:  # every target takes one parameter per frame, but inside a motion module
-        error = models.ANIMATEDIFF.frame_target_error(m.target)
+        error = models.ANIMATEDIFF.frame_target_error(m.target, m.op)
         if error:
             raise BendlabValueError(error)
     if spec.session is not None:

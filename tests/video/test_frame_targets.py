@@ -58,7 +58,8 @@ KINDS = [
     ("text", "multiply", 1.0, 3.0),
     ("attn:down_blocks.2.attentions.0.transformer_blocks.0.attn1", "add", 0.0, 1.0),  # spatial self-attention
     ("attn:down_blocks.2.attentions.0.transformer_blocks.0.attn2", "add", 0.0, 1.0),  # cross-attention to the prompt
-]
+]  # temporal attention: test_temporal_attention_is_bent_per_query_frame (the tiny random adapter's motion modules
+#    add little to its frames, so a bend of them moves a pixel by under a level)
 
 
 @pytest.mark.parametrize("target, op, identity, value", KINDS)
@@ -86,16 +87,35 @@ def test_a_vae_bend_changes_exactly_the_frames_from_its_step_across_windows(anim
     assert (d[:13] == 0).all() and (d[13:] > 1).all(), d.round(1)
 
 
-@pytest.mark.parametrize("target", ["attn:down_blocks.1.motion_modules.0.transformer_blocks.0.attn1",
-                                    "unet:mid_block.motion_modules.0.transformer_blocks.0",
-                                    "unet:up_blocks.0.motion_modules.0.proj_in"])
-def test_inside_a_motion_module_is_refused_in_one_line(animatediff, target):
+@pytest.mark.parametrize("target, op, msg", [
+    ("unet:mid_block.motion_modules.0.transformer_blocks.0", "multiply", "is inside the temporal module"),
+    ("unet:up_blocks.0.motion_modules.0.proj_in", "multiply", "accepted: the module's output (unet:"),
+    ("attn:down_blocks.1.motion_modules.0.transformer_blocks.0.attn1", "attn_rotate", "queries are the window's frames")])
+def test_inside_a_motion_module_is_refused_in_one_line(animatediff, target, op, msg):
     with pytest.raises(BendlabValueError) as e:
-        with bending(animatediff, [Bend("multiply", torch.ones(FRAMES, dtype=torch.float64), 1, target=target)]):
+        with bending(animatediff, [Bend(op, torch.ones(FRAMES, dtype=torch.float64), 1, target=target)]):
             pass
-    msg = str(e.value)
-    assert "is inside the temporal module" in msg and "accepted: the module's output (unet:" in msg
-    assert "\n" not in msg
+    assert msg in str(e.value) and "\n" not in str(e.value)
+
+
+def test_temporal_attention_is_bent_per_query_frame(animatediff):
+    """In a motion module's attention the rows of the probabilities are (pixel, head, query frame): frame k's
+    parameter bends the rows of query frame k. Captured: the probabilities the processor multiplies with the values,
+    bent by add 0 on query frames 0..7 and add 1 on 8..15, against the unbent ones: rows 0..7 equal, 8..15 flattened
+    toward uniform (each row + 1, renormalised)."""
+    from bendlab.bend.attention import AttnBendProcessor
+    from bendlab.bend.hooks import BendCallback
+    path = "down_blocks.1.motion_modules.0.transformer_blocks.0.attn1"
+    attn = animatediff.unet.get_submodule(path)
+    bend = Bend("add", torch.tensor([0.0] * HALF + [1.0] * HALF, dtype=torch.float64), 1, target="attn:" + path)
+    cb = BendCallback([bend])
+    cb.step = 1
+    proc = AttnBendProcessor(attn.processor, [(bend, None)], cb, lambda: False, frames=True)
+    probs = torch.softmax(torch.randn(64 * attn.heads, FRAMES, FRAMES, generator=torch.Generator().manual_seed(0)), -1)
+    bent = proc.bend_probs(probs, attn.heads, [(bend, None)], (1, FRAMES))
+    torch.testing.assert_close(bent[:, :HALF], probs[:, :HALF], atol=1e-6, rtol=0)  # renormalised: sums were 1
+    expected = (probs[:, HALF:] + 1) / (probs[:, HALF:] + 1).sum(-1, keepdim=True)
+    torch.testing.assert_close(bent[:, HALF:], expected)
 
 
 def test_a_motion_modules_output_is_listed_as_a_target(adapter):
@@ -103,7 +123,7 @@ def test_a_motion_modules_output_is_listed_as_a_target(adapter):
     assert names["down_blocks.1.motion_modules.0"].kind == "AnimateDiffTransformer3D"
     assert names["down_blocks.1.motion_modules.0"].shape == names["down_blocks.1.resnets.0"].shape == (64, 8, 8)
     assert "mid_block.motion_modules.0" in names and "up_blocks.2.motion_modules.1" in names
-    assert not [n for n in names if n.startswith("attn:") and "motion_modules" in n]  # refused: not listed
+    assert "attn:down_blocks.1.motion_modules.0.transformer_blocks.0.attn1" in names  # temporal attention
     assert "attn:down_blocks.2.attentions.0.transformer_blocks.0.attn2" in names
 
 
@@ -159,4 +179,4 @@ def test_cli_lists_the_motion_modules(adapter, capsys):
     assert main(["targets", "--motion-adapter", adapter]) == 0
     out = capsys.readouterr().out
     assert "down_blocks.1.motion_modules.0  AnimateDiffTransformer3D" in out
-    assert "motion_modules.0.transformer" not in out
+    assert "attn:down_blocks.1.motion_modules.0.transformer_blocks.0.attn1" in out

@@ -148,8 +148,10 @@ def test_bad_video_input_is_refused_before_the_model_loads(clip16, adapter, tmp_
 @pytest.mark.parametrize("kw, msg", [
     ({"motion_adapter": None}, "method video needs a motion adapter; accepted: motion_adapter=FOLDER"),
     ({"method": "txt2img"}, "only the video method reads it"),
-    ({"mappings": [Mapping("rms", "add", 2, 0, 1,
+    ({"mappings": [Mapping("rms", "attn_rotate", 2, 0, 1,
                            target="attn:mid_block.motion_modules.0.transformer_blocks.0.attn1")]},
+     "temporal attention's queries are the window's frames; accepted: a point-wise operator"),
+    ({"mappings": [Mapping("rms", "add", 2, 0, 1, target="unet:mid_block.motion_modules.0.transformer_blocks.0")]},
      "is inside the temporal module mid_block.motion_modules.0 of AnimateDiff"),
     ({"mappings": [Mapping("rms", "multiply", 2, 1, 2, target="unet:down_blocks.1.motion_modules.0.proj_in")]},
      "accepted: the module's output (unet:down_blocks.1.motion_modules.0)"),
