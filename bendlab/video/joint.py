@@ -35,9 +35,11 @@ before the VAE decodes each frame on its own) changes exactly the frames whose p
 an earlier layer the motion modules (temporal attention across the window's frames) carry part of a frame's bend
 to its neighbours in the steps left. The other targets are per frame too, as the UNet folds the frames into its
 batch (row k: frame k; under guidance [negative x F, positive x F]): its blocks, a motion module's output, the
-text (each frame's prompt), spatial attention (attn1, attn2 under attentions.K); the VAE decoder's bends act when
+text (each frame's prompt), spatial attention (attn1, attn2 under attentions.K), temporal attention (a motion
+module's attn1/attn2, bent per query frame: `bend.attention`); the VAE decoder's bends act when
 the frames are decoded, each chunk with its frames' values, so a VAE bend changes exactly its frames. Inside a
-motion module the batch is the pixels and the frames its sequence: refused (`Family.frame_target_error`).
+motion module's other parts the batch is the pixels and the frames the sequence: refused
+(`Family.frame_target_error`).
 
 Prompts. Several prompts (with keyframes, or spread over the song) are interpolated frame by frame with the weights
 method A uses (`spec.prompt_weights`): each frame's mix of the prompts' embeddings is written over the pipeline's

@@ -90,7 +90,8 @@ def test_a_vae_bend_changes_exactly_the_frames_from_its_step_across_windows(anim
 @pytest.mark.parametrize("target, op, msg", [
     ("unet:mid_block.motion_modules.0.transformer_blocks.0", "multiply", "is inside the temporal module"),
     ("unet:up_blocks.0.motion_modules.0.proj_in", "multiply", "accepted: the module's output (unet:"),
-    ("attn:down_blocks.1.motion_modules.0.transformer_blocks.0.attn1", "attn_rotate", "queries are the window's frames")])
+    ("attn:down_blocks.1.motion_modules.0.transformer_blocks.0.attn1", "attn_rotate",
+     "queries are the window's frames")])
 def test_inside_a_motion_module_is_refused_in_one_line(animatediff, target, op, msg):
     with pytest.raises(BendlabValueError) as e:
         with bending(animatediff, [Bend(op, torch.ones(FRAMES, dtype=torch.float64), 1, target=target)]):
