@@ -77,14 +77,17 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--only", nargs="*", default=["render", "bend", "branch", "vaesweep", "batch", "explorer", "prefix",
                                                   "workers", "memory", "analysis", "interpolate", "checks",
-                                                  "live", "startup", "cli", "music"])
+                                                  "live", "startup", "cli", "music", "methods"])
     ap.add_argument("--music-model", default=None, help="music: default the shipped bendlab-tiny-music")
+    ap.add_argument("--motion-adapter", default=None, help="methods: a MotionAdapter folder (default: the shipped "
+                    "model's)")
     ap.add_argument("--live-fps", type=float, default=20.0, help="live: the target frame rate (0: unpaced)")
     ap.add_argument("--arch", choices=["sd14", "sdxl", "stable-audio-open"], help="a random-weight pipeline with this model's exact "
                     "architecture instead of --model (see below)")
     ap.add_argument("--size", type=int, help="--arch: image side in pixels (default: the model's native size on "
                     "CUDA, 64 on CPU)")
-    ap.add_argument("--steps", type=int, help="--arch: denoising steps (default 50 on CUDA, 4 on CPU)")
+    ap.add_argument("--steps", type=int, help="--arch: denoising steps (default 50 on CUDA, 4 on CPU); methods: "
+                    "default the model's usual")
     ap.add_argument("--batch", type=int, help="--arch: frames per batch (default 8 on CUDA, 2 on CPU)")
     ap.add_argument("--peak-tflops", type=float, help="--arch: the card's dense float16 peak, when its name is not "
                     "in benchmarks/archs.py")
@@ -192,6 +195,35 @@ def main(argv=None) -> None:
 
     if "startup" in a.only:
         startup_benchmark()
+
+    if "methods" in a.only:
+        methods_benchmark(a, pipe)
+
+
+def methods_benchmark(a, pipe, seconds: float = 4.0, fps: float = 10.0) -> None:
+    """The three ways to a video on the same song, prompt, mapping, seed and steps (`video.compare`), each rendered
+    from scratch in one run: flicker (mean and 95th percentile of consecutive-frame differences), neighbour SSIM,
+    seconds per frame; then the video method's p95 against method A's and its cost per frame against A's."""
+    from bendlab import models
+    from bendlab.mapping import Mapping
+    from bendlab.ui.figures import METHODS_VIDEO, METHODS_WINDOW, PIANO_FILE
+    from bendlab.video import VideoSpec, compare_methods
+    v = METHODS_VIDEO
+    steps = a.steps or models.usual_steps(a.model)
+    spec = VideoSpec(audio=str(PIANO_FILE), prompts=[v["prompt"]], fps=fps, steps=steps, model=a.model,
+                     mappings=[Mapping(v["feature"], v["op"], None, v["low"], v["high"])])
+    video_pipe = models.load_pipeline(a.model, a.device, motion_adapter=a.motion_adapter or
+                                      models.default_motion_adapter(a.model))
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = compare_methods(spec, tmp, frames=int(seconds * fps), window=METHODS_WINDOW[0],
+                               overlap=METHODS_WINDOW[1], pipe=pipe, video_pipe=video_pipe)
+    print(f"methods  \"{v['prompt']}\" on the piano, first {seconds:g} s at {fps:g} fps, {steps} steps, "
+          f"{v['op']} <- {v['feature']}:")
+    for r in runs.values():
+        print(f"         {r.summary()}")
+    a_run, video = runs["A: txt2img, walk"], runs["video: AnimateDiff"]
+    print(f"methods  video p95 / A p95 = {video.p95:.2f} / {a_run.p95:.2f} = {video.p95 / a_run.p95:.2f}   goal <= 0.5; "
+          f"cost per frame video / A = {video.seconds / a_run.seconds:.2f}")
 
 
 def startup_benchmark(lengths=(40, 80, 160), fps: float = 20.0) -> None:

@@ -39,17 +39,20 @@ def check_settings(steps=STEPS, guidance=GUIDANCE, seed=SEED, strength=None, out
     check_choice("output_type", output_type, OUTPUT_TYPES)
 
 
-def check_pipe(pipe) -> None:
-    """A one-line error unless `pipe` is None or a loaded pipeline of a supported family (`models.FAMILIES`)."""
+def check_pipe(pipe, video: bool = False) -> None:
+    """A one-line error unless `pipe` is None or a loaded pipeline of a supported image family (`models.FAMILIES`;
+    with video=True a video family's too, `models.VIDEO_FAMILIES`: what `make_video` renders the video method on)."""
     import diffusers
     if pipe is None:
         return
-    classes = tuple(getattr(diffusers, name) for f in models.FAMILIES for name in (f.txt2img, f.img2img))
+    families = (*models.FAMILIES, *(models.VIDEO_FAMILIES if video else ()))
+    classes = tuple(getattr(diffusers, name) for f in families for name in (f.txt2img, f.img2img))
     if not isinstance(pipe, classes):
         what = type(pipe).__name__ if isinstance(pipe, diffusers.DiffusionPipeline) else f"{pipe!r:.60}"
+        more = f", or a video pipeline ({', '.join(f.txt2img for f in models.VIDEO_FAMILIES)})" if video else ""
         raise BendlabValueError(f"pipe {what} is not a supported pipeline; accepted: None or "
                                 f"bendlab.load_pipeline(...), "
-                                f"or a diffusers {models.SUPPORTED}")
+                                f"or a diffusers {models.SUPPORTED}{more}")
 
 
 def img2img_layers(steps: int, strength: float) -> int:

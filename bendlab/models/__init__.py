@@ -10,7 +10,7 @@ from ..lazy import exports
 
 # the names the sub-package offers, by the module that defines each: imported on first use (`bendlab.lazy`)
 __all__ = exports(__name__, {
-    "adapter": ("check_motion_adapter", "max_frames"),
+    "adapter": ("check_motion_adapter", "default_motion_adapter", "DEFAULT_MOTION", "max_frames"),
     "device": ("available_cpus", "check_device", "check_threads", "default_device"),
     "family": ("ANIMATEDIFF", "FAMILIES", "VIDEO_FAMILIES", "Family", "family", "family_of", "IMAGE", "Layout",
                "PACKED", "SD", "SDXL", "SUPPORTED", "TRANSFORMER_PIPELINES", "VIDEO"),

@@ -16,9 +16,21 @@ from pathlib import Path
 
 from ..checks import BendlabValueError, MissingFileError
 from .family import SD, family
-from .folder import _index
+from .folder import DEFAULT_MODEL, SHIPPED, _index
 
-ACCEPTED = "accepted: a diffusers MotionAdapter folder (config.json and .safetensors weights, as save_pretrained writes)"
+ACCEPTED = ("accepted: a diffusers MotionAdapter folder (config.json and .safetensors weights, as save_pretrained "
+            "writes), or 'bendlab-tiny-motion' (the shipped model's)")
+DEFAULT_MOTION = "bendlab-tiny-motion"  # the shipped model's motion adapter, trained here (`make motion`)
+SHIPPED_MOTION = SHIPPED.parent / DEFAULT_MOTION
+
+
+def default_motion_adapter(model=None) -> str | None:
+    """The motion adapter the video method pairs with `model` when none is named: the shipped adapter (trained for
+    the shipped model: its model card is bendlab/weights/bendlab-tiny-motion/README.md) for the shipped model (None,
+    its name, or its folder); None for any other model."""
+    shipped = model is None or str(model) == DEFAULT_MODEL or (
+        isinstance(model, (str, os.PathLike)) and Path(model).expanduser().resolve() == SHIPPED)
+    return str(SHIPPED_MOTION) if shipped and (SHIPPED_MOTION / "config.json").is_file() else None
 
 
 def _config(path: str) -> dict:
@@ -40,7 +52,7 @@ def check_motion_adapter(path, model: str) -> str:
     and a block layout (block_out_channels, layers per block) other than the UNet's."""
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise BendlabValueError(f"motion adapter {path!r:.60} is not a path; {ACCEPTED}")
-    p = Path(path).expanduser()
+    p = SHIPPED_MOTION if str(path) == DEFAULT_MOTION else Path(path).expanduser()
     if not p.is_dir():
         raise MissingFileError(f"motion adapter {str(path)!r} is not a folder that exists; {ACCEPTED}")
     config = _config(str(p))
@@ -72,4 +84,4 @@ def check_motion_adapter(path, model: str) -> str:
 def max_frames(path) -> int:
     """The most frames one window of the adapter holds: its temporal position embeddings (motion_max_seq_length,
     32 for AnimateDiff's; they were trained on 16-frame clips)."""
-    return int(_config(str(path)).get("motion_max_seq_length", 32))
+    return int(_config(str(SHIPPED_MOTION if str(path) == DEFAULT_MOTION else path)).get("motion_max_seq_length", 32))

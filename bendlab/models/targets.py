@@ -134,8 +134,8 @@ def bend_targets(model: str | os.PathLike | None = None,
     (one-line error if absent). A local folder with a current table (`read_table`: the shipped model has one) is
     read from it, without building the modules. With a `motion_adapter` folder (`models.adapter`): the targets of
     that AnimateDiff pairing, its UNet's motion modules among the blocks (each module's output: one row per frame)
-    and their temporal attention (queries and keys: the frames; shape (2, 2) on the 2-frame clip it is read from;
-    bent per query frame, `Family.frame_target_error`), the other shapes per frame.
+    and their temporal attention (queries and keys: the window's frames, shape ("F", "F"); bent per query frame,
+    `Family.frame_target_error`), the other shapes per frame.
 
     Notebook: notebooks/01_operators.ipynb
     """
@@ -166,6 +166,8 @@ def built_targets(path: str, motion_adapter: str | None = None) -> list[Target]:
             inputs["encoder_hidden_states"] = inputs["encoder_hidden_states"].repeat(2, 1, 1)  # one per frame
         unet = _listed(denoiser, "", x, **inputs)
         attention = _attention(denoiser, x, **inputs)
+        if motion_adapter is not None:  # temporal attention: the window's frames attend to each other, any length
+            attention = [(n, k, ("F", "F") if "motion_modules" in n else shape) for n, k, shape in attention]
         try:
             vae = AutoencoderKL.from_config(_component_config(path, "vae"))
         except (ValueError, KeyError, TypeError) as e:

@@ -208,6 +208,28 @@ _add(Figure(
              "and SSIM"))
 
 
+# the three ways to make a video, and the video method's seams (issue 27 section 4): notebooks/10_video_models.ipynb;
+# rendered by `make_methods_figure` (video.compare), not `render_figure`
+METHODS_VIDEO = {"prompt": "a floating orb", "fps": 10.0, "seconds": 4.0, "feature": "rms", "op": "rotate1",
+                 "low": 0.0, "high": round(PI, 6)}
+METHODS_FRAMES = tuple(range(8, 16))  # 8 consecutive frames: 0.8-1.5 s, the piano's first notes
+METHODS_WINDOW = (16, 4)  # the video method's window and overlap (frames)
+_add(Figure(
+    "video-methods", f"Three ways to a video of \"{METHODS_VIDEO['prompt']}\" on the piano, {METHODS_VIDEO['op']} <- "
+    f"{METHODS_VIDEO['feature']} (rows: method A, method B with LAB, the video method; then how much each frame "
+    "changes from the one before)", "10_video_models.ipynb", ncols=len(METHODS_FRAMES),
+    settings=f"shipped piano, first {METHODS_VIDEO['seconds']:g} s at {METHODS_VIDEO['fps']:g} fps; "
+             f"{METHODS_VIDEO['op']} driven by {METHODS_VIDEO['feature']} over {METHODS_VIDEO['low']:g}..pi at the "
+             f"default layer; frames {METHODS_FRAMES[0]}-{METHODS_FRAMES[-1]}; A: txt2img, sin/cos noise walk; "
+             "B: img2img strength 0.5, --color-coherence lab; video: AnimateDiff with the shipped motion adapter, "
+             "windows of 16 overlapping by 4"))
+_add(Figure(
+    "video-seams", "The video method's window seams on the piano: the change of each frame from the one before, "
+    "windows shaded", "10_video_models.ipynb",
+    settings="the video method's frames of video-methods (4 s at 10 fps: windows 0-15, 12-27, 24-39); seam pairs "
+             "marked, mean across the seams and within the windows"))
+
+
 # the bend targets and what a model computes inside (issue 20 section 3): notebooks/09_bending_targets.ipynb
 ATTN2_DOWN = "down_blocks.2.attentions.0.transformer_blocks.0.attn2"  # the first cross-attention of the UNet
 ATTN2_MID = "mid_block.attentions.0.transformer_blocks.0.attn2"
@@ -597,6 +619,64 @@ def make_chain_strip(pipe, out_dir, *, track: str | None = None, steps: int | No
                                              "frame_drift": {label: d.summary(frames[1:]) for label, d in
                                                              drifts.items()}})
     return fig, drifts
+
+
+def make_methods_figure(out_dir, *, steps: int | None = None, seed: int = PAPER_SEED, frames: int | None = None,
+                        folder=None, model: str = "", motion_adapter: str | None = None, pipe=None, video_pipe=None,
+                        progress: bool = False):
+    """The same song, prompt and mapping (`METHODS_VIDEO`) by method A, method B with LAB coherence and the video
+    method (`video.compare.compare_methods`, each in its own render folder under `out_dir`, resumed if there):
+    figure "video-methods" (frames `METHODS_FRAMES` of each, in a row labelled with its flicker p95 and neighbour
+    SSIM; below, each frame's change from the one before along the song, `ui.plots.plot_flicker`) and figure
+    "video-seams" (the video method's frames against its windows, `ui.plots.plot_seams`), both through `savefig`.
+    steps: None -> the model's usual count; frames: how many of the song's first frames (None: all of
+    METHODS_VIDEO's seconds). Returns (the two Figures, {method label: `MethodRun`}).
+
+    Notebook: notebooks/10_video_models.ipynb
+    """
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from ..mapping import Mapping
+    from ..models.folder import DEFAULT_MODEL
+    from ..models.model import usual_steps
+    from ..video.compare import compare_methods
+    from ..video.joint import plan_windows
+    from ..video.quality import seams
+    from ..video.spec import VideoSpec
+    from .plots import plot_flicker, plot_seams, plot_strip
+    v = METHODS_VIDEO
+    steps = usual_steps(model or DEFAULT_MODEL) if steps is None else steps
+    n = frames or int(round(v["seconds"] * v["fps"]))
+    shown = [k for k in METHODS_FRAMES if k < n] or list(range(min(n, len(METHODS_FRAMES))))
+    spec = VideoSpec(audio=str(PIANO_FILE), prompts=[v["prompt"]], fps=v["fps"], steps=steps, seed=seed,
+                     model=model or DEFAULT_MODEL, mappings=[Mapping(v["feature"], v["op"], None, v["low"], v["high"])])
+    runs = compare_methods(spec, out_dir, frames=n, motion_adapter=motion_adapter, window=METHODS_WINDOW[0],
+                           overlap=METHODS_WINDOW[1], pipe=pipe, video_pipe=video_pipe, progress=progress)
+    fig = plt.figure(figsize=(1.5 * len(shown) + 0.5, 1.8 * len(runs) + 2.6), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.8 * len(runs), 2.4])
+    axes = top.subplots(len(runs), len(shown), squeeze=False)
+    rows = {f"{r.label}\np95 {r.p95:.1f}, SSIM {r.ssim.mean():.2f}":
+            [(f"frame {k} ({k / v['fps']:.1f} s)", Image.open(r.frames[k])) for k in shown] for r in runs.values()}
+    plot_strip(rows, axes=axes)
+    plot_flicker({r.label: r.diffs for r in runs.values()}, v["fps"], ax=bottom.subplots())
+    fig.suptitle(f"\"{v['prompt']}\", {steps} steps, {v['fps']:g} fps, {v['op']} <- {v['feature']}: three ways to a "
+                 "video", fontsize=9)
+    settings = {"steps": steps, "seed": seed, "model": model, "frames": n, "shown": shown,
+                **{k: val for k, val in v.items()},
+                "flicker": {r.label: {"mean": round(r.mean, 2), "p95": round(r.p95, 2),
+                                      "neighbour_ssim": round(float(r.ssim.mean()), 3),
+                                      "seconds_per_frame": round(r.seconds / n, 3)} for r in runs.values()}}
+    savefig(fig, "video-methods", folder, settings)
+    video = next(r for r in runs.values() if "video" in r.label)
+    windows = plan_windows(n, *METHODS_WINDOW)
+    s = seams(video.frames, windows)
+    ax = plot_seams(s, windows, v["fps"], title=f"the video method's seams (\"{v['prompt']}\", {steps} steps, windows "
+                    f"of {METHODS_WINDOW[0]} overlapping by {METHODS_WINDOW[1]})")
+    savefig(ax.figure, "video-seams", folder, {"steps": steps, "seed": seed, "model": model, "frames": n,
+                                               "windows": windows, "across": round(s.across, 2),
+                                               "within": round(s.inside, 2)})
+    return (fig, ax.figure), runs
 
 
 def readme_table() -> str:

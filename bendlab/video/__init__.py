@@ -3,7 +3,7 @@
 `spec` holds a video's settings and its plan (the parameter curves); `soundtrack` makes a video's music when it
 has no audio file (its own bend driven by the same curve); `renderer` computes frames on one pipeline
 (`cluster` on Ray workers; `joint` the video method's windows); `folder` is the resumable render folder; `coherence`, `motion` and `tween` keep an
-image-to-image chain steady and fill in between frames; `quality` measures drift, flicker and seams; `make` drives a
+image-to-image chain steady and fill in between frames; `quality` measures drift, flicker and seams (`compare` the three methods on one song); `make` drives a
 render and `mux` writes the mp4 with its audio.
 """
 
@@ -14,6 +14,7 @@ __all__ = exports(__name__, {
     "cluster": ("check_address", "check_workers", "ClusterError", "connect", "MAX_FAILURES", "Pool", "PROBE_TIMEOUT",
                 "RaySource", "shutdown", "START_TIMEOUT", "Worker", "WORKER_THREADS"),
     "coherence": ("COHERENCE", "match_colors", "to_image", "to_tensor"),
+    "compare": ("compare_methods", "METHODS", "MethodRun"),
     "folder": ("check_folder", "frames_dir", "IMAGE_SUFFIXES", "LOCK", "LOG", "MANIFEST", "RenderFolder",
                "RenderFolderError"),
     "joint": ("blend_weights", "ClipNoise", "plan_windows", "render_clip", "WindowRenderer"),
@@ -22,8 +23,8 @@ __all__ = exports(__name__, {
     "mux": ("check_interpolate", "check_upscale", "DEFAULT_INTERPOLATION", "DEFAULT_UPSCALE", "INTERPOLATIONS",
             "MAX_UPSCALE", "mux", "video_info"),
     "processes": ("ProcessSource",),
-    "quality": ("consecutive_diffs", "Drift", "drift", "flicker", "max_frame_difference", "mp4_frames", "Seams", "seams",
-                "SSIM_WINDOW"),
+    "quality": ("consecutive_diffs", "Drift", "drift", "flicker", "max_frame_difference", "mp4_frames",
+                "neighbour_ssim", "Seams", "seams", "SSIM_WINDOW"),
     "renderer": ("aligned_batches", "device_entry", "frame_bends", "FrameRenderer", "img2img_chain", "img2img_seed",
                  "LocalSource", "noise_walk"),
     "spec": ("check_audio_or_session", "check_curves", "check_music_fields", "FIELD_RULES", "MAX_BATCH", "MUSIC_ONLY",

@@ -73,6 +73,14 @@ def consecutive_diffs(frames) -> np.ndarray:
     return np.asarray([np.abs(b - a).mean() for a, b in zip(arrays, arrays[1:])])
 
 
+def neighbour_ssim(frames) -> np.ndarray:
+    """(n - 1,) the SSIM of each frame with the next (kornia, window SSIM_WINDOW, on RGB in 0..1; 1 = the same
+    structure): how alike neighbouring frames are, where `consecutive_diffs` says how far apart."""
+    from kornia.metrics import ssim
+    ts = [to_tensor(f if isinstance(f, np.ndarray) else _open(f)) for f in frames]
+    return np.asarray([float(ssim(a, b, SSIM_WINDOW).mean()) for a, b in zip(ts, ts[1:])])
+
+
 def max_frame_difference(a, b) -> int:
     """The largest pixel difference (8-bit levels) between the frames two render folders both hold (frame_*.png
     by name), e.g. a render on Ray workers against the same render in this process; a one-line error if they

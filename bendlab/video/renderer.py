@@ -28,6 +28,7 @@ from .. import models
 from ..bend.bends import Bend
 from .coherence import match_colors
 from ..bend.fit import check_pipe
+from ..checks import BendlabValueError
 from ..bend.render import (encode_prompts, initial_noise, latent_shape, load_image, render_batch, render_img2img,
                            run_batch, shared_prefix)
 from .joint import WindowRenderer
@@ -186,7 +187,7 @@ class LocalSource:
     once every input has been checked."""
 
     def __init__(self, pipe=None, device: str | None = None):
-        check_pipe(pipe)
+        check_pipe(pipe, video=True)
         self.pipe, self.device = pipe, device
         self.plan: Plan | None = None
         self.renderer: FrameRenderer | WindowRenderer | None = None
@@ -194,6 +195,13 @@ class LocalSource:
     def check(self, spec: VideoSpec) -> None:
         if self.pipe is None:
             self.device = models.check_device(self.device)
+            return
+        fam = models.family_of(self.pipe)
+        if (fam in models.VIDEO_FAMILIES) != (spec.method == "video"):
+            accepted = ("a video pipeline (AnimateDiff: models.load_pipeline(model, motion_adapter=PATH))"
+                        if spec.method == "video" else "an image pipeline (models.load_pipeline(model))")
+            raise BendlabValueError(f"pipe {type(self.pipe).__name__} ({fam.name}) for method {spec.method!r}; "
+                                    f"accepted: {accepted}, or pipe=None to load the spec's model")
 
     def begin(self) -> None:
         """Nothing starts before the plan in this process."""

@@ -174,7 +174,8 @@ class VideoSpec:
     batch: int = 8
     midi: str | None = None  # a .mid file for the midi_* features
     session: str | None = None  # a recorded live session: its automation drives the frames (`session_spec`)
-    motion_adapter: str | None = None  # video method: a diffusers MotionAdapter folder (the model then AnimateDiff)
+    motion_adapter: str | None = None  # video method: a diffusers MotionAdapter folder (the model then AnimateDiff);
+    #                                    None: the shipped model's bendlab-tiny-motion (`models.default_motion_adapter`)
     window: int | None = None  # video method: frames a window holds; None: the adapter's (`models.max_frames`)
     overlap: int | None = None  # video method: frames neighbouring windows share, cross-faded; None: window // 4
     bpm: float | None = None  # beat, beat_phase, bar_phase, lfo:K on a fixed tempo; None: the tracked beats
@@ -194,6 +195,8 @@ class VideoSpec:
                 setattr(self, name, rule(value))
         check_settings(50 if self.steps is None else self.steps, 0.0 if self.guidance is None else self.guidance,
                        self.seed, self.strength if self.method == "img2img" else None)
+        if self.method == "video" and self.motion_adapter is None:  # the shipped model's own, if it is the model
+            self.motion_adapter = models.default_motion_adapter(self.model)
         _check_keyframes(self.keyframes, self.prompts)
         if self.method != "img2img":
             fields_ = self.__dataclass_fields__
@@ -295,8 +298,10 @@ def check_video_method(spec: VideoSpec) -> None:
                                         "accepted: method video (--method video), or leave it out")
         return
     if spec.motion_adapter is None:
-        raise BendlabValueError("method video needs a motion adapter; accepted: motion_adapter=FOLDER "
-                                "(--motion-adapter PATH), a diffusers MotionAdapter folder fitting the SD v1.x model")
+        raise BendlabValueError(f"method video on model {spec.model or models.DEFAULT_MODEL!r:.60} needs a motion "
+                                "adapter; accepted: "
+                                "motion_adapter=FOLDER (--motion-adapter PATH), a diffusers MotionAdapter folder "
+                                "fitting the SD v1.x model (the shipped model has its own: leave model out)")
     defaults = spec.__dataclass_fields__
     given = [n for n in TXT2IMG_ONLY if getattr(spec, n) != defaults[n].default]
     if given:
