@@ -377,6 +377,65 @@ _add(Sounds(
              "unet:transformer_blocks.0 steps 0-49, vae:decoder.block.0 at decode, the text embedding steps 0-49"))
 
 
+# one curve, sound and picture (issue 28 section 3): the generated music and the video bent by the same curve, and
+# the music's own RMS read back by a second mapping; rendered by `make_music_video_figure` (a `make_video` run)
+MUSIC_VIDEO = {"music": MUSIC_PROMPT, "prompt": "a floating orb", "curve": "lfo:1", "bpm": 120.0, "fps": 10.0,
+               "op": "rotate1", "music_op": "rotate1", "music_layer": 40, "high": round(PI, 6)}
+MUSIC_VIDEO_FRAMES = (0, 3, 5, 8, 10, 13, 15, 18)
+_add(Figure(
+    "music-video", f"One curve, sound and picture: an LFO at {MUSIC_VIDEO['bpm']:g} bpm turns R1 on the music and on "
+    f"the frames (top: the curve; middle: the music's spectrogram; bottom: frames)", _MUSIC_NB,
+    ncols=len(MUSIC_VIDEO_FRAMES),
+    settings=f"music \"{MUSIC_VIDEO['music']}\" (the shipped music model, its longest output), bent by R1 @"
+             f"{MUSIC_VIDEO['music_layer']} over 0..pi along {MUSIC_VIDEO['curve']} at {MUSIC_VIDEO['bpm']:g} bpm; "
+             f"frames of \"{MUSIC_VIDEO['prompt']}\" at {MUSIC_VIDEO['fps']:g} fps, R1 over 0..pi along the same "
+             "curve, multiply 1..2 along the music's RMS; frames " + ", ".join(map(str, MUSIC_VIDEO_FRAMES))))
+
+
+def make_music_video_figure(out, *, steps: int | None = None, music_steps: int | None = None,
+                            seed: int = PAPER_SEED, folder=None, pipe=None, progress: bool = False):
+    """Render the joint audio-visual video of `MUSIC_VIDEO` to the mp4 `out` (`make_video` with music: the music
+    rendered first with its own bend along the curve, then the frames; resumed if its render folder is there),
+    draw the shared curve, the music's spectrogram and frames `MUSIC_VIDEO_FRAMES` (`ui.plots.plot_soundtrack`),
+    and save it as figure "music-video" through `savefig`. steps / music_steps: the frames' and the music's
+    denoising steps (None: each model's usual). Returns (the Figure, the mp4's path, the music as a `Sound`).
+
+    Notebook: notebooks/11_bending_music.ipynb
+    """
+    import soundfile as sf
+    from PIL import Image
+
+    from ..mapping import Mapping
+    from ..music.curve import MusicBend
+    from ..music.render import Sound
+    from ..video.folder import frames_dir
+    from ..video.make import check_spec, make_video
+    from ..video.soundtrack import MUSIC_WAV, prepare
+    from ..video.spec import VideoSpec
+    from .plots import plot_soundtrack
+    v = MUSIC_VIDEO
+    spec = VideoSpec(music=v["music"], prompts=[v["prompt"]], bpm=v["bpm"], fps=v["fps"], seed=seed, steps=steps,
+                     music_steps=music_steps, music_bend=MusicBend(v["music_op"], v["music_layer"] if music_steps is None
+                                                                   else fit_layer(v["music_layer"], music_steps),
+                                                                   0.0, v["high"]),
+                     mappings=[Mapping(v["curve"], v["op"], None, 0.0, v["high"]), Mapping("rms", "multiply", None, 1, 2)])
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    mp4 = make_video(spec, out, pipe=pipe, upscale=4, progress=progress)
+    wav = frames_dir(mp4) / MUSIC_WAV
+    y, sr = sf.read(wav, dtype="float32", always_2d=True)
+    sound = Sound(y.T, sr)
+    p = check_spec(spec, audio_path=str(wav))
+    shown = [k for k in MUSIC_VIDEO_FRAMES if k < p.n_frames]
+    frames = {k: Image.open(frames_dir(mp4) / f"frame_{k:05d}.png") for k in shown}
+    axes = plot_soundtrack(p.curves[0], v["fps"], sound, frames, label=f"{v['curve']} at {v['bpm']:g} bpm",
+                           music_curve=prepare(spec).curve)
+    fig = axes[0].figure
+    fig.suptitle(f"\"{v['music']}\" and \"{v['prompt']}\", one curve", fontsize=9)
+    savefig(fig, "music-video", folder, {"steps": p.spec.steps, "music_steps": spec.music_steps, "seed": seed,
+                                         "frames": shown, **v})
+    return fig, mp4, sound
+
+
 def render_music_figure(name: str, pipe, *, steps: int | None = None, seed: int = PAPER_SEED) -> list:
     """Render every entry of the Sounds figure FIGURES[name] on a music pipeline: (label, `Sound`) pairs. Layers
     are given for 50 steps and mapped proportionally for fewer (`_fit`)."""
