@@ -330,8 +330,8 @@ def measure(pipe, seeds, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_G
         for s in seeds:
             if c.feature == "pitch_class":
                 y = clip(c.prompt, s)
-                err = music.pitch_class_error(y, c.key)
-                m = music.median_pitch(y)
+                err = music.pitch_class_error(y, c.key, fmin=c.fmin)
+                m = music.median_pitch(y, fmin=c.fmin)
                 rows.append({"seed": s, "median_midi": None if math.isnan(m) else round(m, 2),
                              "semitones_off": None if math.isnan(err) else round(err, 2), "pass": c.passes(err)})
             else:
@@ -339,7 +339,8 @@ def measure(pipe, seeds, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_G
                 a, b = f(clip(c.prompt, s)), f(clip(c.other, s))
                 rows.append({"seed": s, "prompt": round(a, 2), "other": round(b, 2), "pass": c.passes(a, b)})
         res[c.name] = {"prompt": c.prompt, "other": c.other, "feature": c.feature, "ratio": c.ratio,
-                       "floor": c.floor, "key": c.key, "passed": sum(r["pass"] for r in rows), "of": len(rows), "per_seed": rows}
+                       "floor": c.floor, "key": c.key, "fmin": c.fmin, "passed": sum(r["pass"] for r in rows),
+                       "of": len(rows), "per_seed": rows}
         log(f"check {c.name!r}: {res[c.name]['passed']}/{len(rows)}")
     return {"steps": steps, "guidance": guidance, "checks": res}
 
@@ -416,7 +417,8 @@ def main(argv=None) -> None:
     minutes = (time.time() - t_start) / 60
     save_pipeline(pipe, a.out)
     stats = {"train_minutes": round(minutes, 1), "seed": a.seed, "torch_threads": torch.get_num_threads(),
-             "clips": a.clips, "data_seconds": round(t_data, 1), "sample_rate": music.SR, "latent_sample_std": round(sample_std, 3),
+             "clips": a.clips, "data_seconds": round(t_data, 1), "sample_rate": music.SR,
+             "latent_sample_std": round(sample_std, 3),
              "clip_seconds": music.SECONDS, "latent_channels": LATENT, "hop": music.HOP, "latent_frames": music.FRAMES,
              "vae_minutes": a.vae_minutes, "vae_steps": vae_steps, "vae_batch": a.vae_batch, "vae_crop": a.vae_crop,
              "vae_final_losses": vae_losses, "vae_clip_mrstft": round(rec_stft, 4), "vae_clip_l1": round(rec_l1, 5),
