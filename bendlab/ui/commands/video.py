@@ -42,10 +42,12 @@ def add_parser(sub) -> None:
                    "VideoSpec setting (flags given here override the recipe)")
     f = v.add_argument_group("frames")
     f.add_argument("--method", choices=METHODS, help="txt2img: sin/cos noise walk; img2img: each frame from the "
-                   "previous one; video: the clip's frames denoised jointly by AnimateDiff (needs --motion-adapter; "
-                   f"overlapping windows, the latent bent per frame) (default {v_['method'].default})")
+                   "previous one; video: the clip's frames denoised jointly by AnimateDiff (the shipped model with its own "
+                   "motion adapter, or --motion-adapter; overlapping windows; every target bent per frame) (default "
+                   f"{v_['method'].default})")
     f.add_argument("--motion-adapter", metavar="PATH", help="method video: a diffusers MotionAdapter folder "
-                   "(safetensors) fitting the SD v1.x --model")
+                   "(safetensors) fitting the SD v1.x --model (default with the shipped model: its own "
+                   "bendlab-tiny-motion)")
     f.add_argument("--window", type=int, metavar="N", help=f"method video: frames denoised together, {MIN_WINDOW}.. "
                    "the adapter's window (default: the adapter's); a longer song is rendered in overlapping "
                    "windows; part of the render folder's settings")
