@@ -10,7 +10,7 @@ import torch
 
 from bendlab import models
 from bendlab.bend.bends import Bend
-from bendlab.bend.hooks import bending
+from bendlab.bend.hooks import NonFiniteLatentError, bending
 from bendlab.checks import BendlabValueError
 from bendlab.mapping import Mapping
 from bendlab.video import VideoSpec
@@ -181,3 +181,32 @@ def test_cli_lists_the_motion_modules(adapter, capsys):
     out = capsys.readouterr().out
     assert "down_blocks.1.motion_modules.0  AnimateDiffTransformer3D" in out
     assert "attn:down_blocks.1.motion_modules.0.transformer_blocks.0.attn1" in out
+
+
+def installed(pipe) -> tuple:
+    """What a render may install: hooks on the UNet and the VAE, attention processors, and patched methods on the
+    pipeline and its scheduler (instance attributes)."""
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for part in (pipe.unet, pipe.vae)
+                for m in part.modules())
+    processors = tuple(sorted((n, type(p).__name__) for n, p in pipe.unet.attn_processors.items()))
+    patched = tuple(sorted(n for obj in (pipe, pipe.scheduler) for n in vars(obj) if callable(vars(obj)[n])))
+    return hooks, processors, patched
+
+
+def test_nothing_is_left_installed(animatediff, clip, adapter):
+    """Every kind of target at once, two prompts interpolated, over two windows: afterwards the pipeline holds no
+    hook, processor or patch it did not hold before, also when a render fails part-way."""
+    before = installed(animatediff)
+    targets = [t for t, *_ in KINDS] + ["latent", "vae:decoder.up_blocks.0",
+                                        "attn:down_blocks.1.motion_modules.0.transformer_blocks.0.attn1"]
+    prompts = ["a floating orb", "a gorgeous landscape"]
+    for target in targets:
+        op = "add" if target.startswith("attn:") else "multiply"
+        spec = spec_for(clip, adapter, Mapping("rms", op, None if target.startswith("vae") else 1, 1.0, 2.0,
+                                               target=target), prompts=prompts, window=8, overlap=2)
+        frames(animatediff, spec, [1.0] * 6 + [2.0] * 6, 12)
+        assert installed(animatediff) == before, target
+    spec = spec_for(clip, adapter, Mapping("rms", "multiply", 1, 1.0, 2.0), prompts=prompts)
+    with pytest.raises(NonFiniteLatentError):  # the frames' prompt hook installed, the call stopped at layer 1
+        frames(animatediff, spec, [1.0] * 8 + [3e38] * 8)
+    assert installed(animatediff) == before
