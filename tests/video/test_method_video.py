@@ -137,6 +137,7 @@ def _other_adapter(tmp_path):
     (lambda t, a: str(t / "nowhere"), {}, "is not a folder that exists"),
     (lambda t, a: _bin_adapter(t), {}, "(only diffusion_pytorch_model.bin: pickle files are not loaded)"),
     (lambda t, a: _other_adapter(t), {}, "has blocks [32, 64, 64] with [1, 1, 1] layers, the model's UNet"),
+    (lambda t, a: None, {}, "method video needs a motion adapter with the SD v1.x / 2.x model"),
 ])
 def test_bad_video_input_is_refused_before_the_model_loads(clip16, adapter, tmp_path, no_loading, make, kw, msg):
     spec = video_spec(clip16, make(tmp_path, adapter), **kw)
@@ -146,7 +147,6 @@ def test_bad_video_input_is_refused_before_the_model_loads(clip16, adapter, tmp_
 
 
 @pytest.mark.parametrize("kw, msg", [
-    ({"motion_adapter": None}, "method video needs a motion adapter; accepted: motion_adapter=FOLDER"),
     ({"method": "txt2img"}, "only the video method reads it"),
     ({"mappings": [Mapping("rms", "multiply", 2, 1, 2, target="unet:mid_block")]},
      "mapping target 'unet:mid_block' with method video is not yet implemented; accepted: the latent"),
