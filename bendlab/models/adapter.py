@@ -48,8 +48,9 @@ def _config(path: str) -> dict:
 def check_motion_adapter(path, model: str) -> str:
     """The adapter folder as a string, once it is checked to be a safetensors `MotionAdapter` that fits `model`
     (a resolved local folder of an SD v1.x model; a hub id's configs are not read here): one-line errors for a
-    path that does not exist, a folder without config.json, pickle-only weights (.bin), another image family,
-    and a block layout (block_out_channels, layers per block) other than the UNet's."""
+    path that does not exist, a folder without config.json, pickle-only weights (.bin), another image family, a
+    video transformer (Wan, LTX-Video: it needs none), and a block layout (block_out_channels, layers per block)
+    other than the UNet's."""
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise BendlabValueError(f"motion adapter {path!r:.60} is not a path; {ACCEPTED}")
     p = SHIPPED_MOTION if str(path) == DEFAULT_MOTION else Path(path).expanduser()
@@ -63,7 +64,11 @@ def check_motion_adapter(path, model: str) -> str:
                                 "weights saved as safetensors (save_pretrained's default)")
     if not Path(model).is_dir():
         return str(p)
-    fam = family(_index(model).get("_class_name", ""), model)
+    fam = family(_index(model).get("_class_name", ""), model, video=True)
+    if fam.medium == "video":
+        raise BendlabValueError(f"motion adapter {str(path)!r} given with a {fam.name} model {model!r}, a video "
+                                "model that moves on its own; accepted: leave the motion adapter out "
+                                "(--motion-adapter) for it, or an SD v1.x model with the adapter")
     if fam is not SD:
         raise BendlabValueError(f"motion adapter {str(path)!r} given with a {fam.name} model {model!r}; accepted: an "
                                 "SD v1.x model (AnimateDiff's motion adapters are trained on SD v1.5's UNet)")

@@ -15,7 +15,8 @@ pipeline's latent is one clip, (1, C, F, H, W), so the canonical view has one ro
 music model: DiT denoiser, Oobleck VAE, T5 text encoder; SEQUENCE layout, its channel operators acting on every
 group of 4 of its latent channels); image transformer pipelines are refused (with why) until their families land.
 The video transformers Wan 2.x (VIDEO layout) and LTX-Video (PACKED_VIDEO layout) are on it for the latent target
-only: their VAEs compress time (r video frames per latent frame after the first: `video.latent_frames`), and their
+only (their folders load where a video is asked for, `family(..., video=True)`: the video method, `video.clip`):
+their VAEs compress time (r video frames per latent frame after the first: `video.latent_frames`), and their
 transformer blocks and attention are not yet checked as targets (`Family.check_targets` refuses them in one line).
 """
 
@@ -210,14 +211,13 @@ class Family:
         not an image for the attention-map operators."""
         if not self.across_frames or not target or ":" not in target:
             return None
-        from ..bend.catalogue import ATTN_OPERATORS
         kind, path = target.split(":", 1)
         parts = path.split(".")
         if kind not in ("unet", "attn") or self.across_frames not in parts:
             return None
         k = parts.index(self.across_frames)
         module = ".".join(parts[: k + 2])
-        if kind == "attn" and op in ATTN_OPERATORS:
+        if kind == "attn" and op and op.startswith("attn_"):  # the attention-map operators (bend.catalogue)
             return (f"operator {op!r} on the temporal attention {target!r}: it acts on a token's map over the image, "
                     f"and temporal attention's queries are the window's frames; accepted: a point-wise operator "
                     f"(add, multiply, threshold, invert) on it, or {op} on spatial attention (attentions.K)")
@@ -251,11 +251,11 @@ FAMILIES = (SD, SDXL)  # image families: a model folder's model_index.json names
 ANIMATEDIFF = Family("AnimateDiff (SD v1.x + motion adapter)", "AnimateDiffPipeline", "AnimateDiffVideoToVideoPipeline",
                      SD.components, ("text_encoder",), denoiser_class="UNetMotionModel", layout=VIDEO,
                      across_frames="motion_modules")
-# video transformers: a diffusers folder's model_index.json names their pipeline (loading one is not wired yet:
-# `family` refuses it; `video.clip.render_clip` bends a loaded one); the latent target only for now. `channels` stays
-# 4, the group the channel operators act on (as for Stable Audio's 64): Wan's 16 latent channels (Wan 2.2 5B: 48) are
-# 4 (12) groups, LTX-Video's 128 are 32. Their img2img classes are the video-to-video pipelines built from the same
-# components (not called by bendlab yet).
+# video transformers: a diffusers folder's model_index.json names their pipeline (`family(..., video=True)` finds
+# them: the video method renders a song on one, `video.clip`; image commands refuse them); the latent target only
+# for now. `channels` stays 4, the group the channel operators act on (as for Stable Audio's 64): Wan's 16 latent
+# channels (Wan 2.2 5B: 48) are 4 (12) groups, LTX-Video's 128 are 32. Their img2img classes are the video-to-video
+# pipelines built from the same components (not called by bendlab yet).
 _VIDEO_DIT = dict(denoiser="transformer", callback="on_step_end", medium="video", only_targets=("latent",))
 WAN = Family("Wan 2.x", "WanPipeline", "WanVideoToVideoPipeline",
              ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"), ("text_encoder",),
@@ -283,20 +283,22 @@ TRANSFORMER_PIPELINES = ("StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPip
                          "FluxImg2ImgPipeline", "SanaPipeline", "AuraFlowPipeline")
 
 
-def family(class_name: str, model: str = "") -> Family:
-    """The family of a pipeline class named in a model_index.json; a one-line error for any other class."""
-    for f in FAMILIES:
+def family(class_name: str, model: str = "", video: bool = False) -> Family:
+    """The family of a pipeline class named in a model_index.json; a one-line error for any other class. video:
+    where a video is asked for (the video method, `load_pipeline`), the video transformers (`VIDEO_TRANSFORMERS`)
+    are accepted too; elsewhere (image commands) they are refused in one line."""
+    for f in FAMILIES + (VIDEO_TRANSFORMERS if video else ()):
         if class_name in (f.txt2img, f.img2img, *f.aliases):
             return f
     where = f"model {model!r}" if model else "model"
     if class_name == STABLE_AUDIO.txt2img:
         raise BendlabValueError(f"{where} is a music model ({class_name}); accepted here: an image model "
                                 f"({SUPPORTED}); bend music with `bendlab music` or bendlab.music.render_music")
-    video = next((f for f in VIDEO_TRANSFORMERS if class_name in (f.txt2img, f.img2img)), None)
-    if video is not None:
-        raise BendlabValueError(f"{where} is a video model ({class_name}, {video.name}); accepted here: an image model "
-                                f"({SUPPORTED}); loading its folder is not yet implemented: bend a loaded pipeline "
-                                "with bendlab.video.clip.render_clip")
+    dit = next((f for f in VIDEO_TRANSFORMERS if class_name in (f.txt2img, f.img2img)), None)
+    if dit is not None:
+        raise BendlabValueError(f"{where} is a video model ({class_name}, {dit.name}); accepted here: an image model "
+                                f"({SUPPORTED}); render a video with it: `bendlab video --method video --model "
+                                "FOLDER` (VideoSpec(method=\"video\", model=FOLDER))")
     if class_name in TRANSFORMER_PIPELINES:
         raise BendlabValueError(f"{where} holds a {class_name}, a 16-channel-latent transformer model; accepted: "
                                 f"4-channel-latent UNet pipelines ({SUPPORTED}), since the channel operators "

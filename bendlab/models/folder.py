@@ -19,8 +19,9 @@ SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "bendlab-tiny-sd"
 DEFAULT_MODEL = "bendlab-tiny-sd"
 
 
-def resolve(model: str | os.PathLike | None) -> str:
-    """The folder or hub id to load; checks a local folder is a supported pipeline (one-line errors)."""
+def resolve(model: str | os.PathLike | None, video: bool = False) -> str:
+    """The folder or hub id to load; checks a local folder is a supported pipeline (one-line errors). video: a
+    Wan or LTX-Video folder is accepted too (`family(..., video=True)`: where a video is asked for)."""
     accepted = (f"accepted: a diffusers folder of {SUPPORTED}, a hub id like 'CompVis/stable-diffusion-v1-4', "
                 f"or {DEFAULT_MODEL!r} (the shipped model)")
     if model is None or str(model) == DEFAULT_MODEL:
@@ -50,17 +51,19 @@ def resolve(model: str | os.PathLike | None) -> str:
         raise BendlabValueError(f"model index {str(index)!r} holds a {type(meta).__name__}, not an object; accepted: "
                                 "the "
                                 "model_index.json written by a pipeline's save_pretrained")
-    fam = family(meta.get("_class_name", ""), s)
+    fam = family(meta.get("_class_name", ""), s, video)
     missing = [c for c in fam.components if not (p / c).is_dir()]
     if missing:
         raise BendlabValueError(f"model folder {s!r} is not a complete {fam.txt2img} (missing {', '.join(missing)}); "
                                 f"accepted: a folder written by {fam.txt2img}.save_pretrained")
-    for c in ("unet", "vae", *fam.text_encoders):  # bendlab reads safetensors only: refused here, not in diffusers
+    for c in (fam.denoiser, "vae", *fam.text_encoders):  # safetensors only: refused here, not in diffusers
         if not any((p / c).glob("*.safetensors")):
             found = sorted(f.name for f in (p / c).iterdir() if f.suffix in (".bin", ".ckpt", ".pt", ".pth"))
             raise BendlabValueError(f"model folder {s!r} has no .safetensors weights in {c}"
                                     f"{f' (only {found[0]}: pickle files are not loaded)' if found else ''}; accepted: "
                                     "weights saved as safetensors (save_pretrained's default)")
+    if fam.medium == "video":  # a video transformer: its channel operators act on groups of 4 (`Family.channels`)
+        return str(p)
     try:
         channels = json.loads((p / "unet" / "config.json").read_text()).get("in_channels", 4)
     except (OSError, ValueError, AttributeError):

@@ -51,7 +51,7 @@ _NOTICE = _EmptyFloat32Notice()
 
 @functools.lru_cache(maxsize=2)
 def _load(path: str, device: str, dtype: torch.dtype, motion_adapter: str | None = None):
-    fam = family(_index(path).get("_class_name", ""), path)
+    fam = family(_index(path).get("_class_name", ""), path, video=True)
     logging.getLogger("diffusers.models.modeling_utils").addFilter(_NOTICE)  # once: a logger keeps a set
     with quiet_loading():
         import diffusers
@@ -64,7 +64,7 @@ def _load(path: str, device: str, dtype: torch.dtype, motion_adapter: str | None
             pipe = cls.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
         except OSError as e:  # hub id not in the local cache and no network, or a folder without safetensors
             raise OSError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
-    if not keeps_own_scheduler(pipe.scheduler):
+    if fam.medium == "image" and not keeps_own_scheduler(pipe.scheduler):  # a video transformer keeps its own
         pipe.scheduler = diffusers.DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
@@ -88,16 +88,19 @@ def load_vae(model: str | os.PathLike | None = None, device: str | None = None):
 def load_pipeline(model: str | os.PathLike | None = None, device: str | None = None,
                   dtype: torch.dtype | None = None, motion_adapter: str | os.PathLike | None = None):
     """The model's pipeline (StableDiffusionPipeline or StableDiffusionXLPipeline, from its model_index.json) with
-    a DDIM scheduler (few-step models keep theirs: `keeps_own_scheduler`), cached per (model, device, dtype).
+    a DDIM scheduler (few-step models keep theirs: `keeps_own_scheduler`), cached per (model, device, dtype); a
+    Wan 2.x or LTX-Video folder loads as its WanPipeline or LTXPipeline with its own (flow matching) scheduler
+    (render it with `video.clip.render_clip`, or the video method).
 
-    model:  None or "bendlab-tiny-sd" (the shipped offline model), a local diffusers folder, or a hub id of
-            SD v1.x/2.x or SDXL (e.g. "CompVis/stable-diffusion-v1-4", downloaded by diffusers only if you ask)
+    model:  None or "bendlab-tiny-sd" (the shipped offline model), a local diffusers folder (safetensors), or a
+            hub id of SD v1.x/2.x or SDXL (e.g. "CompVis/stable-diffusion-v1-4", downloaded by diffusers only if
+            you ask)
     device: "cuda" when available, else "cpu"
     dtype:  float16 on CUDA, float32 on CPU
     motion_adapter: a diffusers MotionAdapter folder (safetensors; `models.adapter`): the model (SD v1.x) and
             the adapter then load as diffusers' AnimateDiffPipeline (family `ANIMATEDIFF`, a video pipeline)
     """
-    path = resolve(model)
+    path = resolve(model, video=True)
     adapter = None if motion_adapter is None else check_motion_adapter(motion_adapter, path)
     device = check_device(device)
     dtype = dtype or (torch.float16 if device.startswith("cuda") else torch.float32)
@@ -120,11 +123,13 @@ def img2img_pipeline(pipe):
 
 
 def weights_fingerprint(pipe) -> str:
-    """A short id of a loaded pipeline's weights (UNet, VAE, text encoders): every tensor's name, shape and first
-    16 values. Render folders record it, so frames of a retrained or other model are never mixed on resume."""
+    """A short id of a loaded pipeline's weights (its denoiser: the UNet, with AnimateDiff's motion modules, or a
+    video transformer; the VAE; the text encoders): every tensor's name, shape and first 16 values. Render folders
+    record it, so frames of a retrained or other model are never mixed on resume."""
     import hashlib
     h = hashlib.sha1()
-    for comp in (pipe.unet, pipe.vae, *(getattr(pipe, name) for name in family_of(pipe).text_encoders)):
+    fam = family_of(pipe)
+    for comp in (fam.denoiser_of(pipe), pipe.vae, *(getattr(pipe, name) for name in fam.text_encoders)):
         for name, t in comp.state_dict().items():
             h.update(f"{name}{tuple(t.shape)}".encode())
             h.update(t.detach().flatten()[:16].float().cpu().numpy().tobytes())

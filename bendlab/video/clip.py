@@ -7,6 +7,22 @@ tokens). A latent bend acts on the family's canonical view, (F', C, h, w), one r
 parameter has F' values bends latent frame j by value j, as AnimateDiff's per-frame bends do
 (`video.joint`); `video.latent_frames.per_latent_frame` makes those F' values from a curve over the F video frames.
 Only the latent is a target here for now (`models.Family.check_targets`).
+
+A song (the video method, `VideoSpec(method="video", model=<a Wan or LTX-Video folder>)`) is rendered by
+`TransformerWindows`, `video.joint.WindowRenderer`'s order, overlaps and resume with three differences:
+- Windows hold 1 + r k video frames (the pipeline's own clip length by default: Wan 81, LTX-Video 161) and start
+  on latent frames (window - overlap a multiple of r); the song is padded to 1 + r k frames with its last
+  parameter (the padding is rendered, never written). Latent frame j of the song's noise is the j-th draw of one
+  seeded generator (`joint.ClipNoise`), the same in every window that holds it; a window starting at video frame
+  s starts at the song's latent frame s / r (its first latent frame, which holds frame s alone, takes that
+  draw). A song no longer than the window is one window: the stock pipeline call, bit for bit (`render_clip`).
+- Each window's parameters are its own stretch of the curves, one per latent frame (`per_latent_frame`).
+- Windows are blended as **decoded frames**, not latents: a window's first latent frame holds one video frame
+  and the rest r each, so two windows' latent frames never hold the same video frames as a shifted copy of each
+  other (the song's latent frame s / r holds frames s - r + 1 .. s, a window's first latent frame frame s alone),
+  and each window is decoded by the stock pipeline call (its VAE's temporal context is its own window's). In an
+  overlap the frames (float, 0..1) are cross-faded with `joint.blend_weights`; what waits between two windows
+  (saved in the render folder for resume) is those frames in float32.
 """
 
 from __future__ import annotations
@@ -15,13 +31,16 @@ import inspect
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from ..bend.bends import Bend, as_bends
 from ..bend.hooks import bending
 from ..checks import BendlabValueError, check_int
-from ..models.family import VIDEO_TRANSFORMERS, Family, family_of
-from .latent_frames import check_frames
+from ..models.family import VIDEO, VIDEO_TRANSFORMERS, Family, family_of
+from .joint import ClipNoise, WindowRenderer, blend_weights, plan_windows
+from .latent_frames import check_frames, per_latent_frame
+from .spec import Plan, check_curves
 
 
 def _default(pipe, name: str):
@@ -101,11 +120,138 @@ def render_clip(pipe, bends=(), *, prompt: str, n_frames: int, height: int, widt
     steps = _default(pipe, "num_inference_steps") if steps is None else steps
     guidance = _default(pipe, "guidance_scale") if guidance is None else guidance
     check_clip(pipe, bends, n_frames, height, width, steps)
+    return _call(pipe, bends, prompt, clip_noise(pipe, seed, n_frames, height, width), n_frames, height, width, steps,
+                 guidance, seed, negative_prompt, output_type)
+
+
+def _call(pipe, bends, prompt, latents, n_frames, height, width, steps, guidance, seed, negative_prompt=None,
+          output_type="np"):
+    """The stock pipeline call from `latents` (checked), the bends installed; its first item's frames. The prompt's
+    tokens: the tokenizer's length or the pipeline's default, the shorter."""
     tokens = min(pipe.tokenizer.model_max_length, _default(pipe, "max_sequence_length"))
     with bending(pipe, bends, prompts=[prompt]) as cb:
         out = pipe(prompt=prompt, negative_prompt=negative_prompt, num_frames=n_frames, height=height, width=width,
-                   num_inference_steps=steps, guidance_scale=guidance, latents=clip_noise(pipe, seed, n_frames, height,
-                                                                                          width),
+                   num_inference_steps=steps, guidance_scale=guidance, latents=latents,
                    generator=torch.Generator().manual_seed(seed), output_type=output_type, callback_on_step_end=cb,
                    max_sequence_length=tokens)
     return out.frames[0]
+
+
+# ------------------------------------------------------------------------------------------ a song in windows
+def padded(n_frames: int, r: int) -> int:
+    """The frames a song of n_frames is rendered as on a VAE that compresses time r-fold: the fewest 1 + r k that
+    hold them (the frames after n_frames are rendered with the last parameter and never written)."""
+    return n_frames if n_frames <= 1 else r * -(-(n_frames - 1) // r) + 1
+
+
+def song_windows(n_frames: int, window: int, overlap: int, r: int = 1) -> list[tuple[int, int]]:
+    """The windows (start, end) of a song of n_frames on the video method: `joint.plan_windows` of the song padded
+    to 1 + r k frames (`padded`; r = 1: AnimateDiff, no padding). With window and window - overlap as the video
+    method checks them (1 + r k, a multiple of r), every window holds 1 + r k frames and starts on a latent frame."""
+    return plan_windows(padded(n_frames, r), window, overlap)
+
+
+def check_song(plan: Plan, pipe) -> None:
+    """One-line errors for a song's bends on a video transformer (or its meta-device skeleton,
+    `models.Model.shapes`): every mapping at both ends of its curve, checked as a window of the song's first window
+    frames at the spec's size (`check_clip`: the family's targets, latent frames, size, the bends' shapes)."""
+    spec, fam = plan.spec, check_family(pipe)
+    r = fam.temporal_ratio_of(pipe)
+    bends = []
+    for j, m in enumerate(spec.mappings):
+        if j in plan.vectors:  # a matrix: only its layer and where depend on the model
+            bends.append(m.bend(plan.vectors[j][0].tolist()))
+            continue
+        bends += [m.bend(float(v)) for v in (plan.curves[j].min(), plan.curves[j].max())]
+    first = song_windows(plan.n_frames, spec.window, spec.overlap, r)[0]
+    check_clip(pipe, bends, first[1] - first[0], spec.height, spec.width, spec.n_layers)
+
+
+class TransformerWindows(WindowRenderer):
+    """Renders a plan's frames on a video transformer (Wan, LTX-Video) window by window (the module docstring):
+    prepared once (the bends checked, the windows and their weights, the padded curves), then run in order by
+    `WindowRenderer.frames` (resume from the render folder's saved overlaps included). What it blends is a
+    window's decoded frames, (1, 3, F, H, W) float32 in 0..1."""
+
+    def __init__(self, plan: Plan, pipe):
+        spec = plan.spec
+        self.fam = check_family(pipe)
+        check_song(plan, pipe)
+        self.plan, self.pipe, self.n = plan, pipe, plan.n_frames
+        self.r = self.fam.temporal_ratio_of(pipe)
+        self.windows = song_windows(plan.n_frames, spec.window, spec.overlap, self.r)
+        self.weights = [torch.tensor(w, dtype=torch.float32).view(1, 1, -1, 1, 1) for w in blend_weights(self.windows)]
+        pad = self.windows[-1][1] - plan.n_frames
+        self.curves = np.pad(plan.curves, ((0, 0), (0, pad)), mode="edge")
+        self.vectors = {j: np.pad(v, ((0, pad), (0, 0)), mode="edge") for j, v in plan.vectors.items()}
+        _, h, w = self.fam.latent_grid(pipe, 1, spec.height, spec.width)
+        self.channels = self.fam.denoiser_of(pipe).config.in_channels
+        self.noise = ClipNoise(spec.seed, (self.channels, h, w))  # one draw per latent frame of the song
+        self.shape = (3, spec.height, spec.width)  # what an overlap holds per frame: RGB in 0..1
+
+    def bends(self, s: int, e: int) -> list[Bend]:
+        """The mappings' bends for the window of frames s..e-1: one parameter per latent frame, the mean of the
+        curve over the frames it holds (`per_latent_frame`)."""
+        out = []
+        for j, m in enumerate(self.plan.spec.mappings):
+            if j in self.vectors:  # (F, K) -> (F', K)
+                values = per_latent_frame(self.vectors[j][s:e].T, self.r).T
+            else:
+                values = per_latent_frame(self.curves[j, s:e], self.r)
+            out.append(m.bend(torch.tensor(values, dtype=torch.float64)))
+        return out
+
+    def noise_of(self, s: int, e: int) -> torch.Tensor:
+        """The initial latent of the window of frames s..e-1 in the pipeline's layout: the song's latent frames
+        s / r .. s / r + F' - 1."""
+        n = check_frames(e - s, self.r)
+        x = VIDEO.canonical(self.noise.frames(s // self.r, s // self.r + n))  # (F', C, h, w)
+        grid = self.fam.latent_grid(self.pipe, e - s, *self.shape[1:])
+        like = torch.empty(self.fam.layout.shape(1, self.channels, grid), device="meta")
+        return self.fam.layout.restore(x, like).contiguous().to(self.pipe.device)
+
+    @torch.no_grad()
+    def latents(self, j: int) -> torch.Tensor:
+        """(1, 3, F, H, W) window j's frames, float32 in 0..1 on the CPU: the stock pipeline call (output_type
+        "pt", decoded by its VAE) from the song's noise of its latent frames, with its bends."""
+        spec = self.plan.spec
+        s, e = self.windows[j]
+        frames = _call(self.pipe, self.bends(s, e), spec.prompts[0], self.noise_of(s, e), e - s, spec.height,
+                       spec.width, spec.steps, spec.guidance, spec.seed + s, output_type="pt")
+        return frames.float().cpu().permute(1, 0, 2, 3).unsqueeze(0)
+
+    def decode(self, latents: torch.Tensor, output_type: str = "pil", frames: range | None = None):
+        """Blended frames (1, 3, F, H, W) in 0..1 as the pipeline's own output_type "pil" (or "np") makes them (the
+        frames were decoded window by window: `frames`, their indices, bend nothing more here)."""
+        from diffusers.image_processor import VaeImageProcessor
+        x = VaeImageProcessor.pt_to_numpy(latents[0].permute(1, 0, 2, 3))
+        return x if output_type == "np" else VaeImageProcessor.numpy_to_pil(x)
+
+    def frames(self, todo, folder=None, output_type: str = "pil"):
+        """`WindowRenderer.frames` without the padding (frames from n_frames on)."""
+        for i, frame in super().frames(todo, folder, output_type):
+            if i < self.n:
+                yield i, frame
+
+
+def check_plan(plan: Plan, shapes) -> None:
+    """A plan's bends against a pipeline (or its `models.Model.shapes`): `check_song` on a video transformer, else
+    `video.spec.check_curves`."""
+    if family_of(shapes) in VIDEO_TRANSFORMERS:
+        check_song(plan, shapes)
+    else:
+        check_curves(plan, shapes)
+
+
+def windows_of(plan: Plan, shapes) -> list[tuple[int, int]]:
+    """The windows a plan of the video method is rendered in on a pipeline (or its `models.Model.shapes`):
+    AnimateDiff's `plan_windows`, a video transformer's `song_windows`."""
+    fam = family_of(shapes)
+    r = fam.temporal_ratio_of(shapes) if fam in VIDEO_TRANSFORMERS else 1
+    return song_windows(plan.n_frames, plan.spec.window, plan.spec.overlap, r)
+
+
+def video_renderer(plan: Plan, pipe) -> WindowRenderer:
+    """The video method's renderer for a loaded pipeline: `TransformerWindows` on Wan or LTX-Video, else
+    AnimateDiff's `WindowRenderer`."""
+    return (TransformerWindows if family_of(pipe) in VIDEO_TRANSFORMERS else WindowRenderer)(plan, pipe)

@@ -6,7 +6,8 @@
     -> mapping (`mapping.Mapping`: each feature smoothed and scaled into a bend parameter)
     -> plan (`video.spec.plan`: the spec resolved against the model, the parameter curves)
     -> frames (`renderer`: a frame source renders the missing frames: `LocalSource` here, `video.cluster.RaySource`
-       on Ray workers, both running `video.renderer.FrameRenderer`)
+       on Ray workers, both running `video.renderer.FrameRenderer`; the video method's windows run in this process
+       on AnimateDiff, `video.joint`, or on a Wan / LTX-Video folder, `video.clip.TransformerWindows`)
     -> render folder (`video.folder.RenderFolder`: each PNG written as soon as it is finished, verified, resumable)
     -> mp4 (`video.mux.mux`: the PNGs and the audio into H.264 + AAC).
 
@@ -28,7 +29,7 @@ from ..bend.fit import check_token_words
 from ..checks import BendlabValueError, check_choice, check_int, is_number
 from ..files import check_output
 from .folder import RenderFolder, frames_dir
-from .joint import plan_windows
+from .clip import check_plan, windows_of
 from ..mapping import Mapping
 from .mux import (DEFAULT_INTERPOLATION, DEFAULT_UPSCALE, INTERPOLATIONS, check_interpolate, check_upscale, mux,
                   video_info)
@@ -36,7 +37,7 @@ from .quality import drift, flicker, mp4_frames, seams
 from .renderer import FrameRenderer, LocalSource, noise_walk
 from .soundtrack import prepare
 from .tween import latent_tweens
-from .spec import METHODS, WALKS, Plan, VideoSpec, check_curves, parse_keyframe, plan, prompt_weights
+from .spec import METHODS, WALKS, Plan, VideoSpec, parse_keyframe, plan, prompt_weights
 
 __all__ = ["Mapping", "VideoSpec", "Plan", "plan", "check_spec", "render_frames", "make_video", "mux", "video_info",
            "FrameRenderer", "noise_walk", "parse_keyframe", "prompt_weights", "METHODS", "WALKS"]
@@ -51,7 +52,7 @@ def check_spec(spec: VideoSpec, source=None, audio_path=None) -> Plan:
     model = source.model(spec)
     p = plan(spec, model, audio_path)
     if model.shapes is not None:
-        check_curves(p, model.shapes)
+        check_plan(p, model.shapes)
     check_token_words(model, [m.bend(m._example(m.low), m.layer or 0) for m in spec.mappings
                               if m.where.startswith("token")], spec.prompts)
     return p
@@ -185,7 +186,7 @@ def make_video(spec: VideoSpec, out: str | Path, *, pipe=None, device: str | Non
             if spec.method == "img2img":
                 tqdm.write(drift(frames).summary())
             if spec.method == "video":
-                tqdm.write(seams(frames, plan_windows(p.n_frames, p.spec.window, p.spec.overlap)).summary())
+                tqdm.write(seams(frames, windows_of(p, source.model(spec).shapes)).summary())
         return mp4
 
     source = _source(source, pipe, device)

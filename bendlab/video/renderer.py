@@ -1,6 +1,7 @@
 """The frames of a video, computed on one pipeline (the fourth stop of a frame's way: audio -> mapping -> bend ->
 video.renderer -> video.folder -> mp4): the noise walk, the shared prefix of fixed-noise frames, the img2img
-chain, and `LocalSource` (the video method's windows: `video.joint`), the frame source `video.render_frames`
+chain, and `LocalSource` (the video method's windows: `video.joint` on AnimateDiff, `video.clip` on Wan and
+LTX-Video, `video.clip.video_renderer` choosing by the pipeline's family), the frame source `video.render_frames`
 uses in this process (`video.cluster.RaySource` is the other: the same `FrameRenderer` on Ray workers).
 
 A frame source is a small object the orchestration is handed:
@@ -31,6 +32,7 @@ from ..bend.fit import check_pipe
 from ..checks import BendlabValueError
 from ..bend.render import (encode_prompts, initial_noise, latent_shape, load_image, render_batch, render_img2img,
                            run_batch, shared_prefix)
+from .clip import check_plan, video_renderer  # AnimateDiff's WindowRenderer, or a video transformer's windows
 from .joint import WindowRenderer
 from .spec import Plan, VideoSpec, check_curves, frame_bends, prompt_weights
 
@@ -54,7 +56,8 @@ def noise_walk(pipe, spec: VideoSpec, n_frames: int, frames=None) -> torch.Tenso
 
 def device_entry(pipe) -> str:
     """The device, dtype and (on a CPU) torch threads: each changes pixels at the rounding level."""
-    d = f"{pipe.device.type} {str(pipe.unet.dtype).removeprefix('torch.')}"
+    dtype = models.family_of(pipe).denoiser_of(pipe).dtype
+    d = f"{pipe.device.type} {str(dtype).removeprefix('torch.')}"
     return d + (f", {torch.get_num_threads()} threads" if pipe.device.type == "cpu" else "")
 
 
@@ -213,7 +216,7 @@ class LocalSource:
     def start(self, plan: Plan) -> dict:
         if self.pipe is None:
             self.pipe = plan.spec.model_of().load(self.device)
-            check_curves(plan, self.pipe)  # known before for a folder; a hub id's shapes only now
+            check_plan(plan, self.pipe)  # known before for a folder; a hub id's shapes only now
         self.plan = plan
         return {"weights": models.weights_fingerprint(self.pipe), "device": device_entry(self.pipe)}
 
@@ -222,7 +225,7 @@ class LocalSource:
             yield from img2img_chain(self.plan, self.pipe, todo, folder.frame_path)
             return
         if self.plan.spec.method == "video":  # windows in order, from the last overlap the folder saved
-            self.renderer = self.renderer or WindowRenderer(self.plan, self.pipe)
+            self.renderer = self.renderer or video_renderer(self.plan, self.pipe)
             yield from self.renderer.frames(todo, folder)
             return
         self.renderer = self.renderer or FrameRenderer(self.plan, self.pipe)

@@ -103,13 +103,18 @@ FIELD_RULES = {
     "music_steps": lambda v: check_int("music_steps", v, 1, accepted="denoising steps of the music"),
     "music_bend": _music_bend,
     "window": lambda v: check_int("window", v, MIN_WINDOW, accepted=f"frames a window of the video method holds, "
-                                  f"at least {MIN_WINDOW} (at most the motion adapter's)"),
+                                  f"at least {MIN_WINDOW} (at most the motion adapter's, or the video model's)"),
+    "height": lambda v: check_int("height", v, 1, 8192, accepted="pixels (a multiple of the video model's VAE and "
+                                  "patches)"),
+    "width": lambda v: check_int("width", v, 1, 8192, accepted="pixels (a multiple of the video model's VAE and "
+                                 "patches)"),
     "overlap": lambda v: check_int("overlap", v, 0, accepted="frames two neighbouring windows share, 0 (a cut) to "
                                    "the window - 1"),
 }
 IMG2IMG_ONLY = ("strength", "img2img_prompt", "color_coherence", "img2img_noise", "flow", "init_image")
 TXT2IMG_ONLY = ("walk", "batch")  # the video method: one noise per frame, windows of frames denoised jointly
-VIDEO_ONLY = ("motion_adapter", "window", "overlap")
+VIDEO_ONLY = ("motion_adapter", "window", "overlap", "height", "width")
+SIZE = ("height", "width")  # read only on a video transformer (AnimateDiff renders at its model's size)
 MUSIC_ONLY = ("music_model", "music_seconds", "music_steps", "music_bend")  # read only when music is generated
 OPTIONAL = {"keyframes", "init_image", "midi", "session", *VIDEO_ONLY, "bpm", "music", *MUSIC_ONLY}
 
@@ -143,8 +148,9 @@ class VideoSpec:
     constructor checks types and ranges only; `plan` reads the files and the model's configs.
 
     steps, guidance: None -> the model's usual ones (`models.Model.usual`: 50 and 7.5 with DDIM, as the paper);
-    method: "txt2img", "img2img" or "video" (the clip's frames denoised jointly by AnimateDiff, the model with
-    `motion_adapter`, in windows of `window` frames overlapping by `overlap`; `video.joint`);
+    method: "txt2img", "img2img" or "video" (the clip's frames denoised jointly in windows of `window` frames
+    overlapping by `overlap`: by AnimateDiff, the model with `motion_adapter`, `video.joint`; or by a video
+    transformer, `model` a Wan 2.x or LTX-Video diffusers folder, at height x width, `video.clip`);
     batch: txt2img frames rendered together (frames are computed in batches aligned to multiples of it, so it
     changes pixels at the float-rounding level and is part of the identity; 8 is ~2.4x faster than 1 on a CPU).
     music: a prompt instead of an audio file: the music is generated first (`music_model`, `music_seconds`,
@@ -176,8 +182,12 @@ class VideoSpec:
     session: str | None = None  # a recorded live session: its automation drives the frames (`session_spec`)
     motion_adapter: str | None = None  # video method: a diffusers MotionAdapter folder (the model then AnimateDiff);
     #                                    None: the shipped model's bendlab-tiny-motion (`models.default_motion_adapter`)
-    window: int | None = None  # video method: frames a window holds; None: the adapter's (`models.max_frames`)
+    window: int | None = None  # video method: frames a window holds; None: the adapter's (`models.max_frames`) or
+    #                            the video transformer pipeline's clip length (Wan 81, LTX-Video 161)
     overlap: int | None = None  # video method: frames neighbouring windows share, cross-faded; None: window // 4
+    #                             (on a video transformer: the nearest 1 + r k, r its VAE's temporal compression)
+    height: int | None = None  # video method on a video transformer: px; None: its pipeline's (Wan 480, LTX 512)
+    width: int | None = None  # ... and px; None: its pipeline's (Wan 832, LTX 704)
     bpm: float | None = None  # beat, beat_phase, bar_phase, lfo:K on a fixed tempo; None: the tracked beats
     music: str | None = None  # a prompt: the video's audio is this music, generated first (`video.soundtrack`)
     music_model: str | None = None  # None: the shipped music model (`music.model.resolve_music`)
@@ -257,6 +267,9 @@ class VideoSpec:
             del d["batch"]  # frames are rendered one by one
         if self.method == "video":  # window and overlap stay: they change pixels
             del d["batch"], d["walk"], d["motion_adapter"]  # the adapter's weights are in the fingerprint
+            for name in SIZE:
+                if d[name] is None:  # AnimateDiff: recorded as before sizes existed (its folders resume)
+                    del d[name]
         else:
             for name in VIDEO_ONLY:  # recorded as before the video method existed (its folders resume)
                 del d[name]
@@ -282,26 +295,22 @@ class VideoSpec:
                 "bend": None if self.music_bend is None else asdict(self.music_bend)}
 
     def model_of(self) -> models.Model:
-        """The `models.Model` the spec names: its model, with its motion adapter for the video method."""
-        return models.Model.of(self.model, motion_adapter=self.motion_adapter)
+        """The `models.Model` the spec names: its model, with its motion adapter for the video method (which also
+        accepts a Wan or LTX-Video folder)."""
+        return models.Model.of(self.model, motion_adapter=self.motion_adapter, video=self.method == "video")
 
 
 def check_video_method(spec: VideoSpec) -> None:
-    """One-line errors for what the video method (`video.joint`) does not read, or not yet: a motion adapter,
-    window or overlap without it, it without an adapter, an overlap as long as the window, the txt2img-only walk
-    and batch, a mapping on a target other than the latent, several prompts, a session (types only: the
-    adapter's files and its window are checked by `resolve`)."""
+    """One-line errors for what the video method (`video.joint`, `video.clip`) does not read, or not yet: a motion
+    adapter, window, overlap, height or width without it, an overlap as long as the window, the txt2img-only walk
+    and batch, a mapping on a target other than the latent, several prompts, a session (types only: the model,
+    whether it needs an adapter, the adapter's files and the window are checked by `resolve`)."""
     if spec.method != "video":
         for name in VIDEO_ONLY:
             if getattr(spec, name) is not None:
                 raise BendlabValueError(f"{name} {getattr(spec, name)!r:.60}: only the video method reads it; "
                                         "accepted: method video (--method video), or leave it out")
         return
-    if spec.motion_adapter is None:
-        raise BendlabValueError(f"method video on model {spec.model or models.DEFAULT_MODEL!r:.60} needs a motion "
-                                "adapter; accepted: "
-                                "motion_adapter=FOLDER (--motion-adapter PATH), a diffusers MotionAdapter folder "
-                                "fitting the SD v1.x model (the shipped model has its own: leave model out)")
     defaults = spec.__dataclass_fields__
     given = [n for n in TXT2IMG_ONLY if getattr(spec, n) != defaults[n].default]
     if given:
@@ -343,6 +352,59 @@ def check_overlap(overlap: int, window: int) -> int:
         raise BendlabValueError(f"overlap {overlap} is not shorter than the window ({window} frames); accepted: "
                                 f"0..{window - 1} frames shared by neighbouring windows (default window // 4)")
     return overlap
+
+
+def video_settings(spec: VideoSpec, model: models.Model) -> dict:
+    """The video method's window and overlap (`check_window`, AnimateDiff's) or, on a video transformer, its
+    window, overlap, height and width (`check_transformer_window`), with one-line errors for an image model
+    without a motion adapter and a size given to AnimateDiff. Reads configs only."""
+    if spec.motion_adapter is None and not model.is_transformer_video:
+        raise BendlabValueError(f"method video needs a motion adapter with the {model.family.name} model "
+                                f"{model.path or spec.model!r}; accepted: motion_adapter=FOLDER (--motion-adapter "
+                                "PATH), a diffusers MotionAdapter folder fitting the SD v1.x model, the shipped model "
+                                "(its own adapter), or a Wan or LTX-Video diffusers folder as the model")
+    if spec.motion_adapter is not None:
+        given = [f"{n} {getattr(spec, n)}" for n in SIZE if getattr(spec, n) is not None]
+        if given:
+            raise BendlabValueError(f"{', '.join(given)} with a motion adapter: AnimateDiff renders at its model's "
+                                    "size; accepted: leave them out (--height, --width are read by a Wan or "
+                                    "LTX-Video model)")
+        window, overlap = check_window(spec)
+        return {"window": window, "overlap": overlap}
+    if model.shapes is None:
+        raise BendlabValueError(f"model {model.path!r} is a video transformer named by a hub id; accepted: a local "
+                                "folder (its pipeline's save_pretrained), checked before its weights load")
+    return check_transformer_window(spec, model.shapes)
+
+
+def check_transformer_window(spec: VideoSpec, pipe) -> dict:
+    """A video transformer's window, overlap, height and width, each None decided: the window its pipeline's clip
+    length (`models.call_default`: Wan 81, LTX-Video 161 frames), the overlap the 1 + r k nearest window // 4, the
+    size its pipeline's; one-line errors for a window that is not 1 + r k frames (r: the VAE's temporal
+    compression, `video.latent_frames`) or longer than the pipeline's, and an overlap that would start a window
+    inside a latent frame (window - overlap not a multiple of r). `pipe`: the model's pipeline or its skeleton."""
+    from .latent_frames import check_frames
+    fam = models.family_of(pipe)
+    r, top = fam.temporal_ratio_of(pipe), models.call_default(fam, "num_frames")
+    window = top if spec.window is None else spec.window
+    try:
+        check_frames(window, r)
+    except BendlabValueError as e:
+        raise BendlabValueError(f"window {window}: {e}") from None
+    if window > top:
+        raise BendlabValueError(f"window {window} is longer than {fam.name}'s {top} frames (its pipeline's clip "
+                                f"length); accepted: window {r + 1}..{top}, 1 + {r} k frames (--window N), or leave "
+                                "it out; a longer song is rendered in overlapping windows")
+    default = min(1 + r * round((window // 4 - 1) / r), window - r)
+    overlap = check_overlap(default if spec.overlap is None else spec.overlap, window)
+    if (window - overlap) % r:
+        fits = [o for o in range(1, window, r)]
+        raise BendlabValueError(f"overlap {overlap} with window {window} would start a window inside a latent frame "
+                                f"({fam.name}'s VAE compresses time {r}x: window - overlap must be a multiple of {r}); "
+                                f"accepted: overlap {', '.join(map(str, fits[:4]))}{', ...' if len(fits) > 4 else ''} "
+                                f"(1 + {r} k, below the window)")
+    return {"window": window, "overlap": overlap, "height": spec.height or models.call_default(fam, "height"),
+            "width": spec.width or models.call_default(fam, "width")}
 
 
 def check_window(spec: VideoSpec) -> tuple[int, int]:
@@ -421,10 +483,9 @@ def resolve(spec: VideoSpec, model: models.Model | None = None) -> VideoSpec:
         from ..bend.render import load_image
         load_image(spec.init_image)  # exists and decodes, before any model work
     if spec.motion_adapter is not None:  # a MotionAdapter folder in safetensors, fitting the model
-        models.check_motion_adapter(spec.motion_adapter, models.resolve(spec.model))
+        models.check_motion_adapter(spec.motion_adapter, models.resolve(spec.model, video=True))
     if spec.method == "video":
-        window, overlap = check_window(spec)
-        spec = replace(spec, window=window, overlap=overlap)
+        spec = replace(spec, **video_settings(spec, model or spec.model_of()))
     if spec.midi is not None:
         from ..audio import midi
         midi.read(spec.midi)  # exists and parses

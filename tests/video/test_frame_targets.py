@@ -210,3 +210,10 @@ def test_nothing_is_left_installed(animatediff, clip, adapter):
     with pytest.raises(NonFiniteLatentError):  # the frames' prompt hook installed, the call stopped at layer 1
         frames(animatediff, spec, [1.0] * 8 + [3e38] * 8)
     assert installed(animatediff) == before
+
+
+def test_the_family_knows_the_attention_map_operators_by_their_prefix():
+    """models.family refuses the attention-map operators on temporal attention without importing bend (a higher
+    layer): by their "attn_" prefix, which every one of them has."""
+    from bendlab.bend.catalogue import ATTN_OPERATORS
+    assert ATTN_OPERATORS and all(op.startswith("attn_") for op in ATTN_OPERATORS)

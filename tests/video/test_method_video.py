@@ -146,8 +146,6 @@ def test_bad_video_input_is_refused_before_the_model_loads(clip16, adapter, tmp_
 
 
 @pytest.mark.parametrize("kw, msg", [
-    ({"motion_adapter": None, "model": "CompVis/stable-diffusion-v1-4"},
-     "method video on model 'CompVis/stable-diffusion-v1-4' needs a motion adapter; accepted: motion_adapter=FOLDER"),
     ({"method": "txt2img"}, "only the video method reads it"),
     ({"mappings": [Mapping("rms", "attn_rotate", 2, 0, 1,
                            target="attn:mid_block.motion_modules.0.transformer_blocks.0.attn1")]},

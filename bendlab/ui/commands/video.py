@@ -11,8 +11,8 @@ from .common import (MAPPING_FLAGS, CLIError, add_mapping_args, add_model_args, 
                      note_prompt_words, prompts_from_args, setup_device)
 
 SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", "img2img_prompt", "color_coherence",
-              "img2img_noise", "flow", "init_image", "model", "batch", "midi", "motion_adapter", "window", "overlap", "bpm", "music",
-              "music_model", "music_seconds", "music_steps")
+              "img2img_noise", "flow", "init_image", "model", "batch", "midi", "motion_adapter", "window", "overlap",
+              "height", "width", "bpm", "music", "music_model", "music_seconds", "music_steps")
 MUSIC_BEND_FLAGS = ("music_op", "music_layer", "music_range", "music_where")
 
 
@@ -42,17 +42,25 @@ def add_parser(sub) -> None:
                    "VideoSpec setting (flags given here override the recipe)")
     f = v.add_argument_group("frames")
     f.add_argument("--method", choices=METHODS, help="txt2img: sin/cos noise walk; img2img: each frame from the "
-                   "previous one; video: the clip's frames denoised jointly by AnimateDiff (the shipped model with its own "
-                   "motion adapter, or --motion-adapter; overlapping windows; every target bent per frame) (default "
+                   "previous one; video: the clip's frames denoised jointly in overlapping windows by AnimateDiff (an "
+                   "SD v1.x --model with --motion-adapter, or the shipped model with its own; every target bent per "
+                   "frame) or by a video transformer (--model a Wan 2.x or LTX-Video diffusers folder; the latent bent "
+                   "per latent frame, by the mean of the curve over the 4 or 8 frames it holds) (default "
                    f"{v_['method'].default})")
     f.add_argument("--motion-adapter", metavar="PATH", help="method video: a diffusers MotionAdapter folder "
                    "(safetensors) fitting the SD v1.x --model (default with the shipped model: its own "
-                   "bendlab-tiny-motion)")
+                   "bendlab-tiny-motion; none with a Wan or LTX-Video --model)")
     f.add_argument("--window", type=int, metavar="N", help=f"method video: frames denoised together, {MIN_WINDOW}.. "
-                   "the adapter's window (default: the adapter's); a longer song is rendered in overlapping "
-                   "windows; part of the render folder's settings")
+                   "the adapter's window (default: the adapter's) or, on Wan / LTX-Video, 1 + 4k / 1 + 8k frames up "
+                   "to its pipeline's clip length (default: that length, 81 / 161); a longer song is rendered in "
+                   "overlapping windows; part of the render folder's settings")
     f.add_argument("--overlap", type=int, metavar="N", help="method video: frames neighbouring windows share, "
-                   "cross-faded, 0..window - 1 (default window // 4); part of the render folder's settings")
+                   "cross-faded, 0..window - 1 (default window // 4; on Wan / LTX-Video 1 + 4k / 1 + 8k, so windows "
+                   "start on latent frames); part of the render folder's settings")
+    f.add_argument("--height", type=int, metavar="PX", help="method video on Wan / LTX-Video: frame height "
+                   "(default: its pipeline's, 480 / 512); part of the render folder's settings")
+    f.add_argument("--width", type=int, metavar="PX", help="method video on Wan / LTX-Video: frame width "
+                   "(default: its pipeline's, 832 / 704); part of the render folder's settings")
     f.add_argument("--walk", choices=WALKS, help="txt2img noise: A sin + B cos (paper), or authors: seed noise + "
                    f"0.3 x the walk (default {v_['walk'].default})")
     f.add_argument("--strength", type=float, help=f"img2img strength, 0 < s < 1 (default {v_['strength'].default})")
