@@ -3,9 +3,14 @@ no weights: the component configs below are the published config.json values of 
 and stabilityai/stable-diffusion-xl-base-1.0 (unet, vae, text encoders, scheduler). The tokenizer is the shipped
 model's CLIP tokenizer (the same 49408-token BPE vocabulary). Speed and memory depend on the architecture, not on
 the weights' values, so these pipelines time exactly what the real ones would.
+
+The video models (`VIDEO_ARCHS`, at the end): AnimateDiff on SD v1.5 with the v1.5-2 motion adapter, Wan 2.1 T2V
+1.3B and LTX-Video 0.9, each with its published denoiser and VAE configs and the window `bench.py --arch` renders.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -142,5 +147,172 @@ def build_stable_audio(device: str, dtype: torch.dtype):
     tok = word_tokenizer("a slow piano phrase high bell low bass drone fast drum loop".split(), 128)
     pipe = diffusers.StableAudioPipeline(transformer=dit, scheduler=diffusers.CosineDPMSolverMultistepScheduler(
         **spec["scheduler"]), vae=vae, text_encoder=text, tokenizer=tok, projection_model=projection)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+# ------------------------------------------------------------------------------------------------ video models
+# The published config.json values (diffusers format) of each model's parts, and the published parameter count of
+# the part that makes it a video model, read from its checkpoint's size (float32 safetensors: 4 bytes a parameter):
+#   guoyww/animatediff-motion-adapter-v1-5-2    config.json; diffusion_pytorch_model.safetensors 1.82 GB -> 453 M
+#                                               (v1-5 and v1-4, without the mid-block motion module: 1.67 GB, 417 M)
+#   Wan-AI/Wan2.1-T2V-1.3B-Diffusers            transformer/config.json, 5.68 GB in two shards -> 1.42 B;
+#                                               vae/config.json (AutoencoderKLWan's defaults), 508 MB -> 127 M
+#   Lightricks/LTX-Video 0.9 (diffusers/LTX-Video-0.9.0)  transformer/config.json, 7.69 GB in two shards -> 1.92 B;
+#                                               vae/config.json, 1.68 GB -> 419 M
+# The text encoders of Wan (UMT5-xxl) and LTX-Video (T5-v1.1-xxl), about 5 B parameters each, are stood in for by
+# ONE random layer of their shape (d_model 4096, the width the transformers read; 64 heads; gated-GELU 10240): a
+# prompt is encoded once per clip, outside the frame timing, so only the output's width and length matter. The
+# prompt is padded to the pipelines' max_sequence_length (Wan 512 tokens, LTX-Video 128), as with the real
+# tokenizers, so the cross-attention sees the real token counts.
+_T5_XXL_LAYER = dict(d_model=4096, d_kv=64, d_ff=10240, num_heads=64, num_layers=1, feed_forward_proj="gated-gelu",
+                     relative_attention_num_buckets=32, relative_attention_max_distance=128, decoder_start_token_id=0)
+
+
+@dataclass(frozen=True)
+class VideoArch:
+    """A video model as `bench.py --arch NAME` renders it: its parts' published configs (`configs`), the published
+    parameter count `params` of the part `counted` (the motion modules, or the transformer), and the window a GPU
+    renders (frames at height x width, `steps`, `dtype`; `vae_dtype` where the model's own docs decode in another).
+    `tiny_frames`: the CPU smoke's clip (two latent frames, 1 + the VAE's temporal compression; AnimateDiff's VAE
+    decodes frame by frame: 4 frames)."""
+
+    name: str
+    title: str
+    configs: dict
+    counted: str
+    params: int
+    frames: int
+    height: int
+    width: int
+    steps: int
+    dtype: torch.dtype
+    tiny_frames: int
+    vae_dtype: torch.dtype | None = None
+
+    def meta(self, part: str | None = None):
+        """The model `part` (default: `counted`) on the meta device: its shapes and parameter count, no memory."""
+        part = part or self.counted
+        with torch.device("meta"):
+            return _MAKERS[self.name][part](self.configs[part])
+
+
+ANIMATEDIFF_SD15 = VideoArch(
+    name="animatediff-sd15", title="AnimateDiff (SD v1.5 + motion adapter v1.5-2)",
+    # SD v1.5's unet, vae and text encoder have SD v1.4's architecture (the same config.json values)
+    # the adapter's config.json also holds motion_activation_fn "geglu", motion_attention_bias false and
+    # motion_cross_attention_dim null: diffusers 0.42 no longer reads them, as they are its fixed choices
+    configs=dict(unet=ARCHS["sd14"]["unet"], vae=ARCHS["sd14"]["vae"], text_encoder=_CLIP_L,
+                 motion_adapter=dict(block_out_channels=[320, 640, 1280, 1280], motion_layers_per_block=2,
+                                     motion_mid_block_layers_per_block=1, motion_num_attention_heads=8,
+                                     motion_norm_num_groups=32, motion_max_seq_length=32, use_motion_mid_block=True),
+                 # DDIM, as bendlab samples, with the linear betas of diffusers' AnimateDiff docs
+                 scheduler={**_SCHEDULER, "beta_schedule": "linear", "timestep_spacing": "linspace"}),
+    counted="motion_adapter", params=453_209_280, frames=16, height=512, width=512, steps=50, dtype=torch.float16,
+    tiny_frames=4)
+
+WAN_13B = VideoArch(
+    name="wan-1.3b", title="Wan 2.1 T2V 1.3B",
+    configs=dict(transformer=dict(patch_size=[1, 2, 2], num_attention_heads=12, attention_head_dim=128, in_channels=16,
+                                  out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=8960, num_layers=30,
+                                  cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, image_dim=None,
+                                  added_kv_proj_dim=None, rope_max_seq_len=1024),
+                 vae=dict(base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                          temperal_downsample=[False, True, True], dropout=0.0),
+                 text_encoder=_T5_XXL_LAYER, tokens=512,
+                 scheduler=dict(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0,
+                                num_train_timesteps=1000, solver_order=2, solver_type="bh2", predict_x0=True,
+                                lower_order_final=True, final_sigmas_type="zero", timestep_spacing="linspace")),
+    # 33 frames (9 latent frames) at 480p, 25 steps: the 81-frame window (21 latent frames, 3.9x the FLOPs a step)
+    # or 50 steps would not fit a GPU step's time box twice (plain and bent); the seconds per step scale either
+    counted="transformer", params=1_418_996_800, frames=33, height=480, width=832, steps=25, dtype=torch.bfloat16,
+    tiny_frames=5, vae_dtype=torch.float32)  # diffusers' Wan docs load the VAE in float32
+
+LTX_09 = VideoArch(
+    name="ltx-video", title="LTX-Video 0.9",
+    configs=dict(transformer=dict(in_channels=128, out_channels=128, patch_size=1, patch_size_t=1,
+                                  num_attention_heads=32, attention_head_dim=64, cross_attention_dim=2048,
+                                  num_layers=28, activation_fn="gelu-approximate", qk_norm="rms_norm_across_heads",
+                                  norm_elementwise_affine=False, norm_eps=1e-6, caption_channels=4096,
+                                  attention_bias=True, attention_out_bias=True),
+                 vae=dict(in_channels=3, out_channels=3, latent_channels=128, block_out_channels=[128, 256, 512, 512],
+                          layers_per_block=[4, 3, 3, 3, 4], spatio_temporal_scaling=[True, True, True, False],
+                          patch_size=4, patch_size_t=1, resnet_norm_eps=1e-6, scaling_factor=1.0,
+                          encoder_causal=True, decoder_causal=False),
+                 text_encoder=_T5_XXL_LAYER, tokens=128,
+                 scheduler=dict(base_image_seq_len=1024, base_shift=0.95, max_image_seq_len=4096, max_shift=2.05,
+                                num_train_timesteps=1000, shift=1.0, shift_terminal=0.1, use_dynamic_shifting=True)),
+    counted="transformer", params=1_923_385_472, frames=121, height=512, width=768, steps=50, dtype=torch.bfloat16,
+    tiny_frames=9)
+
+VIDEO_ARCHS = {a.name: a for a in (ANIMATEDIFF_SD15, WAN_13B, LTX_09)}
+
+
+def _diffusers(cls: str):
+    def make(config: dict):
+        import diffusers
+        return getattr(diffusers, cls).from_config(config)
+    return make
+
+
+def _transformers(cls: str, config_cls: str):
+    def make(config: dict):
+        import transformers
+        return getattr(transformers, cls)(getattr(transformers, config_cls)(**config))
+    return make
+
+
+_MAKERS = {
+    "animatediff-sd15": dict(unet=_diffusers("UNet2DConditionModel"), motion_adapter=_diffusers("MotionAdapter"),
+                             vae=_diffusers("AutoencoderKL"), text_encoder=_transformers("CLIPTextModel",
+                                                                                         "CLIPTextConfig")),
+    "wan-1.3b": dict(transformer=_diffusers("WanTransformer3DModel"), vae=_diffusers("AutoencoderKLWan"),
+                     text_encoder=_transformers("UMT5EncoderModel", "UMT5Config")),
+    "ltx-video": dict(transformer=_diffusers("LTXVideoTransformer3DModel"), vae=_diffusers("AutoencoderKLLTXVideo"),
+                      text_encoder=_transformers("T5EncoderModel", "T5Config")),
+}
+
+
+def motion_unet(arch: VideoArch):
+    """SD's UNet with the adapter's motion modules (`UNetMotionModel`), as `AnimateDiffPipeline` assembles it
+    (`from_unet2d`), made with its own random weights on the current default device (nothing to copy)."""
+    from diffusers import UNetMotionModel
+    return UNetMotionModel.from_unet2d(arch.meta("unet"), arch.meta("motion_adapter"), load_weights=False)
+
+
+def build_video(arch: VideoArch, device: str, dtype: torch.dtype, tokenizer=None):
+    """A pipeline of `arch` with random weights (seeded), created on `device` in `dtype` (the VAE in
+    `arch.vae_dtype` where it has one), in evaluation mode: diffusers' AnimateDiffPipeline (`tokenizer`: a CLIP
+    tokenizer, the shipped model's), WanPipeline or LTXPipeline (a word-level tokenizer built here, padding to the
+    pipeline's max_sequence_length; the text encoder a one-layer stand-in, see above)."""
+    import diffusers
+    from bendlab.music.model import word_tokenizer
+    from bendlab.video.tiny import WORDS
+    make, cfg = _MAKERS[arch.name], arch.configs
+    torch.manual_seed(0)
+    with torch.device(device):
+        if arch is ANIMATEDIFF_SD15:
+            if tokenizer is None:
+                raise ValueError("AnimateDiff needs a CLIP tokenizer (the shipped model's)")
+            denoiser = motion_unet(arch).to(dtype)
+            text = make["text_encoder"](cfg["text_encoder"])
+        else:
+            tokenizer = word_tokenizer(WORDS, cfg["tokens"])
+            denoiser = make["transformer"](cfg["transformer"]).to(dtype)
+            text = make["text_encoder"]({**cfg["text_encoder"], "vocab_size": len(tokenizer)})
+        vae = make["vae"](cfg["vae"]).to(arch.vae_dtype or dtype)
+        text = text.to(dtype)
+    if arch is ANIMATEDIFF_SD15:
+        pipe = diffusers.AnimateDiffPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=denoiser,
+                                             motion_adapter=None, scheduler=diffusers.DDIMScheduler.from_config(
+                                                 cfg["scheduler"]))
+    elif arch is WAN_13B:
+        pipe = diffusers.WanPipeline(tokenizer=tokenizer, text_encoder=text, vae=vae, transformer=denoiser,
+                                     scheduler=diffusers.UniPCMultistepScheduler.from_config(cfg["scheduler"]))
+    else:
+        pipe = diffusers.LTXPipeline(tokenizer=tokenizer, text_encoder=text, vae=vae, transformer=denoiser,
+                                     scheduler=diffusers.FlowMatchEulerDiscreteScheduler.from_config(cfg["scheduler"]))
+    for part in (denoiser, vae, text):
+        part.eval()  # as from_pretrained leaves them (T5's dropout would make every call differ)
     pipe.set_progress_bar_config(disable=True)
     return pipe

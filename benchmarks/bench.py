@@ -44,6 +44,21 @@ Real architectures with random weights (no download; benchmarks/archs.py holds t
 frame    one frame (median), frames/s batched and its ratio to one at a time, peak memory,
          bent/unbent, branched/independent (8 values at layer 40 of 50), and the UNet's FLOPs per step
          (counted by torch on the meta device) as achieved FLOP/s against the card's dense float16 peak
+
+Video models, random weights (benchmarks/archs.py `VIDEO_ARCHS`): one window through bendlab's video code path
+(AnimateDiff as `video.joint` renders a window, Wan and LTX-Video by `video.clip.render_clip`), plain and with a
+latent bend per frame at every layer, interleaved:
+
+    python benchmarks/bench.py --device cuda --arch animatediff-sd15  # 16 frames, 512 px, 50 steps, float16
+    python benchmarks/bench.py --device cuda --arch wan-1.3b          # 33 frames, 480x832, 25 steps, bfloat16
+    python benchmarks/bench.py --device cuda --arch ltx-video         # 121 frames, 512x768, 50 steps, bfloat16
+    python benchmarks/bench.py --arch wan-1.3b                        # CPU smoke: 2 latent frames, 64 px, 2 steps
+
+window   each render: seconds in all, in the denoiser (timed by CUDA events around its calls) and outside it (text
+         encoding, VAE decode, copy to the host); frames/s (median render) at the steps run and, from the seconds
+         per step, at 50; peak memory; bent/plain (multiply, one value per frame, or per latent frame where the VAE
+         compresses time: `video.latent_frames.per_latent_frame`); the denoiser's FLOPs a step (torch's
+         FlopCounterMode on one call with the window's own inputs) as FLOP/s achieved against the card's peak
 """
 
 from __future__ import annotations
@@ -70,6 +85,8 @@ def timed(fn, repeat: int) -> list[float]:
 
 
 def main(argv=None) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    import archs
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="default: the shipped model")
     ap.add_argument("--threads", type=int, default=1)
@@ -82,10 +99,12 @@ def main(argv=None) -> None:
     ap.add_argument("--motion-adapter", default=None, help="methods: a MotionAdapter folder (default: the shipped "
                     "model's)")
     ap.add_argument("--live-fps", type=float, default=20.0, help="live: the target frame rate (0: unpaced)")
-    ap.add_argument("--arch", choices=["sd14", "sdxl", "stable-audio-open"], help="a random-weight pipeline with this model's exact "
-                    "architecture instead of --model (see below)")
+    ap.add_argument("--arch", choices=[*archs.ARCHS, "stable-audio-open", *archs.VIDEO_ARCHS], help="a random-weight "
+                    "pipeline with this model's exact architecture instead of --model (see below)")
     ap.add_argument("--size", type=int, help="--arch: image side in pixels (default: the model's native size on "
-                    "CUDA, 64 on CPU)")
+                    "CUDA, 64 on CPU; a video model's window: its height x width on CUDA)")
+    ap.add_argument("--frames", type=int, help="--arch, a video model: frames in the window (default: its window on "
+                    "CUDA, two latent frames on CPU)")
     ap.add_argument("--steps", type=int, help="--arch: denoising steps (default 50 on CUDA, 4 on CPU); methods: "
                     "default the model's usual")
     ap.add_argument("--batch", type=int, help="--arch: frames per batch (default 8 on CUDA, 2 on CPU)")
@@ -95,6 +114,8 @@ def main(argv=None) -> None:
     torch.set_num_threads(a.threads)
     if a.arch == "stable-audio-open":
         return music_benchmark(a, arch=True)
+    if a.arch in archs.VIDEO_ARCHS:
+        return video_arch_benchmark(a, archs.VIDEO_ARCHS[a.arch])
     if a.arch:
         return arch_benchmark(a)
     if "cli" in a.only:
@@ -376,7 +397,6 @@ def arch_benchmark(a) -> None:
     the UNet's achieved FLOP/s against the card's peak."""
     import resource
 
-    sys.path.insert(0, str(Path(__file__).parent))
     import archs
 
     from bendlab import Bend, load_pipeline, render, render_grid
@@ -432,6 +452,178 @@ def arch_benchmark(a) -> None:
              else ("; card peak unknown (give --peak-tflops)" if cuda else "")))
 
 
+class DenoiserClock:
+    """The denoiser's share of a render, timed from the start of its first call to the end of its last (a forward
+    pre-hook and a forward hook, removed on exit): on CUDA by events recorded in the stream, so nothing waits inside
+    the loop; on a CPU by the clock. Keeps the number of calls and the first call's inputs (to count its FLOPs)."""
+
+    def __init__(self, denoiser, cuda: bool):
+        self.denoiser, self.cuda = denoiser, cuda
+        self.calls, self.first, self.start, self.end = 0, None, None, None
+
+    def _now(self):
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def _pre(self, module, args, kwargs):
+        if self.first is None:
+            self.first, self.start = (args, kwargs), self._now()
+        self.calls += 1
+
+    def _post(self, module, args, output):
+        self.end = self._now()
+
+    def __enter__(self):
+        self._hooks = [self.denoiser.register_forward_pre_hook(self._pre, with_kwargs=True),
+                       self.denoiser.register_forward_hook(self._post)]
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._hooks:
+            h.remove()
+
+    def seconds(self) -> float:
+        if not self.cuda:
+            return self.end - self.start
+        torch.cuda.synchronize()
+        return self.start.elapsed_time(self.end) / 1000
+
+
+class VideoWindow:
+    """One window of a video pipeline through bendlab's code path, prepared once (prompt, noise, bends checked),
+    then rendered: AnimateDiff as `video.joint` renders a window (the clip's noise frame by frame, `ClipNoise`; the
+    stock pipeline call with the bends installed, `run_batch`; decoded by the pipeline), Wan and LTX-Video by
+    `video.clip.render_clip`. `bends(steps)`: a latent bend per frame at every layer 0..steps, multiply by 1 to
+    1.05 along the window (one value per latent frame where the VAE compresses time, the mean over the frames each
+    holds: `video.latent_frames.per_latent_frame`), the most a latent bend asks of the loop."""
+
+    prompt, seed = "a floating orb", 46
+
+    def __init__(self, pipe, frames: int, height: int, width: int):
+        from bendlab.bend import encode_prompts, latent_shape
+        from bendlab.models import Model
+        from bendlab.models.family import ANIMATEDIFF, family_of
+        from bendlab.video.joint import ClipNoise
+        from bendlab.video.latent_frames import check_frames, per_latent_frame
+        self.pipe, self.frames, self.height, self.width = pipe, frames, height, width
+        fam = family_of(pipe)
+        self.joint, self.layout = fam is ANIMATEDIFF, fam.layout
+        self.denoiser = fam.denoiser_of(pipe)
+        curve = np.linspace(1.0, 1.05, frames)
+        if self.joint:  # the model's usual guidance, as a video plan resolves it (DDIM: 7.5)
+            self.guidance = Model.of(pipe=pipe).usual(None, None)[1]
+            self.embeds = encode_prompts(pipe, [self.prompt])
+            shape = latent_shape(pipe, 1, height, width)[1:]
+            self.noise = ClipNoise(self.seed, shape).frames(0, frames).to(pipe.device, self.denoiser.dtype)
+            self.values, self.rows = curve, frames
+        else:
+            r = fam.temporal_ratio_of(pipe)
+            self.rows = check_frames(frames, r)
+            self.values = per_latent_frame(curve, r)
+
+    def bends(self, steps: int) -> list:
+        from bendlab.bend import Bend
+        from bendlab.bend.fit import check_bends
+        bends = [Bend("multiply", torch.tensor(self.values, dtype=torch.float64), (0, steps))]
+        if self.joint:  # run_batch runs what was checked once, against the per-frame view (render_clip checks its
+            check_bends(self.pipe, bends, steps, tuple(self.layout.canonical(self.noise).shape))  # clip on each call)
+        return bends
+
+    def render(self, bends, steps: int) -> np.ndarray:
+        """The window's (F, H, W, 3) frames in 0..1."""
+        from bendlab.bend.render import run_batch
+        from bendlab.video.clip import render_clip
+        if self.joint:
+            return run_batch(self.pipe, bends, self.embeds, self.noise.clone(), steps=steps, guidance=self.guidance,
+                             prompts=[self.prompt], output_type="np", seed=self.seed)
+        return render_clip(self.pipe, bends, prompt=self.prompt, n_frames=self.frames, height=self.height,
+                           width=self.width, steps=steps, seed=self.seed, output_type="np")
+
+
+def video_arch_benchmark(a, arch) -> None:
+    """A video model's architecture with random weights (`archs.VideoArch`): one window, plain and with a latent bend
+    per frame, interleaved `--repeat` times after a two-step warm-up; each render's seconds, then frames/s, seconds
+    per step, peak memory, bent/plain and the denoiser's FLOP/s. On a CPU: two latent frames at 64 px, 2 steps."""
+    import resource
+
+    import archs
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bendlab import load_pipeline
+    from bendlab.models import quiet_loading
+    cuda = a.device.startswith("cuda")
+    dtype = arch.dtype if cuda else torch.float32
+    frames = a.frames or (arch.frames if cuda else arch.tiny_frames)
+    height, width = (a.size, a.size) if a.size else ((arch.height, arch.width) if cuda else (64, 64))
+    steps = a.steps or (arch.steps if cuda else 2)
+    repeat = a.repeat if cuda else 1
+    t0 = time.perf_counter()
+    with quiet_loading():
+        tokenizer = load_pipeline(device="cpu").tokenizer if arch is archs.ANIMATEDIFF_SD15 else None
+        pipe = archs.build_video(arch, a.device, dtype, tokenizer)
+    built = time.perf_counter() - t0
+    weights = torch.cuda.memory_allocated() / 2**30 if cuda else None
+    where = torch.cuda.get_device_name() if cuda else f"cpu, {a.threads} thread(s)"
+    window = VideoWindow(pipe, frames, height, width)
+    denoiser = window.denoiser
+    n = sum(p.numel() for p in denoiser.parameters())
+    print(f"arch {arch.name}: {arch.title}, random weights ({type(denoiser).__name__} {n / 1e6:.1f}M params, "
+          f"{arch.counted} {arch.params / 1e6:.1f}M as published), {frames} frames at {height}x{width}, {steps} steps, "
+          f"{where}, {dtype}{f' (VAE {arch.vae_dtype})' if arch.vae_dtype and cuda else ''}, torch {torch.__version__};"
+          f" built in {built:.1f} s" + (f", weights {weights:.2f} GiB" if cuda else ""))
+
+    with DenoiserClock(denoiser, cuda) as warm:  # kernels, and the window's own inputs to count FLOPs with
+        t0 = time.perf_counter()
+        window.render([], 2)  # 2 steps: LTX-Video's schedule (shift_terminal) is undefined for one
+        calls = warm.calls // 2
+        print(f"warm-up  2 steps and the decode: {time.perf_counter() - t0:.2f} s, {calls} denoiser call(s) a step")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        denoiser(*warm.first[0], **warm.first[1])
+    step_flops = counter.get_total_flops() * calls
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    bends = window.bends(steps)
+    outside_it = "VAE decode, to the host" if window.joint else "the prompt's encoding, VAE decode, to the host"
+    runs = {"plain": [], "bent": []}
+    finite, last = {}, {}
+    for _ in range(repeat):  # interleaved, so drift in the machine's speed hits both alike
+        for label, b in (("plain", []), ("bent", bends)):
+            with DenoiserClock(denoiser, cuda) as clock:
+                t0 = time.perf_counter()
+                out = window.render(b, steps)  # frames on the host: the GPU's work is done
+                total = time.perf_counter() - t0
+            inside = clock.seconds()
+            runs[label].append((total, inside))
+            finite[label], last[label] = bool(np.isfinite(out).all()) and finite.get(label, True), out
+            print(f"{label:8} {total:.2f} s: denoiser {inside:.2f} s ({inside / steps:.3f} s/step), outside it "
+                  f"{total - inside:.2f} s ({outside_it})")
+    mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else resource.getrusage(
+        resource.RUSAGE_SELF).ru_maxrss / 2**20
+    plain = statistics.median(t for t, _ in runs["plain"])
+    bent = statistics.median(t for t, _ in runs["bent"])
+    per_step = statistics.median(d for _, d in runs["plain"]) / steps
+    outside = statistics.median(t - d for t, d in runs["plain"])
+    at50 = "" if steps == 50 else (f"; at 50 steps {frames / (outside + 50 * per_step):.2f} frames/s (from the "
+                                   "seconds per step)")
+    print(f"frames   {frames} frames in {plain:.2f} s (median of {repeat}) = {frames / plain:.2f} frames/s at {steps} "
+          f"steps{at50}; {per_step:.3f} s/step, {outside:.2f} s outside the denoiser")
+    print(f"memory   peak {'GPU allocated' if cuda else 'RSS (incl. building)'}: {mem:.2f} GiB"
+          + (f" (weights {weights:.2f} GiB)" if cuda else ""))
+    print(f"bend     multiply per {'frame' if window.joint else 'latent frame'} ({window.rows} values) at every layer: "
+          f"bent/plain {bent:.2f} / {plain:.2f} s = {bent / plain:.3f}   goal <= 1.03; frames finite: plain "
+          f"{finite['plain']}, bent {finite['bent']}; the bend changed them by up to "
+          f"{np.nanmax(np.abs(last['bent'] - last['plain'])):.3f}")
+    achieved = step_flops / per_step
+    peak = a.peak_tflops * 1e12 if a.peak_tflops else (archs.card_peak(where) if cuda else None)
+    print(f"flops    {type(denoiser).__name__} {step_flops / 1e12:.2f} TFLOP a step ({calls} call(s)) x {steps}: "
+          f"{achieved / 1e12:.2f} TFLOP/s in the denoiser"
+          + (f" = {100 * achieved / peak:.1f}% of the card's {peak / 1e12:.0f} TFLOP/s dense 16-bit peak" if peak
+             else ("; card peak unknown (give --peak-tflops)" if cuda else " (CPU: attention not counted)")))
+
+
 def music_benchmark(a, arch: bool = False) -> None:
     """Seconds of audio per second of compute and a bend's overhead on a music model: the shipped one, or (arch)
     Stable Audio Open's architecture with random weights (its whole 47.55 s; 50 steps on CUDA, 2 on a CPU)."""
@@ -439,7 +631,6 @@ def music_benchmark(a, arch: bool = False) -> None:
     from bendlab.music import MusicConfig, load_music_pipeline, render_music
     cuda = a.device.startswith("cuda")
     if arch:
-        sys.path.insert(0, str(Path(__file__).parent))
         import archs
         from bendlab.models import quiet_loading
         with quiet_loading():

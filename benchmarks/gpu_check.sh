@@ -24,9 +24,13 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 step() { echo "== $1" | tee -a "$LOG"; shift; timeout "$@" 2>&1 | tee -a "$LOG"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$LOG"
-step "pytest -m cuda" 150 python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda.py
-step "shipped model, float16: render, bend, branch" 60 python3 benchmarks/bench.py --device cuda --only render bend branch --repeat 5
-step "SD v1.4 architecture, 512 px, 50 steps" 90 python3 benchmarks/bench.py --device cuda --arch sd14 --repeat 3
-step "SDXL architecture, 1024 px, 50 steps" 120 python3 benchmarks/bench.py --device cuda --arch sdxl --repeat 2
-step "Stable Audio Open architecture, 47.55 s stereo at 44.1 kHz, 50 steps" 90 python3 benchmarks/bench.py --device cuda --arch stable-audio-open --repeat 2
+# time boxes (s): 105 + 45 + 55 + 55 + 70 + 55 + 95 + 55 = 535, with the wheels' install and nvidia-smi under 560
+step "pytest -m cuda" 105 python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda.py
+step "shipped model, float16: render, bend, branch" 45 python3 benchmarks/bench.py --device cuda --only render bend branch --repeat 3
+step "SD v1.4 architecture, 512 px, 50 steps" 55 python3 benchmarks/bench.py --device cuda --arch sd14 --repeat 2
+step "AnimateDiff on SD v1.5's architecture, 16 frames at 512 px, 50 steps" 55 python3 benchmarks/bench.py --device cuda --arch animatediff-sd15 --repeat 1
+step "Wan 2.1 1.3B architecture, 33 frames at 480x832, 25 steps" 70 python3 benchmarks/bench.py --device cuda --arch wan-1.3b --repeat 1
+step "LTX-Video 0.9 architecture, 121 frames at 512x768, 50 steps" 55 python3 benchmarks/bench.py --device cuda --arch ltx-video --repeat 1
+step "SDXL architecture, 1024 px, 50 steps" 95 python3 benchmarks/bench.py --device cuda --arch sdxl --repeat 1 --batch 4
+step "Stable Audio Open architecture, 47.55 s stereo at 44.1 kHz, 50 steps" 55 python3 benchmarks/bench.py --device cuda --arch stable-audio-open --repeat 1
 echo "== done" | tee -a "$LOG"
