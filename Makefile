@@ -16,8 +16,9 @@ FIGURE_NBS := $(filter-out notebooks/01_operators.ipynb notebooks/07_audio_react
 EXEC       := notebooks/executed
 MODEL_DIR  := bendlab/weights/bendlab-tiny-sd
 MUSIC_DIR  := bendlab/weights/bendlab-tiny-music
+MOTION_DIR := bendlab/weights/bendlab-tiny-motion
 
-.PHONY: help install test unit slow notebooks docs lab figures demo video model music-model bench lint clean
+.PHONY: help install test unit slow notebooks docs lab figures demo video model music-model motion bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -83,6 +84,9 @@ model:  ## retrain the shipped model from scratch: one seeded run, about an hour
 
 music-model:  ## retrain the shipped music model from scratch: one seeded run, about 50 minutes on both cores here (see its model card)
 	$(BIN)/python training/train_music.py --threads 2 --out $(MUSIC_DIR)
+
+motion:  ## retrain the shipped motion adapter (AnimateDiff, for the shipped model) from scratch: one seeded run, about 70 minutes here (see its model card)
+	$(BIN)/python training/train_motion.py --threads 2 --out $(MOTION_DIR)
 
 bench:  ## benchmarks: render speed, bend overhead, branching and batching ratios
 	$(BIN)/python benchmarks/bench.py
