@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # annotations: VideoSpec's fields are read without torch (the
 
 METHODS = ("txt2img", "img2img", "video")  # video: windows of frames denoised jointly (`video.joint`)
 MIN_WINDOW = 8  # frames: fewer give the motion modules (trained on 16-frame clips) too little to move
+TRAINED_WINDOW = 16  # frames: the clips AnimateDiff's adapters (and the shipped one) were trained on: the default
+#                      window (their temporal position embeddings go to 32, positions past 16 unseen in training)
 WALKS = ("sincos", "authors", "none")
 MAX_BATCH = 1024
 
@@ -182,7 +184,7 @@ class VideoSpec:
     session: str | None = None  # a recorded live session: its automation drives the frames (`session_spec`)
     motion_adapter: str | None = None  # video method: a diffusers MotionAdapter folder (the model then AnimateDiff);
     #                                    None: the shipped model's bendlab-tiny-motion (`models.default_motion_adapter`)
-    window: int | None = None  # video method: frames a window holds; None: the adapter's (`models.max_frames`) or
+    window: int | None = None  # video method: frames a window holds; None: 16 (the adapter's if shorter) or
     #                            the video transformer pipeline's clip length (Wan 81, LTX-Video 161)
     overlap: int | None = None  # video method: frames neighbouring windows share, cross-faded; None: window // 4
     #                             (on a video transformer: the nearest 1 + r k, r its VAE's temporal compression)
@@ -408,12 +410,13 @@ def check_transformer_window(spec: VideoSpec, pipe) -> dict:
 
 
 def check_window(spec: VideoSpec) -> tuple[int, int]:
-    """The video method's (window, overlap), each None decided (the motion adapter's window, `models.max_frames`;
-    window // 4), with one-line errors for a window longer than the adapter's, where its temporal position
-    embeddings end, and an overlap as long as the window. A song of any length is then cut into windows
-    (`video.joint.plan_windows`); a clip shorter than the window is one window. Reads the adapter's config."""
+    """The video method's (window, overlap), each None decided (TRAINED_WINDOW, or the adapter's window
+    `models.max_frames` if shorter; window // 4), with one-line errors for a window longer than the adapter's,
+    where its temporal position embeddings end, and an overlap as long as the window. A song of any length is
+    then cut into windows (`video.joint.plan_windows`); a clip shorter than the window is one window. Reads the
+    adapter's config."""
     top = models.max_frames(spec.motion_adapter)
-    window = top if spec.window is None else spec.window
+    window = min(TRAINED_WINDOW, top) if spec.window is None else spec.window
     if window > top:
         raise BendlabValueError(f"window {window} is longer than the motion adapter's {top} frames (its temporal "
                                 f"position embeddings, motion_max_seq_length); accepted: window {MIN_WINDOW}..{top} "

@@ -51,9 +51,9 @@ def add_parser(sub) -> None:
                    "(safetensors) fitting the SD v1.x --model (default with the shipped model: its own "
                    "bendlab-tiny-motion; none with a Wan or LTX-Video --model)")
     f.add_argument("--window", type=int, metavar="N", help=f"method video: frames denoised together, {MIN_WINDOW}.. "
-                   "the adapter's window (default: the adapter's) or, on Wan / LTX-Video, 1 + 4k / 1 + 8k frames up "
-                   "to its pipeline's clip length (default: that length, 81 / 161); a longer song is rendered in "
-                   "overlapping windows; part of the render folder's settings")
+                   "the adapter's window (default 16: the clips adapters are trained on) or, on Wan / LTX-Video, "
+                   "1 + 4k / 1 + 8k frames up to its pipeline's clip length (default: that length, 81 / 161); a "
+                   "longer song is rendered in overlapping windows; part of the render folder's settings")
     f.add_argument("--overlap", type=int, metavar="N", help="method video: frames neighbouring windows share, "
                    "cross-faded, 0..window - 1 (default window // 4; on Wan / LTX-Video 1 + 4k / 1 + 8k, so windows "
                    "start on latent frames); part of the render folder's settings")
