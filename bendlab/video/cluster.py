@@ -61,7 +61,7 @@ def check_workers(workers, address, method: str, device: str | None = None, thre
     """One-line errors before any work (Ray is not started): workers an integer >= 1 and, on this machine, no
     more than it has CPUs (or GPUs, for cuda workers), their threads included (a worker waits for its CPUs); a
     device the workers can take (cuda only where there is a GPU, for local workers); the img2img chain on one
-    worker only; the video method in this process only (for now); and a HOST:PORT where something answers."""
+    worker only; and a HOST:PORT where something answers. (Ray workers refuse the video method: `RaySource.check`.)"""
     from .. import models
     if device is not None:
         check_choice("device for Ray workers", device, ("cpu", "cuda"))
@@ -70,9 +70,6 @@ def check_workers(workers, address, method: str, device: str | None = None, thre
     if address is not None and (not isinstance(address, str) or not address.strip()):
         raise BendlabValueError(f"ray address {address!r} is not an address; accepted: auto, or HOST:PORT of a "
                                 "Ray head")
-    if method == "video":
-        raise BendlabValueError("method video on workers is not yet implemented (it renders its windows in order "
-                                "in this process); accepted: no --workers and no --ray-address with method video")
     if method == "img2img" and ((workers or 1) > 1 or address is not None):
         raise BendlabValueError("method img2img renders each frame from the previous one, a chain no worker can "
                                 "start before the last finished; accepted: --workers 1 (or no Ray) with img2img")
@@ -356,8 +353,14 @@ class RaySource:
         self.local_frames, self.started = 0, None
 
     def check(self, spec) -> None:
-        """One-line errors before any work (`check_workers`, `models.check_threads`)."""
+        """One-line errors before any work (`check_workers`, `models.check_threads`), and the video method refused:
+        this process blends and decodes its windows, which with Ray's GPU or remote workers would need a pipeline
+        of their device here (not yet implemented; local CPU workers are processes: `video.processes`)."""
         from ..models.device import check_threads
+        if spec.method == "video":
+            raise BendlabValueError("method video on Ray workers is not yet implemented (this process blends and "
+                                    "decodes the windows); accepted: --workers N on this machine's CPUs (worker "
+                                    "processes, --device cpu), or no --ray-address with method video")
         check_threads(self.threads)
         check_workers(self.workers, self.address, spec.method, self.device, self.threads)
 

@@ -27,6 +27,9 @@ Order and resume (`WindowRenderer.frames`). Windows are rendered in order. After
 window holds are final: they are decoded together (one `decode_latents` call, as the stock pipeline decodes a
 window) and written; the overlap with window j + 1 waits, accumulated in float32, saved in the render folder. A
 kill mid-song loses at most the window in flight: the resumed render starts from the last saved overlap.
+Windows are independent until they are blended (window j starts from its frames' noise), so with `--workers N`
+(`video.processes`) worker processes compute the windows' latents in parallel and this process blends, decodes
+and writes them in order, as here (`frames(..., latents=...)`).
 
 Bends. The mappings' curves give one parameter per video frame, and a bend acts on the family's canonical view of
 a window's latent, (F, C, h, w), one row per frame, so frame k's slice along the frame axis is bent by the value
@@ -206,11 +209,6 @@ class WindowRenderer:
         return pipe.video_processor.postprocess_video(video=video, output_type=output_type)[0]
 
     # ------------------------------------------------------------------------------------------ in order
-    def _overlap_bytes(self, waiting: torch.Tensor) -> bytes:
-        buf = io.BytesIO()
-        np.save(buf, waiting.numpy(), allow_pickle=False)
-        return buf.getvalue()
-
     def _saved_overlap(self, folder, j: int) -> torch.Tensor | None:
         """The overlap window j left, as the render folder keeps it (verified), or None."""
         data = folder.overlap(j) if folder is not None else None
@@ -223,16 +221,17 @@ class WindowRenderer:
         s, e = self.windows[j + 1][0], self.windows[j][1]
         return torch.from_numpy(a) if a.shape == (1, *self.shape[:1], e - s, *self.shape[1:]) else None
 
-    def frames(self, todo, folder=None, output_type: str = "pil"):
-        """Yield (i, frame) for the frames final after each window, in order, from the first window with a frame
-        of `todo` among its final ones to the last. With a render folder, start from the last overlap it saved
-        before the first such window (what a killed render left; else from an earlier window, or the first), skip
-        a window with nothing to write whose overlap is saved, and save each window's overlap once its final
-        frames were yielded."""
+    def schedule(self, todo, folder=None) -> tuple[torch.Tensor | None, list[tuple[int, torch.Tensor | None]]]:
+        """How `frames` goes through the windows for the frames `todo`: (the overlap it starts from, or None;
+        [(window j, its saved overlap where window j is skipped, else None: rendered)]), from the first window with
+        a frame of `todo` among its final ones to the last. With a render folder, start from the last overlap it
+        saved before the first such window (what a killed render left; else from an earlier window, or the
+        first), and skip a window with nothing to write whose overlap is saved. Reads the folder only: the windows
+        to render are known before the first is (`video.processes` hands them to workers)."""
         todo = set(todo)
         need = [j for j in range(len(self.windows)) if todo.intersection(self.final(j))]
         if not need:
-            return
+            return None, []
         wanted = set(need)
         j0, waiting = need[0], None
         while j0 > 0:
@@ -240,15 +239,35 @@ class WindowRenderer:
             if waiting is not None:
                 break
             j0 -= 1
-        for j in range(j0, need[-1] + 1):
-            saved = None if j in wanted else self._saved_overlap(folder, j)
+        return waiting, [(j, None if j in wanted else self._saved_overlap(folder, j)) for j in range(j0, need[-1] + 1)]
+
+    def frames(self, todo, folder=None, output_type: str = "pil", latents=None):
+        """Yield (i, frame) for the frames final after each window, in order, going through the windows as
+        `schedule` says, and with a render folder save each window's overlap once its final frames were yielded.
+        latents(j): window j's latents, default `self.latents` (`video.processes`: computed on workers)."""
+        waiting, steps = self.schedule(todo, folder)
+        latents = latents or self.latents
+        for j, saved in steps:
             if saved is not None:  # nothing to write from window j, and what it leaves is kept: skip it
                 waiting = saved
                 continue
-            done, waiting = self.blend(j, self.latents(j), waiting)
+            done, waiting = self.blend(j, latents(j), waiting)
             yield from zip(self.final(j), self.decode(done, output_type, self.final(j)))
             if folder is not None and j + 1 < len(self.windows):
-                folder.write_overlap(j, self._overlap_bytes(waiting))
+                folder.write_overlap(j, npy_bytes(waiting))
+
+
+def npy_bytes(x: torch.Tensor) -> bytes:
+    """A CPU tensor as .npy bytes, its values exactly (what the render folder keeps of an overlap, what a worker
+    process sends of a window's latents)."""
+    buf = io.BytesIO()
+    np.save(buf, x.numpy(), allow_pickle=False)
+    return buf.getvalue()
+
+
+def npy_tensor(data: bytes) -> torch.Tensor:
+    """The tensor of `npy_bytes`."""
+    return torch.from_numpy(np.load(io.BytesIO(data), allow_pickle=False))
 
 
 def render_clip(plan: Plan, pipe, output_type: str = "pil") -> list:

@@ -8,9 +8,15 @@ frames from one queue; a worker sends its frames back as PNG bytes over its pipe
 through the render folder (the single truth: manifest, hash log, lock). The frames are byte-identical to an
 in-process render with the same threads (tested), so a render resumes on any number of workers.
 
-A worker that dies (killed, out of memory) loses no frame: its batch goes back to the queue and a new worker is
-started, up to `MAX_FAILURES` times; then the render stops with a one-line error. A render that ends before a
-worker is ready never waits for it: the worker is stopped (a short song costs nothing extra).
+The video method (`video.joint`) hands out windows instead of batches: every process computes whole windows'
+latents (a window depends on no other until they are blended), a worker sends them back as .npy bytes (the
+float32 values exactly), and this process blends, decodes and writes the windows in order as an in-process render
+does (`WindowRenderer.frames`), saving each overlap for resume. A window computed ahead of its turn waits in
+memory, so a kill of this process loses at most the windows in flight (up to N).
+
+A worker that dies (killed, out of memory) loses no frame: its batch (or window) goes back to the queue and a new
+worker is started, up to `MAX_FAILURES` times; then the render stops with a one-line error. A render that ends
+before a worker is ready never waits for it: the worker is stopped (a short song costs nothing extra).
 
 Why not Ray here: on this project's 2-core machine, Ray's own processes (its control store, raylet and the idle
 workers it starts ahead of the actors) took the second core for about 14 s while this process rendered, so
@@ -30,12 +36,13 @@ from multiprocessing import connection, get_context
 
 from .cluster import MAX_FAILURES, WORKER_THREADS, ClusterError, check_workers
 
-START_TIMEOUT = 300.0  # seconds this process waits for a worker when it has nothing left to render itself
+START_TIMEOUT = 300.0  # seconds this process waits for a worker to start when it has nothing left to render itself
 
 
-def _serve(conn, model: str, threads: int) -> None:
-    """A worker process: load the model, say ("ready", identity), then take the plan and batches of frame
-    indices until None, answering ("frames", [(index, PNG bytes)]) or ("error", one line)."""
+def _serve(conn, model: str, adapter: str | None, threads: int) -> None:
+    """A worker process: load the model (with its motion adapter, for the video method), say ("ready",
+    identity), then take the plan and jobs until None: a batch of frame indices, answered ("done", [PNG bytes]),
+    or the video method's window j, answered ("done", its latents as .npy bytes); or ("error", one line)."""
     import logging
     import warnings
     warnings.simplefilter("ignore")  # this process's own load already showed the model's warnings
@@ -45,16 +52,22 @@ def _serve(conn, model: str, threads: int) -> None:
 
         from .. import models
         from ..files import png_bytes
+        from .joint import WindowRenderer, npy_bytes
         from .renderer import FrameRenderer, device_entry
         torch.set_num_threads(threads)
-        pipe = models.load_pipeline(model, "cpu")
+        pipe = models.load_pipeline(model, "cpu", motion_adapter=adapter)
         conn.send(("ready", {"weights": models.weights_fingerprint(pipe), "device": device_entry(pipe)}))
         plan = conn.recv()
         if plan is None:
             return
+        if plan.spec.method == "video":
+            windows = WindowRenderer(plan, pipe)
+            while (j := conn.recv()) is not None:
+                conn.send(("done", npy_bytes(windows.latents(j))))
+            return
         renderer = FrameRenderer(plan, pipe)
         while (idx := conn.recv()) is not None:
-            conn.send(("frames", [(i, png_bytes(img)) for i, img in zip(idx, renderer.render(idx))]))
+            conn.send(("done", [png_bytes(img) for img in renderer.render(idx)]))
     except (EOFError, KeyboardInterrupt):  # the driver went away, or Ctrl-C reached the whole group
         return
     except Exception as e:  # noqa: BLE001 - our own error in the worker: reported as one line, never retried
@@ -62,15 +75,16 @@ def _serve(conn, model: str, threads: int) -> None:
 
 
 class _Worker:
-    """One worker process and its end of the pipe; `idx` is the batch it is rendering (None: none)."""
+    """One worker process and its end of the pipe; `idx` is the job it is computing (a batch of frame indices, or a
+    window's index; None: none)."""
 
-    def __init__(self, ctx, model: str, threads: int, name: str):
+    def __init__(self, ctx, model: tuple[str, str | None], threads: int, name: str):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, model, threads), name=name, daemon=True)
+        self.proc = ctx.Process(target=_serve, args=(child, *model, threads), name=name, daemon=True)
         self.proc.start()
         child.close()
         self.ready = False
-        self.idx: list[int] | None = None
+        self.idx: list[int] | int | None = None
 
     def stop(self, wait: float) -> None:
         try:
@@ -88,7 +102,8 @@ class _Worker:
 class ProcessSource:
     """A frame source (`video.renderer`) on N local CPU workers: this process and N - 1 spawned processes, each
     with `threads` torch threads (default `WORKER_THREADS`, so frames do not depend on N). `local_frames` counts
-    the frames this process made, `started` the seconds until the first worker was ready (None: none was).
+    the frames this process made (the video method: `local_windows` the windows), `started` the seconds until the
+    first worker was ready (None: none was).
 
         make_video(spec, "song.mp4", source=ProcessSource(workers=2))
     """
@@ -96,9 +111,9 @@ class ProcessSource:
     def __init__(self, workers: int | None = None, threads: int | None = None, max_failures: int = MAX_FAILURES):
         self.workers, self.threads, self.max_failures = workers, threads, max_failures
         self.pool: list[_Worker] = []
-        self.failures = self.spawned = self.local_frames = 0
+        self.failures = self.spawned = self.local_frames = self.local_windows = 0
         self.started: float | None = None
-        self._model = self._pipe = self._renderer = self._saved_threads = None
+        self._model = self._pipe = self._renderer = self._saved_threads = self._own = None
 
     def check(self, spec) -> None:
         """One-line errors before any work: threads in 1..CPUs, workers x threads no more than the CPUs, not
@@ -106,7 +121,7 @@ class ProcessSource:
         from ..models.device import check_threads
         check_threads(self.threads)
         check_workers(self.workers, None, spec.method, "cpu", self.threads)
-        self._model = spec.model
+        self._model = (spec.model, spec.motion_adapter)  # what a worker loads before the plan exists
         self._t0 = time.perf_counter()
 
     @property
@@ -125,21 +140,22 @@ class ProcessSource:
                                  f"bendlab-worker-{self.spawned}"))
 
     def model(self, spec):
-        """What the spec is resolved and checked against before the weights load."""
-        from ..models.model import Model
-        return Model.of(spec.model)
+        """What the spec is resolved and checked against before the weights load (with its motion adapter, as in
+        this process alone: `LocalSource.model`)."""
+        return spec.model_of()
 
     def start(self, plan) -> dict:
         """Load the model here, with the workers' threads, and return what the manifest records."""
         import torch
 
         from .. import models
+        from .joint import WindowRenderer
         from .renderer import FrameRenderer, device_entry
         self.plan = plan
         self._saved_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads or WORKER_THREADS)  # this process computes as a worker does
-        self._pipe = models.Model.of(plan.spec.model).load("cpu")
-        self._renderer = FrameRenderer(plan, self._pipe)
+        self._pipe = plan.spec.model_of().load("cpu")
+        self._renderer = (WindowRenderer if plan.spec.method == "video" else FrameRenderer)(plan, self._pipe)
         self.identity = {"weights": models.weights_fingerprint(self._pipe), "device": device_entry(self._pipe)}
         return self.identity
 
@@ -151,13 +167,47 @@ class ProcessSource:
         self.local_frames += len(idx)
         return self._renderer.render(idx)
 
+    def _window_here(self, j: int):
+        self.local_windows += 1
+        return self._renderer.latents(j)
+
     def frames(self, todo: list[int], folder):
         """Yield (index, image or PNG bytes) as batches finish, this process and the ready workers taking
-        batches from one queue; this process renders on a thread of its own (torch computes outside the GIL)
-        while this thread keeps the workers busy."""
+        batches from one queue (`_finished`); the video method: its windows' frames in order (`_windows`)."""
+        if self.plan.spec.method == "video":
+            yield from self._windows(todo, folder)
+            return
         from .renderer import aligned_batches
         queue = deque(aligned_batches(todo, self.plan.spec.batch, self.plan.n_frames))
-        own = ThreadPoolExecutor(1, thread_name_prefix="bendlab-driver")
+        for idx, frames in self._finished(queue, self._render_here):
+            yield from zip(idx, frames)
+
+    def _windows(self, todo: list[int], folder):
+        """The video method: the windows `WindowRenderer.schedule` renders go into one queue for this process and
+        the workers; their latents are blended, decoded and written in window order as they come in (a window
+        done ahead of its turn waits in memory)."""
+        from .joint import npy_tensor
+        r = self._renderer
+        queue = deque(j for j, saved in r.schedule(todo, folder)[1] if saved is None)
+        finished, got = self._finished(queue, self._window_here), {}
+
+        def latents(j: int):
+            while j not in got:
+                k, value = next(finished, (None, None))
+                if k is None:
+                    raise ClusterError(f"window {j} was handed to no process; finished frames are kept: run again")
+                got[k] = npy_tensor(value) if isinstance(value, bytes) else value
+            return got.pop(j)
+        try:
+            yield from r.frames(todo, folder, latents=latents)
+        finally:
+            finished.close()
+
+    def _finished(self, queue: deque, here):
+        """Yield (job, result) as jobs finish, this process and the ready workers taking jobs from `queue`: this
+        process computes `here(job)` on a thread of its own (torch computes outside the GIL) while this thread
+        keeps the workers busy; a worker's result is what it sent (PNG bytes, or .npy bytes)."""
+        self._own = own = ThreadPoolExecutor(1, thread_name_prefix="bendlab-driver")
         mine = None
         try:
             while queue or mine or any(w.idx is not None for w in self.pool):
@@ -166,11 +216,11 @@ class ProcessSource:
                         w.idx = queue.popleft()
                         self._send(w, w.idx, queue)
                 if mine is None and queue:
-                    idx = queue.popleft()
-                    mine = (own.submit(self._render_here, idx), idx)
+                    job = queue.popleft()
+                    mine = (own.submit(here, job), job)
                 if mine is not None and mine[0].done():
-                    (future, idx), mine = mine, None
-                    yield from zip(idx, future.result())
+                    (future, job), mine = mine, None
+                    yield job, future.result()
                     continue
                 yield from self._collect(queue, mine)
         finally:
@@ -188,9 +238,10 @@ class ProcessSource:
         if not conns:  # no worker: this process's batch is all there is to wait for
             wait_futures([mine[0]], timeout=None)
             return
-        ready = connection.wait(list(conns), timeout=0.05 if mine is not None else START_TIMEOUT)
+        busy = any(w.idx is not None for w in self.pool)  # a worker computing (a window may take minutes): no limit
+        ready = connection.wait(list(conns), timeout=0.05 if mine is not None else None if busy else START_TIMEOUT)
         if not ready and mine is None:
-            raise ClusterError(f"no worker answered within {START_TIMEOUT:g} s; finished frames are kept: run "
+            raise ClusterError(f"no worker was ready within {START_TIMEOUT:g} s; finished frames are kept: run "
                                "again to resume")
         for c in ready:
             w = conns[c]
@@ -210,8 +261,8 @@ class ProcessSource:
                     self.started = time.perf_counter() - self._t0
                 self._send(w, self.plan, queue)
                 continue
-            w.idx = None
-            yield from value
+            job, w.idx = w.idx, None
+            yield job, value
 
     def _lost(self, w: _Worker, queue) -> None:
         """A worker died: its batch back to the queue (nothing of it was written) and a new worker, up to
@@ -226,7 +277,11 @@ class ProcessSource:
         self._spawn()
 
     def close(self) -> None:
-        """Stop the workers (those still loading at once) and give this process its threads back."""
+        """Stop the workers (those still loading at once), wait for this process's job in flight (a render stopped
+        mid-song: it computes on the pipeline the next render loads) and give this process its threads back."""
+        if self._own is not None:
+            self._own.shutdown(wait=True, cancel_futures=True)
+            self._own = None
         for w in self.pool:
             w.stop(2.0)
         self.pool = []

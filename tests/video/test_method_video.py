@@ -166,10 +166,14 @@ def test_video_spec_refusals(clip16, adapter, kw, msg):
     assert msg in str(e.value) and "\n" not in str(e.value)
 
 
-def test_video_method_on_workers_is_refused(clip16, adapter, tmp_path, no_loading):
-    from bendlab.video.processes import ProcessSource
-    with pytest.raises(BendlabValueError, match="method video on workers is not yet implemented"):
-        make_video(video_spec(clip16, adapter), tmp_path / "v.mp4", source=ProcessSource(2), progress=False)
+def test_video_method_on_ray_is_refused(clip16, adapter, tmp_path, no_loading):
+    """Worker processes take windows (tests/video/test_window_workers.py); Ray workers not yet, before any start."""
+    import sys
+    from bendlab.video.cluster import RaySource
+    with pytest.raises(BendlabValueError) as e:
+        make_video(video_spec(clip16, adapter), tmp_path / "v.mp4", source=RaySource(2), progress=False)
+    assert "method video on Ray workers is not yet implemented" in str(e.value) and "\n" not in str(e.value)
+    assert not ("ray" in sys.modules and sys.modules["ray"].is_initialized())
 
 
 # ------------------------------------------------------------------------------------------------ end to end
