@@ -231,7 +231,8 @@ def methods_benchmark(a, pipe, seconds: float = 4.0, fps: float = 10.0) -> None:
     from bendlab.video import VideoSpec, compare_methods
     v = METHODS_VIDEO
     steps = a.steps or models.usual_steps(a.model)
-    spec = VideoSpec(audio=str(PIANO_FILE), prompts=[v["prompt"]], fps=fps, steps=steps, model=a.model,
+    spec = VideoSpec(audio=str(PIANO_FILE), prompts=[v["prompt"]], fps=fps, steps=steps,
+                     model=a.model or models.DEFAULT_MODEL,
                      mappings=[Mapping(v["feature"], v["op"], None, v["low"], v["high"])])
     video_pipe = models.load_pipeline(a.model, a.device, motion_adapter=a.motion_adapter or
                                       models.default_motion_adapter(a.model))
