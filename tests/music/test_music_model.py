@@ -99,3 +99,36 @@ def test_a_piano_note_in_c_is_mostly_a_c(pipe):
     c = CHECKS["piano note in C"]
     errors = [music.pitch_class_error(clip(pipe, c.prompt, s), c.key, fmin=c.fmin) for s in range(8)]
     assert sum(c.passes(e) for e in errors) >= 5, errors
+
+
+# ------------------------------------------------------------------------------------------ the engine's contract
+def installed(pipe) -> tuple:
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for part in (pipe.transformer, pipe.vae)
+                for m in part.modules())
+    patched = tuple(sorted(n for obj in (pipe, pipe.scheduler) for n in vars(obj) if callable(vars(obj)[n])))
+    return hooks, patched
+
+
+def test_the_engine_contract_on_the_shipped_music_model(pipe):
+    """As tests/music/test_render.py holds on a tiny random pipeline, here on the shipped model (8 steps): an
+    identity bend is the stock pipeline call bit for bit; R1 at the last layer on time:1-2 leaves the first second
+    untouched but for the Oobleck decoder's reach across the boundary (its receptive field: the first changed sample
+    was at 0.834 s, so everything before 0.8 s is exact) and changes the span; a DiT block bend and a text bend leave
+    nothing installed."""
+    from bendlab.bend.bends import Bend
+    from bendlab.music.render import render_music
+    steps, seconds = 8, 2.0
+    kw = dict(pipe=pipe, seconds=seconds, steps=steps)
+    plain = render_music("a slow piano phrase", **kw)
+    stock = pipe("a slow piano phrase", audio_end_in_s=seconds, num_inference_steps=steps, guidance_scale=7.0,
+                 generator=torch.Generator().manual_seed(46), output_type="pt").audios[0].numpy()
+    assert np.array_equal(plain.samples, stock)
+    assert np.array_equal(render_music("a slow piano phrase", [Bend("rotate1", 0.0, 4)], **kw).samples, stock)
+    bent = render_music("a slow piano phrase", [Bend("rotate1", 3.14, steps, "time:1-2")], **kw)
+    diff = np.abs(bent.samples - plain.samples)[0]
+    sr = plain.sr
+    assert diff[: int(0.8 * sr)].max() == 0.0 and diff[int(1.05 * sr):].mean() > 0.01
+    before = installed(pipe)
+    render_music("a slow piano phrase", [Bend("multiply", 2.0, [0, steps - 1], target="unet:transformer_blocks.0"),
+                                         Bend("multiply", 2.0, [0, steps - 1], target="text")], **kw)
+    assert installed(pipe) == before
