@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import signal
 import threading
 import time
 from collections import deque
@@ -110,6 +111,16 @@ def check_seconds(seconds) -> None:
     """How long a session runs: None (until stopped) or seconds > 0."""
     if seconds is not None:
         check_number("seconds", seconds, 0, low_open=True, accepted="seconds > 0 (or none: until stopped)")
+
+
+def _stop_on_sigint(stop: threading.Event):
+    """In the main thread: Ctrl-C (SIGINT) sets `stop`, so the loop ends after the frame in flight with the reason
+    "stopped", rather than a KeyboardInterrupt raised wherever the main thread happens to be (a library that catches
+    BaseException there would swallow it and the session would run on). Returns the handler it replaced (None off
+    the main thread, where signals cannot be handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
 
 
 def stop_words(reason: str, seconds: float | None = None) -> str:
@@ -391,6 +402,7 @@ class Live:
             self._teardown()
             raise
         status_due = STATUS_EVERY
+        previous = _stop_on_sigint(self._stop)
         try:
             self.audio_in.start(self.writer.audio if self.writer is not None else None)
             if self.writer is not None:
@@ -425,6 +437,8 @@ class Live:
         except KeyboardInterrupt:
             self.reason = "stopped"
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             self._teardown()
         return self.reason
 
