@@ -6,8 +6,9 @@ one small installer per target kind (`INSTALLERS`), each undone when the call en
   `callback_on_step_end` (`BendCallback`), which receives the latent after step L-1, i.e. just before the
   evaluation of step L (layer N: just before the VAE decodes). The family's `Layout` views the latent as the
   canonical (N, C, H, W) tensor the operators act on, and puts it back;
-- "unet:" module bends through forward hooks on the denoiser's blocks, "vae:" bends through forward hooks on the
-  VAE decoder's blocks (they act when the pipeline decodes);
+- "unet:" module bends through forward hooks on the denoiser's blocks (a video transformer's tokens viewed one
+  row per latent frame), "vae:" bends through forward hooks on the VAE decoder's blocks (they act when the
+  pipeline decodes);
 - "text" bends through one forward pre-hook on the denoiser that bends the positive half of its
   `encoder_hidden_states` (the pipelines concatenate [negative, positive] under classifier-free guidance);
 - "attn:" bends through diffusers' attention processors: the `Attention` module at PATH gets an
@@ -199,14 +200,35 @@ def install_latent(stack: contextlib.ExitStack, pipe, cb: BendCallback, start: i
         stack.enter_context(_patched(scheduler, "set_begin_index", set_begin_index))
 
 
-def _output_hook(b: Bend, cb: BendCallback, every_call: bool):
+def _output_hook(b: Bend, cb: BendCallback, every_call: bool, patch: int = 0):
+    """A forward hook bending a module's output at the bend's steps (every call: a VAE block's). patch > 0: the
+    output is a video transformer's tokens, bent latent frame by latent frame (`_apply_frames`)."""
+    def apply(x):
+        return _apply_frames(b, x, cb.latent_hw, patch) if patch else _apply_nd(b, x)
+
     def hook(module, inputs, output):
         if not every_call and cb.step not in b.layers:
             return None
         if isinstance(output, tuple):
-            return (_apply_nd(b, output[0]),) + tuple(output[1:])
-        return _apply_nd(b, output)
+            return (apply(output[0]),) + tuple(output[1:])
+        return apply(output)
     return hook
+
+
+def _apply_frames(b: Bend, x: torch.Tensor, hw: tuple[int, int], patch: int) -> torch.Tensor:
+    """A module bend on a video transformer's tokens (B, F' h w, D), frame-major and row-major within a frame (Wan
+    patchifies (F', H', W') with patches 1 x p x p, LTX-Video packs one token per cell, both in that order): viewed
+    as (B F', D, h, w), one row per latent frame (row b F' + f: item b's frame f), so a parameter per latent frame
+    bends each frame's tokens with its value (and each item's under classifier-free guidance, as a module bend on
+    an image bends both halves); where selects features (channel:c) and the token grid (row, column)."""
+    B, T, D = x.shape
+    h, w = hw[0] // patch, hw[1] // patch
+    if T % (h * w):
+        raise BendlabValueError(f"{b.target}: its output has {T} tokens, not latent frames of {h}x{w} tokens; "
+                                "accepted: a module whose output is the clip's tokens (a transformer block)")
+    F = T // (h * w)
+    y = x.reshape(B, F, h, w, D).permute(0, 1, 4, 2, 3).reshape(B * F, D, h, w)
+    return b.apply(y).reshape(B, F, D, h, w).permute(0, 1, 3, 4, 2).reshape(B, T, D)
 
 
 def _apply_nd(b: Bend, x: torch.Tensor) -> torch.Tensor:
@@ -216,10 +238,13 @@ def _apply_nd(b: Bend, x: torch.Tensor) -> torch.Tensor:
 
 
 def install_modules(stack: contextlib.ExitStack, pipe, bends: Sequence[Bend], cb: BendCallback, prompts=None) -> None:
-    """"unet:PATH" bends: a forward hook on that block of the denoiser, acting at the bend's steps."""
-    denoiser = family_of(pipe).denoiser_of(pipe)
+    """"unet:PATH" bends: a forward hook on that block of the denoiser, acting at the bend's steps (on a video
+    transformer's blocks, latent frame by latent frame: `_apply_frames`)."""
+    fam = family_of(pipe)
+    denoiser, patch = fam.denoiser_of(pipe), fam.patch_side(pipe) if fam.frame_blocks else 0
     for b in bends:
-        stack.callback(denoiser.get_submodule(b.path).register_forward_hook(_output_hook(b, cb, False)).remove)
+        hook = _output_hook(b, cb, False, patch)
+        stack.callback(denoiser.get_submodule(b.path).register_forward_hook(hook).remove)
 
 
 def install_vae(stack: contextlib.ExitStack, pipe, bends: Sequence[Bend], cb: BendCallback, prompts=None) -> None:

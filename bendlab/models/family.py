@@ -14,10 +14,12 @@ SD v1.x/2.x and SDXL are on it, and AnimateDiff (an SD v1.x model with a motion 
 pipeline's latent is one clip, (1, C, F, H, W), so the canonical view has one row per frame), and Stable Audio (a
 music model: DiT denoiser, Oobleck VAE, T5 text encoder; SEQUENCE layout, its channel operators acting on every
 group of 4 of its latent channels); image transformer pipelines are refused (with why) until their families land.
-The video transformers Wan 2.x (VIDEO layout) and LTX-Video (PACKED_VIDEO layout) are on it for the latent target
-only (their folders load where a video is asked for, `family(..., video=True)`: the video method, `video.clip`):
-their VAEs compress time (r video frames per latent frame after the first: `video.latent_frames`), and their
-transformer blocks and attention are not yet checked as targets (`Family.check_targets` refuses them in one line).
+The video transformers Wan 2.x (VIDEO layout) and LTX-Video (PACKED_VIDEO layout) are on it for the latent and
+their transformer blocks (`frame_blocks`: a block's tokens are the clip's, latent frame by latent frame), with one
+parameter per latent frame (their folders load where a video is asked for, `family(..., video=True)`: the video
+method, `video.clip`); their VAEs compress time (r video frames per latent frame after the first:
+`video.latent_frames`). The text, attention and VAE decoder targets are refused on them in one line with the reason
+(`Family.check_targets`, `DIT_REFUSALS`).
 """
 
 from __future__ import annotations
@@ -148,7 +150,13 @@ class Family:
     size_multiple: int = 1  # what height and width must be multiples of by the pipeline's own check (its
     #                         `check_inputs`), beyond its VAE and patches (LTX: 32)
     only_targets: tuple = ()  # the only target kinds checked on this family ((): every kind); the others are refused
-    #                           in one line (`check_targets`)
+    #                           in one line with the reason (`check_targets`, `DIT_REFUSALS`)
+    frame_blocks: str = ""  # a video transformer's list of blocks (Wan: "blocks", LTX-Video: "transformer_blocks"):
+    #                         their tokens are the clip's, (B, F' h w, D), latent frame by latent frame, so a module
+    #                         bend there takes one parameter per latent frame (`bend.hooks`); other modules are
+    #                         refused (`frame_target_error`)
+    text_projection: str = ""  # ... and the module projecting the text encoder's output for the blocks'
+    #                            cross-attention (prompts along the frames, `video.frame_prompts`)
     across_frames: str = ""  # a video denoiser's name for its temporal modules (AnimateDiff: "motion_modules"): inside
     #                          one, the batch is the pixels and the frames are the sequence, so a bend with one
     #                          parameter per frame cannot act there (`check_targets`); the module's output is per frame
@@ -189,15 +197,20 @@ class Family:
                                     f"{self.layout.patch}x{self.layout.patch}, as LTX-Video 0.9's")
         return self.latent_grid(pipe, call["num_frames"], call["height"], call["width"])
 
+    def patch_side(self, pipe) -> int:
+        """The denoiser's spatial patch side (Wan: its patch_size (1, 2, 2) -> 2; LTX-Video: patch_size; 1 for a
+        UNet): a transformer block's tokens of a latent frame are (h / p) x (w / p)."""
+        p = getattr(self.denoiser_of(pipe).config, "patch_size", None) or 1
+        return int(p[-1] if isinstance(p, (tuple, list)) else p)
+
     def check_targets(self, bends) -> None:
-        """A one-line error for a bend whose target kind is not yet checked on this family (`only_targets`), or that
-        lies inside a temporal module (`across_frames`, `frame_target_error`)."""
+        """A one-line error for a bend whose target kind this family refuses (`only_targets`, with the reason from
+        `DIT_REFUSALS`), or that cannot take one parameter per frame (`frame_target_error`)."""
         for b in bends:
             if self.only_targets and b.kind not in self.only_targets:
-                raise BendlabValueError(
-                    f"target {b.target!r} on {self.name} is not yet checked (its transformer blocks, attention, text "
-                    f"conditioning and VAE decoder have not been tested as bend targets on this family); accepted: "
-                    f"{', '.join(self.only_targets)}")
+                why = DIT_REFUSALS.get(b.kind, "it has not been tested as a bend target on this family")
+                raise BendlabValueError(f"target {b.target!r} on {self.name}: {why}; accepted: "
+                                        f"{', '.join(self.only_targets)} (unet:{self.frame_blocks}.K)")
             error = self.frame_target_error(b.target, b.op)
             if error:
                 raise BendlabValueError(error)
@@ -209,6 +222,8 @@ class Family:
         output is back to one row per frame. Its temporal attention is bent per query frame (each frame's row of
         probabilities over the frames, `bend.attention`), with point-wise operators only: its queries are frames,
         not an image for the attention-map operators."""
+        if self.frame_blocks and target and target.startswith("unet:"):
+            return self._block_error(target)
         if not self.across_frames or not target or ":" not in target:
             return None
         kind, path = target.split(":", 1)
@@ -226,6 +241,21 @@ class Family:
                     f"the sequence and the batch is the latent's pixels, so a parameter per frame cannot land on its "
                     f"frame; accepted: the module's output (unet:{module}), its temporal attention "
                     f"(attn:{module}.transformer_blocks.J.attn1), the UNet's other blocks, text, vae:decoder...")
+        return None
+
+    def _block_error(self, target: str) -> str | None:
+        """Why a module target of a video transformer cannot take one parameter per latent frame, or None: only its
+        blocks (`frame_blocks`.K) and the modules inside them hold the clip's tokens, frame by frame; a cross-
+        attention's key and value side holds the prompt's tokens."""
+        parts = target.split(":", 1)[1].split(".")
+        accepted = f"accepted: unet:{self.frame_blocks}.K (K a block index) or a module inside one, or the latent"
+        if parts[0] != self.frame_blocks or len(parts) < 2 or not parts[1].isdigit():
+            return (f"target {target!r} on {self.name} is not one of its transformer blocks, the modules whose tokens "
+                    f"are the clip's latent frames (embeddings, projections and the output head hold the text, the "
+                    f"timestep or the whole clip); {accepted}")
+        if "attn2" in parts and parts[-1] in KEY_VALUE_PARTS:
+            return (f"target {target!r} is the key/value side of a cross-attention, whose rows are the prompt's "
+                    f"tokens shared by every latent frame, not the clip's; {accepted}")
         return None
 
     def blocks(self, denoiser: torch.nn.Module) -> list[str]:
@@ -252,20 +282,34 @@ ANIMATEDIFF = Family("AnimateDiff (SD v1.x + motion adapter)", "AnimateDiffPipel
                      SD.components, ("text_encoder",), denoiser_class="UNetMotionModel", layout=VIDEO,
                      across_frames="motion_modules")
 # video transformers: a diffusers folder's model_index.json names their pipeline (`family(..., video=True)` finds
-# them: the video method renders a song on one, `video.clip`; image commands refuse them); the latent target only
-# for now. `channels` stays 4, the group the channel operators act on (as for Stable Audio's 64): Wan's 16 latent
-# channels (Wan 2.2 5B: 48) are 4 (12) groups, LTX-Video's 128 are 32. Their img2img classes are the video-to-video
-# pipelines built from the same components (not called by bendlab yet).
-_VIDEO_DIT = dict(denoiser="transformer", callback="on_step_end", medium="video", only_targets=("latent",))
+# them: the video method renders a song on one, `video.clip`; image commands refuse them); the latent and the
+# transformer blocks are targets, per latent frame. `channels` stays 4, the group the channel operators act on (as
+# for Stable Audio's 64): Wan's 16 latent channels (Wan 2.2 5B: 48) are 4 (12) groups, LTX-Video's 128 are 32. Their
+# img2img classes are the video-to-video pipelines built from the same components (not called by bendlab yet).
+_VIDEO_DIT = dict(denoiser="transformer", callback="on_step_end", medium="video", only_targets=("latent", "unet"))
 WAN = Family("Wan 2.x", "WanPipeline", "WanVideoToVideoPipeline",
              ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"), ("text_encoder",),
              denoiser_class="WanTransformer3DModel", layout=VIDEO, size_multiple=16,
-             spatial_ratio="vae_scale_factor_spatial", temporal_ratio="vae_scale_factor_temporal", **_VIDEO_DIT)
+             spatial_ratio="vae_scale_factor_spatial", temporal_ratio="vae_scale_factor_temporal",
+             frame_blocks="blocks", text_projection="condition_embedder.text_embedder", **_VIDEO_DIT)
 LTX = Family("LTX-Video", "LTXPipeline", "LTXConditionPipeline",
              ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"), ("text_encoder",),
              denoiser_class="LTXVideoTransformer3DModel", layout=PACKED_VIDEO, size_multiple=32,
              spatial_ratio="vae_spatial_compression_ratio", temporal_ratio="vae_temporal_compression_ratio",
-             **_VIDEO_DIT)
+             frame_blocks="transformer_blocks", text_projection="caption_projection", **_VIDEO_DIT)
+# why the video transformers refuse a target kind per latent frame (`Family.check_targets`)
+DIT_REFUSALS = {
+    "text": "the prompt embedding is one (tokens, dim) tensor per call that every latent frame attends to, so one "
+            "parameter per latent frame has no row of its own there (several prompts along the frames condition "
+            "each latent frame on its own mix: prompts with keyframes)",
+    "attn": "its attention runs in the model's own processor (rotary, fused kernels) with no explicit "
+            "probabilities, and a self-attention's rows run over every latent frame's tokens (Wan 2.1 at 480x832, "
+            "81 frames: 32760 tokens, 4 GiB of probabilities per head in float32)",
+    "vae": "the 3D VAE decoder mixes neighbouring latent frames in its temporal convolutions (Wan's causal one "
+           "carries every frame into the later ones through its cache, LTX-Video's reaches both ways), so a "
+           "parameter per latent frame has no frame of its own there",
+}
+KEY_VALUE_PARTS = ("to_k", "to_v", "to_kv", "norm_k", "add_k_proj", "add_v_proj", "norm_added_k", "to_added_kv")
 VIDEO_TRANSFORMERS = (WAN, LTX)
 VIDEO_FAMILIES = (ANIMATEDIFF, *VIDEO_TRANSFORMERS)
 # audio families: a music model's folder names StableAudioPipeline; `bendlab music` / `music.render` render on them.

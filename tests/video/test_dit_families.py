@@ -201,9 +201,10 @@ def test_nothing_is_left_installed(dit):
 
 # ------------------------------------------------------------------------------------------------ refusals
 @pytest.mark.parametrize("change, msg", [
-    (dict(bends=[Bend("multiply", 2.0, (0, STEPS - 1), target="unet:blocks.0")]),
-     "target 'unet:blocks.0' on {name} is not yet checked"),
-    (dict(bends=[Bend("multiply", 2.0, STEPS, target="vae:decoder")]), "target 'vae:decoder' on {name} is not yet"),
+    (dict(bends=[Bend("multiply", 2.0, (0, STEPS - 1), target="unet:proj_out")]),
+     "target 'unet:proj_out' on {name} is not one of its transformer blocks"),
+    (dict(bends=[Bend("multiply", 2.0, STEPS, target="vae:decoder")]),
+     "target 'vae:decoder' on {name}: the 3D VAE decoder mixes neighbouring latent frames"),
     (dict(n_frames=14), "14 video frames do not fill whole latent frames"),
     (dict(height=40), "height 40 is not a multiple of"),
     (dict(per_video_frame=True), "one value per video frame"),
@@ -220,7 +221,7 @@ def test_what_cannot_work_yet_is_refused_in_one_line(dit, change, msg):
 
 
 def test_the_engine_itself_refuses_an_unchecked_target_on_these_families(dit):
-    with pytest.raises(BendlabValueError, match="is not yet checked") as e:
+    with pytest.raises(BendlabValueError, match="the prompt embedding is one .* per call") as e:
         with bending(dit, [Bend("multiply", 2.0, 0, target="text")]):
             pass
     assert "\n" not in str(e.value)
