@@ -6,7 +6,10 @@ The clip's initial latent is seeded standard normal noise drawn on the CPU, one 
 tokens). A latent bend acts on the family's canonical view, (F', C, h, w), one row per latent frame, so a bend whose
 parameter has F' values bends latent frame j by value j, as AnimateDiff's per-frame bends do
 (`video.joint`); `video.latent_frames.per_latent_frame` makes those F' values from a curve over the F video frames.
-Only the latent is a target here for now (`models.Family.check_targets`).
+A bend on a transformer block (Wan: "unet:blocks.K", LTX-Video: "unet:transformer_blocks.K") bends its tokens latent
+frame by latent frame the same way (`bend.hooks._apply_frames`). Several prompts along the frames condition each
+latent frame on its own mix of them (`video.frame_prompts`). The text, attention and VAE decoder targets are refused
+in one line with the reason (`models.Family.check_targets`).
 
 A song (the video method, `VideoSpec(method="video", model=<a Wan or LTX-Video folder>)`) is rendered by
 `TransformerWindows`, `video.joint.WindowRenderer`'s order, overlaps and resume with three differences:
@@ -16,7 +19,8 @@ A song (the video method, `VideoSpec(method="video", model=<a Wan or LTX-Video f
   seeded generator (`joint.ClipNoise`), the same in every window that holds it; a window starting at video frame
   s starts at the song's latent frame s / r (its first latent frame, which holds frame s alone, takes that
   draw). A song no longer than the window is one window: the stock pipeline call, bit for bit (`render_clip`).
-- Each window's parameters are its own stretch of the curves, one per latent frame (`per_latent_frame`).
+- Each window's parameters are its own stretch of the curves, one per latent frame (`per_latent_frame`), and so
+  are its prompt weights (`spec.prompt_weights`, `frame_prompts.latent_weights`).
 - Windows are blended as **decoded frames**, not latents: a window's first latent frame holds one video frame
   and the rest r each, so two windows' latent frames never hold the same video frames as a shifted copy of each
   other (the song's latent frame s / r holds frames s - r + 1 .. s, a window's first latent frame frame s alone),
@@ -27,6 +31,7 @@ A song (the video method, `VideoSpec(method="video", model=<a Wan or LTX-Video f
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 from typing import Sequence
@@ -35,23 +40,19 @@ import numpy as np
 import torch
 
 from ..bend.bends import Bend, as_bends
+from ..bend.fit import check_bends
 from ..bend.hooks import bending
 from ..checks import BendlabValueError, check_int
 from ..models.family import VIDEO, VIDEO_TRANSFORMERS, Family, family_of
+from .frame_prompts import encode_each, frame_prompts, latent_weights
 from .joint import ClipNoise, WindowRenderer, blend_weights, plan_windows
 from .latent_frames import check_frames, per_latent_frame
-from .spec import Plan, check_curves
+from .spec import Plan, check_curves, prompt_weights
 
 
 def _default(pipe, name: str):
     """The pipeline's own default for an argument of its call."""
     return inspect.signature(type(pipe).__call__).parameters[name].default
-
-
-def _patch(fam: Family, pipe) -> int:
-    """The transformer's spatial patch side (Wan: its patch_size (1, 2, 2); LTX: patch_size)."""
-    p = fam.denoiser_of(pipe).config.patch_size
-    return int(p[-1] if isinstance(p, (tuple, list)) else p)
 
 
 def check_family(pipe) -> Family:
@@ -67,7 +68,7 @@ def check_family(pipe) -> Family:
 
 def check_clip(pipe, bends: Sequence[Bend], n_frames: int, height: int, width: int, steps: int) -> Family:
     """One-line errors for a clip that cannot be rendered on this pipeline as asked (a pipeline of another family,
-    a target not yet checked on it, frames that do not fill whole latent frames, a size the pipeline would round
+    a target it refuses or a module it lacks, frames that do not fill whole latent frames, a size the pipeline would round
     or refuse, a bend that does not fit: one parameter per video frame where one per latent frame is needed),
     before any model work. Returns the pipeline's family."""
     fam = check_family(pipe)
@@ -76,7 +77,7 @@ def check_clip(pipe, bends: Sequence[Bend], n_frames: int, height: int, width: i
     r = fam.temporal_ratio_of(pipe)
     n = check_frames(n_frames, r)
     s = int(getattr(pipe, fam.spatial_ratio))
-    side = math.lcm(s * _patch(fam, pipe), fam.size_multiple)
+    side = math.lcm(s * fam.patch_side(pipe), fam.size_multiple)
     for name, v in (("height", height), ("width", width)):
         check_int(name, v, side)
         if v % side:
@@ -90,7 +91,7 @@ def check_clip(pipe, bends: Sequence[Bend], n_frames: int, height: int, width: i
             raise BendlabValueError(f"{b.op}: one value per video frame ({n_frames}) where one per latent frame ({n}) "
                                     f"is needed (the VAE compresses time {r}x); accepted: "
                                     "video.latent_frames.per_latent_frame(curve, r) or a number")
-        b.check(steps, shape)
+    check_bends(pipe, bends, steps, shape)  # each bend's layers, shape and module
     return fam
 
 
@@ -106,12 +107,15 @@ def clip_noise(pipe, seed: int, n_frames: int, height: int, width: int) -> torch
 
 
 @torch.no_grad()
-def render_clip(pipe, bends=(), *, prompt: str, n_frames: int, height: int, width: int, steps: int | None = None,
-                guidance: float | None = None, seed: int = 0, negative_prompt: str | None = None,
-                output_type: str = "np"):
+def render_clip(pipe, bends=(), *, prompt: str | Sequence[str], n_frames: int, height: int, width: int,
+                steps: int | None = None, guidance: float | None = None, seed: int = 0,
+                negative_prompt: str | None = None, output_type: str = "np", weights=None):
     """One clip of n_frames frames (1 + r k: r the VAE's temporal compression) at height x width from `prompt`,
-    with `bends` (latent bends; a parameter is a number or one value per latent frame) installed on the stock
-    pipeline call. steps, guidance: None -> the pipeline's own defaults (Wan: 50 and 5.0; LTX: 50 and 3.0). The
+    with `bends` (latent and transformer block bends; a parameter is a number or one value per latent frame)
+    installed on the stock pipeline call. Several prompts along the frames: `prompt` a list of P prompts and
+    `weights` (F', P) each latent frame's weights (rows summing to 1; `frame_prompts.latent_weights` makes them from
+    the video frames'), each latent frame conditioned on its own mix (`video.frame_prompts`); one prompt all along
+    is the stock call. steps, guidance: None -> the pipeline's own defaults (Wan: 50 and 5.0; LTX: 50 and 3.0). The
     prompt's tokens: the tokenizer's length or the pipeline's default, the shorter. Returns the frames: an (F, H, W,
     3) float array in 0..1 (output_type="np") or F PIL images ("pil"); with output_type="latent" the final latent,
     undecoded, in the pipeline's layout (without the batch axis)."""
@@ -120,17 +124,43 @@ def render_clip(pipe, bends=(), *, prompt: str, n_frames: int, height: int, widt
     steps = _default(pipe, "num_inference_steps") if steps is None else steps
     guidance = _default(pipe, "guidance_scale") if guidance is None else guidance
     check_clip(pipe, bends, n_frames, height, width, steps)
-    return _call(pipe, bends, prompt, clip_noise(pipe, seed, n_frames, height, width), n_frames, height, width, steps,
-                 guidance, seed, negative_prompt, output_type)
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    weights = check_weights(weights, len(prompts), check_frames(n_frames, family_of(pipe).temporal_ratio_of(pipe)))
+    return _call(pipe, bends, prompts, clip_noise(pipe, seed, n_frames, height, width), n_frames, height, width,
+                 steps, guidance, seed, negative_prompt, output_type, weights)
 
 
-def _call(pipe, bends, prompt, latents, n_frames, height, width, steps, guidance, seed, negative_prompt=None,
-          output_type="np"):
-    """The stock pipeline call from `latents` (checked), the bends installed; its first item's frames. The prompt's
-    tokens: the tokenizer's length or the pipeline's default, the shorter."""
+def check_weights(weights, n_prompts: int, n_latent: int) -> np.ndarray:
+    """(F', P) prompt weights per latent frame, checked: None with one prompt -> all on it; a one-line error for
+    another shape, a negative weight or a row not summing to 1."""
+    if weights is None and n_prompts == 1:
+        return np.ones((n_latent, 1))
+    w = np.asarray(weights if weights is not None else np.nan, dtype=float)
+    if w.shape != (n_latent, n_prompts) or (w < 0).any() or not np.allclose(w.sum(1), 1):
+        raise BendlabValueError(f"prompt weights of shape {w.shape} for {n_prompts} prompts and {n_latent} latent "
+                                f"frames; accepted: ({n_latent}, {n_prompts}) weights >= 0, each row summing to 1 "
+                                "(video.frame_prompts.latent_weights)")
+    return w
+
+
+def _call(pipe, bends, prompts, latents, n_frames, height, width, steps, guidance, seed, negative_prompt=None,
+          output_type="np", weights=None):
+    """The stock pipeline call from `latents` (checked), the bends installed; its first item's frames. weights (F',
+    P): each latent frame's weights of the P prompts; where every latent frame is on the same one prompt (or
+    weights is None: the first) it is the stock call with that prompt, else each latent frame is conditioned on its
+    own mix (`video.frame_prompts`). The prompt's tokens: the tokenizer's length or the pipeline's default, the
+    shorter."""
     tokens = min(pipe.tokenizer.model_max_length, _default(pipe, "max_sequence_length"))
-    with bending(pipe, bends, prompts=[prompt]) as cb:
-        out = pipe(prompt=prompt, negative_prompt=negative_prompt, num_frames=n_frames, height=height, width=width,
+    w = np.ones((1, 1)) if weights is None else weights
+    first = int(w[0].argmax())
+    with contextlib.ExitStack() as stack:
+        if np.array_equal(w, np.eye(w.shape[1])[[first] * len(w)]):  # one prompt all along the clip
+            text = {"prompt": prompts[first]}
+        else:
+            embeds, masks = encode_each(pipe, prompts, tokens)
+            text = stack.enter_context(frame_prompts(pipe, embeds, masks, w, first, tokens, negative_prompt))
+        cb = stack.enter_context(bending(pipe, bends, prompts=[prompts[first]]))
+        out = pipe(**text, negative_prompt=negative_prompt, num_frames=n_frames, height=height, width=width,
                    num_inference_steps=steps, guidance_scale=guidance, latents=latents,
                    generator=torch.Generator().manual_seed(seed), output_type=output_type, callback_on_step_end=cb,
                    max_sequence_length=tokens)
@@ -184,6 +214,8 @@ class TransformerWindows(WindowRenderer):
         pad = self.windows[-1][1] - plan.n_frames
         self.curves = np.pad(plan.curves, ((0, 0), (0, pad)), mode="edge")
         self.vectors = {j: np.pad(v, ((0, pad), (0, 0)), mode="edge") for j, v in plan.vectors.items()}
+        weights = prompt_weights(spec, plan.n_frames) if plan.weights is None else plan.weights
+        self.prompt_weights = np.pad(weights, ((0, pad), (0, 0)), mode="edge")  # (frames, prompts)
         _, h, w = self.fam.latent_grid(pipe, 1, spec.height, spec.width)
         self.channels = self.fam.denoiser_of(pipe).config.in_channels
         self.noise = ClipNoise(spec.seed, (self.channels, h, w))  # one draw per latent frame of the song
@@ -213,11 +245,13 @@ class TransformerWindows(WindowRenderer):
     @torch.no_grad()
     def latents(self, j: int) -> torch.Tensor:
         """(1, 3, F, H, W) window j's frames, float32 in 0..1 on the CPU: the stock pipeline call (output_type
-        "pt", decoded by its VAE) from the song's noise of its latent frames, with its bends."""
+        "pt", decoded by its VAE) from the song's noise of its latent frames, with its bends and its latent frames'
+        prompt weights (one prompt all along: the stock call with it)."""
         spec = self.plan.spec
         s, e = self.windows[j]
-        frames = _call(self.pipe, self.bends(s, e), spec.prompts[0], self.noise_of(s, e), e - s, spec.height,
-                       spec.width, spec.steps, spec.guidance, spec.seed + s, output_type="pt")
+        frames = _call(self.pipe, self.bends(s, e), spec.prompts, self.noise_of(s, e), e - s, spec.height,
+                       spec.width, spec.steps, spec.guidance, spec.seed + s, output_type="pt",
+                       weights=latent_weights(self.prompt_weights[s:e], self.r))
         return frames.float().cpu().permute(1, 0, 2, 3).unsqueeze(0)
 
     def decode(self, latents: torch.Tensor, output_type: str = "pil", frames: range | None = None):
