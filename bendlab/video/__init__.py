@@ -2,9 +2,10 @@
 
 `spec` holds a video's settings and its plan (the parameter curves); `soundtrack` makes a video's music when it
 has no audio file (its own bend driven by the same curve); `renderer` computes frames on one pipeline
-(`cluster` on Ray workers; `joint` the video method's windows); `folder` is the resumable render folder; `coherence`, `motion` and `tween` keep an
-image-to-image chain steady and fill in between frames; `quality` measures drift, flicker and seams (`compare` the three methods on one song); `make` drives a
-render and `mux` writes the mp4 with its audio.
+(`cluster` on Ray workers; `joint` the video method's windows, `clip` on Wan and LTX-Video with `latent_frames` and
+`frame_prompts`); `folder` is the resumable render folder; `coherence`, `motion` and `tween` keep an image-to-image
+chain steady and fill in between frames; `quality` measures drift, flicker and seams (`compare` the three methods on
+one song); `make` drives a render and `mux` writes the mp4 with its audio.
 """
 
 from ..lazy import exports

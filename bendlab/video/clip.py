@@ -68,9 +68,9 @@ def check_family(pipe) -> Family:
 
 def check_clip(pipe, bends: Sequence[Bend], n_frames: int, height: int, width: int, steps: int) -> Family:
     """One-line errors for a clip that cannot be rendered on this pipeline as asked (a pipeline of another family,
-    a target it refuses or a module it lacks, frames that do not fill whole latent frames, a size the pipeline would round
-    or refuse, a bend that does not fit: one parameter per video frame where one per latent frame is needed),
-    before any model work. Returns the pipeline's family."""
+    a target it refuses or a module it lacks, frames that do not fill whole latent frames, a size the pipeline
+    would round or refuse, a bend that does not fit: one parameter per video frame where one per latent frame is
+    needed), before any model work. Returns the pipeline's family."""
     fam = check_family(pipe)
     fam.check_targets(bends)
     check_int("steps", steps, 1)

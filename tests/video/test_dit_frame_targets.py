@@ -212,3 +212,23 @@ def test_a_bad_target_on_a_wan_folder_is_refused_before_the_model_loads(tmp_path
         with pytest.raises(BendlabValueError) as e:
             make_video(spec, tmp_path / "v.mp4", progress=False)
         assert msg in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_song_with_two_prompts_renders_each_window_on_its_latent_frames_mix(tmp_path):
+    """TransformerWindows hands each window its latent frames' prompt weights (`spec.prompt_weights`, then the mean
+    over each latent frame's video frames): window 0 is render_clip with those weights, and not the first prompt's."""
+    from bendlab.video.clip import TransformerWindows
+    from bendlab.video.spec import Plan, prompt_weights, resolve
+    pipe, folder = tiny_wan(), tmp_path / "model"
+    pipe.save_pretrained(folder, safe_serialization=True)
+    song = write_clip(tmp_path / "song.wav", onset=0.5, seconds=0.8)
+    spec = VideoSpec(audio=str(song), method="video", model=str(folder), steps=2, window=17, overlap=1, height=32,
+                     width=32, prompts=[A, B], mappings=[Mapping("rms", "multiply", 2, 1, 2)])
+    plan = Plan(resolve(spec, spec.model_of()), None, np.ones((1, 16)))
+    got = TransformerWindows(plan, pipe).latents(0)
+    weights = latent_weights(np.pad(prompt_weights(plan.spec, 16), ((0, 1), (0, 0)), mode="edge"), 4)
+    kw = dict(n_frames=17, height=32, width=32, steps=2, guidance=plan.spec.guidance, seed=plan.spec.seed,
+              output_type="pt")
+    want = render_clip(pipe, prompt=[A, B], weights=weights, **kw)
+    assert torch.equal(got[0].permute(1, 0, 2, 3), want.float())
+    assert not torch.equal(want, render_clip(pipe, prompt=A, **kw))
