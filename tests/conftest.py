@@ -115,6 +115,36 @@ def clip(tmp_path):
     return write_clip(tmp_path / "clip.wav")
 
 
+ADAPTER_FRAMES = 16  # the tiny motion adapter's window: at most 16 frames
+
+
+def tiny_adapter(folder, safe: bool = True):
+    """A random MotionAdapter for the shipped UNet (blocks 32, 64, 128, one layer each; a window of at most
+    ADAPTER_FRAMES frames), seeded, saved as safetensors (or, safe=False, as a pickle .bin)."""
+    from diffusers import MotionAdapter
+    torch.manual_seed(0)
+    a = MotionAdapter(block_out_channels=(32, 64, 128), motion_layers_per_block=1, motion_num_attention_heads=4,
+                      motion_max_seq_length=ADAPTER_FRAMES)
+    a.save_pretrained(folder, safe_serialization=safe)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def adapter(tmp_path_factory):
+    """`tiny_adapter`, saved once a session: a folder path that no test writes to."""
+    return tiny_adapter(tmp_path_factory.mktemp("adapter"))
+
+
+@pytest.fixture(scope="session")
+def animatediff(adapter):
+    """AnimateDiff: the shipped model with `adapter`, loaded once a session and shared by the video tests. A test
+    bends it only through bendlab's context managers (tests/video/test_frame_targets.py::test_nothing_is_left_installed
+    checks that they leave no hook, processor or patch behind) or with hooks it removes in a `finally`; a test that
+    must change it otherwise (its scheduler, its modules) loads its own."""
+    from bendlab import models
+    return models.load_pipeline(None, "cpu", motion_adapter=adapter)
+
+
 def spec_for(clip, **kw):
     """A 4-step video of `clip` with one mapping, RMS -> rotate1 at layer 3 over 0..pi (not 2 pi: a full turn is the
     identity, which would hide the loudest frame); keywords override."""

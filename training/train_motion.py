@@ -24,9 +24,7 @@ seeded, the training stopped by a wall-clock budget (the steps reached are recor
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -38,25 +36,13 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import motion  # noqa: E402
+from loop import log, n_params, train_with_ema  # noqa: E402
 
 MODEL = Path(__file__).resolve().parent.parent / "bendlab" / "weights" / "bendlab-tiny-sd"
 SAMPLE_PROMPTS = ["a floating orb", "a gorgeous landscape", "3D mesh geometry", "mice"]
 ORB = "a floating orb"  # the prompt whose travel is measured
 SAMPLE_SEED = 46  # the paper's seed
 DEFAULT_STEPS, DEFAULT_GUIDANCE = 50, 7.5  # the paper's DDIM steps and guidance (bendlab.paper)
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def n_params(*mods) -> float:
-    return sum(p.numel() for m in mods for p in m.parameters()) / 1e6
-
-
-def cosine_lr(peak: float, step: int, frac: float, warmup: int = 100) -> float:
-    """Linear warm-up over `warmup` steps, then cosine from peak to peak/10 over the wall-clock budget (frac 0..1)."""
-    return peak * min(1.0, (step + 1) / warmup) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
 
 # ---------------------------------------------------------------------------------------------- components
@@ -131,22 +117,13 @@ def train(unet, mean, std, captions, embeds, index, scale, minutes, batch, rng, 
     mods = motion_modules(unet)
     params = [p for m in mods for p in m.parameters()]
     assert all(p.requires_grad for p in params) and sum(p.requires_grad for p in unet.parameters()) == len(params)
-    emas = [copy.deepcopy(m).eval().requires_grad_(False) for m in mods]
-    ema_params = [p for m in emas for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=1e-2, foreach=True)
     cap_idx = [[index[c] for c in caps] for caps in captions]
     gen = np.random.default_rng(int(torch.randint(2**31, (1,), generator=rng)))
     T = noise_sched.config.num_train_timesteps
     log(f"motion modules: {sum(p.numel() for p in params) / 1e6:.3f}M trainable of {n_params(unet):.2f}M; "
         f"batches of {batch} clips x {mean.shape[2]} frames, {minutes:g} min budget")
-    unet.train()
-    ema_loss, t0, step, budget = None, time.time(), 0, minutes * 60
-    while True:
-        frac = (time.time() - t0) / budget
-        if frac >= 1 or (max_steps is not None and step >= max_steps):
-            break
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(lr, step, frac)
+
+    def batch_loss():
         b = torch.randint(len(mean), (batch,), generator=rng)
         m, s = mean[b].float(), std[b].float()
         z = (m + s * torch.randn(m.shape, generator=rng)) * scale
@@ -160,22 +137,10 @@ def train(unet, mean, std, captions, embeds, index, scale, minutes, batch, rng, 
         # float32: bfloat16 autocast (train.py's choice for the 2D UNet) made a step 10x slower here (6 s against
         # 1 s for 2 clips on one thread of this CPU, which has no bf16 instructions)
         pred = unet(zt, t, encoder_hidden_states=per_frame(embeds[rows], zt.shape[2])).sample
-        loss = F.mse_loss(pred, noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        decay = min(ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            torch._foreach_lerp_(ema_params, params, 1 - decay)
-        ema_loss = loss.item() if ema_loss is None else 0.99 * ema_loss + 0.01 * loss.item()
-        if step % 50 == 0:
-            el = time.time() - t0
-            log(f"step {step:5d}  loss {ema_loss:.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
-                f"{el / (step + 1):.2f} s/step  {el / 60:.1f}/{minutes:g} min")
-        step += 1
-    log(f"done: {step} steps in {(time.time() - t0) / 60:.1f} min, loss {ema_loss:.4f}")
-    return emas, ema_loss, step
+        return F.mse_loss(pred, noise)
+
+    unet.train()
+    return train_with_ema(mods, batch_loss, lr=lr, minutes=minutes, max_steps=max_steps, ema_decay=ema_decay)
 
 
 @torch.no_grad()

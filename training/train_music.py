@@ -22,7 +22,6 @@ stopped by wall-clock budgets (the steps reached are recorded):
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import sys
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import music  # noqa: E402
+from loop import cosine_lr, log, n_params, train_with_ema  # noqa: E402
 
 LATENT = 16  # latent channels: 4 groups of 4 for bendlab's channel operators
 RATIOS = [4, 4, 8]  # Oobleck downsampling: hop 128 (music.HOP)
@@ -49,10 +49,6 @@ SAMPLE_PROMPTS = ["a high bell", "a low bass drone", "a fast drum loop", "a sust
                   "a piano chord in G major"]
 SCALE_CLIPS = 64  # clips the latent scale is measured on
 DEFAULT_STEPS, DEFAULT_GUIDANCE = 50, 7.0  # what the card's samples and checks use unless told
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------- components
@@ -88,15 +84,6 @@ def make_dit(dim: int, width: int, layers: int, heads: int = 4):
 def make_scheduler():
     from diffusers import CosineDPMSolverMultistepScheduler
     return CosineDPMSolverMultistepScheduler(**SCHEDULER)
-
-
-def n_params(*mods) -> float:
-    return sum(p.numel() for m in mods for p in m.parameters()) / 1e6
-
-
-def cosine_lr(peak: float, step: int, frac: float, warmup: int = 100) -> float:
-    """Linear warm-up over `warmup` steps, then cosine from peak to peak/10 over the wall-clock budget (frac 0..1)."""
-    return peak * min(1.0, (step + 1) / warmup) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
 
 # ------------------------------------------------------------------------------------------------------- VAE
@@ -214,13 +201,9 @@ def train_dit(mean, std, ds: music.Dataset, tok, minutes, batch, rng, *, dim, wi
     sched = make_scheduler()
     text, projection = make_text_encoder(len(tok), dim), make_projection(dim)
     dit = make_dit(dim, width, layers)
-    mods = (dit, text, projection)
-    params = [p for m in mods for p in m.parameters()]
+    mods = [dit, text, projection]
     log(f"DiT {n_params(dit):.2f}M, T5 {n_params(text):.2f}M, projection {n_params(projection):.2f}M parameters; "
         f"batches of {batch}, {minutes:g} min budget")
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=1e-2, foreach=True)
-    emas = [copy.deepcopy(m).eval().requires_grad_(False) for m in mods]
-    ema_params = [p for m in emas for p in m.parameters()]
     # tokenise every candidate caption once
     flat = sorted({c for caps in ds.captions for c in caps})
     enc = tok(flat, padding="max_length", max_length=music.MAX_TOKENS, truncation=True, return_tensors="pt")
@@ -231,15 +214,8 @@ def train_dit(mean, std, ds: music.Dataset, tok, minutes, batch, rng, *, dim, wi
                                      repeat_interleave_real=False)
     u_lo, u_hi = (float(sched.precondition_noise(s)) for s in (SCHEDULER["sigma_min"], SCHEDULER["sigma_max"]))
     gen = np.random.default_rng(int(torch.randint(2**31, (1,), generator=rng)))
-    ema_loss, t0, step, budget = None, time.time(), 0, minutes * 60
-    for m in mods:
-        m.train()
-    while True:
-        frac = (time.time() - t0) / budget
-        if frac >= 1 or (max_steps is not None and step >= max_steps):
-            break
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(lr, step, frac)
+
+    def batch_loss():
         b = torch.randint(len(mean), (batch,), generator=rng)
         z = mean[b] + std[b] * torch.randn(mean[b].shape, generator=rng)
         rows = [cap_idx[i][gen.integers(len(cap_idx[i]))] for i in b.tolist()]
@@ -251,21 +227,12 @@ def train_dit(mean, std, ds: music.Dataset, tok, minutes, batch, rng, *, dim, wi
         target = (noise - sigma * z) / torch.sqrt(sigma ** 2 + 1)  # v
         cross, glob = conditioning(text, projection, enc.input_ids[rows], enc.attention_mask[rows], ends[b], drop)
         pred = dit(x_in, u, encoder_hidden_states=cross, global_hidden_states=glob, rotary_embedding=rotary).sample
-        loss = F.mse_loss(pred, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        decay = min(ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            torch._foreach_lerp_(ema_params, params, 1 - decay)
-        ema_loss = loss.item() if ema_loss is None else 0.99 * ema_loss + 0.01 * loss.item()
-        if step % 50 == 0:
-            el = time.time() - t0
-            log(f"DiT step {step:5d}  loss {ema_loss:.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
-                f"{el / (step + 1):.2f} s/step  {el / 60:.1f}/{minutes:g} min")
-        step += 1
-    log(f"DiT done: {step} steps in {(time.time() - t0) / 60:.1f} min, loss {ema_loss:.4f}")
+        return F.mse_loss(pred, target)
+
+    for m in mods:
+        m.train()
+    emas, ema_loss, step = train_with_ema(mods, batch_loss, lr=lr, minutes=minutes, max_steps=max_steps,
+                                          ema_decay=ema_decay, name="DiT ")
     return (*emas, ema_loss, step)
 
 

@@ -13,17 +13,6 @@ from bendlab.mapping import Mapping
 from bendlab.video import METHODS, VideoSpec, compare_methods, consecutive_diffs, make_video, neighbour_ssim
 
 from conftest import write_clip
-from test_method_video import tiny_adapter
-
-
-@pytest.fixture(scope="module")
-def adapter(tmp_path_factory):
-    return tiny_adapter(tmp_path_factory.mktemp("adapter"))
-
-
-@pytest.fixture(scope="module")
-def animatediff(adapter):
-    return models.load_pipeline(None, "cpu", motion_adapter=adapter)
 
 
 @pytest.fixture(scope="module")

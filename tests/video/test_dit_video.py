@@ -190,12 +190,6 @@ def no_loading(monkeypatch):
     monkeypatch.setattr(models.load, "_load", boom)
 
 
-@pytest.fixture(scope="module")
-def adapter(tmp_path_factory):
-    from test_method_video import tiny_adapter
-    return tiny_adapter(tmp_path_factory.mktemp("adapter"))
-
-
 @pytest.mark.parametrize("kw, msg", [
     ({"window": 10}, "window 10: 10 video frames do not fill whole latent frames (the VAE compresses time 4x); "
                      "accepted: 1 + 4 k frames, e.g. 9 or 13"),

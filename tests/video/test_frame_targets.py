@@ -18,19 +18,9 @@ from bendlab.video.joint import WindowRenderer, render_clip
 from bendlab.video.spec import Plan, prompt_weights, resolve
 
 from conftest import to_frame, write_clip
-from test_method_video import FRAMES, STEPS, tiny_adapter
+from test_method_video import FRAMES, STEPS
 
 HALF = FRAMES // 2
-
-
-@pytest.fixture(scope="module")
-def adapter(tmp_path_factory):
-    return tiny_adapter(tmp_path_factory.mktemp("adapter"))
-
-
-@pytest.fixture(scope="module")
-def animatediff(adapter):
-    return models.load_pipeline(None, "cpu", motion_adapter=adapter)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
-"""The video method (issue 27, first slice): AnimateDiff on the shipped model with a tiny random motion adapter built
-here (seeded, saved as safetensors), the latent bent per frame, one window, refusals before the model loads. A
-song in several windows: tests/video/test_windows.py."""
+"""The video method (issue 27, first slice): AnimateDiff on the shipped model with the tiny random motion adapter of
+tests/conftest.py (seeded, saved as safetensors once a session), the latent bent per frame, one window, refusals
+before the model loads. A song in several windows: tests/video/test_windows.py."""
 
 import math
 import shutil
@@ -18,31 +18,10 @@ from bendlab.video import VideoSpec, make_video
 from bendlab.video.joint import render_clip, window_noise
 from bendlab.video.spec import Plan, resolve
 
-from conftest import to_frame, write_clip
+from conftest import ADAPTER_FRAMES, tiny_adapter, to_frame, write_clip
 
-FRAMES = 16  # a 0.8 s clip at 20 fps: one window
+FRAMES = ADAPTER_FRAMES  # a 0.8 s clip at 20 fps: one window of the tiny adapter (tests/conftest.py)
 STEPS = 4
-
-
-def tiny_adapter(folder, safe: bool = True):
-    """A random MotionAdapter for the shipped UNet (blocks 32, 64, 128, one layer each; a window of at most 16
-    frames), seeded, saved as safetensors (or, safe=False, as a pickle .bin)."""
-    from diffusers import MotionAdapter
-    torch.manual_seed(0)
-    a = MotionAdapter(block_out_channels=(32, 64, 128), motion_layers_per_block=1, motion_num_attention_heads=4,
-                      motion_max_seq_length=FRAMES)
-    a.save_pretrained(folder, safe_serialization=safe)
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
-def adapter(tmp_path_factory):
-    return tiny_adapter(tmp_path_factory.mktemp("adapter"))
-
-
-@pytest.fixture(scope="module")
-def animatediff(adapter):
-    return models.load_pipeline(None, "cpu", motion_adapter=adapter)
 
 
 @pytest.fixture

@@ -12,14 +12,13 @@ import pytest
 
 from bendlab.video import ProcessSource, frames_dir, render_frames
 from conftest import same_frames, wait_until, write_clip
-from test_method_video import tiny_adapter
 from test_windows import N, song_spec
 
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory):
+def spec(tmp_path_factory, adapter):
     d = tmp_path_factory.mktemp("song")
-    return song_spec(write_clip(d / "song.wav", onset=1.7, seconds=N / 20), tiny_adapter(d / "adapter"))
+    return song_spec(write_clip(d / "song.wav", onset=1.7, seconds=N / 20), adapter)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import pytest
 import torch
 from PIL import Image
 
-from bendlab import models
 from bendlab.bend.render import latent_shape
 from bendlab.mapping import Mapping
 from bendlab.video import VideoSpec, check_spec, make_video, render_frames
@@ -23,7 +22,7 @@ from bendlab.video.joint import ClipNoise, WindowRenderer, blend_weights, plan_w
 from bendlab.video.quality import seams
 
 from conftest import same_frames, to_frame, write_clip
-from test_method_video import FRAMES, tiny_adapter
+from test_method_video import FRAMES
 
 N = 40  # a 2 s song at 20 fps: windows of 16 (the tiny adapter's) overlapping by 4, at 0, 12 and 24
 WINDOWS = [(0, 16), (12, 28), (24, 40)]
@@ -110,16 +109,6 @@ def test_each_window_is_handed_its_frames_noise_and_parameters(animatediff, song
 
 
 # ------------------------------------------------------------------------------------------------ a song
-@pytest.fixture(scope="module")
-def adapter(tmp_path_factory):
-    return tiny_adapter(tmp_path_factory.mktemp("adapter"))
-
-
-@pytest.fixture(scope="module")
-def animatediff(adapter):
-    return models.load_pipeline(None, "cpu", motion_adapter=adapter)
-
-
 def song_spec(clip, adapter, **kw):
     """The video method on a 2 s clip, rotate1 <- rms at layer 1 of 2 steps, the adapter's window (16)."""
     return VideoSpec(**{"audio": str(clip), "method": "video", "motion_adapter": adapter, "steps": 2,
