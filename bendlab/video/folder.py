@@ -39,6 +39,10 @@ from ..checks import BendlabValueError
 from ..files import file_sha256, png_bytes, write_bytes_atomic, write_text_atomic
 
 MANIFEST, LOG, LOCK, OVERLAPS = "manifest.json", "frames.log", "render.lock", "overlaps.log"
+# a setting recorded only when it is not what was done before it existed -> a setting recorded with it since
+# before: where both manifests hold the second, a missing first is its old value (the video method's "noise" is
+# recorded unless "random": a folder of random noise resumes, and refuses frames of another noise either way)
+IMPLIED = {"noise": "window"}
 # image formats an output may have (and Pillow can write)
 IMAGE_SUFFIXES = tuple(e for e in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
                        if Image.registered_extensions().get(e) in Image.SAVE)
@@ -139,7 +143,9 @@ class RenderFolder:
             if not overwrite:
                 raise
             old = None
-        changed = sorted(k for k in settings if old is not None and k in old and old[k] != settings[k])
+        changed = [] if old is None else sorted(
+            {k for k in settings if k in old and old[k] != settings[k]}
+            | {k for k, w in IMPLIED.items() if w in old and w in settings and old.get(k) != settings.get(k)})
         if changed and not overwrite:
             raise RenderFolderError(
                 f"render folder {str(self.path)!r} holds frames made with other settings ({', '.join(changed)} "

@@ -34,7 +34,8 @@ from ..paper import DEFAULT_PROMPT, LAYER, SEED, fit_layer
 if TYPE_CHECKING:  # annotations: VideoSpec's fields are read without torch (the command line's help)
     from ..bend.bends import Bend
 
-METHODS = ("txt2img", "img2img", "video")  # video: windows of frames denoised jointly (`video.joint`)
+METHODS = ("txt2img", "img2img", "video")
+NOISES = ("shuffle", "random")  # the video method's initial noise on AnimateDiff (`video.joint.ClipNoise`)  # video: windows of frames denoised jointly (`video.joint`)
 MIN_WINDOW = 8  # frames: fewer give the motion modules (trained on 16-frame clips) too little to move
 TRAINED_WINDOW = 16  # frames: the clips AnimateDiff's adapters (and the shipped one) were trained on: the default
 #                      window (their temporal position embeddings go to 32, positions past 16 unseen in training)
@@ -110,12 +111,13 @@ FIELD_RULES = {
                                   "patches)"),
     "width": lambda v: check_int("width", v, 1, 8192, accepted="pixels (a multiple of the video model's VAE and "
                                  "patches)"),
+    "noise": lambda v: check_choice("video noise", v, NOISES),
     "overlap": lambda v: check_int("overlap", v, 0, accepted="frames two neighbouring windows share, 0 (a cut) to "
                                    "the window - 1"),
 }
 IMG2IMG_ONLY = ("strength", "img2img_prompt", "color_coherence", "img2img_noise", "flow", "init_image")
 TXT2IMG_ONLY = ("walk", "batch")  # the video method: one noise per frame, windows of frames denoised jointly
-VIDEO_ONLY = ("motion_adapter", "window", "overlap", "height", "width")
+VIDEO_ONLY = ("motion_adapter", "window", "overlap", "noise", "height", "width")
 SIZE = ("height", "width")  # read only on a video transformer (AnimateDiff renders at its model's size)
 MUSIC_ONLY = ("music_model", "music_seconds", "music_steps", "music_bend")  # read only when music is generated
 OPTIONAL = {"keyframes", "init_image", "midi", "session", *VIDEO_ONLY, "bpm", "music", *MUSIC_ONLY}
@@ -188,6 +190,8 @@ class VideoSpec:
     #                            the video transformer pipeline's clip length (Wan 81, LTX-Video 161)
     overlap: int | None = None  # video method: frames neighbouring windows share, cross-faded; None: window // 4
     #                             (on a video transformer: the nearest 1 + r k, r its VAE's temporal compression)
+    noise: str | None = None  # video method on AnimateDiff: "shuffle", every window starts from the same draws in
+    #                           another order (FreeNoise's), or "random", one draw per frame; None: "shuffle"
     height: int | None = None  # video method on a video transformer: px; None: its pipeline's (Wan 480, LTX 512)
     width: int | None = None  # ... and px; None: its pipeline's (Wan 832, LTX 704)
     bpm: float | None = None  # beat, beat_phase, bar_phase, lfo:K on a fixed tempo; None: the tracked beats
@@ -272,6 +276,8 @@ class VideoSpec:
             for name in SIZE:
                 if d[name] is None:  # AnimateDiff: recorded as before sizes existed (its folders resume)
                     del d[name]
+            if d["noise"] in (None, "random"):  # recorded as before the noise was a choice (its folders resume)
+                del d["noise"]
         else:
             for name in VIDEO_ONLY:  # recorded as before the video method existed (its folders resume)
                 del d[name]
@@ -372,7 +378,10 @@ def video_settings(spec: VideoSpec, model: models.Model) -> dict:
                                     "size; accepted: leave them out (--height, --width are read by a Wan or "
                                     "LTX-Video model)")
         window, overlap = check_window(spec)
-        return {"window": window, "overlap": overlap}
+        return {"window": window, "overlap": overlap, "noise": spec.noise or "shuffle"}
+    if spec.noise is not None:
+        raise BendlabValueError(f"noise {spec.noise!r} on a video transformer: its windows start from one draw per "
+                                "latent frame; accepted: leave it out (--noise is read by AnimateDiff)")
     if model.shapes is None:
         raise BendlabValueError(f"model {model.path!r} is a video transformer named by a hub id; accepted: a local "
                                 "folder (its pipeline's save_pretrained), checked before its weights load")

@@ -18,7 +18,7 @@ from bendlab.mapping import Mapping
 from bendlab.video import VideoSpec, check_spec, make_video, render_frames
 from bendlab.video import joint
 from bendlab.video.folder import RenderFolderError, frames_dir
-from bendlab.video.joint import ClipNoise, WindowRenderer, blend_weights, plan_windows, window_noise
+from bendlab.video.joint import ClipNoise, WindowRenderer, blend_weights, plan_windows, shuffle_block, window_noise
 from bendlab.video.quality import seams
 
 from conftest import same_frames, to_frame, write_clip
@@ -79,6 +79,28 @@ def test_a_frames_noise_is_the_same_in_every_window_that_holds_it():
     assert not torch.equal(whole[:, :, 0], whole[:, :, 1])  # one draw per frame
 
 
+@pytest.mark.parametrize("n, window, overlap", [(64, 16, 4), (70, 16, 6), (50, 12, 0), (41, 8, 3)])
+def test_shuffled_noise_starts_every_window_from_the_first_windows_draws(n, window, overlap):
+    """FreeNoise's noise: a window starting on a block holds each of the first window's draws exactly once, in
+    an order of its own; the first window's are the random noise's draws (so one window is the stock call); a
+    frame's noise is the same whichever window asks, and in a resumed render."""
+    shape, block = (4, 8, 8), shuffle_block(window, overlap)
+    noise = ClipNoise(7, shape, window, block)
+    first = ClipNoise(7, shape).frames(0, window)
+    draws = [first[0, :, k] for k in range(window)]
+    orders = []
+    for s, e in plan_windows(n, window, overlap):
+        x = noise.frames(s, e)
+        index = [next(i for i, d in enumerate(draws) if torch.equal(x[0, :, k], d)) for k in range(e - s)]
+        if s % block == 0:
+            assert sorted(index) == list(range(window)), (s, e)
+        orders.append(index)
+    assert orders[0] == list(range(window))
+    assert len({tuple(o) for o in orders}) > 1  # not the first window repeated: blocks reordered
+    assert torch.equal(ClipNoise(7, shape, window, block).frames(n - window, n), x)  # asked for first: the same
+    assert block == {(64, 16, 4): 4, (70, 16, 6): 2, (50, 12, 0): 12, (41, 8, 3): 1}[(n, window, overlap)]
+
+
 def test_the_first_window_starts_from_the_one_window_noise(animatediff):
     """A clip that fits one window starts from the noise of the first slice: the seeded draws, frame by frame."""
     g = torch.Generator().manual_seed(46)
@@ -101,7 +123,8 @@ def test_each_window_is_handed_its_frames_noise_and_parameters(animatediff, song
     r = WindowRenderer(p, animatediff)
     for j in range(3):
         r.latents(j)
-    clip_noise = window_noise(animatediff, spec.seed, N)
+    assert p.spec.noise == "shuffle"  # the default
+    clip_noise = ClipNoise(spec.seed, latent_shape(animatediff, 1)[1:], 16, 4).frames(0, N)
     for (s, e), (latents, param, seed) in zip(WINDOWS, calls):
         assert torch.equal(latents, clip_noise[:, :, s:e])
         np.testing.assert_array_equal(param.numpy(), p.curves[0, s:e])
@@ -131,7 +154,7 @@ def test_a_song_longer_than_the_window_renders_in_windows(song):
     folder = frames_dir(out)
     assert video_info(out)["frames"] == N and len(list(folder.glob("frame_*.png"))) == N
     settings = json.loads((folder / "manifest.json").read_text())["settings"]
-    assert (settings["window"], settings["overlap"]) == (16, 4)  # the adapter's window, window // 4
+    assert (settings["window"], settings["overlap"], settings["noise"]) == (16, 4, "shuffle")  # the defaults
     assert [f.name for f in folder.glob("overlap_*.npy")] == ["overlap_00001.npy"]  # only the latest is kept
 
 
@@ -275,7 +298,24 @@ def test_the_manifest_refuses_frames_of_another_window_size(song):
     """Window and overlap change pixels: the song's render folder refuses another of either, before the model
     loads, and accepts its own (nothing left to render)."""
     spec, out = song
-    for kw in ({"window": 12}, {"overlap": 2}):
+    for kw in ({"window": 12}, {"overlap": 2}, {"noise": "random"}):
         with pytest.raises(RenderFolderError, match=f"{next(iter(kw))} changed"):
             render_frames(replace(spec, **kw), out, device="cpu", progress=False)
-    render_frames(replace(spec, window=16, overlap=4), out, device="cpu", progress=False)  # the defaults, given
+    render_frames(replace(spec, window=16, overlap=4, noise="shuffle"), out, device="cpu", progress=False)
+
+
+def test_random_noise_is_recorded_as_before_the_noise_was_a_choice(song, tmp_path):
+    """Noise "random" is recorded as before --noise existed, so such a folder resumes with it, and refuses the
+    default (shuffled) noise rather than mixing frames of the two."""
+    spec, out = song
+    resolved = check_spec(replace(spec, noise="random")).spec
+    assert resolved.noise == "random" and "noise" not in resolved.identity()
+    assert check_spec(spec).spec.identity()["noise"] == "shuffle"
+    old = tmp_path / "old.mp4"
+    shutil.copytree(frames_dir(out), frames_dir(old))
+    manifest = frames_dir(old) / "manifest.json"
+    m = json.loads(manifest.read_text())
+    del m["settings"]["noise"]  # as a folder of random noise records it
+    manifest.write_text(json.dumps(m))
+    with pytest.raises(RenderFolderError, match="noise changed"):
+        render_frames(spec, old, device="cpu", progress=False)

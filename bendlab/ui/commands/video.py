@@ -12,14 +12,14 @@ from .common import (MAPPING_FLAGS, CLIError, add_mapping_args, add_model_args, 
 
 SPEC_FLAGS = ("method", "walk", "fps", "steps", "guidance", "seed", "strength", "img2img_prompt", "color_coherence",
               "img2img_noise", "flow", "init_image", "model", "batch", "midi", "motion_adapter", "window", "overlap",
-              "height", "width", "bpm", "music", "music_model", "music_seconds", "music_steps")
+              "noise", "height", "width", "bpm", "music", "music_model", "music_seconds", "music_steps")
 MUSIC_BEND_FLAGS = ("music_op", "music_layer", "music_range", "music_where")
 
 
 def add_parser(sub) -> None:
     from ...video.coherence import COHERENCE
     from ...video.mux import DEFAULT_INTERPOLATION, DEFAULT_UPSCALE, INTERPOLATIONS, MAX_UPSCALE
-    from ...video.spec import MAX_BATCH, METHODS, MIN_WINDOW, WALKS, VideoSpec
+    from ...video.spec import MAX_BATCH, METHODS, MIN_WINDOW, NOISES, WALKS, VideoSpec
     v_ = VideoSpec.__dataclass_fields__
     v = sub.add_parser("video", help="render an audio-reactive video", description="Audio features of each "
                        "frame's window of audio drive a bend's parameter; frames are written as they finish into "
@@ -57,6 +57,11 @@ def add_parser(sub) -> None:
     f.add_argument("--overlap", type=int, metavar="N", help="method video: frames neighbouring windows share, "
                    "cross-faded, 0..window - 1 (default window // 4; on Wan / LTX-Video 1 + 4k / 1 + 8k, so windows "
                    "start on latent frames); part of the render folder's settings")
+    f.add_argument("--noise", choices=NOISES, help="method video on AnimateDiff: each frame's initial noise; "
+                   "shuffle: the first window's draws, shuffled in blocks along the song (FreeNoise's), so every "
+                   "window starts from the same draws and draws the same scene; random: one draw per frame, the "
+                   "scene free to change from window to window (default shuffle); part of the render folder's "
+                   "settings")
     f.add_argument("--height", type=int, metavar="PX", help="method video on Wan / LTX-Video: frame height "
                    "(default: its pipeline's, 480 / 512); part of the render folder's settings")
     f.add_argument("--width", type=int, metavar="PX", help="method video on Wan / LTX-Video: frame width "
