@@ -249,3 +249,18 @@ def sd2_folder(tmp_path_factory):
 def sdxl_folder(tmp_path_factory):
     """`tiny_sdxl`, saved once a session."""
     return tiny_sdxl(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl")
+
+
+@pytest.fixture(scope="module")
+def ray_alone():
+    """Held while a test module starts and stops Ray runtimes: pytest-xdist runs test files on several processes at
+    once, and two local runtimes started side by side (each with a worker process per CPU on 2 cores) once took a
+    test process down. An exclusive lock on a file every test process sees; released when the module is done."""
+    import fcntl
+    import tempfile
+    with open(os.path.join(tempfile.gettempdir(), "bendlab-tests-ray.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -198,7 +198,7 @@ def test_the_session_is_in_the_manifest_and_other_videos_are_not(tmp_path, clip)
     assert "session" not in spec_for(clip).identity()  # every other video's render folder resumes as before
 
 
-def test_a_session_renders_the_same_frames_on_ray_workers(pipe, tmp_path):
+def test_a_session_renders_the_same_frames_on_ray_workers(pipe, tmp_path, ray_alone):
     """The per-frame prompts and layers travel with the plan to a Ray worker: its frames are byte-identical."""
     pytest.importorskip("ray", reason="ray is installed by `make install`")
     from bendlab.video import cluster

@@ -261,9 +261,10 @@ class TransformerWindows(WindowRenderer):
         x = VaeImageProcessor.pt_to_numpy(latents[0].permute(1, 0, 2, 3))
         return x if output_type == "np" else VaeImageProcessor.numpy_to_pil(x)
 
-    def frames(self, todo, folder=None, output_type: str = "pil"):
-        """`WindowRenderer.frames` without the padding (frames from n_frames on)."""
-        for i, frame in super().frames(todo, folder, output_type):
+    def frames(self, todo, folder=None, output_type: str = "pil", latents=None):
+        """`WindowRenderer.frames` without the padding (frames from n_frames on); latents(j): window j's decoded
+        frames, default `self.latents` (`video.processes`, `video.cluster`: computed on workers)."""
+        for i, frame in super().frames(todo, folder, output_type, latents):
             if i < self.n:
                 yield i, frame
 

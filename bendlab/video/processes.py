@@ -52,7 +52,8 @@ def _serve(conn, model: str, adapter: str | None, threads: int) -> None:
 
         from .. import models
         from ..files import png_bytes
-        from .joint import WindowRenderer, npy_bytes
+        from .clip import video_renderer
+        from .joint import npy_bytes
         from .renderer import FrameRenderer, device_entry
         torch.set_num_threads(threads)
         pipe = models.load_pipeline(model, "cpu", motion_adapter=adapter)
@@ -61,7 +62,7 @@ def _serve(conn, model: str, adapter: str | None, threads: int) -> None:
         if plan is None:
             return
         if plan.spec.method == "video":
-            windows = WindowRenderer(plan, pipe)
+            windows = video_renderer(plan, pipe)  # AnimateDiff's latents, or a video transformer's decoded frames
             while (j := conn.recv()) is not None:
                 conn.send(("done", npy_bytes(windows.latents(j))))
             return
@@ -149,13 +150,13 @@ class ProcessSource:
         import torch
 
         from .. import models
-        from .joint import WindowRenderer
+        from .clip import video_renderer
         from .renderer import FrameRenderer, device_entry
         self.plan = plan
         self._saved_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads or WORKER_THREADS)  # this process computes as a worker does
         self._pipe = plan.spec.model_of().load("cpu")
-        self._renderer = (WindowRenderer if plan.spec.method == "video" else FrameRenderer)(plan, self._pipe)
+        self._renderer = (video_renderer if plan.spec.method == "video" else FrameRenderer)(plan, self._pipe)
         self.identity = {"weights": models.weights_fingerprint(self._pipe), "device": device_entry(self._pipe)}
         return self.identity
 

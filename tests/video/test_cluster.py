@@ -10,6 +10,7 @@ from bendlab.video import render_frames
 from conftest import same_frames, spec_for, write_clip
 
 pytest.importorskip("ray", reason="ray is installed by `make install`")
+pytestmark = pytest.mark.usefixtures("ray_alone")  # one test process at a time starts Ray (tests/conftest.py)
 BATCH = 2  # 6 batches of the 12 frames: work for both workers
 
 

@@ -16,7 +16,7 @@ from bendlab import models
 from bendlab.checks import BendlabValueError
 from bendlab.mapping import Mapping
 from bendlab.models.family import LTX, WAN
-from bendlab.video import VideoSpec, make_video, video_info
+from bendlab.video import VideoSpec, make_video, render_frames, video_info
 from bendlab.video.clip import TransformerWindows, clip_noise, render_clip
 from bendlab.video.folder import frames_dir
 from bendlab.video.latent_frames import frames_of, latent_frame_of
@@ -237,3 +237,18 @@ def test_image_commands_refuse_a_video_model_in_one_line(wan, no_loading):
         render("a floating orb", model=wan, device="cpu")
     assert "is a video model (WanPipeline, Wan 2.x); accepted here: an image model" in str(e.value)
     assert "`bendlab video --method video --model FOLDER`" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_worker_processes_render_a_wan_songs_windows_as_one_process(wan, song, tmp_path):
+    """`--workers 2` on a Wan folder: the worker computes windows' decoded frames (`clip.TransformerWindows`, as
+    `video.processes` picks it by `clip.video_renderer`), this process blends and writes them in order: the frames are
+    byte-identical to the in-process render's, padding never written."""
+    from bendlab.video import ProcessSource
+    from test_window_workers import PatientDriver, no_children
+    spec = dit_spec(song, wan, 5)
+    reference = render_frames(spec, tmp_path / "ref.mp4", device="cpu", progress=False)
+    source = PatientDriver(2)
+    folder = render_frames(spec, tmp_path / "v.mp4", source=source, progress=False)
+    assert isinstance(source, ProcessSource) and source.jobs == [0, 1, 2] and source.local_windows == 2
+    assert same_frames(folder, reference, N) and not (folder / f"frame_{N:05d}.png").exists()
+    assert no_children()
