@@ -20,5 +20,5 @@ __all__ = exports(__name__, {
     "model": ("call_default", "Model", "Skeleton", "skeleton", "usual_settings", "usual_steps"),
     "sampler": ("is_stochastic", "keeps_own_scheduler", "sampler_kind", "USUAL"),
     "vocabulary": ("KNOWN_WORDS", "prompt_words", "SCENES", "unknown_words_note"),
-    "targets": ("bend_targets", "FEATURE_MAP_PARTS", "Target"),
+    "targets": ("bend_targets", "FEATURE_MAP_PARTS", "Target", "targets_family"),
 })

@@ -208,12 +208,19 @@ class Family:
         `DIT_REFUSALS`), or that cannot take one parameter per frame (`frame_target_error`)."""
         for b in bends:
             if self.only_targets and b.kind not in self.only_targets:
-                why = DIT_REFUSALS.get(b.kind, "it has not been tested as a bend target on this family")
+                why = ", ".join(DIT_REFUSALS.get(b.kind, ("it has not been tested as a bend target on this family",)))
                 raise BendlabValueError(f"target {b.target!r} on {self.name}: {why}; accepted: "
                                         f"{', '.join(self.only_targets)} (unet:{self.frame_blocks}.K)")
             error = self.frame_target_error(b.target, b.op)
             if error:
                 raise BendlabValueError(error)
+
+    def refusals(self) -> list[tuple[str, str]]:
+        """(target, why in brief) of each target kind this family refuses (not in `only_targets`), the target as a
+        bend names it ("text", "attn:PATH", "vae:PATH"), the reason the start of what `check_targets` says
+        (`DIT_REFUSALS`): `bendlab targets` prints them under what it lists."""
+        return [(k if k == "text" else f"{k}:PATH", brief) for k, (brief, _) in DIT_REFUSALS.items()
+                if self.only_targets and k not in self.only_targets]
 
     def frame_target_error(self, target: str | None, op: str | None = None) -> str | None:
         """Why `target` (bent by `op`) cannot take one parameter per frame on this family, or None. Inside a
@@ -297,17 +304,18 @@ LTX = Family("LTX-Video", "LTXPipeline", "LTXConditionPipeline",
              denoiser_class="LTXVideoTransformer3DModel", layout=PACKED_VIDEO, size_multiple=32,
              spatial_ratio="vae_spatial_compression_ratio", temporal_ratio="vae_temporal_compression_ratio",
              frame_blocks="transformer_blocks", text_projection="caption_projection", **_VIDEO_DIT)
-# why the video transformers refuse a target kind per latent frame (`Family.check_targets`)
+# why the video transformers refuse a target kind per latent frame (`Family.check_targets`): the reason in brief
+# (what `bendlab targets` prints, `Family.refusals`), then the rest of it (the one-line error says both, joined by ", ")
 DIT_REFUSALS = {
-    "text": "the prompt embedding is one (tokens, dim) tensor per call that every latent frame attends to, so one "
-            "parameter per latent frame has no row of its own there (several prompts along the frames condition "
-            "each latent frame on its own mix: prompts with keyframes)",
-    "attn": "its attention runs in the model's own processor (rotary, fused kernels) with no explicit "
-            "probabilities, and a self-attention's rows run over every latent frame's tokens (Wan 2.1 at 480x832, "
-            "81 frames: 32760 tokens, 4 GiB of probabilities per head in float32)",
-    "vae": "the 3D VAE decoder mixes neighbouring latent frames in its temporal convolutions (Wan's causal one "
-           "carries every frame into the later ones through its cache, LTX-Video's reaches both ways), so a "
-           "parameter per latent frame has no frame of its own there",
+    "text": ("the prompt embedding is one (tokens, dim) tensor per call that every latent frame attends to",
+             "so one parameter per latent frame has no row of its own there (several prompts along the frames "
+             "condition each latent frame on its own mix: prompts with keyframes)"),
+    "attn": ("its attention runs in the model's own processor (rotary, fused kernels) with no explicit probabilities",
+             "and a self-attention's rows run over every latent frame's tokens (Wan 2.1 at 480x832, 81 frames: 32760 "
+             "tokens, 4 GiB of probabilities per head in float32)"),
+    "vae": ("the 3D VAE decoder mixes neighbouring latent frames in its temporal convolutions",
+            "so a parameter per latent frame has no frame of its own there (Wan's causal one carries every frame "
+            "into the later ones through its cache, LTX-Video's reaches both ways)"),
 }
 KEY_VALUE_PARTS = ("to_k", "to_v", "to_kv", "norm_k", "add_k_proj", "add_v_proj", "norm_added_k", "to_added_kv")
 VIDEO_TRANSFORMERS = (WAN, LTX)

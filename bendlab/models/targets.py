@@ -1,5 +1,6 @@
 """What a bend can act on (`bend_targets`, `bendlab targets`): the latent, the text embedding, the denoiser's
-blocks and attention modules, the VAE decoder's blocks, with shapes from one forward on the meta device.
+blocks and attention modules, the VAE decoder's blocks, with shapes from one forward on the meta device. On a
+video transformer (Wan 2.x, LTX-Video): the latent and the transformer blocks, per latent frame (`frame_targets`).
 
 Building the modules needs torch and diffusers (seconds); a model folder may keep the list in a table (`TABLE`,
 written by `write_table`; the shipped model's is written when it is trained), read instead while its configs are
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .family import family
+from .family import ANIMATEDIFF, SD, Family, family
 from .adapter import check_motion_adapter
 from .folder import _component_config, _index, resolve
 from ..checks import BendlabValueError
@@ -137,11 +138,16 @@ def bend_targets(model: str | os.PathLike | None = None,
     and their temporal attention (queries and keys: the window's frames, shape ("F", "F"); bent per query frame,
     `Family.frame_target_error`), the other shapes per frame.
 
+    A Wan 2.x or LTX-Video folder lists what the video method bends on it, per latent frame (`frame_targets`).
+
     Notebook: notebooks/01_operators.ipynb
     """
-    path = resolve(model)
+    path = resolve(model, video=True)
     if motion_adapter is not None:
         return built_targets(path, check_motion_adapter(motion_adapter, path))
+    fam = targets_family(path)
+    if fam.frame_blocks:
+        return frame_targets(path, fam)
     tabled = read_table(path)
     return tabled if tabled is not None else built_targets(path)
 
@@ -178,6 +184,75 @@ def built_targets(path: str, motion_adapter: str | None = None) -> list[Target]:
     text = tuple(_unet_inputs(c)["encoder_hidden_states"].shape[1:])  # (tokens, dim) the UNet is conditioned on
     return ([Target("latent", "latent", tuple(latent.shape[1:])), Target("text", "prompt embedding", text)]
             + [Target(*t) for t in unet] + [Target(*t) for t in attention] + [Target(*t) for t in decoder])
+
+
+def targets_family(model: str | os.PathLike | None = None,
+                   motion_adapter: str | os.PathLike | None = None) -> Family:
+    """The family whose targets `bend_targets` lists (read without torch): AnimateDiff with a motion adapter, else
+    the one the model's model_index.json names, a video transformer's too; SD for a hub id not in the local cache
+    (listing its targets then says so in one line)."""
+    if motion_adapter is not None:
+        return ANIMATEDIFF
+    path = resolve(model, video=True)
+    try:
+        return family(_index(path).get("_class_name", ""), path, video=True)
+    except OSError:
+        return SD
+
+
+def frame_targets(path: str, fam: Family) -> list[Target]:
+    """`bend_targets` of a video transformer's folder (`fam`: Wan 2.x or LTX-Video), at its pipeline's default
+    size (`model.call_default`: Wan 480x832, LTX-Video 512x704), each per latent frame: the latent ("latent", (C, h,
+    w): the family's canonical view, one row per latent frame) and the transformer blocks ("unet:blocks.K" /
+    "unet:transformer_blocks.K") with the modules inside each but its norms ("unet:blocks.K.attn1", ...), whose
+    tokens (B, F' h w, D) a bend views as (B F', D, h / p, w / p) (`bend.hooks._apply_frames`; p the patch side):
+    shape (D, h / p, w / p). D comes from one forward on the meta device on a grid of 2 x 2 patches and 2 latent
+    frames (the feature width does not depend on the grid; a module whose output is not the clip's tokens is left
+    out); None where that forward fails. The other kinds are refused (`Family.refusals`)."""
+    import inspect
+
+    import torch
+
+    from .model import _skeleton, call_default
+    sk = _skeleton(path, True)
+    denoiser, c = fam.denoiser_of(sk), fam.denoiser_of(sk).config
+    _, h, w = fam.latent_grid(sk, *(call_default(fam, k) for k in ("num_frames", "height", "width")))
+    p = fam.patch_side(sk)
+    blocks = denoiser.get_submodule(fam.frame_blocks)
+    names = {}
+    for k, block in enumerate(blocks):
+        names[f"{fam.frame_blocks}.{k}"] = type(block).__name__
+        names.update({f"{fam.frame_blocks}.{k}.{n}": type(m).__name__ for n, m in block.named_children()
+                      if not n.startswith("norm")})
+    widths: dict[str, int] = {}
+    tokens = 2 * 2 * 2  # latent frames x patches per frame of the probing grid
+
+    def hook_for(name):
+        def hook(module, inputs, output):
+            out = output[0] if isinstance(output, tuple) else output
+            if isinstance(out, torch.Tensor) and out.ndim == 3 and out.shape[1] == tokens:
+                widths[name] = out.shape[2]
+        return hook
+
+    text_dim = getattr(c, "text_dim", None) or getattr(c, "caption_channels", None) or c.cross_attention_dim
+    grid = (2, 2 * p, 2 * p)
+    hooks = [denoiser.get_submodule(n).register_forward_hook(hook_for(n)) for n in names]
+    try:
+        with torch.device("meta"), torch.no_grad():
+            call = dict(hidden_states=torch.zeros(fam.layout.shape(1, c.in_channels, grid)),
+                        timestep=torch.ones(1), encoder_hidden_states=torch.zeros(1, 8, text_dim),
+                        encoder_attention_mask=torch.ones(1, 8), num_frames=grid[0], height=grid[1], width=grid[2])
+            accepted = inspect.signature(denoiser.forward).parameters
+            denoiser(**{k: v for k, v in call.items() if k in accepted})
+        shaped = True
+    except (RuntimeError, NotImplementedError, TypeError, ValueError, KeyError, AttributeError, IndexError):
+        shaped = False  # names and classes only, as `_listed`
+    finally:
+        for hook in hooks:
+            hook.remove()
+    rows = [Target(f"unet:{n}", kind, (widths[n], h // p, w // p) if shaped else None)
+            for n, kind in names.items() if not shaped or n in widths]
+    return [Target("latent", "latent", (c.in_channels, h, w))] + rows
 
 
 # ------------------------------------------------------------------------------------------ a model's table

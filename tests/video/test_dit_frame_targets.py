@@ -1,7 +1,8 @@
 """Targets per latent frame on the video transformers (Wan 2.x, LTX-Video), on tiny random pipelines built in code
 (`video.tiny`): a transformer block's tokens bent latent frame by latent frame (`bend.hooks._apply_frames`), prompts
 along the frames (`video.frame_prompts`: each block's cross-attention split by latent frame), and the targets that
-cannot be per frame refused in one line with the reason, before the model loads.
+cannot be per frame refused in one line with the reason, before the model loads; `bendlab targets` lists what can
+be bent, per latent frame, and names what is refused.
 
 What is exact and what is not. A block's tokens after the last block only go through the output norm and projection,
 token by token: a bend on the last block at the last step changes exactly its own latent frames' latents. Earlier,
@@ -173,6 +174,55 @@ def test_two_prompts_along_the_frames_each_half_near_its_own_prompt(dit):
 def test_latent_weights_are_the_mean_over_their_frames():
     w = np.stack([np.linspace(1, 0, 9), np.linspace(0, 1, 9)], 1)  # 9 video frames, r = 4: latent frames 0, 1-4, 5-8
     np.testing.assert_allclose(latent_weights(w, 4), [[1, 0], [0.6875, 0.3125], [0.1875, 0.8125]])
+
+
+# ------------------------------------------------------------------------------------------------ listing
+# `bendlab targets` at the pipeline's default size (Wan 480x832, LTX-Video 512x704; the tiny VAEs compress 8x): the
+# latent per latent frame (C, h, w), a block's tokens per latent frame (D, h / p, w / p): Wan D 2 heads x 12, p 2;
+# LTX-Video D 4 heads x 8, p 1
+LISTED = {WAN: ("16x60x104", "WanTransformerBlock", "24x30x52"),
+          LTX: ("8x64x88", "LTXVideoTransformerBlock", "32x64x88")}
+
+
+@pytest.fixture(scope="module")
+def dit_folder(dit, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dit") / "model"
+    dit.save_pretrained(folder, safe_serialization=True)
+    return str(folder)
+
+
+def test_targets_lists_the_blocks_per_latent_frame_and_what_is_refused(dit, dit_folder, capsys, monkeypatch):
+    from bendlab.ui.cli import main
+
+    def boom(*a, **k):
+        raise AssertionError("the model was loaded")
+    monkeypatch.setattr(models.load, "_load", boom)
+    monkeypatch.setenv("COLUMNS", "100")
+    fam = family_of(dit)
+    latent, block, shape = LISTED[fam]
+    assert main(["targets", "--model", dit_folder]) == 0
+    out = capsys.readouterr().out
+    lines = [line.split() for line in out.splitlines()]
+    assert ["latent", "latent", latent, "bendable", "(default)"] in lines, out
+    assert [f"unet:{blocks(dit)[0]}", block, shape, "bendable"] in lines, out
+    assert f"  unet:{blocks(dit)[0]}.attn1 " in out and "viewed as (B F', D, h, w)" in " ".join(out.split())
+    refused = " ".join(out.split("\n\n")[-1].split())
+    assert refused.startswith(f"Refused on {fam.name}") and "text (the prompt embedding is one" in refused
+    assert "attn:PATH (its attention runs" in refused and "vae:PATH (the 3D VAE decoder mixes" in refused
+    assert max(map(len, out.splitlines())) <= 100
+
+
+def test_every_listed_module_is_a_block_bend_per_latent_frame(dit, dit_folder):
+    """What the listing names the engine bends latent frame by latent frame: each module listed inside the last
+    block, bent at the last step, changes exactly its own latent frames (after it every token goes on alone, as in
+    `test_the_last_block_at_the_last_step_changes_exactly_its_latent_frames`)."""
+    last = blocks(dit)[1]
+    listed = [t.name for t in models.bend_targets(dit_folder) if t.name.startswith(f"unet:{last}.")]
+    assert len(listed) == 3, listed  # attn1, attn2 and the feed-forward
+    unbent = rows(dit)
+    for name in listed:
+        diff = change(rows(dit, [Bend("add", half_curve(1.0), STEPS - 1, "channel:0", target=name)]), unbent)
+        assert (diff[:HALF] == 0).all() and (diff[HALF:] > 0).all(), (name, diff)
 
 
 # ------------------------------------------------------------------------------------------------ refusals
