@@ -63,6 +63,7 @@ import torch
 
 from ..bend.hooks import install_vae
 from ..bend.render import encode_prompts, latent_shape, run_batch
+from ..checks import BendlabValueError
 from .spec import Plan, check_curves, frame_bends, prompt_weights
 
 DECODE_CHUNK = 16  # frames the VAE decodes at a time: AnimateDiffPipeline's decode_chunk_size default
@@ -129,7 +130,8 @@ class ClipNoise:
         if window is not None:
             self.block = block or window
             if window % self.block:
-                raise ValueError(f"block {self.block} does not divide the window {window}")
+                raise BendlabValueError(f"noise block {self.block} does not divide the window ({window} frames); "
+                                        "accepted: a divisor of the window (`shuffle_block`)")
             g = torch.Generator().manual_seed(seed)
             self.draws = [torch.randn(self.shape, generator=g) for _ in range(window)]
             self.index = list(range(window))  # frame k starts from draws[index[k]]

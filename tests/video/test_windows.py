@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from bendlab.bend.render import latent_shape
+from bendlab.checks import BendlabValueError
 from bendlab.mapping import Mapping
 from bendlab.video import VideoSpec, check_spec, make_video, render_frames
 from bendlab.video import joint
@@ -319,3 +320,8 @@ def test_random_noise_is_recorded_as_before_the_noise_was_a_choice(song, tmp_pat
     manifest.write_text(json.dumps(m))
     with pytest.raises(RenderFolderError, match="noise changed"):
         render_frames(spec, old, device="cpu", progress=False)
+
+
+def test_a_noise_block_that_does_not_divide_the_window_is_refused_in_one_line():
+    with pytest.raises(BendlabValueError, match=r"^noise block 5 does not divide the window \(16 frames\)"):
+        ClipNoise(7, (4, 8, 8), 16, 5)
