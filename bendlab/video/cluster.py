@@ -19,6 +19,16 @@ whatever the number of workers (tested) and a render resumes on any number of th
 A worker that dies (killed, out of memory, node lost) loses no frame: its batch is queued again and a new
 worker is started, up to `max_failures` times; then the render stops with a one-line error.
 
+The video method (`video.joint`) hands out windows instead of batches, as `video.processes` does: each actor loads
+the model with the spec's motion adapter (a folder that must exist at the same path on every node) and computes
+whole windows' latents (a window needs no other until the blend), sent back as .npy bytes (the float32 values
+exactly, `Worker.window`); this process blends, decodes and writes them in window order (`windows_in_order`,
+`WindowRenderer.frames`), saving each overlap in the render folder, so resume is unchanged and the frames are
+byte-identical to an in-process render (tested). To decode, this process holds a pipeline computing as the
+workers do: with local CPU workers it is the first of them (below); on a cluster or GPU workers it only blends and
+decodes, on the workers' device (cuda workers need a GPU here too: `check_decoder`). A killed worker's window goes
+back to the queue; a kill of this process loses the windows in flight.
+
 No fixed toll: starting Ray and its actors takes seconds (here about 7 s for the runtime and 7 s more for two
 actors to import bendlab and load the model, longer while the machine renders beside them). With N local CPU
 workers, this process is the first of them: `RaySource` starts Ray and N - 1 actors in the background (on a
@@ -61,7 +71,7 @@ def check_workers(workers, address, method: str, device: str | None = None, thre
     """One-line errors before any work (Ray is not started): workers an integer >= 1 and, on this machine, no
     more than it has CPUs (or GPUs, for cuda workers), their threads included (a worker waits for its CPUs); a
     device the workers can take (cuda only where there is a GPU, for local workers); the img2img chain on one
-    worker only; and a HOST:PORT where something answers. (Ray workers refuse the video method: `RaySource.check`.)"""
+    worker only; and a HOST:PORT where something answers."""
     from .. import models
     if device is not None:
         check_choice("device for Ray workers", device, ("cpu", "cuda"))
@@ -188,35 +198,90 @@ def connect(workers: int | None, address: str | None, cpus: int | None = None) -
     return workers or int(res.get("GPU", 0)) or int(res.get("CPU", 1))
 
 
+def check_decoder(method: str, device: str | None) -> None:
+    """The video method's windows are blended and decoded in this process, on the workers' device: a one-line error
+    for cuda workers where this machine has no GPU."""
+    if method == "video" and device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise BendlabValueError("method video on cuda workers: this process decodes their windows on cuda, and "
+                                    "it has no CUDA GPU; accepted: a driver with a GPU, or --device cpu workers")
+
+
+def windows_in_order(renderer, todo: list[int], folder, finished):
+    """Yield (i, frame) for the video method's frames `todo`, in order (`WindowRenderer.frames`: blended, decoded,
+    each overlap saved), the windows' latents computed elsewhere: finished(windows) yields (j, latents or .npy bytes)
+    for the windows `WindowRenderer.schedule` renders, in any order (a window done ahead of its turn waits in
+    memory)."""
+    from .joint import npy_tensor
+    done, got = finished([j for j, saved in renderer.schedule(todo, folder)[1] if saved is None]), {}
+
+    def latents(j: int):
+        while j not in got:
+            k, value = next(done, (None, None))
+            if k is None:
+                raise ClusterError(f"window {j} was handed to no worker; finished frames are kept: run again")
+            got[k] = npy_tensor(value) if isinstance(value, bytes) else value
+        return got.pop(j)
+    try:
+        yield from renderer.frames(todo, folder, latents=latents)
+    finally:
+        done.close()
+
+
+def renderer_of(plan, pipe):
+    """What a process computes a plan's jobs with: the video method's windows (`clip.video_renderer`: AnimateDiff's
+    `joint.WindowRenderer`, windows' latents, or a Wan / LTX-Video `clip.TransformerWindows`, windows' decoded
+    frames), else a `renderer.FrameRenderer` (batches of frames)."""
+    from .clip import video_renderer
+    from .renderer import FrameRenderer
+    return (video_renderer if plan.spec.method == "video" else FrameRenderer)(plan, pipe)
+
+
 class Worker:
-    """One Ray actor: loads the pipeline once, renders batches of frames into PNG bytes."""
+    """One Ray actor: loads the pipeline once (with the spec's motion adapter for the video method), then renders
+    batches of frames into PNG bytes (`render`) or the video method's windows into their latents as .npy bytes
+    (`window`)."""
 
     def __init__(self, plan, threads: int | None, device: str | None):
         import torch
 
         from .. import models
-        from .renderer import FrameRenderer, device_entry
+        from .renderer import device_entry
         if threads:
             torch.set_num_threads(threads)
-        self.pipe = models.load_pipeline(plan.spec.model, device)
-        self.renderer = FrameRenderer(plan, self.pipe)
+        self.pipe = plan.spec.model_of().load(device)
+        self.renderer = renderer_of(plan, self.pipe)
         self.identity = {"weights": models.weights_fingerprint(self.pipe), "device": device_entry(self.pipe)}
 
     def describe(self) -> dict:
         """What the render folder records of this worker: weights fingerprint, device, threads."""
         return self.identity
 
-    def render(self, idx: list[int]) -> list[tuple[int, bytes]]:
+    def render(self, idx: list[int]) -> list[bytes]:
+        """The frames `idx` (an aligned batch) as PNG bytes, in order."""
         from ..files import png_bytes
-        return [(i, png_bytes(img)) for i, img in zip(idx, self.renderer.render(idx))]
+        return [png_bytes(img) for img in self.renderer.render(idx)]
+
+    def window(self, j: int) -> bytes:
+        """Window j's latents (`WindowRenderer.latents`) as .npy bytes: the float32 values exactly."""
+        from .joint import npy_bytes
+        return npy_bytes(self.renderer.latents(j))
+
+
+def _job_name(job) -> str:
+    """A job as an error names it: "frames a..b" (a batch) or "window j"."""
+    return f"window {job}" if isinstance(job, int) else f"frames {job[0]}..{job[-1]}"
 
 
 class Pool:
-    """The actors of one render and the dynamic dispatch of batches to them.
+    """The actors of one render and the dynamic dispatch of jobs to them (batches of frames, or the video method's
+    windows).
 
         pool = Pool(plan, workers=2)       # plan: videospec.plan(spec)
         pool.identity                      # checked against the render folder's manifest
         for i, png in pool.render(batches): folder.write(i, png)
+        for j, npy in pool.run(windows, "window"): ...   # the video method: window j's latents as .npy bytes
     """
 
     def __init__(self, plan, *, workers: int | None = None, address: str | None = None,
@@ -224,12 +289,12 @@ class Pool:
                  name: str = "bendlab-worker"):
         ray = _ray()
         n = connect(workers, address)
-        device = device or ("cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu")
-        if threads is None and device == "cpu":
+        self.device = device or ("cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu")
+        if threads is None and self.device == "cpu":
             threads = WORKER_THREADS
-        self.actor_class = ray.remote(num_cpus=threads or 1, num_gpus=1 if device == "cuda" else 0)(Worker)
+        self.actor_class = ray.remote(num_cpus=threads or 1, num_gpus=1 if self.device == "cuda" else 0)(Worker)
         from dataclasses import replace
-        self.args = (ray.put(replace(plan, feats=None)), threads, device)  # the curves, not every feature
+        self.args = (ray.put(replace(plan, feats=None)), threads, self.device)  # the curves, not every feature
         self.name, self.max_failures, self.failures, self.started = name, max_failures, 0, 0
         self.actors = [self._start() for _ in range(n)]
         try:
@@ -249,25 +314,35 @@ class Pool:
         self.started += 1
         return self.actor_class.options(name=f"{self.name}-{self.started - 1}").remote(*self.args)
 
+    def _send(self, actor, method: str, job):
+        """Hand `job` to `actor`: the reference its result comes back by."""
+        return getattr(actor, method).remote(job)
+
     def render(self, batches: list[list[int]], local=None):
-        """Yield (frame index, PNG bytes or image) as batches finish; a dead worker's batch is queued again and a
-        replacement started, used once it is ready (on a cluster that lost a node it may never be: the other
-        workers carry on; with none left and none starting within START_TIMEOUT s, a one-line error).
-        local(idx) -> images: this process takes batches from the same queue too, one at a time on a thread of
-        its own (torch computes outside the GIL), while this thread keeps the workers busy."""
-        queue, idle, pending, starting = deque(batches), list(self.actors), {}, {}
+        """Yield (frame index, PNG bytes or image) as batches finish (`run` with the workers' `render`)."""
+        for idx, frames in self.run(batches, "render", local):
+            yield from zip(idx, frames)
+
+    def run(self, jobs: list, method: str = "render", local=None):
+        """Yield (job, result) as jobs finish, each job computed by an actor's `method` (`Worker.render`: a batch
+        of frame indices -> PNG bytes; `Worker.window`: a window's index -> its latents as .npy bytes). A dead
+        worker's job is queued again and a replacement started, used once it is ready (on a cluster that lost a
+        node it may never be: the other workers carry on; with none left and none starting within START_TIMEOUT s,
+        a one-line error). local(job) -> result: this process takes jobs from the same queue too, one at a time on a
+        thread of its own (torch computes outside the GIL), while this thread keeps the workers busy."""
+        queue, idle, pending, starting = deque(jobs), list(self.actors), {}, {}
         mine, own = None, ThreadPoolExecutor(1, thread_name_prefix="bendlab-driver") if local else None
         try:
             while queue or pending or mine:
                 while queue and idle:
-                    actor, idx = idle.pop(), queue.popleft()
-                    pending[actor.render.remote(idx)] = (actor, idx)
+                    actor, job = idle.pop(), queue.popleft()
+                    pending[self._send(actor, method, job)] = (actor, job)
                 if local and mine is None and queue:
-                    idx = queue.popleft()
-                    mine = (own.submit(local, idx), idx)
+                    job = queue.popleft()
+                    mine = (own.submit(local, job), job)
                 if mine and mine[0].done():
-                    (future, idx), mine = mine, None
-                    yield from zip(idx, future.result())
+                    (future, job), mine = mine, None
+                    yield job, future.result()
                     continue
                 yield from self._collect(queue, idle, pending, starting, busy=mine is not None)
         finally:
@@ -275,8 +350,8 @@ class Pool:
                 own.shutdown(wait=True, cancel_futures=True)
 
     def _collect(self, queue, idle, pending, starting, busy: bool):
-        """Wait for one worker's batch (or a replacement's start) and handle it; with `busy` (this process is
-        rendering a batch too) wait 50 ms at most, so its batch is taken as soon as it is done."""
+        """Wait for one worker's job (or a replacement's start) and handle it; with `busy` (this process is
+        computing a job too) wait 50 ms at most, so its job is taken as soon as it is done."""
         ray = _ray()
         refs = list(pending) + list(starting)
         if busy and not refs:  # no worker left: this process carries on alone
@@ -301,25 +376,25 @@ class Pool:
                                    "same model, device and threads on every node") from None
             idle.append(actor)
             return
-        actor, idx = pending.pop(ref)
+        actor, job = pending.pop(ref)
         try:
-            frames = ray.get(ref)
+            result = ray.get(ref)
         except ray.exceptions.RayTaskError as e:  # our own error inside the worker: no retry
             raise e.as_instanceof_cause() from None
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                 ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError) as e:
             self.failures += 1
             if self.failures > self.max_failures:
-                raise ClusterError(f"workers died {self.failures} times (last: {type(e).__name__} on frames "
-                                   f"{idx[0]}..{idx[-1]}); finished frames are kept: run again to resume") from None
-            queue.appendleft(idx)  # nothing of it was written: render it again
+                raise ClusterError(f"workers died {self.failures} times (last: {type(e).__name__} on "
+                                   f"{_job_name(job)}); finished frames are kept: run again to resume") from None
+            queue.appendleft(job)  # nothing of it was written: compute it again
             self.actors.remove(actor)
             replacement = self._start()
             self.actors.append(replacement)
             starting[replacement.describe.remote()] = replacement
             return
         idle.append(actor)
-        yield from frames
+        yield job, result
 
     def close(self) -> None:
         ray = _ray()
@@ -337,8 +412,10 @@ class RaySource:
     overlap (local CPU workers only): this process is one of the N workers, rendering with the workers' threads
     from the start while Ray and the other N - 1 start (see the module docstring); `started` then holds the
     seconds until they were ready (None for N = 1: no Ray) and `local_frames` how many frames this process
-    made. overlap=False: N actors render every frame. stop: shut Ray down (`shutdown`) as soon as the frames
-    are done, while the mp4 is encoded (`bendlab video`; a notebook keeps the runtime for its next render).
+    made (the video method: `local_windows` the windows). overlap=False: N actors render every frame (the video
+    method: every window, this process blending and decoding them). stop: shut Ray down (`shutdown`) as soon as
+    the frames are done, while the mp4 is encoded (`bendlab video`; a notebook keeps the runtime for its next
+    render).
 
         make_video(spec, "song.mp4", source=RaySource(workers=2))
     """
@@ -349,19 +426,15 @@ class RaySource:
         self.overlap, self.stop = overlap, stop
         self.pool: Pool | None = None
         self._future = None
-        self._local = None
-        self.local_frames, self.started = 0, None
+        self._local = None  # this process's renderer (None: every job on the workers, and no window to decode)
+        self._computes = False  # whether this process takes jobs too (local CPU workers with `overlap`)
+        self.local_frames, self.local_windows, self.started = 0, 0, None
 
     def check(self, spec) -> None:
-        """One-line errors before any work (`check_workers`, `models.check_threads`), and the video method refused:
-        this process blends and decodes its windows, which with Ray's GPU or remote workers would need a pipeline
-        of their device here (not yet implemented; local CPU workers are processes: `video.processes`)."""
+        """One-line errors before any work (`check_workers`, `models.check_threads`, `check_decoder`)."""
         from ..models.device import check_threads
-        if spec.method == "video":
-            raise BendlabValueError("method video on Ray workers is not yet implemented (this process blends and "
-                                    "decodes the windows); accepted: --workers N on this machine's CPUs (worker "
-                                    "processes, --device cpu), or no --ray-address with method video")
         check_threads(self.threads)
+        check_decoder(spec.method, self.device)
         check_workers(self.workers, self.address, spec.method, self.device, self.threads)
 
     def _local_actors(self) -> int | None:
@@ -385,9 +458,9 @@ class RaySource:
         connect(actors, None, actors * (self.threads or WORKER_THREADS))
 
     def model(self, spec):
-        """What the spec is resolved and checked against before the workers start."""
-        from ..models.model import Model
-        return Model.of(spec.model)
+        """What the spec is resolved and checked against before the workers start (with its motion adapter, as
+        in this process alone: `LocalSource.model`)."""
+        return spec.model_of()
 
     def vae(self):
         """The VAE the in-between frames of `--interpolate` are decoded with (`tween`), loaded in this process
@@ -403,35 +476,44 @@ class RaySource:
         return Pool(plan, workers=workers, address=self.address, threads=self.threads, device=self.device)
 
     def start(self, plan) -> dict:
-        self.batch, self.n_frames, self._t0 = plan.spec.batch, plan.n_frames, time.perf_counter()
+        self.plan, self._t0 = plan, time.perf_counter()
         self._model = plan.spec.model
         actors = self._local_actors()
-        if actors is None:
+        if actors is None:  # a cluster, GPU workers, or overlap=False: every job on the workers
             self.pool = self._pool(plan, self.workers)
             self.started = time.perf_counter() - self._t0
-            return self.pool.identity
+            if plan.spec.method != "video":
+                return self.pool.identity
+            check_decoder("video", self.pool.device)  # this process blends and decodes the windows
+            self._load(plan, self.pool.device)
+            self._take_over(wait=True)
+            return self._identity
+        if actors:  # this process is the first worker
+            self._future = _start_thread().submit(self._start_pool, plan)  # Ray and the actors, in the background
+        self._computes = True
+        self._load(plan, "cpu")
+        return self._identity
+
+    def _load(self, plan, device: str) -> None:
+        """This process's pipeline and renderer, computing as a worker does (its torch threads on a CPU)."""
         import torch
 
         from .. import models
-        from .renderer import FrameRenderer, device_entry
-        if actors:  # this process is the first worker
-            self._future = _start_thread().submit(self._start_pool, plan)  # Ray and the actors, in the background
+        from .renderer import device_entry
         self._saved_threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads or WORKER_THREADS)  # this process computes as a worker does
-        pipe = models.load_pipeline(plan.spec.model, "cpu")
-        self._local = FrameRenderer(plan, pipe)
+        torch.set_num_threads(self.threads or WORKER_THREADS)
+        pipe = plan.spec.model_of().load(device)
+        self._local = renderer_of(plan, pipe)
         self._identity = {"weights": models.weights_fingerprint(pipe), "device": device_entry(pipe)}
-        return self._identity
 
     def _take_over(self, wait: bool) -> bool:
         """Whether the pool is ready (waiting for it with `wait`); its identity checked against the driver's."""
-        if self.pool is not None:
-            return True
-        if self._future is None or not (wait or self._future.done()):
-            return False
-        self.pool = self._future.result()  # a start-up failure is raised here, in the driver
-        self._future = None
-        self.started = time.perf_counter() - self._t0
+        if self.pool is None:
+            if self._future is None or not (wait or self._future.done()):
+                return False
+            self.pool = self._future.result()  # a start-up failure is raised here, in the driver
+            self._future = None
+            self.started = time.perf_counter() - self._t0
         if self.pool.identity != self._identity:
             raise ClusterError(f"the workers compute on {self.pool.identity['device']} with other weights or "
                                f"threads than this process ({self._identity['device']}); accepted: the same")
@@ -447,17 +529,34 @@ class RaySource:
         self.local_frames += len(idx)
         return self._local.render(idx)
 
+    def _window_here(self, j: int):
+        self.local_windows += 1
+        return self._local.latents(j)
+
     def frames(self, todo: list[int], folder):
-        from .renderer import aligned_batches
-        batches = deque(aligned_batches(todo, self.batch, self.n_frames))
-        if self._local is None:  # a cluster, or GPU workers: every frame on the workers
-            yield from self.pool.render(list(batches))
+        """Yield (index, image or PNG bytes) as batches finish; the video method: its windows' frames in order,
+        blended and decoded here (`windows_in_order`)."""
+        if self.plan.spec.method == "video":
+            yield from windows_in_order(self._local, todo, folder,
+                                        lambda jobs: self._finished(jobs, self._window_here, "window"))
             return
-        while batches and not self._take_over(wait=False):  # this process alone while the workers start
-            idx = batches.popleft()
-            yield from zip(idx, self._render_here(idx))
-        if batches:  # then the workers and this process, from one queue
-            yield from self.pool.render(list(batches), local=self._render_here)
+        from .renderer import aligned_batches
+        for idx, frames in self._finished(aligned_batches(todo, self.plan.spec.batch, self.plan.n_frames),
+                                          self._render_here, "render"):
+            yield from zip(idx, frames)
+
+    def _finished(self, jobs: list, here, method: str):
+        """Yield (job, result) as jobs finish: with local CPU workers, this process alone while the workers start,
+        then the workers and this process from one queue (`Pool.run`); else the workers alone."""
+        queue = deque(jobs)
+        if not self._computes:
+            yield from self.pool.run(list(queue), method)
+            return
+        while queue and not self._take_over(wait=False):  # this process alone while the workers start
+            job = queue.popleft()
+            yield job, here(job)
+        if queue:
+            yield from self.pool.run(list(queue), method, local=here)
 
     def close(self) -> None:
         if self._future is not None:  # the render ended before the workers were ready: stop them once they are

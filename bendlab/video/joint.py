@@ -31,8 +31,9 @@ window holds are final: they are decoded together (one `decode_latents` call, as
 window) and written; the overlap with window j + 1 waits, accumulated in float32, saved in the render folder. A
 kill mid-song loses at most the window in flight: the resumed render starts from the last saved overlap.
 Windows are independent until they are blended (window j starts from its frames' noise), so with `--workers N`
-(`video.processes`) worker processes compute the windows' latents in parallel and this process blends, decodes
-and writes them in order, as here (`frames(..., latents=...)`).
+worker processes (`video.processes`, on this machine's CPUs) or Ray actors (`video.cluster`, on GPU workers or a
+cluster) compute the windows' latents in parallel and this process blends, decodes and writes them in order, as
+here (`frames(..., latents=...)`).
 
 Bends. The mappings' curves give one parameter per video frame, and a bend acts on the family's canonical view of
 a window's latent, (F, C, h, w), one row per frame, so frame k's slice along the frame axis is bent by the value

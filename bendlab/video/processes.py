@@ -22,7 +22,8 @@ Why not Ray here: on this project's 2-core machine, Ray's own processes (its con
 workers it starts ahead of the actors) took the second core for about 14 s while this process rendered, so
 `--workers 2` was 0.93x of `--workers 1` on an 80-frame song; a spawned process costs one import and one model
 load on the idle core (`benchmarks/bench.py --only startup` measures both lengths). Ray stays for clusters and
-for GPU workers (`video.cluster.RaySource`, `--ray-address`).
+for GPU workers (`video.cluster.RaySource`, `--ray-address`), which hand out the video method's windows the same
+way (`cluster.windows_in_order` is shared: this process blends, decodes and writes them in order).
 
 Notebook: notebooks/07_audio_reactive_video.ipynb
 """
@@ -34,7 +35,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait as wait_futures
 from multiprocessing import connection, get_context
 
-from .cluster import MAX_FAILURES, WORKER_THREADS, ClusterError, check_workers
+from .cluster import MAX_FAILURES, WORKER_THREADS, ClusterError, check_workers, renderer_of, windows_in_order
 
 START_TIMEOUT = 300.0  # seconds this process waits for a worker to start when it has nothing left to render itself
 
@@ -150,13 +151,12 @@ class ProcessSource:
         import torch
 
         from .. import models
-        from .clip import video_renderer
-        from .renderer import FrameRenderer, device_entry
+        from .renderer import device_entry
         self.plan = plan
         self._saved_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads or WORKER_THREADS)  # this process computes as a worker does
         self._pipe = plan.spec.model_of().load("cpu")
-        self._renderer = (video_renderer if plan.spec.method == "video" else FrameRenderer)(plan, self._pipe)
+        self._renderer = renderer_of(plan, self._pipe)
         self.identity = {"weights": models.weights_fingerprint(self._pipe), "device": device_entry(self._pipe)}
         return self.identity
 
@@ -185,24 +185,10 @@ class ProcessSource:
 
     def _windows(self, todo: list[int], folder):
         """The video method: the windows `WindowRenderer.schedule` renders go into one queue for this process and
-        the workers; their latents are blended, decoded and written in window order as they come in (a window
-        done ahead of its turn waits in memory)."""
-        from .joint import npy_tensor
-        r = self._renderer
-        queue = deque(j for j, saved in r.schedule(todo, folder)[1] if saved is None)
-        finished, got = self._finished(queue, self._window_here), {}
-
-        def latents(j: int):
-            while j not in got:
-                k, value = next(finished, (None, None))
-                if k is None:
-                    raise ClusterError(f"window {j} was handed to no process; finished frames are kept: run again")
-                got[k] = npy_tensor(value) if isinstance(value, bytes) else value
-            return got.pop(j)
-        try:
-            yield from r.frames(todo, folder, latents=latents)
-        finally:
-            finished.close()
+        the workers; their latents are blended, decoded and written in window order as they come in
+        (`cluster.windows_in_order`)."""
+        yield from windows_in_order(self._renderer, todo, folder,
+                                    lambda jobs: self._finished(deque(jobs), self._window_here))
 
     def _finished(self, queue: deque, here):
         """Yield (job, result) as jobs finish, this process and the ready workers taking jobs from `queue`: this

@@ -145,13 +145,19 @@ def test_video_spec_refusals(clip16, adapter, kw, msg):
     assert msg in str(e.value) and "\n" not in str(e.value)
 
 
-def test_video_method_on_ray_is_refused(clip16, adapter, tmp_path, no_loading):
-    """Worker processes take windows (tests/video/test_window_workers.py); Ray workers not yet, before any start."""
+def test_video_method_on_cuda_ray_workers_needs_a_gpu_here(clip16, adapter, tmp_path, no_loading):
+    """This process decodes the workers' windows on their device: cuda workers without a GPU here are refused in one
+    line before Ray starts (tests/video/test_ray_windows.py renders on CPU workers)."""
     import sys
+
+    import torch
     from bendlab.video.cluster import RaySource
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: it can decode cuda workers' windows")
     with pytest.raises(BendlabValueError) as e:
-        make_video(video_spec(clip16, adapter), tmp_path / "v.mp4", source=RaySource(2), progress=False)
-    assert "method video on Ray workers is not yet implemented" in str(e.value) and "\n" not in str(e.value)
+        make_video(video_spec(clip16, adapter), tmp_path / "v.mp4", source=RaySource(2, "127.0.0.1:1", device="cuda"),
+                   progress=False)
+    assert "this process decodes their windows on cuda" in str(e.value) and "\n" not in str(e.value)
     assert not ("ray" in sys.modules and sys.modules["ray"].is_initialized())
 
 
