@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -151,13 +152,31 @@ def _loopback():
 
 
 _starter: ThreadPoolExecutor | None = None  # the thread local runtimes are started on, kept while Ray runs
+_on_starter = threading.local()  # .yes on that thread
 
 
 def _start_thread() -> ThreadPoolExecutor:
     global _starter
     if _starter is None:
-        _starter = ThreadPoolExecutor(1, thread_name_prefix="bendlab-ray")
+        _starter = ThreadPoolExecutor(1, thread_name_prefix="bendlab-ray",
+                                      initializer=lambda: setattr(_on_starter, "yes", True))
     return _starter
+
+
+def _on_ray_thread(fn, *args):
+    """fn(*args) on the start thread (`_start_thread`), waited for; at once when called there.
+
+    Every `ray.init` and `ray.put` of this module runs there. Ray numbers the objects a driver puts per thread:
+    (the thread's task id, that thread's put counter), and the thread that called `ray.init` takes the driver's task
+    id, which is the same for every new local runtime (job 1), and keeps it, with its counter, after `ray.shutdown`
+    (a thread-local context that outlives the runtime). A runtime started on this process's main thread after one
+    started on the start thread (`overlap=False` after `overlap`, as in tests/video/test_cluster.py) thus left two
+    threads putting under one task id with two counters, and a put made the id of a live object of the other:
+    Ray's check `Tried to create an owned object that already exists` killed the process. One thread for both:
+    one counter."""
+    if getattr(_on_starter, "yes", False):
+        return fn(*args)
+    return _start_thread().submit(fn, *args).result()
 
 
 class _NotMainThread(logging.Filter):
@@ -288,13 +307,14 @@ class Pool:
                  threads: int | None = None, device: str | None = None, max_failures: int = MAX_FAILURES,
                  name: str = "bendlab-worker"):
         ray = _ray()
-        n = connect(workers, address)
+        n = _on_ray_thread(connect, workers, address)  # the thread of every ray.init and ray.put
         self.device = device or ("cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu")
         if threads is None and self.device == "cpu":
             threads = WORKER_THREADS
         self.actor_class = ray.remote(num_cpus=threads or 1, num_gpus=1 if self.device == "cuda" else 0)(Worker)
         from dataclasses import replace
-        self.args = (ray.put(replace(plan, feats=None)), threads, self.device)  # the curves, not every feature
+        plan = replace(plan, feats=None)  # the curves, not every feature
+        self.args = (_on_ray_thread(ray.put, plan), threads, self.device)  # the put: see _on_ray_thread
         self.name, self.max_failures, self.failures, self.started = name, max_failures, 0, 0
         self.actors = [self._start() for _ in range(n)]
         try:
