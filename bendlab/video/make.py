@@ -7,9 +7,9 @@
     -> plan (`video.spec.plan`: the spec resolved against the model, the parameter curves)
     -> frames (`renderer`: a frame source renders the missing frames: `LocalSource` here,
        `video.processes.ProcessSource` on worker processes, `video.cluster.RaySource` on Ray workers, all running
-       `video.renderer.FrameRenderer`; the video method's windows on AnimateDiff, `video.joint` (their latents on
-       workers too, blended and decoded here), or on a Wan / LTX-Video folder in this process,
-       `video.clip.TransformerWindows`)
+       `video.renderer.FrameRenderer`; the video method's windows on AnimateDiff, `video.joint`, or on a Wan /
+       LTX-Video folder, `video.clip.TransformerWindows`: on workers too, which send back a window's latents or
+       decoded frames, blended and written here in order)
     -> render folder (`video.folder.RenderFolder`: each PNG written as soon as it is finished, verified, resumable)
     -> mp4 (`video.mux.mux`: the PNGs and the audio into H.264 + AAC).
 

@@ -252,3 +252,21 @@ def test_worker_processes_render_a_wan_songs_windows_as_one_process(wan, song, t
     assert isinstance(source, ProcessSource) and source.jobs == [0, 1, 2] and source.local_windows == 2
     assert same_frames(folder, reference, N) and not (folder / f"frame_{N:05d}.png").exists()
     assert no_children()
+
+
+def test_ray_workers_render_a_wan_songs_windows_as_one_process(wan, song, tmp_path, ray_alone):
+    """A Wan folder on Ray workers (`video.cluster.renderer_of` picks `clip.TransformerWindows` there, as
+    `video.processes` does): the actors compute every window's decoded frames, this process blends and writes them
+    in order, byte-identical to the in-process render's."""
+    pytest.importorskip("ray", reason="ray is installed by `make install`")
+    from bendlab.video import cluster
+    from test_ray_windows import Recording
+    spec = dit_spec(song, wan, 5)
+    reference = render_frames(spec, tmp_path / "ref.mp4", device="cpu", progress=False)
+    source = Recording(2, threads=1, overlap=False)
+    try:
+        folder = render_frames(spec, tmp_path / "v.mp4", source=source, progress=False)
+    finally:
+        cluster.shutdown()
+    assert source.jobs == [0, 1, 2] and source.local_windows == 0
+    assert same_frames(folder, reference, N) and not (folder / f"frame_{N:05d}.png").exists()

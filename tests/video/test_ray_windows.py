@@ -7,11 +7,11 @@ its saved overlap with the same frames."""
 import pytest
 
 from bendlab.video import cluster, frames_dir, render_frames
-from conftest import same_frames, write_clip
-from test_method_video import tiny_adapter
+from conftest import same_frames, tiny_adapter, write_clip
 from test_windows import song_spec
 
 pytest.importorskip("ray", reason="ray is installed by `make install`")
+pytestmark = pytest.mark.usefixtures("ray_alone")  # one test process at a time starts Ray (tests/conftest.py)
 N = 20  # 1 s at 20 fps: windows (0, 8), (6, 14), (12, 20)
 
 
