@@ -36,7 +36,7 @@ install:  ## create .venv, install torch 2.13.0 (CPU) first, then bendlab with i
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@echo "installed: $$($(BIN)/python -c 'import torch, diffusers; print("torch", torch.__version__, "diffusers", diffusers.__version__)')"
 
-test: unit notebooks docs slow  ## everything: the quick tests, every notebook headless (fast mode), the docs site, the slow tests
+test: lint unit notebooks docs slow  ## everything: ruff, the quick tests, every notebook headless (fast mode), the docs site, the slow tests
 
 # the quick suite runs its test files on one pytest-xdist worker per CPU (at most 4), a file's tests together (their
 # module fixtures shared): 504 s against 706-773 s in one process on the 2-core machine

@@ -35,7 +35,8 @@ import torch
 from ..checks import BendlabValueError, check_int
 
 KINDS = ("all", "row", "column", "channel", "group", "fraction", "region", "token", "time")
-FORMS = "all, row:I, column:I, channel:C, group:G, fraction:P[:seed=S], region:X0,Y0,X1,Y1, token:I, token:WORD, time:A-B"
+FORMS = ("all, row:I, column:I, channel:C, group:G, fraction:P[:seed=S], region:X0,Y0,X1,Y1, token:I, token:WORD, "
+         "time:A-B")
 
 
 class WhereError(BendlabValueError):

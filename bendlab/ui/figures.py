@@ -414,11 +414,11 @@ def make_music_video_figure(out, *, steps: int | None = None, music_steps: int |
     from ..video.spec import VideoSpec
     from .plots import plot_soundtrack
     v = MUSIC_VIDEO
+    music_layer = v["music_layer"] if music_steps is None else fit_layer(v["music_layer"], music_steps)
     spec = VideoSpec(music=v["music"], prompts=[v["prompt"]], bpm=v["bpm"], fps=v["fps"], seed=seed, steps=steps,
-                     music_steps=music_steps, music_bend=MusicBend(v["music_op"], v["music_layer"] if music_steps is None
-                                                                   else fit_layer(v["music_layer"], music_steps),
-                                                                   0.0, v["high"]),
-                     mappings=[Mapping(v["curve"], v["op"], None, 0.0, v["high"]), Mapping("rms", "multiply", None, 1, 2)])
+                     music_steps=music_steps, music_bend=MusicBend(v["music_op"], music_layer, 0.0, v["high"]),
+                     mappings=[Mapping(v["curve"], v["op"], None, 0.0, v["high"]),
+                               Mapping("rms", "multiply", None, 1, 2)])
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     mp4 = make_video(spec, out, pipe=pipe, upscale=4, progress=progress)
     wav = frames_dir(mp4) / MUSIC_WAV

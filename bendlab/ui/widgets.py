@@ -197,9 +197,9 @@ def slider_view(view: Callable, height: int = 280, **controls):
     """A VBox of the given widgets (name -> widget) above one Image updated in place with view(**values).
 
     `view` returns a PIL image, a list of them (shown side by side), an (images, labels) pair, PNG bytes, or
-    None to keep the picture shown (after a bad input, say). The first render happens at once, so a headless run (papermill)
-    exercises the render path. Returns the VBox; `.image` is the Image widget; `.close()` closes every widget in
-    it (`close_view`).
+    None to keep the picture shown (after a bad input, say). The first render happens at once, so a headless run
+    (papermill) exercises the render path. Returns the VBox; `.image` is the Image widget; `.close()` closes every
+    widget in it (`close_view`).
     """
     import ipywidgets as w
     for c in controls.values():

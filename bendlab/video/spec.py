@@ -34,8 +34,8 @@ from ..paper import DEFAULT_PROMPT, LAYER, SEED, fit_layer
 if TYPE_CHECKING:  # annotations: VideoSpec's fields are read without torch (the command line's help)
     from ..bend.bends import Bend
 
-METHODS = ("txt2img", "img2img", "video")
-NOISES = ("shuffle", "random")  # the video method's initial noise on AnimateDiff (`video.joint.ClipNoise`)  # video: windows of frames denoised jointly (`video.joint`)
+METHODS = ("txt2img", "img2img", "video")  # video: windows of frames denoised jointly (`video.joint`)
+NOISES = ("shuffle", "random")  # the video method's initial noise on AnimateDiff (`video.joint.ClipNoise`)
 MIN_WINDOW = 8  # frames: fewer give the motion modules (trained on 16-frame clips) too little to move
 TRAINED_WINDOW = 16  # frames: the clips AnimateDiff's adapters (and the shipped one) were trained on: the default
 #                      window (their temporal position embeddings go to 32, positions past 16 unseen in training)

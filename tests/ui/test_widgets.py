@@ -9,7 +9,8 @@ import pytest
 import ipywidgets as w
 
 from bendlab import Bend, render
-from bendlab.ui.widgets import DISPLAY_SIDE, EXPLORER_SIDE, STRIP_SIDE, explorer, image_array, render_branched, render_cached, slider_view
+from bendlab.ui.widgets import (EXPLORER_SIDE, STRIP_SIDE, explorer, image_array, render_branched, render_cached,
+                                slider_view)
 from conftest import assert_frames_close, wait_until
 
 STEPS = 4

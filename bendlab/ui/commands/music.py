@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     g.add_argument("--op", metavar="OP", help="operator, as `bendlab operators` lists (not the attn_* ones)")
     g.add_argument("--param", type=parse_param, help="the operator's r (radians for rotations, kernel size in "
                    "latent frames for erode/dilate, ...)")
-    g.add_argument("--layer", type=parse_layer, help=f"denoising step 0..steps at which the latent is bent, or "
+    g.add_argument("--layer", type=parse_layer, help="denoising step 0..steps at which the latent is bent, or "
                    "FIRST-LAST (default 0)")
     g.add_argument("--where", help=f"what part of the latent: {defaults.WHERE_FORMS} (default all)")
     g.add_argument("--norm", help="mean-normalise along channel | row | column after the operator")
