@@ -163,11 +163,15 @@ def image_loss(unet, mean, std, embeds, rows, scale, seed: int = 0, offset: floa
 
 # ----------------------------------------------------------------------------------------- samples, checks
 def load_animatediff(adapter_dir: Path, model: Path = MODEL):
-    """diffusers' AnimateDiffPipeline from the shipped folder and the adapter folder, float32 on the CPU, DDIM, the
-    image UNet's text embedding kept: bendlab.models.load_pipeline's pipeline (not cached, so a retrained adapter
-    in the same folder is read again)."""
-    from bendlab.models.load import _load
-    return _load(str(model), "cpu", torch.float32, str(adapter_dir))
+    """diffusers' AnimateDiffPipeline from the shipped folder and the adapter folder, float32, DDIM (as
+    bendlab.models.load_pipeline builds it)."""
+    from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter
+    adapter = MotionAdapter.from_pretrained(adapter_dir, dtype=torch.float32, use_safetensors=True)
+    pipe = AnimateDiffPipeline.from_pretrained(model, motion_adapter=adapter, dtype=torch.float32,
+                                               use_safetensors=True)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def video(pipe, prompt: str, seed: int, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
@@ -362,7 +366,6 @@ def main(argv=None) -> None:
     rng = torch.Generator().manual_seed(a.seed)
     t_start = time.time()
     from diffusers import UNetMotionModel
-    from bendlab.models.text_embedding import keep_text_embedding
 
     pipe = load_image_model()
     for m in (pipe.vae, pipe.text_encoder, pipe.unet):
@@ -386,10 +389,14 @@ def main(argv=None) -> None:
 
     adapter = make_adapter(pipe.unet.config, a.heads, a.max_frames)
     unet = UNetMotionModel.from_unet2d(pipe.unet, adapter)
-    # UNetMotionModel builds an addition embedding only for SDXL's "text_time": the shipped UNet's "text" one (an
-    # attention-pooled prompt added to the timestep embedding) is put back per frame, as bendlab loads AnimateDiff
-    kept = keep_text_embedding(unet, pipe.unet)
-    log(f"the image UNet's {pipe.unet.config.addition_embed_type!r} addition embedding kept per frame: {kept}")
+    # UNetMotionModel builds an addition embedding only for SDXL's "text_time": the shipped UNet's "text" one
+    # (an attention-pooled prompt added to the timestep embedding) is left out of the UNet AnimateDiffPipeline runs.
+    # The motion modules are trained in that UNet, the one they will run in
+    dropped = [f"add_embedding ({pipe.unet.config.addition_embed_type})"] if (
+        hasattr(pipe.unet, "add_embedding") and getattr(pipe.unet, "add_embedding", None) is not None
+        and getattr(unet, "add_embedding", None) is None) else []
+    if dropped:
+        log(f"note: UNetMotionModel leaves out the image UNet's {dropped[0]}: trained without it, as it runs")
     held = [i for i in range(0, len(mean), max(1, len(mean) // 16))][:16]
     held_rows = [index[captions[i][0]] for i in held]
     loss0 = image_loss(unet, mean[held], std[held], embeds, held_rows, scale, offset=a.offset_noise)
@@ -416,7 +423,7 @@ def main(argv=None) -> None:
              "final_loss_ema": round(loss, 4), "fixed_batch_loss_start": round(loss0, 4),
              "fixed_batch_loss_end": round(loss1, 4), "heads": a.heads, "max_frames": a.max_frames,
              "adapter_parameters": sum(p.numel() for p in adapter.parameters()), "weights_dtype": str(save_dtype),
-             "weights_bytes": size, "image_model": "bendlab-tiny-sd", "text_embedding_kept": kept,
+             "weights_bytes": size, "image_model": "bendlab-tiny-sd", "dropped_unet_options": dropped,
              "data_reference": data_reference(clips, kinds)}
     (a.out / "training_stats.json").write_text(json.dumps(stats, indent=1) + "\n")
     log(f"saved {a.out}: {stats}")

@@ -17,7 +17,6 @@ from .adapter import check_motion_adapter
 from .family import ANIMATEDIFF, SD, family, family_of
 from .folder import _index, resolve
 from .sampler import keeps_own_scheduler
-from .text_embedding import keep_text_embedding
 
 @contextlib.contextmanager
 def quiet_loading():
@@ -62,11 +61,7 @@ def _load(path: str, device: str, dtype: torch.dtype, motion_adapter: str | None
             if motion_adapter:  # the SD folder's components, its UNet turned into a UNetMotionModel by diffusers
                 extra["motion_adapter"] = diffusers.MotionAdapter.from_pretrained(motion_adapter, dtype=dtype,
                                                                                   use_safetensors=True)
-                extra["unet"] = diffusers.UNet2DConditionModel.from_pretrained(path, subfolder="unet", dtype=dtype,
-                                                                               use_safetensors=True)
             pipe = cls.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
-            if motion_adapter:  # the 2D UNet's pooled-text embedding, which from_unet2d drops
-                keep_text_embedding(pipe.unet, extra["unet"])
         except OSError as e:  # hub id not in the local cache and no network, or a folder without safetensors
             raise OSError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
     if fam.medium == "image" and not keeps_own_scheduler(pipe.scheduler):  # a video transformer keeps its own
