@@ -45,7 +45,7 @@ from ..bend.hooks import bending
 from ..checks import BendlabValueError, check_int
 from ..models.family import VIDEO, VIDEO_TRANSFORMERS, Family, family_of
 from .frame_prompts import encode_each, frame_prompts, latent_weights
-from .joint import ClipNoise, WindowRenderer, blend_weights, plan_windows
+from .joint import ClipNoise, WindowRenderer, blend_weights, plan_windows, shuffle_block
 from .latent_frames import check_frames, per_latent_frame
 from .spec import Plan, check_curves, prompt_weights
 
@@ -197,6 +197,17 @@ def check_song(plan: Plan, pipe) -> None:
     check_clip(pipe, bends, first[1] - first[0], spec.height, spec.width, spec.n_layers)
 
 
+def song_noise(spec, shape: tuple[int, int, int], r: int) -> ClipNoise:
+    """A song's initial noise per latent frame: noise "random", latent frame j the j-th draw of one seeded generator;
+    "shuffle", FreeNoise's shuffled noise over latent frames (`joint.ClipNoise`): a window of 1 + (window - 1) / r
+    latent frames, windows (window - overlap) / r latent frames apart, so every window starting on a block holds
+    the first window's draws in its own order. The first window is the same either way."""
+    if spec.noise != "shuffle":
+        return ClipNoise(spec.seed, shape)
+    n = check_frames(spec.window, r)
+    return ClipNoise(spec.seed, shape, n, shuffle_block(n, n - (spec.window - spec.overlap) // r))
+
+
 class TransformerWindows(WindowRenderer):
     """Renders a plan's frames on a video transformer (Wan, LTX-Video) window by window (the module docstring):
     prepared once (the bends checked, the windows and their weights, the padded curves), then run in order by
@@ -218,7 +229,7 @@ class TransformerWindows(WindowRenderer):
         self.prompt_weights = np.pad(weights, ((0, pad), (0, 0)), mode="edge")  # (frames, prompts)
         _, h, w = self.fam.latent_grid(pipe, 1, spec.height, spec.width)
         self.channels = self.fam.denoiser_of(pipe).config.in_channels
-        self.noise = ClipNoise(spec.seed, (self.channels, h, w))  # one draw per latent frame of the song
+        self.noise = song_noise(spec, (self.channels, h, w), self.r)
         self.shape = (3, spec.height, spec.width)  # what an overlap holds per frame: RGB in 0..1
 
     def bends(self, s: int, e: int) -> list[Bend]:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # annotations: VideoSpec's fields are read without torch (the
     from ..bend.bends import Bend
 
 METHODS = ("txt2img", "img2img", "video")  # video: windows of frames denoised jointly (`video.joint`)
-NOISES = ("shuffle", "random")  # the video method's initial noise on AnimateDiff (`video.joint.ClipNoise`)
+NOISES = ("shuffle", "random")  # the video method's initial noise (`video.joint.ClipNoise`)
 MIN_WINDOW = 8  # frames: fewer give the motion modules (trained on 16-frame clips) too little to move
 TRAINED_WINDOW = 16  # frames: the clips AnimateDiff's adapters (and the shipped one) were trained on: the default
 #                      window (their temporal position embeddings go to 32, positions past 16 unseen in training)
@@ -190,8 +190,9 @@ class VideoSpec:
     #                            the video transformer pipeline's clip length (Wan 81, LTX-Video 161)
     overlap: int | None = None  # video method: frames neighbouring windows share, cross-faded; None: window // 4
     #                             (on a video transformer: the nearest 1 + r k, r its VAE's temporal compression)
-    noise: str | None = None  # video method on AnimateDiff: "shuffle", every window starts from the same draws in
-    #                           another order (FreeNoise's), or "random", one draw per frame; None: "shuffle"
+    noise: str | None = None  # video method: "shuffle", every window starts from the same draws in another order
+    #                           (FreeNoise's), or "random", one draw per (latent) frame; None: "shuffle" on
+    #                           AnimateDiff, "random" on Wan / LTX-Video (shuffle not measured there: no weights)
     height: int | None = None  # video method on a video transformer: px; None: its pipeline's (Wan 480, LTX 512)
     width: int | None = None  # ... and px; None: its pipeline's (Wan 832, LTX 704)
     bpm: float | None = None  # beat, beat_phase, bar_phase, lfo:K on a fixed tempo; None: the tracked beats
@@ -379,13 +380,10 @@ def video_settings(spec: VideoSpec, model: models.Model) -> dict:
                                     "LTX-Video model)")
         window, overlap = check_window(spec)
         return {"window": window, "overlap": overlap, "noise": spec.noise or "shuffle"}
-    if spec.noise is not None:
-        raise BendlabValueError(f"noise {spec.noise!r} on a video transformer: its windows start from one draw per "
-                                "latent frame; accepted: leave it out (--noise is read by AnimateDiff)")
     if model.shapes is None:
         raise BendlabValueError(f"model {model.path!r} is a video transformer named by a hub id; accepted: a local "
                                 "folder (its pipeline's save_pretrained), checked before its weights load")
-    return check_transformer_window(spec, model.shapes)
+    return {**check_transformer_window(spec, model.shapes), "noise": spec.noise or "random"}
 
 
 def check_transformer_window(spec: VideoSpec, pipe) -> dict:

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from bendlab import models
 from bendlab.checks import BendlabValueError
@@ -143,6 +144,47 @@ def test_a_step_at_frame_k_changes_only_the_latent_frames_from_the_one_holding_k
         first = frames_of(j, r).start
         assert torch.equal(frames[1][:first], frames[0][:first])
         assert (frames[1][first:] != frames[0][first:]).flatten(1).any(1).all()
+
+
+@pytest.mark.parametrize("name", list(MAKERS))
+def test_shuffled_noise_holds_the_first_windows_draws_in_every_window(name, song, tmp_path):
+    """--noise shuffle on a video transformer (FreeNoise's noise over latent frames, `clip.song_noise`): every window
+    starts from the first window's latent draws in its own order (Wan: 3 latent frames a window, windows 1 apart;
+    LTX-Video: 2, windows 1 apart), where "random" (the default there) gives each window the next draws; the first
+    window is the same either way, so one window is the stock call still."""
+    from bendlab.video import check_spec
+    from bendlab.video.clip import song_noise
+    fam, maker, overlap, windows = MAKERS[name]
+    folder = tmp_path / "model"
+    maker().save_pretrained(folder, safe_serialization=True)
+    shuffled = check_spec(dit_spec(song, str(folder), overlap, noise="shuffle")).spec
+    default = check_spec(dit_spec(song, str(folder), overlap)).spec
+    assert (shuffled.noise, default.noise) == ("shuffle", "random")
+    r = 8 if fam is LTX else 4
+    n = (shuffled.window - 1) // r + 1
+    noises = {k: song_noise(spec, (4, 2, 2), r) for k, spec in (("shuffle", shuffled), ("random", default))}
+    draws = {k: [v.frames(s // r, s // r + n)[0].transpose(0, 1).flatten(1) for s, _ in windows]
+             for k, v in noises.items()}  # per window: (latent frames, C h w)
+    assert torch.equal(draws["shuffle"][0], draws["random"][0])
+    first = {tuple(row.tolist()) for row in draws["shuffle"][0]}
+    for later in draws["shuffle"][1:]:
+        assert {tuple(row.tolist()) for row in later} == first and len(first) == n
+    assert {tuple(row.tolist()) for row in draws["random"][1]} != first
+
+
+def test_a_wan_song_with_shuffled_noise_renders_and_resumes_only_with_it(wan, song, tmp_path):
+    """The noise is part of the render folder's settings on a video transformer too: the song renders with
+    --noise shuffle, its frames differ from the default's after the first window, and a resume with the other
+    noise is refused in one line."""
+    from bendlab.video.folder import RenderFolderError
+    out = tmp_path / "v.mp4"
+    shuffled = render_frames(dit_spec(song, wan, 5, noise="shuffle"), out, device="cpu", progress=False)
+    plain = render_frames(dit_spec(song, wan, 5), tmp_path / "p.mp4", device="cpu", progress=False)
+    a, b = (np.stack([np.asarray(Image.open(d / f"frame_{i:05d}.png")) for i in range(N)]) for d in (shuffled, plain))
+    assert np.array_equal(a[:4], b[:4]) and not np.array_equal(a[4:], b[4:])  # frames 0-3: window 0's alone
+    with pytest.raises(RenderFolderError) as e:
+        render_frames(dit_spec(song, wan, 5), out, device="cpu", progress=False)
+    assert "noise" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_a_kill_mid_song_loses_only_the_window_in_flight(wan, song, tmp_path, monkeypatch):

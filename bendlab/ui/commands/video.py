@@ -57,11 +57,11 @@ def add_parser(sub) -> None:
     f.add_argument("--overlap", type=int, metavar="N", help="method video: frames neighbouring windows share, "
                    "cross-faded, 0..window - 1 (default window // 4; on Wan / LTX-Video 1 + 4k / 1 + 8k, so windows "
                    "start on latent frames); part of the render folder's settings")
-    f.add_argument("--noise", choices=NOISES, help="method video on AnimateDiff: each frame's initial noise; "
-                   "shuffle: the first window's draws, shuffled in blocks along the song (FreeNoise's), so every "
-                   "window starts from the same draws and draws the same scene; random: one draw per frame, the "
-                   "scene free to change from window to window (default shuffle); part of the render folder's "
-                   "settings")
+    f.add_argument("--noise", choices=NOISES, help="method video: each frame's (Wan / LTX-Video: latent frame's) "
+                   "initial noise; shuffle: the first window's draws, shuffled in blocks along the song (FreeNoise's), "
+                   "so every window starts from the same draws and draws the same scene; random: one draw per frame, "
+                   "the scene free to change from window to window (default shuffle on AnimateDiff, random on Wan / "
+                   "LTX-Video); part of the render folder's settings")
     f.add_argument("--height", type=int, metavar="PX", help="method video on Wan / LTX-Video: frame height "
                    "(default: its pipeline's, 480 / 512); part of the render folder's settings")
     f.add_argument("--width", type=int, metavar="PX", help="method video on Wan / LTX-Video: frame width "
