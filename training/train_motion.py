@@ -340,6 +340,7 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     ap.add_argument("--heads", type=int, default=4, help="attention heads of the temporal transformers")
     ap.add_argument("--max-frames", type=int, default=32, help="motion_max_seq_length: the longest window")
+    ap.add_argument("--init", type=Path, help="start from this trained MotionAdapter folder instead of zero")
     ap.add_argument("--offset-noise", type=float, default=0.1, help="std of the per-clip, per-channel noise offset")
     ap.add_argument("--smoke", action="store_true", help="a few steps end to end into --out (tests)")
     ap.add_argument("--measure", type=Path, help="measure the checks of this saved adapter and stop")
@@ -388,6 +389,11 @@ def main(argv=None) -> None:
         f"({2 * mean.numel() * 2 / 2**20:.0f} MiB with the stds)")
 
     adapter = make_adapter(pipe.unet.config, a.heads, a.max_frames)
+    if a.init:  # go on from a trained adapter (its motion modules), not from zero
+        from diffusers import MotionAdapter
+        adapter.load_state_dict(MotionAdapter.from_pretrained(a.init, dtype=torch.float32,
+                                                              use_safetensors=True).state_dict())
+        log(f"motion modules from {a.init}")
     unet = UNetMotionModel.from_unet2d(pipe.unet, adapter)
     # UNetMotionModel builds an addition embedding only for SDXL's "text_time": the shipped UNet's "text" one
     # (an attention-pooled prompt added to the timestep embedding) is left out of the UNet AnimateDiffPipeline runs.
@@ -416,7 +422,8 @@ def main(argv=None) -> None:
     adapter.to(save_dtype).save_pretrained(a.out, safe_serialization=True)
     size = sum(f.stat().st_size for f in a.out.glob("*.safetensors"))
     counts = {k: kinds.count(k) for k in motion.KINDS}
-    stats = {"train_minutes": round(minutes, 1), "seed": a.seed, "torch_threads": torch.get_num_threads(),
+    stats = {"train_minutes": round(minutes, 1), "seed": a.seed, "init": str(a.init) if a.init else None,
+             "torch_threads": torch.get_num_threads(),
              "clips": a.clips, "frames": motion.FRAMES, "clips_per_kind": counts, "captions": len(flat) - 1,
              "data_seconds": round(t_data, 1), "budget_minutes": a.minutes, "steps": steps, "batch_clips": a.batch,
              "lr": a.lr, "offset_noise": a.offset_noise, "cfg_drop": 0.1, "ema_decay": 0.995,

@@ -118,3 +118,6 @@ def test_training_smoke_writes_a_loadable_adapter(tmp_path):
     pipe = models.load_pipeline(None, "cpu", motion_adapter=out)
     frames = train_motion.video(pipe, "mice", 0, steps=2, guidance=GUIDANCE)
     assert frames.shape == (16, 64, 64, 3)
+    again = tmp_path / "again"  # --init: training goes on from a saved adapter (the shipped one's second stage)
+    train_motion.main(["--smoke", "--threads", "1", "--init", str(out), "--out", str(again)])
+    assert json.loads((again / "training_stats.json").read_text())["init"] == str(out)
