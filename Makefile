@@ -85,8 +85,9 @@ model:  ## retrain the shipped model from scratch: one seeded run, about an hour
 music-model:  ## retrain the shipped music model from scratch: one seeded run, about 50 minutes on both cores here (see its model card)
 	$(BIN)/python training/train_music.py --threads 2 --out $(MUSIC_DIR)
 
-motion:  ## retrain the shipped motion adapter (AnimateDiff, for the shipped model) from scratch: one seeded run, about 70 minutes here (see its model card)
-	$(BIN)/python training/train_motion.py --threads 2 --out $(MOTION_DIR)
+motion:  ## retrain the shipped motion adapter (AnimateDiff, for the shipped model) from scratch: two seeded stages, about 110 minutes here (see its model card)
+	$(BIN)/python training/train_motion.py --threads 2 --out $(MOTION_DIR).stage1
+	$(BIN)/python training/train_motion.py --threads 2 --init $(MOTION_DIR).stage1 --seed 1 --minutes 30 --lr 5e-4 --out $(MOTION_DIR)
 
 bench:  ## benchmarks: render speed, bend overhead, branching and batching ratios
 	$(BIN)/python benchmarks/bench.py
